@@ -1,0 +1,284 @@
+//! AMD: the HIP runtime (libamdhip64), loaded at run time.
+
+pub mod hiprtc;
+
+use super::loader::{cstr, dyn_api, env_dir, open_first};
+use super::{Backend, FuncAttrs, Raw, Target};
+use crate::error::{Error, Result};
+use std::ffi::{c_char, c_void, CString};
+use std::sync::OnceLock;
+
+type Ptr = *mut c_void;
+
+dyn_api!(
+    /// The HIP runtime entry points ROCmForge uses (the module API, as cudarc uses the driver API).
+    HipApi {
+        fn hipInit(u32) -> i32;
+        fn hipDriverGetVersion(*mut i32) -> i32;
+        fn hipRuntimeGetVersion(*mut i32) -> i32;
+        fn hipGetDeviceCount(*mut i32) -> i32;
+        fn hipSetDevice(i32) -> i32;
+        fn hipDeviceGetAttribute(*mut i32, i32, i32) -> i32;
+        fn hipDeviceGetName(*mut c_char, i32, i32) -> i32;
+        fn hipDeviceTotalMem(*mut usize, i32) -> i32;
+        fn hipDeviceSynchronize() -> i32;
+        fn hipMalloc(*mut Ptr, usize) -> i32;
+        fn hipFree(Ptr) -> i32;
+        fn hipMemcpyHtoD(Ptr, *const c_void, usize) -> i32;
+        fn hipMemcpyDtoH(*mut c_void, Ptr, usize) -> i32;
+        fn hipMemcpyDtoDAsync(Ptr, Ptr, usize, Ptr) -> i32;
+        fn hipMemsetD8(Ptr, u8, usize) -> i32;
+        fn hipMemGetInfo(*mut usize, *mut usize) -> i32;
+        fn hipModuleLoadData(*mut Ptr, *const c_void) -> i32;
+        fn hipModuleUnload(Ptr) -> i32;
+        fn hipModuleGetFunction(*mut Ptr, Ptr, *const c_char) -> i32;
+        fn hipFuncGetAttribute(*mut i32, i32, Ptr) -> i32;
+        fn hipModuleLaunchKernel(Ptr, u32, u32, u32, u32, u32, u32, u32, Ptr, *mut *mut c_void, *mut *mut c_void) -> i32;
+        fn hipStreamCreate(*mut Ptr) -> i32;
+        fn hipStreamDestroy(Ptr) -> i32;
+        fn hipStreamSynchronize(Ptr) -> i32;
+        fn hipEventCreate(*mut Ptr) -> i32;
+        fn hipEventDestroy(Ptr) -> i32;
+        fn hipEventRecord(Ptr, Ptr) -> i32;
+        fn hipEventSynchronize(Ptr) -> i32;
+        fn hipEventElapsedTime(*mut f32, Ptr, Ptr) -> i32;
+        fn hipGetErrorString(i32) -> *const c_char;
+    }
+);
+
+/// libamdhip64 candidates: ROCM_PATH / HIP_PATH first, then /opt/rocm, then the loader's search.
+/// Sonames: .so.7 (ROCm 7), .so.6 (ROCm 6), .so.5 (ROCm 5, which also carries hipRTC).
+pub(crate) fn amdhip_candidates() -> Vec<String> {
+    let mut dirs: Vec<std::path::PathBuf> = ["ROCM_PATH", "HIP_PATH"].iter().filter_map(|v| env_dir(v, "lib")).collect();
+    dirs.push("/opt/rocm/lib".into());
+    let sonames = ["libamdhip64.so.7", "libamdhip64.so.6", "libamdhip64.so.5", "libamdhip64.so"];
+    let mut c: Vec<String> = dirs.iter().flat_map(|d| sonames.iter().map(move |s| d.join(s).to_string_lossy().into_owned())).collect();
+    c.extend(sonames.map(String::from));
+    c
+}
+
+fn runtime() -> Result<&'static HipApi> {
+    static H: OnceLock<std::result::Result<HipApi, String>> = OnceLock::new();
+    H.get_or_init(|| {
+        let load = || -> Result<HipApi> {
+            let (lib, path) = open_first("HIP runtime (libamdhip64)", &amdhip_candidates())?;
+            let api = HipApi::from_library(lib, path)?;
+            check(&api, "hipInit", unsafe { (api.hipInit)(0) })?;
+            Ok(api)
+        };
+        load().map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map_err(|e| Error::NoDevice(e.clone()))
+}
+
+fn check(api: &HipApi, name: &'static str, code: i32) -> Result<()> {
+    if code == 0 {
+        return Ok(());
+    }
+    // SAFETY: returns a static string.
+    Err(Error::Vendor { api: name, code: code as i64, message: cstr(unsafe { (api.hipGetErrorString)(code) }) })
+}
+
+macro_rules! hip {
+    ($a:expr, $f:ident ( $($x:expr),* )) => {
+        // SAFETY: arguments follow hip_runtime_api.h for this entry point.
+        check($a, stringify!($f), unsafe { ($a.$f)($($x),*) })
+    };
+}
+
+// hipDeviceAttribute_t values (hip_runtime_api.h, unchanged from ROCm 5.2 to 7).
+const ATTR_CLOCK: i32 = 5;
+const ATTR_L2: i32 = 19;
+const ATTR_BLOCK_X: i32 = 26;
+const ATTR_GRID_X: i32 = 29;
+const ATTR_THREADS_PER_BLOCK: i32 = 56;
+const ATTR_CU_COUNT: i32 = 63;
+const ATTR_REGS_PER_BLOCK: i32 = 71;
+const ATTR_SHARED_PER_BLOCK: i32 = 74;
+const ATTR_WARP_SIZE: i32 = 87;
+
+/// The gfx architecture name with features, read from `hipDeviceProp_t::gcnArchName`. The struct's
+/// layout differs between ROCm 5 and 6 (`hipGetDevicePropertiesR0600`), so rather than hard-coding
+/// one offset we fill a generous buffer and take the one NUL-terminated string starting `gfx`.
+fn arch_name(lib_path: &str, ordinal: i32) -> Result<String> {
+    type PropsFn = unsafe extern "C" fn(*mut c_void, i32) -> i32;
+    // SAFETY: re-opening an already loaded library just bumps its refcount.
+    let lib = unsafe { libloading::Library::new(lib_path) }.map_err(|e| Error::NoDevice(e.to_string()))?;
+    let f = unsafe { lib.get::<PropsFn>(b"hipGetDevicePropertiesR0600\0").or_else(|_| lib.get::<PropsFn>(b"hipGetDeviceProperties\0")) }
+        .map_err(|e| Error::MissingSymbol { library: lib_path.into(), symbol: "hipGetDeviceProperties".into(), reason: e.to_string() })?;
+    let mut buf = vec![0u8; 16384];
+    // SAFETY: the buffer is far larger than any hipDeviceProp_t version (792 bytes in 5.2, ~1.5 KiB in 6).
+    let rc = unsafe { f(buf.as_mut_ptr() as *mut c_void, ordinal) };
+    if rc != 0 {
+        return Err(Error::Vendor { api: "hipGetDeviceProperties", code: rc as i64, message: "failed".into() });
+    }
+    let mut i = 0;
+    while i + 3 < buf.len() {
+        if &buf[i..i + 3] == b"gfx" && (i == 0 || buf[i - 1] == 0) {
+            let end = buf[i..].iter().position(|&b| b == 0).map(|p| i + p).unwrap_or(buf.len());
+            return Ok(String::from_utf8_lossy(&buf[i..end]).into_owned());
+        }
+        i += 1;
+    }
+    Err(Error::NoDevice("hipGetDeviceProperties gave no gcnArchName".into()))
+}
+
+/// A HIP device.
+pub(crate) struct HipBackend {
+    api: &'static HipApi,
+    ordinal: i32,
+}
+
+impl HipBackend {
+    pub(crate) fn open(ordinal: u32) -> Result<(HipBackend, Target)> {
+        let api = runtime()?;
+        let mut n = 0;
+        hip!(api, hipGetDeviceCount(&mut n))?;
+        if ordinal as i32 >= n {
+            return Err(Error::NoDevice(format!("HIP device {ordinal} requested, {n} present")));
+        }
+        let dev = ordinal as i32;
+        let attr = |a: i32| -> Result<u32> {
+            let mut v = 0;
+            hip!(api, hipDeviceGetAttribute(&mut v, a, dev))?;
+            Ok(v.max(0) as u32)
+        };
+        let mut t = Target::named(&arch_name(&api.path, dev)?)?;
+        let mut name = vec![0 as c_char; 256];
+        hip!(api, hipDeviceGetName(name.as_mut_ptr(), 256, dev))?;
+        let mut mem = 0usize;
+        hip!(api, hipDeviceTotalMem(&mut mem, dev))?;
+        let (mut dv, mut rv) = (0, 0);
+        hip!(api, hipDriverGetVersion(&mut dv))?;
+        hip!(api, hipRuntimeGetVersion(&mut rv))?;
+        t.name = cstr(name.as_ptr());
+        t.detected = true;
+        t.wave_size = attr(ATTR_WARP_SIZE)?;
+        t.compute_units = attr(ATTR_CU_COUNT)?;
+        t.max_threads_per_block = attr(ATTR_THREADS_PER_BLOCK)?;
+        t.max_block = [attr(ATTR_BLOCK_X)?, attr(ATTR_BLOCK_X + 1)?, attr(ATTR_BLOCK_X + 2)?];
+        t.max_grid = [attr(ATTR_GRID_X)?, attr(ATTR_GRID_X + 1)?, attr(ATTR_GRID_X + 2)?];
+        t.shared_per_block = attr(ATTR_SHARED_PER_BLOCK)?;
+        t.shared_per_block_optin = t.shared_per_block;
+        t.regs_per_block = attr(ATTR_REGS_PER_BLOCK)?;
+        t.l2_bytes = attr(ATTR_L2)? as u64;
+        t.clock_khz = attr(ATTR_CLOCK).unwrap_or(0);
+        t.mem_bytes = mem as u64;
+        t.driver_version = format!("HIP driver {dv}, runtime {rv}");
+        Ok((HipBackend { api, ordinal: dev }, t))
+    }
+
+    fn bind(&self) -> Result<()> {
+        hip!(self.api, hipSetDevice(self.ordinal))
+    }
+}
+
+impl Backend for HipBackend {
+    fn malloc(&self, bytes: usize) -> Result<u64> {
+        self.bind()?;
+        let mut p: Ptr = std::ptr::null_mut();
+        hip!(self.api, hipMalloc(&mut p, bytes))?;
+        Ok(p as u64)
+    }
+    fn free(&self, ptr: u64) -> Result<()> {
+        self.bind()?;
+        hip!(self.api, hipFree(ptr as Ptr))
+    }
+    unsafe fn htod(&self, dst: u64, src: *const u8, bytes: usize) -> Result<()> {
+        self.bind()?;
+        hip!(self.api, hipMemcpyHtoD(dst as Ptr, src as *const c_void, bytes))
+    }
+    unsafe fn dtoh(&self, dst: *mut u8, src: u64, bytes: usize) -> Result<()> {
+        self.bind()?;
+        hip!(self.api, hipMemcpyDtoH(dst as *mut c_void, src as Ptr, bytes))
+    }
+    fn dtod(&self, dst: u64, src: u64, bytes: usize, stream: Raw) -> Result<()> {
+        self.bind()?;
+        hip!(self.api, hipMemcpyDtoDAsync(dst as Ptr, src as Ptr, bytes, stream as Ptr))
+    }
+    fn memset8(&self, dst: u64, value: u8, bytes: usize) -> Result<()> {
+        self.bind()?;
+        hip!(self.api, hipMemsetD8(dst as Ptr, value, bytes))
+    }
+    fn mem_info(&self) -> Result<(u64, u64)> {
+        self.bind()?;
+        let (mut f, mut t) = (0usize, 0usize);
+        hip!(self.api, hipMemGetInfo(&mut f, &mut t))?;
+        Ok((f as u64, t as u64))
+    }
+    fn synchronize(&self) -> Result<()> {
+        self.bind()?;
+        hip!(self.api, hipDeviceSynchronize())
+    }
+    fn module_load(&self, image: &[u8]) -> Result<Raw> {
+        self.bind()?;
+        let mut m: Ptr = std::ptr::null_mut();
+        hip!(self.api, hipModuleLoadData(&mut m, image.as_ptr() as *const c_void))?;
+        Ok(m as Raw)
+    }
+    fn module_unload(&self, module: Raw) -> Result<()> {
+        hip!(self.api, hipModuleUnload(module as Ptr))
+    }
+    fn function(&self, module: Raw, name: &str) -> Result<Raw> {
+        let c = CString::new(name).map_err(|_| Error::Launch { kernel: name.into(), reason: "NUL in name".into() })?;
+        let mut f: Ptr = std::ptr::null_mut();
+        hip!(self.api, hipModuleGetFunction(&mut f, module as Ptr, c.as_ptr()))?;
+        Ok(f as Raw)
+    }
+    fn func_attrs(&self, func: Raw) -> Result<FuncAttrs> {
+        let get = |a: i32| -> Result<u32> {
+            let mut v = 0;
+            hip!(self.api, hipFuncGetAttribute(&mut v, a, func as Ptr))?;
+            Ok(v.max(0) as u32)
+        };
+        Ok(FuncAttrs { max_threads: get(0)?, shared_bytes: get(1)?, local_bytes: get(3)?, registers: get(4)? })
+    }
+    fn set_dynamic_shared(&self, _func: Raw, _bytes: u32) -> Result<()> {
+        // AMD kernels may use all LDS dynamically without opting in.
+        Ok(())
+    }
+    unsafe fn launch(&self, func: Raw, g: [u32; 3], b: [u32; 3], shared: u32, stream: Raw, params: &mut [*mut c_void]) -> Result<()> {
+        self.bind()?;
+        hip!(
+            self.api,
+            hipModuleLaunchKernel(func as Ptr, g[0], g[1], g[2], b[0], b[1], b[2], shared, stream as Ptr, params.as_mut_ptr(), std::ptr::null_mut())
+        )
+    }
+    fn stream_create(&self) -> Result<Raw> {
+        self.bind()?;
+        let mut s: Ptr = std::ptr::null_mut();
+        hip!(self.api, hipStreamCreate(&mut s))?;
+        Ok(s as Raw)
+    }
+    fn stream_destroy(&self, s: Raw) -> Result<()> {
+        hip!(self.api, hipStreamDestroy(s as Ptr))
+    }
+    fn stream_sync(&self, s: Raw) -> Result<()> {
+        hip!(self.api, hipStreamSynchronize(s as Ptr))
+    }
+    fn event_create(&self) -> Result<Raw> {
+        self.bind()?;
+        let mut e: Ptr = std::ptr::null_mut();
+        hip!(self.api, hipEventCreate(&mut e))?;
+        Ok(e as Raw)
+    }
+    fn event_destroy(&self, e: Raw) -> Result<()> {
+        hip!(self.api, hipEventDestroy(e as Ptr))
+    }
+    fn event_record(&self, e: Raw, s: Raw) -> Result<()> {
+        hip!(self.api, hipEventRecord(e as Ptr, s as Ptr))
+    }
+    fn event_sync(&self, e: Raw) -> Result<()> {
+        hip!(self.api, hipEventSynchronize(e as Ptr))
+    }
+    fn event_elapsed_ms(&self, start: Raw, end: Raw) -> Result<f32> {
+        let mut ms = 0f32;
+        hip!(self.api, hipEventElapsedTime(&mut ms, start as Ptr, end as Ptr))?;
+        Ok(ms)
+    }
+}
+
+// SAFETY: the HIP runtime is thread-safe; the device is selected before each call.
+unsafe impl Send for HipBackend {}
+unsafe impl Sync for HipBackend {}

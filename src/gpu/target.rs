@@ -1,0 +1,207 @@
+//! `Target`: what a kernel is compiled for. Detected from a device, or named (`gfx90a:sramecc+`,
+//! `sm_90`) to compile for a GPU that is not present.
+
+use crate::error::{Error, Result};
+use serde::Serialize;
+use std::fmt;
+
+/// GPU vendor. Only `gpu/` acts on it; everything above treats it as data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+pub enum Vendor {
+    /// AMD through HIP and hipRTC.
+    Amd,
+    /// NVIDIA through the CUDA driver and NVRTC (HIP's NVIDIA platform).
+    Nvidia,
+}
+
+impl fmt::Display for Vendor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Vendor::Amd => "amd",
+            Vendor::Nvidia => "nvidia",
+        })
+    }
+}
+
+/// Matrix-core family a target offers; kernels pick their fast path from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum MatrixCores {
+    /// None usable from our kernels.
+    None,
+    /// CDNA MFMA (wave64).
+    Mfma,
+    /// RDNA3/RDNA4 WMMA (wave32).
+    Wmma,
+    /// NVIDIA mma.sync (sm_80 and later).
+    MmaSync,
+}
+
+/// A compilation and launch target with the device limits kernels are specialized for.
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    pub vendor: Vendor,
+    /// `gfx90a`, `gfx1100`, `sm_90` ...
+    pub arch: String,
+    /// AMD target features such as `sramecc+`, `xnack-` (part of the full target string).
+    pub features: Vec<String>,
+    /// Lanes per wave/warp: 64 on GCN/CDNA, 32 on RDNA and NVIDIA.
+    pub wave_size: u32,
+    /// Device marketing name; `(not present)` for named targets.
+    pub name: String,
+    /// Whether this target was read off a device (limits are real) or only named.
+    pub detected: bool,
+    pub compute_units: u32,
+    pub max_threads_per_block: u32,
+    pub max_block: [u32; 3],
+    pub max_grid: [u32; 3],
+    /// Static shared memory (LDS) per block in bytes.
+    pub shared_per_block: u32,
+    /// Shared memory a block may opt into (NVIDIA); equals `shared_per_block` elsewhere.
+    pub shared_per_block_optin: u32,
+    pub regs_per_block: u32,
+    pub mem_bytes: u64,
+    pub l2_bytes: u64,
+    pub clock_khz: u32,
+    /// Driver (and runtime) version string.
+    pub driver_version: String,
+}
+
+impl Target {
+    /// A target named on the command line. Limits take the architecture's documented defaults.
+    pub fn named(spec: &str) -> Result<Target> {
+        let spec = spec.trim();
+        let mut parts = spec.split(':');
+        let arch = parts.next().unwrap_or_default().to_ascii_lowercase();
+        let features: Vec<String> = parts.map(|s| s.to_string()).collect();
+        for f in &features {
+            let ok = (f.ends_with('+') || f.ends_with('-')) && matches!(&f[..f.len() - 1], "sramecc" | "xnack");
+            if !ok {
+                return Err(Error::BadTarget(spec.into()));
+            }
+        }
+        let vendor = if let Some(rest) = arch.strip_prefix("gfx") {
+            if rest.len() < 3 || !rest.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(Error::BadTarget(spec.into()));
+            }
+            Vendor::Amd
+        } else if let Some(rest) = arch.strip_prefix("sm_") {
+            let digits = rest.trim_end_matches('a');
+            if digits.len() < 2 || !digits.chars().all(|c| c.is_ascii_digit()) || !features.is_empty() {
+                return Err(Error::BadTarget(spec.into()));
+            }
+            Vendor::Nvidia
+        } else {
+            return Err(Error::BadTarget(spec.into()));
+        };
+        let wave_size = native_wave(vendor, &arch);
+        let (shared, optin) = match vendor {
+            Vendor::Amd => (65536, 65536),
+            Vendor::Nvidia => (48 * 1024, sm_optin_shared(&arch)),
+        };
+        Ok(Target {
+            vendor,
+            arch,
+            features,
+            wave_size,
+            name: "(not present)".into(),
+            detected: false,
+            compute_units: 0,
+            max_threads_per_block: 1024,
+            max_block: [1024, 1024, 1024],
+            max_grid: [u32::MAX >> 1, 65535, 65535],
+            shared_per_block: shared,
+            shared_per_block_optin: optin,
+            regs_per_block: 65536,
+            mem_bytes: 0,
+            l2_bytes: 0,
+            clock_khz: 0,
+            driver_version: String::new(),
+        })
+    }
+
+    /// Arch plus features, as compilers and code objects spell it (`gfx90a:sramecc+:xnack-`).
+    pub fn full_name(&self) -> String {
+        let mut s = self.arch.clone();
+        for f in &self.features {
+            s.push(':');
+            s.push_str(f);
+        }
+        s
+    }
+
+    /// NVIDIA compute capability as `major*10+minor`; 0 on AMD.
+    pub fn sm_version(&self) -> u32 {
+        self.arch.strip_prefix("sm_").and_then(|s| s.trim_end_matches('a').parse().ok()).unwrap_or(0)
+    }
+
+    /// AMD generation number (`gfx90a` → 0x90a, `gfx1100` → 0x1100) read as hex digits; 0 on NVIDIA.
+    pub fn gfx_number(&self) -> u32 {
+        self.arch.strip_prefix("gfx").and_then(|s| u32::from_str_radix(s, 16).ok()).unwrap_or(0)
+    }
+
+    /// Which matrix cores the kernels may use on this target.
+    pub fn matrix_cores(&self) -> MatrixCores {
+        match self.vendor {
+            Vendor::Nvidia if self.sm_version() >= 80 => MatrixCores::MmaSync,
+            Vendor::Nvidia => MatrixCores::None,
+            Vendor::Amd => match self.arch.as_str() {
+                "gfx908" | "gfx90a" | "gfx940" | "gfx941" | "gfx942" | "gfx950" => MatrixCores::Mfma,
+                a if a.starts_with("gfx11") || a.starts_with("gfx12") => MatrixCores::Wmma,
+                _ => MatrixCores::None,
+            },
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.full_name())
+    }
+}
+
+/// Native wave size: 64 on GCN/CDNA (gfx6..gfx9), 32 on RDNA (gfx10+) and on NVIDIA.
+pub fn native_wave(vendor: Vendor, arch: &str) -> u32 {
+    match vendor {
+        Vendor::Nvidia => 32,
+        Vendor::Amd => {
+            let major = arch.strip_prefix("gfx").map(|s| &s[..s.len().saturating_sub(2)]).unwrap_or("");
+            match major.parse::<u32>() {
+                Ok(m) if m >= 10 => 32,
+                _ => 64,
+            }
+        }
+    }
+}
+
+/// Opt-in shared memory per block by compute capability (CUDA programming guide, table of limits).
+fn sm_optin_shared(arch: &str) -> u32 {
+    let v: u32 = arch.strip_prefix("sm_").and_then(|s| s.trim_end_matches('a').parse().ok()).unwrap_or(0);
+    match v {
+        90.. => 227 * 1024,
+        80 | 87 => 163 * 1024,
+        86 | 89 => 99 * 1024,
+        75 => 64 * 1024,
+        _ => 48 * 1024,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn named_targets() {
+        let t = Target::named("gfx90a:sramecc+:xnack-").unwrap();
+        assert_eq!((t.vendor, t.wave_size, t.full_name().as_str()), (Vendor::Amd, 64, "gfx90a:sramecc+:xnack-"));
+        assert_eq!(Target::named("gfx1100").unwrap().wave_size, 32);
+        assert_eq!(Target::named("gfx1030").unwrap().wave_size, 32);
+        assert_eq!(Target::named("gfx942").unwrap().wave_size, 64);
+        assert_eq!(Target::named("sm_90").unwrap().sm_version(), 90);
+        assert_eq!(Target::named("gfx1100").unwrap().matrix_cores(), MatrixCores::Wmma);
+        assert_eq!(Target::named("gfx950").unwrap().matrix_cores(), MatrixCores::Mfma);
+        assert_eq!(Target::named("gfx1030").unwrap().matrix_cores(), MatrixCores::None);
+        for bad in ["", "gfx", "sm_", "sm_9x", "gfx90a:foo+", "cuda", "gfx90a:xnack", "sm_90:xnack+"] {
+            assert!(matches!(Target::named(bad), Err(Error::BadTarget(_))), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,62 @@
+// ---- prelude: common to both vendors ----
+// bf16 is kept as raw 16-bit storage (HIP 5.2's hipRTC has no bfloat16 type).
+struct rf_bf16 { unsigned short bits; };
+
+RF_DEVICE float rf_bf16_to_f32(rf_bf16 v) { return __uint_as_float(((unsigned int)v.bits) << 16); }
+RF_DEVICE rf_bf16 rf_f32_to_bf16(float f) {
+    unsigned int u = __float_as_uint(f);
+    rf_bf16 r;
+    if ((u & 0x7fffffffu) > 0x7f800000u) { r.bits = (unsigned short)((u >> 16) | 0x40u); return r; }  // quiet NaN
+    u += 0x7fffu + ((u >> 16) & 1u);  // round to nearest even
+    r.bits = (unsigned short)(u >> 16);
+    return r;
+}
+
+RF_DEVICE float rf_to_f32(float v) { return v; }
+RF_DEVICE float rf_to_f32(rf_half v) { return __half2float(v); }
+RF_DEVICE float rf_to_f32(rf_bf16 v) { return rf_bf16_to_f32(v); }
+
+template <typename T> RF_DEVICE T rf_from_f32(float v);
+template <> RF_DEVICE float rf_from_f32<float>(float v) { return v; }
+template <> RF_DEVICE rf_half rf_from_f32<rf_half>(float v) { return __float2half_rn(v); }
+template <> RF_DEVICE rf_bf16 rf_from_f32<rf_bf16>(float v) { return rf_f32_to_bf16(v); }
+
+static constexpr int RF_WAVE_SIZE = RF_WAVE;
+
+// Butterfly reductions over one wave; every lane gets the result.
+RF_DEVICE float rf_wave_sum(float v) {
+#pragma unroll
+    for (int m = RF_WAVE / 2; m > 0; m >>= 1) v += RF_SHFL_XOR(v, m);
+    return v;
+}
+RF_DEVICE float rf_wave_max(float v) {
+#pragma unroll
+    for (int m = RF_WAVE / 2; m > 0; m >>= 1) v = fmaxf(v, RF_SHFL_XOR(v, m));
+    return v;
+}
+
+// Block-wide sum for BLOCK threads (a multiple of the wave size). Every thread gets the result.
+// `scratch` holds at least BLOCK / RF_WAVE floats of shared memory.
+template <int BLOCK>
+RF_DEVICE float rf_block_sum(float v, float* scratch) {
+    static_assert(BLOCK % RF_WAVE == 0, "block must be a whole number of waves");
+    constexpr int NW = BLOCK / RF_WAVE;
+    v = rf_wave_sum(v);
+    const int lane = threadIdx.x % RF_WAVE, wid = threadIdx.x / RF_WAVE;
+    __syncthreads();  // scratch may still be read by a previous call
+    if (lane == 0) scratch[wid] = v;
+    __syncthreads();
+    float t = lane < NW ? scratch[lane] : 0.0f;
+    return rf_wave_sum(t);
+}
+template <int BLOCK>
+RF_DEVICE float rf_block_max(float v, float* scratch) {
+    constexpr int NW = BLOCK / RF_WAVE;
+    v = rf_wave_max(v);
+    const int lane = threadIdx.x % RF_WAVE, wid = threadIdx.x / RF_WAVE;
+    __syncthreads();
+    if (lane == 0) scratch[wid] = v;
+    __syncthreads();
+    float t = lane < NW ? scratch[lane] : -INFINITY;
+    return rf_wave_max(t);
+}
