@@ -22,6 +22,8 @@ template <> RF_DEVICE rf_half rf_from_f32<rf_half>(float v) { return __float2hal
 template <> RF_DEVICE rf_bf16 rf_from_f32<rf_bf16>(float v) { return rf_f32_to_bf16(v); }
 
 static constexpr int RF_WAVE_SIZE = RF_WAVE;
+#define RF_NEG_INF __int_as_float(0xff800000)
+#define RF_POS_INF __int_as_float(0x7f800000)
 
 // Butterfly reductions over one wave; every lane gets the result.
 RF_DEVICE float rf_wave_sum(float v) {
@@ -57,6 +59,6 @@ RF_DEVICE float rf_block_max(float v, float* scratch) {
     __syncthreads();
     if (lane == 0) scratch[wid] = v;
     __syncthreads();
-    float t = lane < NW ? scratch[lane] : -INFINITY;
+    float t = lane < NW ? scratch[lane] : RF_NEG_INF;
     return rf_wave_max(t);
 }

@@ -1,0 +1,134 @@
+//! `rocmforge compile`: compile instances for named targets, in parallel, through the cache.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rocmforge::error::Result;
+use rocmforge::gpu::{self, codeobj, Target};
+use rocmforge::jit::{Jit, KernelSpec, Origin};
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// `*` wildcard match; a pattern without `*` matches as a substring.
+pub fn matches(pattern: &str, uri: &str) -> bool {
+    if !pattern.contains('*') {
+        return uri.contains(pattern);
+    }
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let mut pos = 0;
+    for (i, p) in parts.iter().enumerate() {
+        if p.is_empty() {
+            continue;
+        }
+        match uri[pos..].find(p) {
+            Some(at) if i > 0 || at == 0 => pos += at + p.len(),
+            _ => return false,
+        }
+    }
+    parts.last().is_none_or(|l| l.is_empty() || uri.ends_with(l))
+}
+
+/// Every registered instance meant for `t`, filtered by `pattern`.
+pub fn instances(t: &Target, pattern: Option<&str>) -> Vec<KernelSpec> {
+    rocmforge::ops::families()
+        .into_iter()
+        .flat_map(|f| KernelSpec::enumerate(f, t.wave_size))
+        .filter(|s| (s.family().applies)(s, t))
+        .filter(|s| pattern.is_none_or(|p| matches(p, s.uri())))
+        .collect()
+}
+
+#[derive(Default)]
+struct Row {
+    instances: usize,
+    compiled: usize,
+    hits: usize,
+    failed: usize,
+    ms: f64,
+    spills: usize,
+}
+
+pub fn run(targets: &[String], all: bool, pattern: Option<&str>, report: bool, json: Option<&std::path::Path>) -> Result<i32> {
+    let pattern = if all { None } else { pattern };
+    if !all && pattern.is_none() {
+        eprintln!("rocmforge compile: give --all or --kernel PATTERN");
+        return Ok(2);
+    }
+    let mut work = Vec::new();
+    let mut skipped = Vec::new();
+    for name in targets {
+        let t = Target::named(name)?;
+        match gpu::compiler(t.vendor).and_then(|c| c.check_target(&t)) {
+            Ok(()) => work.extend(instances(&t, pattern).into_iter().map(|s| (s, t.clone()))),
+            Err(e) => skipped.push((name.clone(), e.to_string())),
+        }
+    }
+    let bar = ProgressBar::new(work.len() as u64);
+    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let t0 = Instant::now();
+    let results = Jit::global().compile_many(&work, || bar.inc(1));
+    bar.finish_and_clear();
+    let mut rows: BTreeMap<String, Row> = BTreeMap::new();
+    let mut failures = Vec::new();
+    let mut report_rows = Vec::new();
+    for ((spec, t), r) in work.iter().zip(&results) {
+        let row = rows.entry(t.full_name()).or_default();
+        row.instances += 1;
+        match r {
+            Ok(c) => {
+                row.ms += c.ms;
+                if c.origin == Origin::Compiled {
+                    row.compiled += 1
+                } else {
+                    row.hits += 1
+                }
+                if report || json.is_some() {
+                    match codeobj::resources(&c.image) {
+                        Ok(res) => {
+                            for k in res.into_iter().filter(|k| k.name == spec.symbol()) {
+                                row.spills += k.spills() as usize;
+                                report_rows.push((spec.uri().to_string(), t.full_name(), k));
+                            }
+                        }
+                        Err(e) => failures.push(format!("{} [{}]: resource report: {e}", spec.uri(), t.full_name())),
+                    }
+                }
+            }
+            Err(e) => {
+                row.failed += 1;
+                failures.push(format!("{} [{}]: {e}", spec.uri(), t.full_name()));
+            }
+        }
+    }
+    if report {
+        println!("{:<44} {:<24} {:>5} {:>5} {:>5} {:>7} {:>8} {:>6}", "kernel", "target", "vgpr", "sgpr", "agpr", "lds", "scratch", "spill");
+        for (uri, t, k) in &report_rows {
+            println!(
+                "{uri:<44} {t:<24} {:>5} {:>5} {:>5} {:>7} {:>8} {:>6}",
+                k.vgprs,
+                k.sgprs,
+                k.agprs,
+                k.shared_bytes,
+                k.scratch_bytes,
+                k.vgpr_spills + k.sgpr_spills
+            );
+        }
+    }
+    if let Some(path) = json {
+        let v: Vec<_> = report_rows.iter().map(|(u, t, k)| serde_json::json!({"kernel": u, "target": t, "resources": k})).collect();
+        std::fs::write(path, serde_json::to_string_pretty(&v).unwrap_or_default()).map_err(|e| rocmforge::Error::io(path, e))?;
+    }
+    println!("{:<26} {:>9} {:>9} {:>9} {:>7} {:>7} {:>10}", "target", "instances", "compiled", "cached", "failed", "spills", "cpu-sec");
+    for (t, r) in &rows {
+        println!("{t:<26} {:>9} {:>9} {:>9} {:>7} {:>7} {:>10.1}", r.instances, r.compiled, r.hits, r.failed, r.spills, r.ms / 1e3);
+    }
+    for (t, why) in &skipped {
+        println!("{t:<26} not compiled: {why}");
+    }
+    println!("{} instances in {:.1} s wall", work.len(), t0.elapsed().as_secs_f64());
+    for f in failures.iter().take(10) {
+        eprintln!("FAILED {f}");
+    }
+    Ok(if failures.is_empty() && skipped.is_empty() { 0 } else { 1 })
+}

@@ -1,0 +1,207 @@
+//! Command-line front end.
+
+mod compile;
+mod selftest;
+
+use clap::{Parser, Subcommand};
+use rocmforge::error::Result;
+use rocmforge::gpu::{self, Device, Vendor};
+use rocmforge::jit::{self, Jit, KernelSpec};
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(name = "rocmforge", version, about = "GPU kernels specialized and compiled at run time (hipRTC / NVRTC), with a verified disk cache")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Devices, targets, limits, compilers and the cache.
+    Info {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compile kernel instances for targets that need not be present (fills the cache).
+    Compile {
+        /// Comma-separated targets: gfx90a, gfx1030, gfx1100, gfx942, gfx950, sm_80, sm_90 ...
+        #[arg(long, value_delimiter = ',', required = true)]
+        target: Vec<String>,
+        /// Every registered instance.
+        #[arg(long, conflicts_with = "kernel")]
+        all: bool,
+        /// Only instances whose URI matches this pattern (`*` wildcards; plain text matches a substring).
+        #[arg(long)]
+        kernel: Option<String>,
+        /// Per kernel and target: registers, LDS/shared, scratch and spills the code object declares.
+        #[arg(long)]
+        report: bool,
+        /// Write the report as JSON to this file.
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+    },
+    /// Inspect and manage the disk cache.
+    Cache {
+        #[command(subcommand)]
+        op: CacheOp,
+    },
+    /// Print the rendered source of one kernel instance.
+    Render {
+        /// Family name (see `rocmforge kernels`).
+        kernel: String,
+        /// Parameter values, `name=value`.
+        #[arg(long = "param", value_parser = parse_kv)]
+        params: Vec<(String, String)>,
+        /// Target to render for (default: the device's, else sm_90).
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// List kernel families and their parameter spaces.
+    Kernels,
+    /// Compile and run the smoke kernels on the device against the CPU (compile-only without a GPU).
+    Selftest {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum CacheOp {
+    /// Entry count and bytes.
+    Stats,
+    /// Every entry with its kernel, target and checksum status.
+    List,
+    /// Check every checksum; remove corrupt entries.
+    Verify,
+    /// Remove every entry.
+    Clear,
+    /// Evict least-recently-used entries down to the bound.
+    Gc,
+}
+
+fn parse_kv(s: &str) -> std::result::Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).ok_or_else(|| format!("expected name=value, got `{s}`"))
+}
+
+pub fn run() -> Result<i32> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Info { json } => info(json),
+        Cmd::Compile { target, all, kernel, report, json } => compile::run(&target, all, kernel.as_deref(), report, json.as_deref()),
+        Cmd::Cache { op } => cache(op),
+        Cmd::Render { kernel, params, target } => render(&kernel, &params, target.as_deref()),
+        Cmd::Kernels => kernels(),
+        Cmd::Selftest { json } => selftest::run(json),
+    }
+}
+
+fn info(as_json: bool) -> Result<i32> {
+    let dev = Device::open();
+    let mut compilers = Vec::new();
+    for v in [Vendor::Amd, Vendor::Nvidia] {
+        match gpu::compiler(v) {
+            Ok(c) => compilers.push(json!({"vendor": v.to_string(), "found": true, "compiler": c.describe(), "version": c.version(), "targets": c.supported_targets()})),
+            Err(e) => compilers.push(json!({"vendor": v.to_string(), "found": false, "error": e.to_string()})),
+        }
+    }
+    let disk = Jit::global().disk();
+    let entries = disk.entries();
+    let cache = json!({
+        "dir": disk.root().map(|p| p.display().to_string()),
+        "entries": entries.len(),
+        "bytes": entries.iter().map(|e| e.1).sum::<u64>(),
+        "max_bytes": disk.max_bytes(),
+        "disabled": disk.disabled_reason(),
+    });
+    let device = match &dev {
+        Ok(d) => serde_json::to_value(d.target()).unwrap_or_default(),
+        Err(e) => json!({"error": e.to_string()}),
+    };
+    if as_json {
+        let v = json!({"device": device, "compilers": compilers, "cache": cache, "version": env!("CARGO_PKG_VERSION")});
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(0);
+    }
+    println!("rocmforge {}", env!("CARGO_PKG_VERSION"));
+    match &dev {
+        Ok(d) => {
+            let t = d.target();
+            println!("device {}:{}  {}", t.vendor, d.ordinal(), t.name);
+            println!("  target        {}  (wave {}, matrix cores {:?})", t.full_name(), t.wave_size, t.matrix_cores());
+            println!("  compute units {}   clock {} MHz   memory {:.1} GiB   L2 {} MiB", t.compute_units, t.clock_khz / 1000, t.mem_bytes as f64 / (1u64 << 30) as f64, t.l2_bytes >> 20);
+            println!("  per block     {} threads, {} KiB shared ({} KiB opt-in), {} registers", t.max_threads_per_block, t.shared_per_block / 1024, t.shared_per_block_optin / 1024, t.regs_per_block);
+            println!("  driver        {}", t.driver_version);
+        }
+        Err(e) => println!("device: none ({e})"),
+    }
+    for c in &compilers {
+        if c["found"] == true {
+            println!("compiler {}: {}", c["vendor"].as_str().unwrap_or(""), c["compiler"].as_str().unwrap_or(""));
+        } else {
+            println!("compiler {}: not found: {}", c["vendor"].as_str().unwrap_or(""), c["error"].as_str().unwrap_or(""));
+        }
+    }
+    println!(
+        "cache {}: {} entries, {:.1} MiB of {:.0} MiB{}",
+        cache["dir"].as_str().unwrap_or("(none)"),
+        cache["entries"],
+        cache["bytes"].as_u64().unwrap_or(0) as f64 / 1048576.0,
+        disk.max_bytes() as f64 / 1048576.0,
+        disk.disabled_reason().map(|r| format!("  [{r}]")).unwrap_or_default()
+    );
+    Ok(0)
+}
+
+fn cache(op: CacheOp) -> Result<i32> {
+    let disk = Jit::global().disk();
+    let root = disk.root().map(|p| p.display().to_string()).unwrap_or_else(|| "(disabled)".into());
+    match op {
+        CacheOp::Stats => {
+            let e = disk.entries();
+            println!("{root}: {} entries, {} bytes (bound {} bytes)", e.len(), e.iter().map(|x| x.1).sum::<u64>(), disk.max_bytes());
+        }
+        CacheOp::List => {
+            for e in disk.list() {
+                match e.meta {
+                    Some(m) => println!("{:<48} {:<22} {:>8} B  {:>8.1} ms  {}", m.uri, m.target, e.bytes, m.compile_ms, m.compiler),
+                    None => println!("{:<48} CORRUPT {}", e.path.display(), e.bytes),
+                }
+            }
+        }
+        CacheOp::Verify => {
+            let (good, bad) = disk.verify_all();
+            println!("{root}: {good} entries verified, {bad} corrupt entries removed");
+        }
+        CacheOp::Clear => println!("{root}: removed {} entries", disk.clear()?),
+        CacheOp::Gc => println!("{root}: evicted {} entries; now {} bytes", disk.enforce_bound()?, disk.total_bytes()),
+    }
+    Ok(0)
+}
+
+fn render(kernel: &str, params: &[(String, String)], target: Option<&str>) -> Result<i32> {
+    let fam = rocmforge::ops::family(kernel)?;
+    let t = match target {
+        Some(t) => gpu::Target::named(t)?,
+        None => Device::open().map(|d| d.target().clone()).or_else(|_| gpu::Target::named("sm_90"))?,
+    };
+    let spec = KernelSpec::from_strings(fam, params, t.wave_size)?;
+    print!("{}", jit::template::render(&spec, &t)?);
+    Ok(0)
+}
+
+fn kernels() -> Result<i32> {
+    for f in rocmforge::ops::families() {
+        println!("{}: {}", f.name, f.doc);
+        for p in f.params {
+            let vals = match p.kind {
+                jit::ParamKind::Int { values, .. } => values.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", "),
+                jit::ParamKind::Choice { values } => values.join(", "),
+                jit::ParamKind::Flag { on, off } => format!("{on} | {off}"),
+            };
+            println!("  {:<12} {{{vals}}}  {}", p.name, p.doc);
+        }
+        println!("  instances: {} (wave 32), {} (wave 64)", KernelSpec::enumerate(f, 32).len(), KernelSpec::enumerate(f, 64).len());
+    }
+    Ok(0)
+}
