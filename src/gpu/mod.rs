@@ -112,6 +112,7 @@ impl Device {
                 for v in [Vendor::Nvidia, Vendor::Amd] {
                     match Self::open_vendor(v, ordinal) {
                         Ok(d) => return Ok(d),
+                        Err(Error::NoDevice(m)) => why.push(format!("{v}: {m}")),
                         Err(e) => why.push(format!("{v}: {e}")),
                     }
                 }

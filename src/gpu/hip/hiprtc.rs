@@ -40,6 +40,9 @@ pub struct Hiprtc {
     targets: BTreeSet<String>,
     /// Where the target list came from (comgr path, or the version table).
     targets_from: String,
+    /// Version read off the library file name (`libhiprtc.so.6.4.43484` → `6.4.43484`); hiprtcVersion
+    /// alone does not tell ROCm releases apart (HIP 5.2 reports 9.0).
+    lib_version: String,
 }
 
 fn lib_dirs() -> Vec<PathBuf> {
@@ -140,11 +143,17 @@ impl Hiprtc {
         // SAFETY: out-pointers valid for the call.
         unsafe { (api.hiprtcVersion)(&mut v.0, &mut v.1) };
         let file = loaded_path(&api.path);
+        let lib_version = file
+            .as_deref()
+            .and_then(|f| std::fs::canonicalize(f).ok())
+            .and_then(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .and_then(|n| n.split_once(".so.").map(|(_, v)| v.to_string()))
+            .unwrap_or_default();
         let (targets, targets_from) = match file.as_deref().and_then(comgr_targets) {
             Some((t, from)) => (t, from),
             None => (version_table(v), format!("hipRTC {}.{} release table", v.0, v.1)),
         };
-        Ok(Hiprtc { api, version: v, targets, targets_from })
+        Ok(Hiprtc { api, version: v, targets, targets_from, lib_version })
     }
 
     fn check(&self, api: &'static str, code: i32) -> Result<()> {
@@ -172,7 +181,7 @@ impl RtcCompiler for Hiprtc {
         format!("hipRTC {} ({}; targets from {})", self.version(), self.api.path, self.targets_from)
     }
     fn version(&self) -> String {
-        format!("{}.{}", self.version.0, self.version.1)
+        format!("{}.{} (lib {})", self.version.0, self.version.1, self.lib_version)
     }
     fn supported_targets(&self) -> Vec<String> {
         self.targets.iter().cloned().collect()
