@@ -68,10 +68,11 @@ pub fn block_reduce<T: Element>(dev: &Device, stream: &Stream, row: usize, x: &B
     k.launch(stream, cfg, &[(row as i32).into(), x.into(), Arg::from(&*out)])
 }
 
-/// CPU reference of [`axpy`], rounding through `T` as the kernel does.
+/// CPU reference of [`axpy`]: one fused multiply-add in f32 (GPU compilers contract `a*x+y`),
+/// rounded through `T` as the kernel does.
 pub fn axpy_ref<T: Element>(a: f32, x: &[T], y: &mut [T]) {
     for (yi, xi) in y.iter_mut().zip(x) {
-        *yi = T::from_f32(a * xi.to_f32() + yi.to_f32());
+        *yi = T::from_f32(a.mul_add(xi.to_f32(), yi.to_f32()));
     }
 }
 
