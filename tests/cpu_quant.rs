@@ -15,10 +15,11 @@
 //! * OCP MX fp4/fp6/fp8 (our own formats, no GGUF id): absent.
 //!
 //! What is checked instead where gguf-py lacks a format:
-//! * K-quant quantizers: written to follow ggml's `quantize_row_q*_K_ref` step by step; here
-//!   checked by round-trip error bounds (proptest), dequantize cross-check of their output, and
-//!   hand-checked properties (all-zero blocks → zero bytes). Q8_1 / Q8_K: hand-computed vectors
-//!   below (`q8_1_and_q8_k_known`).
+//! * K-quant, Q8_1 and Q8_K quantizers: bit-exact against ggml's C `quantize_row_*_ref` in
+//!   `ggml_c_reference_crosscheck` when env `ROCMFORGE_GGML_QUANTS_LIB` points at a build of
+//!   llama.cpp's `ggml-quants.c` (verified passing when written); always: round-trip error bounds
+//!   (proptest), gguf-py dequantize cross-check of their output, all-zero blocks, and
+//!   hand-computed Q8_1 / Q8_K vectors (`q8_1_and_q8_k_known`).
 //! * OCP MX: known vectors from the spec tables (`ocp_mx_known_vectors`): all 16 E2M1 codes,
 //!   E4M3 max 448 and saturation, E5M2 max 57344, E2M3 max 7.5, E3M2 max 28, E8M0 127 → 1.0,
 //!   scale rule, NaN/Inf handling, and the documented packed layouts.
@@ -262,6 +263,59 @@ fn gguf_py_crosscheck() {
         failures.join("\n")
     );
     assert!(checked > 100, "only {checked} checks ran");
+}
+
+/// Optional: bit-exact check of the quantizers gguf-py lacks (K-quants, Q8_1, Q8_K) and of all
+/// other GGUF quantizers against ggml's C reference (`quantize_row_*_ref`), when env
+/// `ROCMFORGE_GGML_QUANTS_LIB` names a shared library built from llama.cpp's
+/// `ggml/src/ggml-quants.c` (see tools/quant_crosscheck.py). Without it this test only prints a note.
+#[test]
+fn ggml_c_reference_crosscheck() {
+    if std::env::var_os("ROCMFORGE_GGML_QUANTS_LIB").is_none() {
+        eprintln!("ROCMFORGE_GGML_QUANTS_LIB not set: ggml C reference cross-check not run");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = StdRng::seed_from_u64(0x5eed_0002);
+    let mut manifest = Vec::new();
+    let mut cases = Vec::new();
+    let types: Vec<QuantType> = QuantType::all()
+        .filter(|t| t.ggml_id().is_some() && t.block_elems() > 1)
+        .collect();
+    for &ty in &types {
+        for kind in 0..6 {
+            let n = 256 * (1 + kind % 4) * 4;
+            let x = gen_row(&mut rng, kind, n);
+            let name = format!("{}_c{kind}", ty.name());
+            write_f32(&dir.path().join(format!("{name}.f32")), &x);
+            manifest.push(serde_json::json!({"name": name, "type": py_name(ty), "n": n, "ops": ["quantize_ggml"]}));
+            cases.push((name, ty, quant::quantize_to_vec(ty, &x).unwrap()));
+        }
+    }
+    std::fs::write(
+        dir.path().join("manifest.json"),
+        serde_json::to_string(&manifest).unwrap(),
+    )
+    .unwrap();
+    let out = Command::new("python3")
+        .arg("tools/quant_crosscheck.py")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut bad = Vec::new();
+    for (name, ty, rs) in &cases {
+        let c = std::fs::read(dir.path().join(format!("{name}.q.c"))).unwrap();
+        if &c != rs {
+            let p = c.iter().zip(rs).position(|(a, b)| a != b);
+            bad.push(format!("{name} ({ty}): first differing byte {p:?}"));
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
 
 #[test]

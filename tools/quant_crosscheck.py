@@ -9,6 +9,10 @@ DIR/manifest.json (written by tests/cpu_quant.rs) lists cases:
 For each case:
   quantize:   reads DIR/<name>.f32 (little-endian f32), writes gguf-py's bytes to DIR/<name>.q.py
   dequantize: reads DIR/<name>.q.rs (bytes from Rust), writes gguf-py's f32 to DIR/<name>.dq.py
+  quantize_ggml: like quantize but with ggml's C `quantize_row_<type>_ref` from the shared library
+              named by env ROCMFORGE_GGML_QUANTS_LIB (ggml-quants.c built with
+              `gcc -O2 -fPIC -shared -Iggml/include -Iggml/src ggml/src/ggml-quants.c -o libq.so`);
+              writes DIR/<name>.q.c
 DIR/results.json maps "<name>:<op>" to "ok" or "unsupported: <reason>".
 Exits 2 with a message if gguf or numpy is missing.
 """
@@ -32,6 +36,25 @@ def _gguf_version() -> str:
         return version("gguf")
     except Exception:  # pragma: no cover
         return "?"
+
+
+_LIB = None
+
+
+def _ggml_ref(tname: str, x: np.ndarray, nbytes: int) -> np.ndarray:
+    import ctypes
+    global _LIB
+    if _LIB is None:
+        path = os.environ.get("ROCMFORGE_GGML_QUANTS_LIB")
+        if not path:
+            raise NotImplementedError("ROCMFORGE_GGML_QUANTS_LIB not set")
+        _LIB = ctypes.CDLL(path, mode=os.RTLD_LAZY | os.RTLD_GLOBAL)
+    fn = getattr(_LIB, f"quantize_row_{tname}_ref")
+    fn.restype = None
+    out = np.zeros(nbytes, dtype=np.uint8)
+    xc = np.ascontiguousarray(x, dtype=np.float32)
+    fn(xc.ctypes.data_as(ctypes.c_void_p), out.ctypes.data_as(ctypes.c_void_p), ctypes.c_int64(x.size))
+    return out
 
 
 def main() -> int:
@@ -61,8 +84,13 @@ def main() -> int:
                     y = np.ascontiguousarray(y, dtype=np.float32).reshape(-1)
                     assert y.size == n, (y.size, n)
                     y.astype("<f4").tofile(os.path.join(d, name + ".dq.py"))
-                else:
-                    raise ValueError(op)
+                elif op == "quantize_ggml":
+                    x = np.fromfile(os.path.join(d, name + ".f32"), dtype="<f4")
+                    bsz, tsz = gguf.constants.GGML_QUANT_SIZES[qt]
+                    if tname == "Q8_1":
+                        tsz = 36  # ggml's block_q8_1 (gguf-py lists the old 40-byte layout)
+                    out = _ggml_ref(tname.lower().replace("_k", "_K"), x, n // bsz * tsz)
+                    out.tofile(os.path.join(d, name + ".q.c"))
                 results[key] = "ok"
             except NotImplementedError as e:
                 results[key] = f"unsupported: {e}"
