@@ -1,5 +1,9 @@
 //! Layers. One file per op: its kernel family (spec builder), launcher and CPU reference.
 
+// One file per op, grouped by area; each area's `families()` lists its kernel families.
+pub mod attention;
+pub mod mlp;
+pub mod quantized;
 pub mod smoke;
 
 use crate::error::{Error, Result};
@@ -7,7 +11,11 @@ use crate::jit::Family;
 
 /// Every registered kernel family (what `rocmforge compile --all` enumerates).
 pub fn families() -> Vec<&'static Family> {
-    vec![&smoke::FAMILY]
+    let mut v: Vec<&'static Family> = vec![&smoke::FAMILY];
+    v.extend(quantized::families());
+    v.extend(attention::families());
+    v.extend(mlp::families());
+    v
 }
 
 /// A family by name, or an error listing the known ones.

@@ -1,0 +1,2 @@
+//! (bench being written)
+fn main() {}
