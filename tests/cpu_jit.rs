@@ -1,4 +1,5 @@
-//! The JIT and its disk cache, with the real run-time compilers and no GPU.
+//! The JIT and its disk cache, with the real run-time compilers and no GPU. Serial: one test sets
+//! ROCMFORGE_TEMPLATE_DIR, which every render in the process reads.
 
 mod common;
 
@@ -14,6 +15,7 @@ fn jit_in(dir: &std::path::Path) -> Jit {
 }
 
 #[test]
+#[serial_test::serial]
 fn compiles_through_the_cache_and_detects_corruption() {
     for t in available_targets() {
         let dir = tempfile::tempdir().unwrap();
@@ -46,6 +48,7 @@ fn compiles_through_the_cache_and_detects_corruption() {
 }
 
 #[test]
+#[serial_test::serial]
 fn unwritable_cache_dir_still_compiles() {
     let t = available_targets().remove(0);
     // /proc refuses new directories even to root, so this holds however the tests are run.
@@ -62,6 +65,7 @@ fn unwritable_cache_dir_still_compiles() {
 }
 
 #[test]
+#[serial_test::serial]
 fn eviction_keeps_the_store_under_its_bound() {
     let dir = tempfile::tempdir().unwrap();
     let bound = 40_000u64;
@@ -80,6 +84,7 @@ fn eviction_keeps_the_store_under_its_bound() {
 }
 
 #[test]
+#[serial_test::serial]
 fn eight_processes_compile_one_entry() {
     let t = available_targets().remove(0);
     let dir = tempfile::tempdir().unwrap();
@@ -113,6 +118,7 @@ fn eight_processes_compile_one_entry() {
 }
 
 #[test]
+#[serial_test::serial]
 fn bad_targets_and_specs_are_clear_errors() {
     assert!(matches!(Target::named("gfx90z"), Err(Error::BadTarget(_))));
     assert!(matches!(Target::named("rtx4090"), Err(Error::BadTarget(_))));
@@ -153,6 +159,7 @@ fn template_override_and_compile_error_report() {
 }
 
 #[test]
+#[serial_test::serial]
 fn every_registered_instance_renders_for_every_target() {
     for name in ["gfx90a", "gfx1030", "gfx1100", "gfx1200", "gfx942", "gfx950", "sm_80", "sm_90"] {
         let t = Target::named(name).unwrap();
