@@ -139,7 +139,15 @@ impl Device {
     /// One device shared by the whole process (tests and the CLI use it).
     pub fn shared() -> Result<Device> {
         static SHARED: OnceLock<std::result::Result<Device, String>> = OnceLock::new();
-        SHARED.get_or_init(|| Device::open().map_err(|e| e.to_string())).clone().map_err(Error::NoDevice)
+        SHARED
+            .get_or_init(|| {
+                Device::open().map_err(|e| match e {
+                    Error::NoDevice(m) => m,
+                    e => e.to_string(),
+                })
+            })
+            .clone()
+            .map_err(Error::NoDevice)
     }
 
     pub fn target(&self) -> &Target {
