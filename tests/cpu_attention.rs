@@ -265,7 +265,7 @@ fn kv_append_ref_places_rows_and_rotates() {
         &vn,
         &pos,
         &cu,
-        &[4, 0],
+        &[7, 0],
         None,
         &mut kc,
         &mut vc
