@@ -39,6 +39,10 @@ RF_DEVICE void attn_decode(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache,
     constexpr int NG = RF_WAVE / NV;      // V rows per step
     __shared__ float sq[R][HD];
     __shared__ float sp[DEC_NW][R][RF_WAVE];
+    __shared__ int spage[DEC_NW][RF_WAVE];
+    // V rows a lane loads per tile; prefetched with K (one memory round trip per tile) when they fit
+    constexpr int VT = (RF_WAVE + NG - 1) / NG;
+    constexpr bool VPRE = HD <= 128;
 
     const int split = blockIdx.x, b = blockIdx.z;
     const int G = hq / hkv;
@@ -77,14 +81,30 @@ RF_DEVICE void attn_decode(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache,
     const long long page_stride = (long long)hkv * page_size * HD;
     const int* bt = block_tables + (long long)b * max_pages;
 
+    // page of this lane's token, loaded one tile ahead so K/V loads never wait on the block table
+    int pg = begin + w * RF_WAVE + lane < end ? bt[(begin + w * RF_WAVE + lane) / page_size] : 0;
+    const int grp = lane / NV, vec = lane % NV;
     for (int tile = begin + w * RF_WAVE; tile < end; tile += DEC_NW * RF_WAVE) {
         // ---- scores: lane = token
         const int t = tile + lane;
+        const int tn = t + DEC_NW * RF_WAVE;
+        const int pg_next = tn < end ? bt[tn / page_size] : 0;
+        spage[w][lane] = pg;
+        RF_SYNC_WAVE();
+        uint4 vv[VPRE ? VT : 1];
+        if (VPRE && grp < NG) {
+#pragma unroll
+            for (int i = 0; i < VT; i++) {
+                const int tt = grp + i * NG, tv = tile + tt;
+                if (tt < RF_WAVE && tv < end)
+                    vv[i] = ((const uint4*)(v_cache + spage[w][tt] * page_stride + head_off + (long long)(tv % page_size) * HD))[vec];
+            }
+        }
         float acc[R];
 #pragma unroll
         for (int r = 0; r < R; r++) acc[r] = 0.0f;
         if (t < end) {
-            const T* kr = k_cache + bt[t / page_size] * page_stride + head_off + (long long)(t % page_size) * HD;
+            const T* kr = k_cache + pg * page_stride + head_off + (long long)(t % page_size) * HD;
             uint4 kv[NV];
 #pragma unroll
             for (int c = 0; c < NV; c++) kv[c] = ((const uint4*)kr)[c];
@@ -118,19 +138,18 @@ RF_DEVICE void attn_decode(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache,
         }
         RF_SYNC_WAVE();
         // ---- values: lanes own 8 dims
-        const int grp = lane / NV, vec = lane % NV;
 #pragma unroll
         for (int r = 0; r < R; r++)
 #pragma unroll
             for (int j = 0; j < 8; j++) o[r][j] *= alpha[r];
         if (grp < NG) {
-#pragma unroll 4
-            for (int tt = grp; tt < RF_WAVE; tt += NG) {
-                const int tv = tile + tt;
-                if (tv < end) {
-                    const T* vr = v_cache + bt[tv / page_size] * page_stride + head_off + (long long)(tv % page_size) * HD;
+#pragma unroll
+            for (int i = 0; i < VT; i++) {
+                const int tt = grp + i * NG, tv = tile + tt;
+                if (tt < RF_WAVE && tv < end) {
                     float vf[8];
-                    dec_unpack8(((const uint4*)vr)[vec], vf, (T*)nullptr);
+                    if (VPRE) dec_unpack8(vv[VPRE ? i : 0], vf, (T*)nullptr);
+                    else dec_unpack8(((const uint4*)(v_cache + spage[w][tt] * page_stride + head_off + (long long)(tv % page_size) * HD))[vec], vf, (T*)nullptr);
 #pragma unroll
                     for (int r = 0; r < R; r++) {
                         const float p = sp[w][r][tt];
@@ -141,6 +160,7 @@ RF_DEVICE void attn_decode(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache,
             }
         }
         RF_SYNC_WAVE();
+        pg = pg_next;
     }
     // ---- reduce the V groups into group 0, the row sums over the wave; write the part.
 #pragma unroll
@@ -153,7 +173,6 @@ RF_DEVICE void attn_decode(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache,
             o[r][j] = v;
         }
     }
-    const int grp = lane / NV, vec = lane % NV;
 #pragma unroll
     for (int r = 0; r < R; r++) {
         const int rr = rg * R + r;
