@@ -108,13 +108,9 @@ pub fn tiles(path: &str, hd: usize, wave: u32) -> Tiles {
         }
         "mma_sync" => (64, if hd > 128 { 32 } else { 64 }, 4, 1, 0),
         _ => {
-            // WMMA fragments hold 8 accumulators a lane (MFMA 4): smaller key tiles keep hd128 spill-free
+            // WMMA fragments hold 8 accumulators a lane (MFMA 4): smaller key tiles for fewer registers
             let nwarp = if hd > 128 { 2 } else { 4 };
-            let bn = if hd > 128 || (path == "wmma" && hd >= 128) {
-                32
-            } else {
-                64
-            };
+            let bn = if hd > 128 || path == "wmma" { 32 } else { 64 };
             (16 * nwarp, bn, nwarp, 1, 16 * (bn + 8) * 2)
         }
     };
