@@ -1,0 +1,299 @@
+//! Decode attention over the paged cache (flash-decoding): `nq` query tokens per sequence (1 to a few),
+//! GQA-aware (a block reads each K/V page of its kv head once for all its query heads and tokens), split
+//! along the sequence, then a merge kernel. One launch serves sequences of different lengths.
+
+use super::prefill::check_shapes;
+use super::{check_dtype16, AttnParams, Batch, PagedCache, DTYPES16, HEAD_DIMS};
+use crate::error::{Error, Result};
+use crate::gpu::{Buffer, Device, LaunchConfig, Stream};
+use crate::jit::spec::{any_target, no_preamble, no_rules, ParamDef, ParamKind};
+use crate::jit::{Family, Jit, KernelSpec};
+use crate::ops::Element;
+
+/// Query rows (heads of a kv group x tokens) one block handles.
+pub const ROWS: &[i64] = &[1, 4, 8];
+/// Waves per decode block (`DEC_NW` in attn_decode.hip).
+const NW: usize = 4;
+
+pub static FAMILY: Family = Family {
+    name: "attn_decode",
+    doc: "flash-decoding split kernel over the paged cache (GQA rows per block, partial results)",
+    body: "attn_decode.hip",
+    instance: "attn_decode.inst",
+    params: &[
+        ParamDef {
+            name: "head_dim",
+            kind: ParamKind::Int {
+                prefix: "hd",
+                values: HEAD_DIMS,
+            },
+            doc: "head size",
+        },
+        ParamDef {
+            name: "dtype",
+            kind: ParamKind::Choice { values: DTYPES16 },
+            doc: "Q/K/V element type",
+        },
+        ParamDef {
+            name: "rows",
+            kind: ParamKind::Int {
+                prefix: "r",
+                values: ROWS,
+            },
+            doc: "query rows per block",
+        },
+    ],
+    validate: no_rules,
+    applies: any_target,
+    preamble: no_preamble,
+};
+
+pub static MERGE: Family = Family {
+    name: "attn_merge",
+    doc: "merge of flash-decoding partial results",
+    body: "attn_merge.hip",
+    instance: "attn_merge.inst",
+    params: &[ParamDef {
+        name: "dtype",
+        kind: ParamKind::Choice { values: DTYPES16 },
+        doc: "output element type",
+    }],
+    validate: no_rules,
+    applies: any_target,
+    preamble: no_preamble,
+};
+
+pub fn spec(head_dim: usize, dtype: &str, rows: usize, wave: u32) -> Result<KernelSpec> {
+    KernelSpec::new(
+        &FAMILY,
+        &[
+            ("head_dim", head_dim.into()),
+            ("dtype", dtype.into()),
+            ("rows", rows.into()),
+        ],
+        wave,
+    )
+}
+
+/// How a decode batch is split, with its scratch buffers. Build once per batch shape, reuse.
+pub struct DecodePlan {
+    pub nq: usize,
+    pub hq: usize,
+    pub rows: usize,
+    pub row_groups: usize,
+    pub splits: usize,
+    pub split_tokens: usize,
+    o_part: Buffer<f32>,
+    ml_part: Buffer<f32>,
+}
+
+impl DecodePlan {
+    /// `batch` must have the same number `nq` of query tokens in every sequence.
+    pub fn new(
+        dev: &Device,
+        batch: &Batch,
+        hq: usize,
+        n_kv_heads: usize,
+        head_dim: usize,
+    ) -> Result<DecodePlan> {
+        let nseq = batch.nseq();
+        let nq = batch.max_q_len();
+        if nq == 0 || batch.total_q() != nq * nseq {
+            return Err(Error::op(
+                "attn_decode",
+                format!(
+                    "every sequence needs the same number of query tokens (got {:?})",
+                    batch.cu_q_host
+                ),
+            ));
+        }
+        if n_kv_heads == 0 || hq % n_kv_heads != 0 {
+            return Err(Error::op(
+                "attn_decode",
+                format!("{hq} query heads is not a multiple of {n_kv_heads} kv heads"),
+            ));
+        }
+        let rows_total = hq / n_kv_heads * nq;
+        let rows = ROWS
+            .iter()
+            .map(|&r| r as usize)
+            .find(|&r| r >= rows_total)
+            .unwrap_or(8);
+        let row_groups = rows_total.div_ceil(rows);
+        let wave = dev.target().wave_size as usize;
+        let min_chunk = NW * wave;
+        let max_len = batch.max_kv_len().max(1);
+        let cus = if dev.target().compute_units > 0 {
+            dev.target().compute_units as usize
+        } else {
+            108
+        };
+        let pairs = nseq * n_kv_heads * row_groups;
+        let want = (8 * cus).div_ceil(pairs).max(1);
+        let splits0 = want.min(max_len.div_ceil(min_chunk));
+        let split_tokens = max_len.div_ceil(splits0).div_ceil(min_chunk) * min_chunk;
+        let splits = max_len.div_ceil(split_tokens);
+        let parts = splits * NW;
+        let nrows = nseq * nq * hq;
+        Ok(DecodePlan {
+            nq,
+            hq,
+            rows,
+            row_groups,
+            splits,
+            split_tokens,
+            o_part: dev.alloc(nrows * parts * head_dim)?,
+            ml_part: dev.alloc(nrows * parts * 2)?,
+        })
+    }
+}
+
+/// Decode attention: `out` `[nseq * nq][hq][head_dim]`; query i of sequence b is at position kv_len - nq + i.
+#[allow(clippy::too_many_arguments)]
+pub fn decode<T: Element>(
+    dev: &Device,
+    stream: &Stream,
+    q: &Buffer<T>,
+    cache: &PagedCache<T>,
+    batch: &Batch,
+    plan: &mut DecodePlan,
+    out: &mut Buffer<T>,
+    p: &AttnParams,
+) -> Result<()> {
+    check_dtype16("attn_decode", T::DTYPE)?;
+    let l = cache.layout;
+    check_shapes("attn_decode", q, out, &l, cache.nseq(), batch, plan.hq, p)?;
+    if batch.max_q_len() != plan.nq || batch.total_q() != plan.nq * batch.nseq() {
+        return Err(Error::op("attn_decode", "batch does not match the plan"));
+    }
+    if plan.split_tokens * plan.splits < batch.max_kv_len()
+        || plan.o_part.len() != batch.total_q() * plan.hq * plan.splits * NW * l.head_dim
+    {
+        return Err(Error::op(
+            "attn_decode",
+            "plan was built for a smaller batch",
+        ));
+    }
+    let wave = dev.target().wave_size;
+    let kern = Jit::global().kernel(dev, &spec(l.head_dim, T::DTYPE, plan.rows, wave)?)?;
+    let grid = [
+        plan.splits as u32,
+        (l.n_kv_heads * plan.row_groups) as u32,
+        batch.nseq() as u32,
+    ];
+    let cfg = LaunchConfig {
+        grid,
+        block: [NW as u32 * wave, 1, 1],
+        shared_bytes: 0,
+    };
+    kern.launch(
+        stream,
+        cfg,
+        &[
+            q.into(),
+            (&cache.k).into(),
+            (&cache.v).into(),
+            (&cache.block_tables).into(),
+            (&batch.kv_lens).into(),
+            (l.max_pages as i32).into(),
+            (l.page_size as i32).into(),
+            (plan.nq as i32).into(),
+            (plan.hq as i32).into(),
+            (l.n_kv_heads as i32).into(),
+            p.scale.into(),
+            p.softcap.into(),
+            p.window.into(),
+            (plan.split_tokens as i32).into(),
+            (&mut plan.o_part).into(),
+            (&mut plan.ml_part).into(),
+        ],
+    )?;
+    let merge = Jit::global().kernel(
+        dev,
+        &KernelSpec::new(&MERGE, &[("dtype", T::DTYPE.into())], wave)?,
+    )?;
+    let rows = batch.total_q() * plan.hq;
+    let cfg = LaunchConfig {
+        grid: [rows as u32, 1, 1],
+        block: [128, 1, 1],
+        shared_bytes: 0,
+    };
+    merge.launch(
+        stream,
+        cfg,
+        &[
+            (&plan.o_part).into(),
+            (&plan.ml_part).into(),
+            (&mut *out).into(),
+            ((plan.splits * NW) as i32).into(),
+            (l.head_dim as i32).into(),
+        ],
+    )
+}
+
+/// CPU reference of decode, written independently of the prefill reference: for each query row, gather
+/// the visible keys of the sequence in order and take softmax(q.K^T * scale) V in f64.
+#[allow(clippy::too_many_arguments)]
+pub fn decode_ref(
+    q: &[f32],
+    k_cache: &[f32],
+    v_cache: &[f32],
+    l: &super::PagedLayout,
+    block_tables: &[i32],
+    kv_lens: &[i32],
+    nq: usize,
+    hq: usize,
+    p: &AttnParams,
+) -> Vec<f32> {
+    let hd = l.head_dim;
+    let g = hq / l.n_kv_heads;
+    let mut out = vec![0.0f32; q.len()];
+    for (b, &kv) in kv_lens.iter().enumerate() {
+        for i in 0..nq {
+            let last = kv as i64 - nq as i64 + i as i64;
+            let first = if p.window > 0 {
+                (last - p.window as i64 + 1).max(0)
+            } else {
+                0
+            };
+            for h in 0..hq {
+                let row = (b * nq + i) * hq + h;
+                let qr = &q[row * hd..][..hd];
+                let keys: Vec<usize> = (first.max(0) as usize..=last.max(-1) as usize)
+                    .filter(|_| last >= 0)
+                    .collect();
+                let scores: Vec<f64> = keys
+                    .iter()
+                    .map(|&t| {
+                        let kr = &k_cache[l.token_offset(block_tables, b, h / g, t)..][..hd];
+                        let s = qr
+                            .iter()
+                            .zip(kr)
+                            .map(|(a, c)| *a as f64 * *c as f64)
+                            .sum::<f64>()
+                            * p.scale as f64;
+                        if p.softcap > 0.0 {
+                            p.softcap as f64 * (s / p.softcap as f64).tanh()
+                        } else {
+                            s
+                        }
+                    })
+                    .collect();
+                let m = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let z: f64 = scores.iter().map(|s| (s - m).exp()).sum();
+                for (d, o) in out[row * hd..][..hd].iter_mut().enumerate() {
+                    let acc: f64 = keys
+                        .iter()
+                        .zip(&scores)
+                        .map(|(&t, s)| {
+                            (s - m).exp() / z
+                                * v_cache[l.token_offset(block_tables, b, h / g, t) + d] as f64
+                        })
+                        .sum();
+                    *o = acc as f32;
+                }
+            }
+        }
+    }
+    out
+}

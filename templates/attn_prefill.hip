@@ -1,0 +1,357 @@
+// Prefill attention (FlashAttention-2 style): one pass over K/V tiles with an online softmax, f32 scores
+// and accumulators, K/V tiles read from the paged cache (kv_cache.hip layout) into shared memory.
+//
+// q/o [total_q][hq][HD] ragged by cu_q [nseq+1]; the q_len query tokens of sequence b are the last q_len of
+// its kv_lens[b] tokens (chunked prefill: earlier keys come from cached pages; append new K/V first).
+// Causal: query at position p sees keys <= p; window > 0 also hides keys <= p - window; softcap > 0 caps
+// scores as softcap * tanh(s / softcap). GQA: query head h reads kv head h / (hq / hkv); K/V are not copied.
+//
+// Tiles (from the preamble, computed by the launcher): RF_ATTN_BM query rows per block, RF_ATTN_BN keys
+// per tile, RF_ATTN_NWARP waves of MM::RW rows each. The matrix path MM (one per target family) computes
+// S = Q K^T and O += P V on per-wave register fragments; the tile loop, masking and online softmax below
+// are shared by all paths and only see fragments through MM's element -> (row, col, row slot) maps.
+//   MMScalar  portable, every target (lanes compute dot products from shared memory)
+//   MMSync    NVIDIA mma.sync m16n8k16 (f16/bf16 -> f32) with ldmatrix; P stays in registers
+//   MMAmd     CDNA MFMA 16x16x16 (wave64) and RDNA3/RDNA4 WMMA 16x16x16 (wave32); P via shared memory
+
+#define AP_PAD 8
+#define AP_LOG2E 1.4426950408889634f
+
+RF_DEVICE float ap_exp2(float x) {
+#if defined(RF_NVIDIA)
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+#else
+    return exp2f(x);
+#endif
+}
+
+// ---------------------------------------------------------------- portable path
+template <typename T, int HD, int BN>
+struct MMScalar {
+    static constexpr int LPR = RF_ATTN_LPR;  // lanes per row
+    static constexpr int RW = RF_WAVE / LPR;
+    static constexpr int SN = BN / LPR, ON = HD / LPR, NSLOT = 1;
+    static constexpr int LD = HD + AP_PAD;
+    static constexpr int SCRATCH = RW * BN * 4;  // bytes per wave
+    static RF_DEVICE int slot(int) { return 0; }
+    static RF_DEVICE int srow(int, int lane) { return lane / LPR; }
+    static RF_DEVICE int scol(int i, int lane) { return lane % LPR + LPR * i; }
+    static RF_DEVICE int orow(int, int lane) { return lane / LPR; }
+    static RF_DEVICE int ocol(int i, int lane) { return lane % LPR + LPR * i; }
+    static RF_DEVICE float row_max(float v) {
+#pragma unroll
+        for (int m = LPR / 2; m > 0; m >>= 1) v = fmaxf(v, RF_SHFL_XOR(v, m));
+        return v;
+    }
+    static RF_DEVICE float row_sum(float v) {
+#pragma unroll
+        for (int m = LPR / 2; m > 0; m >>= 1) v += RF_SHFL_XOR(v, m);
+        return v;
+    }
+    static RF_DEVICE void qk(const T* sQw, const T* sK, float* s, int lane) {
+        const T* qr = sQw + (lane / LPR) * LD;
+#pragma unroll
+        for (int i = 0; i < SN; i++) {
+            const T* kr = sK + scol(i, lane) * LD;
+            float acc = 0.0f;
+            for (int d = 0; d < HD; d++) acc = fmaf(rf_to_f32(qr[d]), rf_to_f32(kr[d]), acc);
+            s[i] = acc;
+        }
+    }
+    static RF_DEVICE void pv(const float* p, const T* sV, float* o, unsigned char* scratch, int lane) {
+        float* sp = (float*)scratch;
+        const int row = lane / LPR;
+#pragma unroll
+        for (int i = 0; i < SN; i++) sp[row * BN + scol(i, lane)] = p[i];
+        RF_SYNC_WAVE();
+        for (int k = 0; k < BN; k++) {
+            const float pk = sp[row * BN + k];
+#pragma unroll
+            for (int i = 0; i < ON; i++) o[i] = fmaf(pk, rf_to_f32(sV[k * LD + ocol(i, lane)]), o[i]);
+        }
+        RF_SYNC_WAVE();
+    }
+};
+
+// ---------------------------------------------------------------- NVIDIA mma.sync path
+#if defined(RF_MMA_SYNC)
+RF_DEVICE void ap_ldsm_x4(uint32_t* r, const void* p) {
+    const unsigned a = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
+}
+RF_DEVICE void ap_ldsm_x4_t(uint32_t* r, const void* p) {
+    const unsigned a = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
+}
+RF_DEVICE void ap_mma(float* c, const uint32_t* a, uint32_t b0, uint32_t b1, rf_half*) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3]) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+RF_DEVICE void ap_mma(float* c, const uint32_t* a, uint32_t b0, uint32_t b1, rf_bf16*) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3]) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+RF_DEVICE uint32_t ap_pack(float a, float b, rf_half*) {
+    __half2 h = __floats2half2_rn(a, b);
+    return *(uint32_t*)&h;
+}
+RF_DEVICE uint32_t ap_pack(float a, float b, rf_bf16*) {
+    __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
+    return *(uint32_t*)&h;
+}
+
+template <typename T, int HD, int BN>
+struct MMSync {
+    static constexpr int RW = 16, SN = BN / 2, ON = HD / 2, NSLOT = 2;  // 16 x N fragments: N/8 tiles of 4
+    static constexpr int LD = HD + AP_PAD;
+    static constexpr int SCRATCH = 0;
+    static RF_DEVICE int slot(int i) { return (i & 3) >> 1; }
+    static RF_DEVICE int srow(int i, int lane) { return lane / 4 + 8 * ((i & 3) >> 1); }
+    static RF_DEVICE int scol(int i, int lane) { return (i >> 2) * 8 + (lane & 3) * 2 + (i & 1); }
+    static RF_DEVICE int orow(int i, int lane) { return srow(i, lane); }
+    static RF_DEVICE int ocol(int i, int lane) { return scol(i, lane); }
+    static RF_DEVICE float row_max(float v) {
+        v = fmaxf(v, RF_SHFL_XOR(v, 1));
+        return fmaxf(v, RF_SHFL_XOR(v, 2));
+    }
+    static RF_DEVICE float row_sum(float v) {
+        v += RF_SHFL_XOR(v, 1);
+        return v + RF_SHFL_XOR(v, 2);
+    }
+    static RF_DEVICE void qk(const T* sQw, const T* sK, float* s, int lane) {
+#pragma unroll
+        for (int i = 0; i < SN; i++) s[i] = 0.0f;
+        const int j = lane / 8;
+#pragma unroll
+        for (int kk = 0; kk < HD / 16; kk++) {
+            uint32_t a[4];
+            ap_ldsm_x4(a, sQw + (lane % 16) * LD + kk * 16 + (lane / 16) * 8);
+#pragma unroll
+            for (int np = 0; np < BN / 16; np++) {
+                uint32_t b[4];
+                ap_ldsm_x4(b, sK + (np * 16 + (lane % 8) + (j / 2) * 8) * LD + kk * 16 + (j % 2) * 8);
+                ap_mma(s + (2 * np) * 4, a, b[0], b[1], (T*)nullptr);
+                ap_mma(s + (2 * np + 1) * 4, a, b[2], b[3], (T*)nullptr);
+            }
+        }
+    }
+    static RF_DEVICE void pv(const float* p, const T* sV, float* o, unsigned char*, int lane) {
+        const int j = lane / 8;
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++) {
+            uint32_t a[4];
+            a[0] = ap_pack(p[(2 * kk) * 4 + 0], p[(2 * kk) * 4 + 1], (T*)nullptr);
+            a[1] = ap_pack(p[(2 * kk) * 4 + 2], p[(2 * kk) * 4 + 3], (T*)nullptr);
+            a[2] = ap_pack(p[(2 * kk + 1) * 4 + 0], p[(2 * kk + 1) * 4 + 1], (T*)nullptr);
+            a[3] = ap_pack(p[(2 * kk + 1) * 4 + 2], p[(2 * kk + 1) * 4 + 3], (T*)nullptr);
+#pragma unroll
+            for (int np = 0; np < HD / 16; np++) {
+                uint32_t b[4];
+                ap_ldsm_x4_t(b, sV + (kk * 16 + (lane % 8) + (j % 2) * 8) * LD + np * 16 + (j / 2) * 8);
+                ap_mma(o + (2 * np) * 4, a, b[0], b[1], (T*)nullptr);
+                ap_mma(o + (2 * np + 1) * 4, a, b[2], b[3], (T*)nullptr);
+            }
+        }
+    }
+};
+#endif
+
+// ---------------------------------------------------------------- AMD MFMA / WMMA path
+#if defined(RF_MFMA) || defined(RF_WMMA)
+// One 16x16 output tile per instruction. CPT accumulator elements per lane; each lane holds KPL
+// consecutive k of an A row (row lane % 16) starting at KOFF, and of a B column (col lane % 16).
+#if defined(RF_WMMA) && RF_GFX < 0x1200
+#define AP_KPL 16
+#define AP_KOFF(lane) 0
+#define AP_CROW(c, lane) (2 * (c) + (lane) / 16)
+#else
+#define AP_KPL (16 * 16 / RF_WAVE)
+#define AP_KOFF(lane) (((lane) / 16) * AP_KPL)
+#define AP_CROW(c, lane) (((lane) / 16) * (256 / RF_WAVE) + (c))
+#endif
+typedef short ap_vs __attribute__((ext_vector_type(AP_KPL)));
+typedef _Float16 ap_vh __attribute__((ext_vector_type(AP_KPL)));
+typedef float ap_vf __attribute__((ext_vector_type(256 / RF_WAVE)));
+
+RF_DEVICE ap_vf ap_amd_mma(ap_vs a, ap_vs b, ap_vf c, rf_half*) {
+#if defined(RF_MFMA)
+    return __builtin_amdgcn_mfma_f32_16x16x16f16(__builtin_bit_cast(ap_vh, a), __builtin_bit_cast(ap_vh, b), c, 0, 0, 0);
+#elif RF_GFX >= 0x1200
+    return __builtin_amdgcn_wmma_f32_16x16x16_f16_w32_gfx12(__builtin_bit_cast(ap_vh, a), __builtin_bit_cast(ap_vh, b), c);
+#else
+    return __builtin_amdgcn_wmma_f32_16x16x16_f16_w32(__builtin_bit_cast(ap_vh, a), __builtin_bit_cast(ap_vh, b), c);
+#endif
+}
+RF_DEVICE ap_vf ap_amd_mma(ap_vs a, ap_vs b, ap_vf c, rf_bf16*) {
+#if defined(RF_MFMA)
+    return __builtin_amdgcn_mfma_f32_16x16x16bf16_1k(a, b, c, 0, 0, 0);
+#elif RF_GFX >= 0x1200
+    return __builtin_amdgcn_wmma_f32_16x16x16_bf16_w32_gfx12(a, b, c);
+#else
+    return __builtin_amdgcn_wmma_f32_16x16x16_bf16_w32(a, b, c);
+#endif
+}
+
+template <typename T, int HD, int BN>
+struct MMAmd {
+    static constexpr int CPT = 256 / RF_WAVE;
+    static constexpr int RW = 16, SN = BN / 16 * CPT, ON = HD / 16 * CPT, NSLOT = CPT;
+    static constexpr int LD = HD + AP_PAD, LDP = BN + AP_PAD;
+    static constexpr int SCRATCH = 16 * LDP * 2;
+    static RF_DEVICE int slot(int i) { return i % CPT; }
+    static RF_DEVICE int srow(int i, int lane) { return AP_CROW(i % CPT, lane); }
+    static RF_DEVICE int scol(int i, int lane) { return (i / CPT) * 16 + lane % 16; }
+    static RF_DEVICE int orow(int i, int lane) { return srow(i, lane); }
+    static RF_DEVICE int ocol(int i, int lane) { return scol(i, lane); }
+    static RF_DEVICE float row_max(float v) {
+#pragma unroll
+        for (int m = 1; m < 16; m <<= 1) v = fmaxf(v, RF_SHFL_XOR(v, m));
+        return v;
+    }
+    static RF_DEVICE float row_sum(float v) {
+#pragma unroll
+        for (int m = 1; m < 16; m <<= 1) v += RF_SHFL_XOR(v, m);
+        return v;
+    }
+    static RF_DEVICE void tile(const unsigned short* A, int lda, const unsigned short* B, int ldb_k, int ldb_n, float* c, int lane) {
+        ap_vs a, b;
+#pragma unroll
+        for (int j = 0; j < AP_KPL; j++) {
+            a[j] = (short)A[(lane % 16) * lda + AP_KOFF(lane) + j];
+            b[j] = (short)B[(AP_KOFF(lane) + j) * ldb_k + (lane % 16) * ldb_n];
+        }
+        ap_vf acc;
+#pragma unroll
+        for (int i = 0; i < CPT; i++) acc[i] = c[i];
+        acc = ap_amd_mma(a, b, acc, (T*)nullptr);
+#pragma unroll
+        for (int i = 0; i < CPT; i++) c[i] = acc[i];
+    }
+    static RF_DEVICE void qk(const T* sQw, const T* sK, float* s, int lane) {
+#pragma unroll
+        for (int i = 0; i < SN; i++) s[i] = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < HD / 16; kk++)
+#pragma unroll
+            for (int nt = 0; nt < BN / 16; nt++)  // B[k][n] = K[n][k]
+                tile((const unsigned short*)sQw + kk * 16, LD, (const unsigned short*)sK + nt * 16 * LD + kk * 16, 1, LD, s + nt * CPT, lane);
+    }
+    static RF_DEVICE void pv(const float* p, const T* sV, float* o, unsigned char* scratch, int lane) {
+        T* sp = (T*)scratch;
+#pragma unroll
+        for (int i = 0; i < SN; i++) sp[srow(i, lane) * LDP + scol(i, lane)] = rf_from_f32<T>(p[i]);
+        RF_SYNC_WAVE();
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++)
+#pragma unroll
+            for (int nt = 0; nt < HD / 16; nt++)  // B[k][n] = V[key][d]
+                tile((const unsigned short*)sp + kk * 16, LDP, (const unsigned short*)sV + kk * 16 * LD + nt * 16, LD, 1, o + nt * CPT, lane);
+        RF_SYNC_WAVE();
+    }
+};
+#endif
+
+// ---------------------------------------------------------------- the shared tile loop
+template <typename T, int HD, bool CAUSAL, class MM>
+RF_DEVICE void attn_prefill(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache, const T* RF_RESTRICT v_cache, T* RF_RESTRICT out,
+                            const int* RF_RESTRICT cu_q, const int* RF_RESTRICT kv_lens, const int* RF_RESTRICT block_tables,
+                            int max_pages, int page_size, int hq, int hkv, float scale, float softcap, int window) {
+    constexpr int BM = RF_ATTN_BM, BN = RF_ATTN_BN, NW = RF_ATTN_NWARP, RW = MM::RW, LD = HD + AP_PAD, NV = HD / 8;
+    static_assert(RW * NW == BM, "tile rows");
+    extern __shared__ uint4 ap_smem[];
+    T* sQ = (T*)ap_smem;
+    T* sK = sQ + BM * LD;
+    T* sV = sK + BN * LD;
+    const int lane = threadIdx.x % RF_WAVE, w = threadIdx.x / RF_WAVE;
+    unsigned char* scratch = (unsigned char*)(sV + BN * LD) + w * MM::SCRATCH;
+
+    const int b = blockIdx.z, h = blockIdx.y;
+    const int qt = gridDim.x - 1 - blockIdx.x;  // longest (causal) tiles first
+    const int q0 = cu_q[b], q_len = cu_q[b + 1] - q0;
+    if (qt * BM >= q_len) return;
+    const int kv_len = kv_lens[b];
+    const int off = kv_len - q_len;  // position of query 0
+    const int kvh = h / (hq / hkv);
+    const long long head_off = (long long)kvh * page_size * HD, page_stride = (long long)hkv * page_size * HD;
+    const int* bt = block_tables + (long long)b * max_pages;
+
+    for (int v = threadIdx.x; v < BM * NV; v += NW * RF_WAVE) {
+        const int r = v / NV, c = v % NV, qi = qt * BM + r;
+        uint4 val = make_uint4(0, 0, 0, 0);
+        if (qi < q_len) val = ((const uint4*)(q + ((long long)(q0 + qi) * hq + h) * HD))[c];
+        *(uint4*)(sQ + r * LD + c * 8) = val;
+    }
+    const int qpos_lo = off + qt * BM, qpos_hi = min(off + qt * BM + BM, kv_len) - 1;
+    const int kv_end = CAUSAL ? min(kv_len, qpos_hi + 1) : kv_len;
+    int kv_begin = window > 0 ? max(0, qpos_lo - window + 1) : 0;
+    kv_begin = (kv_begin / BN) * BN;
+
+    float s[MM::SN], o[MM::ON], m[MM::NSLOT], l[MM::NSLOT];
+#pragma unroll
+    for (int i = 0; i < MM::ON; i++) o[i] = 0.0f;
+#pragma unroll
+    for (int j = 0; j < MM::NSLOT; j++) { m[j] = RF_NEG_INF; l[j] = 0.0f; }
+    const int qbase = off + qt * BM + w * RW;
+
+    for (int kt = kv_begin; kt < kv_end; kt += BN) {
+        __syncthreads();  // previous tile fully used
+        for (int v = threadIdx.x; v < BN * NV; v += NW * RF_WAVE) {
+            const int r = v / NV, c = v % NV, key = kt + r;
+            uint4 kx = make_uint4(0, 0, 0, 0), vx = make_uint4(0, 0, 0, 0);
+            if (key < kv_len) {
+                const long long base = bt[key / page_size] * page_stride + head_off + (long long)(key % page_size) * HD;
+                kx = ((const uint4*)(k_cache + base))[c];
+                vx = ((const uint4*)(v_cache + base))[c];
+            }
+            *(uint4*)(sK + r * LD + c * 8) = kx;
+            *(uint4*)(sV + r * LD + c * 8) = vx;
+        }
+        __syncthreads();
+        MM::qk(sQ + w * RW * LD, sK, s, lane);
+        const bool need_mask = kt + BN > kv_len || (CAUSAL && kt + BN - 1 > qpos_lo) || (window > 0 && kt <= qpos_hi - window);
+#pragma unroll
+        for (int i = 0; i < MM::SN; i++) {
+            float x = s[i] * scale;
+            if (softcap > 0.0f) x = softcap * tanhf(x / softcap);
+            x *= AP_LOG2E;
+            if (need_mask) {
+                const int qp = qbase + MM::srow(i, lane), key = kt + MM::scol(i, lane);
+                if (key >= kv_len || (CAUSAL && key > qp) || (window > 0 && key <= qp - window)) x = RF_NEG_INF;
+            }
+            s[i] = x;
+        }
+        float mt[MM::NSLOT], alpha[MM::NSLOT];
+#pragma unroll
+        for (int j = 0; j < MM::NSLOT; j++) mt[j] = RF_NEG_INF;
+#pragma unroll
+        for (int i = 0; i < MM::SN; i++) mt[MM::slot(i)] = fmaxf(mt[MM::slot(i)], s[i]);
+#pragma unroll
+        for (int j = 0; j < MM::NSLOT; j++) {
+            const float mn = fmaxf(m[j], MM::row_max(mt[j]));
+            mt[j] = mn == RF_NEG_INF ? 0.0f : mn;  // the subtrahend
+            alpha[j] = ap_exp2(m[j] - mt[j]);
+            m[j] = mn;
+            l[j] *= alpha[j];
+        }
+#pragma unroll
+        for (int i = 0; i < MM::SN; i++) {
+            s[i] = ap_exp2(s[i] - mt[MM::slot(i)]);
+            l[MM::slot(i)] += s[i];
+        }
+#pragma unroll
+        for (int i = 0; i < MM::ON; i++) o[i] *= alpha[MM::slot(i)];
+        MM::pv(s, sV, o, scratch, lane);
+    }
+#pragma unroll
+    for (int j = 0; j < MM::NSLOT; j++) {
+        const float t = MM::row_sum(l[j]);
+        l[j] = t > 0.0f ? 1.0f / t : 0.0f;
+    }
+#pragma unroll
+    for (int i = 0; i < MM::ON; i++) {
+        const int qi = qt * BM + w * RW + MM::orow(i, lane);
+        if (qi < q_len) out[((long long)(q0 + qi) * hq + h) * HD + MM::ocol(i, lane)] = rf_from_f32<T>(o[i] * l[MM::slot(i)]);
+    }
+}

@@ -1,0 +1,45 @@
+// Paged KV cache append, optionally fused with RoPE on K (rope.hip is included before this file).
+//
+// Cache layout (K and V alike): [num_pages][n_kv_heads][page_size][head_dim], element type T.
+// A sequence's logical token t lives in page block_tables[b * max_pages + t / page_size], row t % page_size.
+// New tokens of sequence b are k_new/v_new rows cu_new[b] .. cu_new[b+1] ([tokens][n_kv_heads][head_dim]);
+// they go to logical slots ctx_lens[b], ctx_lens[b] + 1, ... (ctx_lens = lengths before the append).
+
+// Sequence of token t: the b with cu[b] <= t < cu[b+1] (binary search; cu is non-decreasing).
+RF_DEVICE int kv_seq_of(const int* RF_RESTRICT cu, int nseq, int t) {
+    int lo = 0, hi = nseq - 1;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) >> 1;
+        if (cu[mid] <= t) lo = mid; else hi = mid - 1;
+    }
+    return lo;
+}
+
+// Work item = (token, kv head, group of 8 elements). ROPE: 0 none, 1 normal, 2 neox.
+template <typename T, int ROPE>
+RF_DEVICE void kv_append(const T* RF_RESTRICT k_new, const T* RF_RESTRICT v_new, const int* RF_RESTRICT pos,
+                         const int* RF_RESTRICT cu_new, const int* RF_RESTRICT ctx_lens, const int* RF_RESTRICT block_tables,
+                         int nseq, int max_pages, int page_size, int n_kv, int head_dim, int n_rot, float log2_base,
+                         T* RF_RESTRICT k_cache, T* RF_RESTRICT v_cache) {
+    const int groups = head_dim / 8;
+    const int tokens = cu_new[nseq];
+    const long long total = (long long)tokens * n_kv * groups;
+    for (long long w = (long long)blockIdx.x * blockDim.x + threadIdx.x; w < total; w += (long long)gridDim.x * blockDim.x) {
+        const int g = (int)(w % groups);
+        const long long th = w / groups;
+        const int h = (int)(th % n_kv);
+        const int t = (int)(th / n_kv);
+        const int b = kv_seq_of(cu_new, nseq, t);
+        const int slot = ctx_lens[b] + (t - cu_new[b]);
+        const int page = block_tables[(long long)b * max_pages + slot / page_size];
+        const long long dst = (((long long)page * n_kv + h) * page_size + slot % page_size) * head_dim;
+        const long long src = th * head_dim;
+        // V: plain 16-byte copy.
+        *(uint4*)(v_cache + dst + 8 * g) = *(const uint4*)(v_new + src + 8 * g);
+        if (ROPE == 0 || 8 * g >= n_rot) {
+            *(uint4*)(k_cache + dst + 8 * g) = *(const uint4*)(k_new + src + 8 * g);
+        } else {
+            rope_group<T, ROPE == 2>(k_new + src, k_cache + dst, g, n_rot, (float)pos[t], log2_base);
+        }
+    }
+}
