@@ -46,7 +46,7 @@ struct Row {
     spills: usize,
 }
 
-pub fn run(targets: &[String], all: bool, pattern: Option<&str>, report: bool, json: Option<&std::path::Path>) -> Result<i32> {
+pub fn run(targets: &[String], all: bool, pattern: Option<&str>, report: bool, json: Option<&std::path::Path>, deny_spills: bool) -> Result<i32> {
     let pattern = if all { None } else { pattern };
     if !all && pattern.is_none() {
         eprintln!("rocmforge compile: give --all or --kernel PATTERN");
@@ -83,11 +83,21 @@ pub fn run(targets: &[String], all: bool, pattern: Option<&str>, report: bool, j
                 } else {
                     row.hits += 1
                 }
-                if report || json.is_some() {
+                if report || json.is_some() || deny_spills {
                     match codeobj::resources(&c.image) {
                         Ok(res) => {
                             for k in res.into_iter().filter(|k| k.name == spec.symbol()) {
                                 row.spills += k.spills() as usize;
+                                if deny_spills && k.spills() {
+                                    failures.push(format!(
+                                        "{} [{}]: spills ({} VGPR / {} SGPR spills, {} B scratch)",
+                                        spec.uri(),
+                                        t.full_name(),
+                                        k.vgpr_spills,
+                                        k.sgpr_spills,
+                                        k.scratch_bytes
+                                    ));
+                                }
                                 report_rows.push((spec.uri().to_string(), t.full_name(), k));
                             }
                         }
@@ -127,7 +137,7 @@ pub fn run(targets: &[String], all: bool, pattern: Option<&str>, report: bool, j
         println!("{t:<26} not compiled: {why}");
     }
     println!("{} instances in {:.1} s wall", work.len(), t0.elapsed().as_secs_f64());
-    for f in failures.iter().take(10) {
+    for f in failures.iter().take(40) {
         eprintln!("FAILED {f}");
     }
     Ok(if failures.is_empty() && skipped.is_empty() { 0 } else { 1 })

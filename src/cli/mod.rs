@@ -41,6 +41,9 @@ enum Cmd {
         /// Write the report as JSON to this file.
         #[arg(long)]
         json: Option<std::path::PathBuf>,
+        /// Fail when an instance spills registers or uses scratch (AMD) / local memory (NVIDIA).
+        #[arg(long)]
+        deny_spills: bool,
     },
     /// Inspect and manage the disk cache.
     Cache {
@@ -94,7 +97,7 @@ pub fn run() -> Result<i32> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Info { json } => info(json),
-        Cmd::Compile { target, all, kernel, report, json } => compile::run(&target, all, kernel.as_deref(), report, json.as_deref()),
+        Cmd::Compile { target, all, kernel, report, json, deny_spills } => compile::run(&target, all, kernel.as_deref(), report, json.as_deref(), deny_spills),
         Cmd::Cache { op } => cache(op),
         Cmd::Render { kernel, params, target } => render(&kernel, &params, target.as_deref()),
         Cmd::Kernels => kernels(),
