@@ -29,9 +29,8 @@ RF_DEVICE void embed_float(int dim, int vocab, const int* RF_RESTRICT ids, long 
     *reinterpret_cast<emb_pack<TO, VEC>*>(out + i * dim + c) = o;
 }
 
-#ifdef RF_HAVE_QUANT
 template <typename FMT, typename TO>
-RF_DEVICE void embed_quant(int dim, int vocab, const int* RF_RESTRICT ids, long long row0, const uint8_t* RF_RESTRICT table,
+RF_DEVICE void embed_quant(int dim, int vocab, const int* RF_RESTRICT ids, long long row0, const unsigned char* RF_RESTRICT table,
                            TO* RF_RESTRICT out) {
     const long long i = blockIdx.x;
     const long long id = ids ? (long long)ids[i] : row0 + i;
@@ -51,4 +50,3 @@ RF_DEVICE void embed_quant(int dim, int vocab, const int* RF_RESTRICT ids, long 
     for (int j = 0; j < 8; ++j) o.v[j] = rf_from_f32<TO>(v[j]);
     *reinterpret_cast<emb_pack<TO, 8>*>(out + i * dim + c) = o;
 }
-#endif

@@ -270,6 +270,30 @@ pub fn add<T: Element>(
     )
 }
 
+/// y[r, :] += bias for every row of y [rows, n] (the bias of a linear layer computed without one).
+pub fn add_bias<T: Element>(
+    dev: &Device,
+    stream: &Stream,
+    y: &mut Buffer<T>,
+    bias: &Buffer<T>,
+    n: usize,
+) -> Result<()> {
+    let rows = rows_of("add_bias", y.len(), n)?;
+    check_len("add_bias", "bias", bias, n)?;
+    let yp = y.device_ptr();
+    // each element is read and written by the same thread, so y may be both input and output
+    launch(
+        dev,
+        stream,
+        Act::Add,
+        rows,
+        n,
+        (yp, n),
+        (bias.device_ptr(), 0),
+        y,
+    )
+}
+
 /// CPU reference: `act` over [rows, cols] with row strides (f64), before rounding to `T`.
 pub fn act_ref<T: Element>(
     act: Act,
