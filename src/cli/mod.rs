@@ -1,6 +1,7 @@
 //! Command-line front end.
 
 mod compile;
+mod gguf;
 mod selftest;
 
 use clap::{Parser, Subcommand};
@@ -64,6 +65,11 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Inspect a GGUF file or dequantize one of its tensors.
+    Gguf {
+        #[command(subcommand)]
+        op: gguf::GgufOp,
+    },
 }
 
 #[derive(Subcommand)]
@@ -93,6 +99,7 @@ pub fn run() -> Result<i32> {
         Cmd::Render { kernel, params, target } => render(&kernel, &params, target.as_deref()),
         Cmd::Kernels => kernels(),
         Cmd::Selftest { json } => selftest::run(json),
+        Cmd::Gguf { op } => gguf::run(op),
     }
 }
 
