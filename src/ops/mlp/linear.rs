@@ -114,7 +114,7 @@ pub fn linear_blas(
     Ok(())
 }
 
-/// The decode GEMV (ops::quantized::gemv, from the qgpu branch).
+/// The decode GEMV (`ops::quantized::gemv`: x [M, K] and y [M, N] are its batch-major layouts).
 fn gemv_dispatch(
     dev: &Device,
     stream: &Stream,
@@ -124,6 +124,5 @@ fn gemv_dispatch(
     x: &Buffer<f16>,
     y: &mut Buffer<f16>,
 ) -> Result<()> {
-    let _ = (dev, stream, fmt, w, m, n, k, x, y);
-    Err(Error::op("linear", "the fused GEMV (ops::quantized::gemv) is not merged into this build yet; use LinearPath::Qgemm"))
+    crate::ops::quantized::gemv::gemv(dev, stream, fmt, w, n, k, x, m, y)
 }

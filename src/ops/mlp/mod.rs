@@ -106,32 +106,7 @@ pub const QUANT_FORMATS: &[&str] = &[
     "mx_fp8_e5m2",
 ];
 
-/// Source that gives a kernel the block structs and the `rf_fmt_<name>` dequantizers
-/// (`ops::quantized::quant_preamble` once the qgpu branch is merged; this interim copy renders the
-/// same text from the layout table).
+/// Source that gives a kernel the block structs and the `rf_fmt_<name>` dequantizers.
 pub(crate) fn quant_preamble() -> String {
-    let mut s = String::from("\n// ---- quant block structs (rendered from the layout table) ----\ntypedef __half half;\n");
-    s.push_str("#if defined(RF_GFX)\ntypedef signed char int8_t;\ntypedef unsigned char uint8_t;\ntypedef short int16_t;\ntypedef unsigned short uint16_t;\ntypedef unsigned int uint32_t;\n#endif\n");
-    for ty in crate::quant::QuantType::all() {
-        let l = ty.layout();
-        s.push_str(&l.c_struct());
-        s.push('\n');
-        let mut off = 0;
-        for f in l.fields {
-            s.push_str(&format!(
-                "constexpr int rf_off_{}_{} = {off};\n",
-                l.c_name(),
-                f.name
-            ));
-            off += f.bytes();
-        }
-    }
-    match crate::jit::template::template_text("quant_dequant.h") {
-        Ok(t) => s.push_str(&t),
-        Err(e) => s.push_str(&format!(
-            "#error \"quant_dequant.h: {}\"\n",
-            e.to_string().replace('"', "'")
-        )),
-    }
-    s
+    crate::ops::quantized::quant_preamble()
 }
