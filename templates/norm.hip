@@ -41,11 +41,13 @@ RF_DEVICE void norm_row(int hidden, float eps, const T* RF_RESTRICT x, T* RF_RES
     const T* src = KIND == NORM_RMS_ADD ? (const T*)rr : xr;
 
     float cache[NORM_ITEMS][VEC];
+    norm_pack<T, VEC> wcache[NORM_ITEMS];  // the weights, loaded before the reduction (off its critical path)
     float acc = 0.0f;
 #pragma unroll
     for (int k = 0; k < NORM_ITEMS; ++k) {
         const int i = threadIdx.x + k * BLOCK;
         if (i < nvec) {
+            wcache[k] = norm_load<T, VEC>(w + (long long)i * VEC);
             norm_fetch<T, KIND, VEC>(i, xr, rr, cache[k]);
 #pragma unroll
             for (int j = 0; j < VEC; ++j) acc += KIND == NORM_LAYER ? cache[k][j] : cache[k][j] * cache[k][j];
@@ -85,7 +87,8 @@ RF_DEVICE void norm_row(int hidden, float eps, const T* RF_RESTRICT x, T* RF_RES
     for (int k = 0; k < NORM_ITEMS; ++k) {
         const int i = threadIdx.x + k * BLOCK;
         if (i < nvec) {
-            norm_pack<T, VEC> wp = norm_load<T, VEC>(w + (long long)i * VEC), o;
+            const norm_pack<T, VEC>& wp = wcache[k];
+            norm_pack<T, VEC> o;
             if (KIND == NORM_LAYER) {
                 norm_pack<T, VEC> bp = norm_load<T, VEC>(b + (long long)i * VEC);
 #pragma unroll

@@ -6,10 +6,11 @@
 //   QG_MFMA  CDNA  v_mfma_f32_16x16x16f16, wave64             (#if RF_MFMA)
 //   QG_WMMA  RDNA3/4 v_wmma_f32_16x16x16_f16, wave32          (#if RF_WMMA)
 //   QG_SIMT  portable: f32 FMAs from shared memory (every target)
-// Tiles: BM × BN per block, WARPS waves arranged WM × WN (WM = 2 when BM ≥ 64, else 1).
+// Tiles: BM × BN per block and BK along K per stage; WARPS waves arranged WM × WN × WK (WM = 2 when
+// BM ≥ 64; WN as many as the tile's columns allow; the rest, WK, split each K tile and are summed
+// through shared memory at the end, so small-M tiles still keep every wave busy).
 
 enum { QG_MMA = 0, QG_MFMA = 1, QG_WMMA = 2, QG_SIMT = 3 };
-constexpr int QG_BK = 32;
 #if defined(RF_MMA_SYNC)
 constexpr bool QG_HAVE_MMA = true;
 #else
@@ -25,14 +26,18 @@ constexpr bool QG_HAVE_WMMA = true;
 #else
 constexpr bool QG_HAVE_WMMA = false;
 #endif
-constexpr int QG_LD = QG_BK + 8;  // padded row (halves): 80 bytes, 16-byte aligned, no bank conflicts on fragment loads
 
 struct alignas(16) qg_h8 { rf_half v[8]; };
 
-template <int BM, int BN, int NT>
+// Stage x[m0.., k0..k0+BK) into As (rows of LD halves), 8 halves per access; out of range → 0.
+template <int BM, int BK, int LD, int NT>
 RF_DEVICE void qg_load_x(int M, int K, const rf_half* RF_RESTRICT x, int m0, int k0, rf_half* As) {
-    for (int c = threadIdx.x; c < BM * 4; c += NT) {
-        const int r = c >> 2, kc = (c & 3) * 8;
+    constexpr int TOTAL = BM * BK / 8, ITERS = (TOTAL + NT - 1) / NT;
+#pragma unroll
+    for (int it = 0; it < ITERS; ++it) {
+        const int c = threadIdx.x + it * NT;
+        if (TOTAL % NT != 0 && c >= TOTAL) break;
+        const int r = c / (BK / 8), kc = (c % (BK / 8)) * 8;
         qg_h8 p;
         if (m0 + r < M && k0 + kc < K) {
             p = *reinterpret_cast<const qg_h8*>(x + (long long)(m0 + r) * K + k0 + kc);
@@ -40,14 +45,20 @@ RF_DEVICE void qg_load_x(int M, int K, const rf_half* RF_RESTRICT x, int m0, int
 #pragma unroll
             for (int j = 0; j < 8; ++j) p.v[j] = __float2half_rn(0.0f);
         }
-        *reinterpret_cast<qg_h8*>(As + r * QG_LD + kc) = p;
+        *reinterpret_cast<qg_h8*>(As + r * LD + kc) = p;
     }
 }
 
-template <typename FMT, int BN, int NT>
+// Dequantize W[n0.., k0..k0+BK) into Bs (rows of LD halves), one dequant8 per 8 elements; the
+// unrolled loop lets every call's loads be in flight together.
+template <typename FMT, int BN, int BK, int LD, int NT>
 RF_DEVICE void qg_load_w(int N, int K, long long row_bytes, const uint8_t* RF_RESTRICT w, int n0, int k0, rf_half* Bs) {
-    for (int c = threadIdx.x; c < BN * 4; c += NT) {
-        const int n = c >> 2, g = (c & 3) * 8;
+    constexpr int TOTAL = BN * BK / 8, ITERS = (TOTAL + NT - 1) / NT;
+#pragma unroll
+    for (int it = 0; it < ITERS; ++it) {
+        const int c = threadIdx.x + it * NT;
+        if (TOTAL % NT != 0 && c >= TOTAL) break;
+        const int n = c / (BK / 8), g = (c % (BK / 8)) * 8;
         const int e = k0 + g;
         float v[8];
         if (n0 + n < N && e < K) {
@@ -59,7 +70,26 @@ RF_DEVICE void qg_load_w(int N, int K, long long row_bytes, const uint8_t* RF_RE
         qg_h8 p;
 #pragma unroll
         for (int j = 0; j < 8; ++j) p.v[j] = __float2half_rn(v[j]);
-        *reinterpret_cast<qg_h8*>(Bs + n * QG_LD + g) = p;
+        *reinterpret_cast<qg_h8*>(Bs + n * LD + g) = p;
+    }
+}
+
+// Sum the partial accumulators of the WK waves that split K (E floats per lane) into wave wk == 0's.
+// Called by every thread after the main loop's last barrier; `red` is shared scratch.
+template <int WK, int E, int WMN>
+RF_DEVICE void qg_reduce_k(float* acc, int wk, int wmn, int lane, float* red) {
+    if constexpr (WK > 1) {
+        if (wk > 0) {
+#pragma unroll
+            for (int e = 0; e < E; ++e) red[(((wk - 1) * WMN + wmn) * E + e) * RF_WAVE + lane] = acc[e];
+        }
+        __syncthreads();
+        if (wk == 0) {
+#pragma unroll
+            for (int q = 1; q < WK; ++q)
+#pragma unroll
+                for (int e = 0; e < E; ++e) acc[e] += red[(((q - 1) * WMN + wmn) * E + e) * RF_WAVE + lane];
+        }
     }
 }
 
@@ -70,22 +100,28 @@ RF_DEVICE void qg_store(int M, int N, int r, int c, float v, const rf_half* RF_R
     }
 }
 
-template <typename FMT, int PATH, int BM, int BN, int WARPS>
+template <typename FMT, int PATH, int BM, int BN, int WARPS, int BK>
 RF_DEVICE void qgemm(int M, int N, int K, const rf_half* RF_RESTRICT x, const uint8_t* RF_RESTRICT w,
                      const rf_half* RF_RESTRICT bias, rf_half* RF_RESTRICT y) {
     constexpr int NT = WARPS * RF_WAVE;
+    constexpr int LD = BK + 8;  // padded row (halves): 16-byte aligned rows, conflict-free fragment loads
+    constexpr int MN_TILE = PATH == QG_MMA ? 8 : 16;  // columns of one matrix-core tile
     constexpr int WM = BM >= 64 ? 2 : 1;
-    constexpr int WN = WARPS / WM;
+    constexpr int WN = (WARPS / WM) < (BN / MN_TILE) ? (WARPS / WM) : (BN / MN_TILE);
+    constexpr int WK = PATH == QG_SIMT ? 1 : WARPS / (WM * WN);
     constexpr int WTM = BM / WM, WTN = BN / WN;  // warp tile
-    static_assert(WARPS % WM == 0 && BM % WM == 0 && BN % WN == 0, "tile does not split over the waves");
+    constexpr int KS = BK / WK;                  // K slice of one wave per stage
+    static_assert(PATH == QG_SIMT || (WM * WN * WK == WARPS && BM % WM == 0 && BN % WN == 0 && KS % 16 == 0),
+                  "tile does not split over the waves");
     static_assert((PATH != QG_MMA || QG_HAVE_MMA) && (PATH != QG_MFMA || QG_HAVE_MFMA) && (PATH != QG_WMMA || QG_HAVE_WMMA),
                   "this matrix-core path is not available on the target");
-    __shared__ __attribute__((aligned(16))) rf_half As[BM * QG_LD];
-    __shared__ __attribute__((aligned(16))) rf_half Bs[BN * QG_LD];
+    __shared__ __attribute__((aligned(16))) rf_half As[BM * LD];
+    __shared__ __attribute__((aligned(16))) rf_half Bs[BN * LD];
     const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
     const long long row_bytes = (long long)(K / FMT::QK) * FMT::BYTES;
     const int wave = threadIdx.x / RF_WAVE, lane = threadIdx.x % RF_WAVE;
-    const int wm0 = (wave % WM) * WTM, wn0 = (wave / WM) * WTN;
+    const int wmn = wave % (WM * WN), wk = wave / (WM * WN);
+    const int wm0 = (wmn % WM) * WTM, wn0 = (wmn / WM) * WTN;
 
 #if defined(RF_MMA_SYNC)
     if constexpr (PATH == QG_MMA) {
@@ -99,24 +135,24 @@ RF_DEVICE void qgemm(int M, int N, int K, const rf_half* RF_RESTRICT x, const ui
 #pragma unroll
                 for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.0f;
         const int g = lane >> 2, t = lane & 3;
-        for (int k0 = 0; k0 < K; k0 += QG_BK) {
-            qg_load_x<BM, BN, NT>(M, K, x, m0, k0, As);
-            qg_load_w<FMT, BN, NT>(N, K, row_bytes, w, n0, k0, Bs);
+        for (int k0 = 0; k0 < K; k0 += BK) {
+            qg_load_x<BM, BK, LD, NT>(M, K, x, m0, k0, As);
+            qg_load_w<FMT, BN, BK, LD, NT>(N, K, row_bytes, w, n0, k0, Bs);
             __syncthreads();
 #pragma unroll
-            for (int kk = 0; kk < QG_BK; kk += 16) {
+            for (int kk = wk * KS; kk < wk * KS + KS; kk += 16) {
                 uint32_t a[MT][4], b[NTL][2];
 #pragma unroll
                 for (int i = 0; i < MT; ++i) {
-                    const rf_half* p = As + (wm0 + i * 16 + g) * QG_LD + kk + 2 * t;
+                    const rf_half* p = As + (wm0 + i * 16 + g) * LD + kk + 2 * t;
                     a[i][0] = *reinterpret_cast<const uint32_t*>(p);
-                    a[i][1] = *reinterpret_cast<const uint32_t*>(p + 8 * QG_LD);
+                    a[i][1] = *reinterpret_cast<const uint32_t*>(p + 8 * LD);
                     a[i][2] = *reinterpret_cast<const uint32_t*>(p + 8);
-                    a[i][3] = *reinterpret_cast<const uint32_t*>(p + 8 * QG_LD + 8);
+                    a[i][3] = *reinterpret_cast<const uint32_t*>(p + 8 * LD + 8);
                 }
 #pragma unroll
                 for (int j = 0; j < NTL; ++j) {
-                    const rf_half* p = Bs + (wn0 + j * 8 + g) * QG_LD + kk + 2 * t;
+                    const rf_half* p = Bs + (wn0 + j * 8 + g) * LD + kk + 2 * t;
                     b[j][0] = *reinterpret_cast<const uint32_t*>(p);
                     b[j][1] = *reinterpret_cast<const uint32_t*>(p + 8);
                 }
@@ -131,6 +167,9 @@ RF_DEVICE void qgemm(int M, int N, int K, const rf_half* RF_RESTRICT x, const ui
             }
             __syncthreads();
         }
+        static_assert(WK == 1 || (WK - 1) * WM * WN * MT * NTL * 4 * RF_WAVE * 4 <= BM * LD * 2, "k-split scratch exceeds As");
+        qg_reduce_k<WK, MT * NTL * 4, WM * WN>(&acc[0][0][0], wk, wmn, lane, reinterpret_cast<float*>(As));
+        if (wk != 0) return;
 #pragma unroll
         for (int i = 0; i < MT; ++i)
 #pragma unroll
@@ -160,17 +199,17 @@ RF_DEVICE void qgemm(int M, int N, int K, const rf_half* RF_RESTRICT x, const ui
 #pragma unroll
             for (int j = 0; j < NTL; ++j) acc[i][j] = qg_f4{0.0f, 0.0f, 0.0f, 0.0f};
         const int lr = lane % 16, lk = (lane / 16) * 4;
-        for (int k0 = 0; k0 < K; k0 += QG_BK) {
-            qg_load_x<BM, BN, NT>(M, K, x, m0, k0, As);
-            qg_load_w<FMT, BN, NT>(N, K, row_bytes, w, n0, k0, Bs);
+        for (int k0 = 0; k0 < K; k0 += BK) {
+            qg_load_x<BM, BK, LD, NT>(M, K, x, m0, k0, As);
+            qg_load_w<FMT, BN, BK, LD, NT>(N, K, row_bytes, w, n0, k0, Bs);
             __syncthreads();
 #pragma unroll
-            for (int kk = 0; kk < QG_BK; kk += 16) {
+            for (int kk = wk * KS; kk < wk * KS + KS; kk += 16) {
                 qg_h4 a[MT], b[NTL];
 #pragma unroll
-                for (int i = 0; i < MT; ++i) a[i] = *reinterpret_cast<const qg_h4*>(As + (wm0 + i * 16 + lr) * QG_LD + kk + lk);
+                for (int i = 0; i < MT; ++i) a[i] = *reinterpret_cast<const qg_h4*>(As + (wm0 + i * 16 + lr) * LD + kk + lk);
 #pragma unroll
-                for (int j = 0; j < NTL; ++j) b[j] = *reinterpret_cast<const qg_h4*>(Bs + (wn0 + j * 16 + lr) * QG_LD + kk + lk);
+                for (int j = 0; j < NTL; ++j) b[j] = *reinterpret_cast<const qg_h4*>(Bs + (wn0 + j * 16 + lr) * LD + kk + lk);
 #pragma unroll
                 for (int i = 0; i < MT; ++i)
 #pragma unroll
@@ -178,6 +217,9 @@ RF_DEVICE void qgemm(int M, int N, int K, const rf_half* RF_RESTRICT x, const ui
             }
             __syncthreads();
         }
+        static_assert(WK == 1 || (WK - 1) * WM * WN * MT * NTL * 4 * RF_WAVE * 4 <= BM * LD * 2, "k-split scratch exceeds As");
+        qg_reduce_k<WK, MT * NTL * 4, WM * WN>(reinterpret_cast<float*>(&acc[0][0]), wk, wmn, lane, reinterpret_cast<float*>(As));
+        if (wk != 0) return;
 #pragma unroll
         for (int i = 0; i < MT; ++i)
 #pragma unroll
@@ -200,12 +242,12 @@ RF_DEVICE void qgemm(int M, int N, int K, const rf_half* RF_RESTRICT x, const ui
 #pragma unroll
             for (int j = 0; j < NTL; ++j) acc[i][j] = qg_f8{0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
         const int lr = lane % 16, hi = lane / 16;
-        for (int k0 = 0; k0 < K; k0 += QG_BK) {
-            qg_load_x<BM, BN, NT>(M, K, x, m0, k0, As);
-            qg_load_w<FMT, BN, NT>(N, K, row_bytes, w, n0, k0, Bs);
+        for (int k0 = 0; k0 < K; k0 += BK) {
+            qg_load_x<BM, BK, LD, NT>(M, K, x, m0, k0, As);
+            qg_load_w<FMT, BN, BK, LD, NT>(N, K, row_bytes, w, n0, k0, Bs);
             __syncthreads();
 #pragma unroll
-            for (int kk = 0; kk < QG_BK; kk += 16) {
+            for (int kk = wk * KS; kk < wk * KS + KS; kk += 16) {
 #if RF_GFX >= 0x1200
                 // gfx12: lane l holds row/column l%16, k 8(l/16)..+7; D rows 8(l/16)..+7, column l%16.
                 typedef _Float16 qg_hv __attribute__((ext_vector_type(8)));
@@ -217,9 +259,9 @@ RF_DEVICE void qgemm(int M, int N, int K, const rf_half* RF_RESTRICT x, const ui
 #endif
                 qg_hv a[MT], b[NTL];
 #pragma unroll
-                for (int i = 0; i < MT; ++i) a[i] = *reinterpret_cast<const qg_hv*>(As + (wm0 + i * 16 + lr) * QG_LD + kk + ko);
+                for (int i = 0; i < MT; ++i) a[i] = *reinterpret_cast<const qg_hv*>(As + (wm0 + i * 16 + lr) * LD + kk + ko);
 #pragma unroll
-                for (int j = 0; j < NTL; ++j) b[j] = *reinterpret_cast<const qg_hv*>(Bs + (wn0 + j * 16 + lr) * QG_LD + kk + ko);
+                for (int j = 0; j < NTL; ++j) b[j] = *reinterpret_cast<const qg_hv*>(Bs + (wn0 + j * 16 + lr) * LD + kk + ko);
 #pragma unroll
                 for (int i = 0; i < MT; ++i)
 #pragma unroll
@@ -233,6 +275,9 @@ RF_DEVICE void qgemm(int M, int N, int K, const rf_half* RF_RESTRICT x, const ui
             }
             __syncthreads();
         }
+        static_assert(WK == 1 || (WK - 1) * WM * WN * MT * NTL * 8 * RF_WAVE * 4 <= BM * LD * 2, "k-split scratch exceeds As");
+        qg_reduce_k<WK, MT * NTL * 8, WM * WN>(reinterpret_cast<float*>(&acc[0][0]), wk, wmn, lane, reinterpret_cast<float*>(As));
+        if (wk != 0) return;
 #pragma unroll
         for (int i = 0; i < MT; ++i)
 #pragma unroll
@@ -263,17 +308,17 @@ RF_DEVICE void qgemm(int M, int N, int K, const rf_half* RF_RESTRICT x, const ui
         for (int i = 0; i < TM; ++i)
 #pragma unroll
             for (int j = 0; j < TN; ++j) acc[i][j] = 0.0f;
-        for (int k0 = 0; k0 < K; k0 += QG_BK) {
-            qg_load_x<BM, BN, NT>(M, K, x, m0, k0, As);
-            qg_load_w<FMT, BN, NT>(N, K, row_bytes, w, n0, k0, Bs);
+        for (int k0 = 0; k0 < K; k0 += BK) {
+            qg_load_x<BM, BK, LD, NT>(M, K, x, m0, k0, As);
+            qg_load_w<FMT, BN, BK, LD, NT>(N, K, row_bytes, w, n0, k0, Bs);
             __syncthreads();
 #pragma unroll 4
-            for (int k = 0; k < QG_BK; ++k) {
+            for (int k = 0; k < BK; ++k) {
                 float a[TM], b[TN];
 #pragma unroll
-                for (int i = 0; i < TM; ++i) a[i] = __half2float(As[(ty + i * TY) * QG_LD + k]);
+                for (int i = 0; i < TM; ++i) a[i] = __half2float(As[(ty + i * TY) * LD + k]);
 #pragma unroll
-                for (int j = 0; j < TN; ++j) b[j] = __half2float(Bs[(tx + j * TX) * QG_LD + k]);
+                for (int j = 0; j < TN; ++j) b[j] = __half2float(Bs[(tx + j * TX) * LD + k]);
 #pragma unroll
                 for (int i = 0; i < TM; ++i)
 #pragma unroll

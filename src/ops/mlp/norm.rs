@@ -22,7 +22,7 @@ pub static FAMILY: Family = Family {
     params: &[
         ParamDef { name: "kind", kind: ParamKind::Choice { values: &["rms", "rms_add", "layer"] }, doc: "which normalisation" },
         ParamDef { name: "dtype", kind: ParamKind::Choice { values: DTYPES }, doc: "element type of x, residual, weight, bias and out" },
-        ParamDef { name: "block", kind: ParamKind::Int { prefix: "b", values: &[128, 256, 512, 1024] }, doc: "threads per block (one row)" },
+        ParamDef { name: "block", kind: ParamKind::Int { prefix: "b", values: &[128, 256, 512] }, doc: "threads per block (one row)" },
         ParamDef { name: "vec", kind: ParamKind::Int { prefix: "v", values: &[1, 4, 8] }, doc: "elements per access (16 bytes or 1)" },
     ],
     validate: |s| vec_ok(s.str("dtype"), s.int("vec")),
@@ -48,18 +48,19 @@ impl NormKind {
     }
 }
 
-const BLOCKS: [usize; 4] = [128, 256, 512, 1024];
+const BLOCKS: [usize; 3] = [128, 256, 512];
 
 /// The instance for `hidden` elements per row: 16-byte vectors when `hidden` allows, and the smallest
-/// block that gives each thread at most two vectors (capped at 1024 threads).
+/// block whose threads hold the row in registers (four vectors each; capped at 512 threads, longer rows re-read the rest). Small
+/// blocks let many rows be in flight per multiprocessor.
 pub fn spec(kind: NormKind, dtype: &str, hidden: usize, wave: u32) -> Result<KernelSpec> {
     let vec = vec_width(dtype, hidden);
     let nvec = hidden / vec as usize;
     let block = BLOCKS
         .iter()
         .copied()
-        .find(|b| 2 * b >= nvec)
-        .unwrap_or(1024);
+        .find(|b| 4 * b >= nvec)
+        .unwrap_or(512);
     KernelSpec::new(
         &FAMILY,
         &[
@@ -263,10 +264,10 @@ mod tests {
     #[test]
     fn picks_vector_and_block() {
         let s = spec(NormKind::Rms, "f16", 4096, 32).unwrap();
-        assert_eq!(s.uri(), "norm.rms.f16.b256.v8.w32");
+        assert_eq!(s.uri(), "norm.rms.f16.b128.v8.w32");
         assert_eq!(
             spec(NormKind::Layer, "f32", 1001, 64).unwrap().uri(),
-            "norm.layer.f32.b512.v1.w64"
+            "norm.layer.f32.b256.v1.w64"
         );
         assert_eq!(
             spec(NormKind::RmsAdd, "bf16", 576, 32)

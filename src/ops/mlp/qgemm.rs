@@ -38,12 +38,18 @@ pub const WEIGHT_FORMATS: &[&str] = &[
 /// Matrix-core paths.
 pub const PATHS: &[&str] = &["mma", "mfma", "wmma", "simt"];
 
-/// Block tiles (bm, bn, waves) each path is built for. mma.sync has one per M regime; the AMD and
-/// portable paths one general tile (compile-checked only: no AMD GPU in reach).
-pub fn tiles(path: &str) -> &'static [(i64, i64, i64)] {
+/// Block tiles (bm, bn, waves, bk) each path is built for. mma.sync has one per M regime (small M:
+/// narrow N tiles and deep K stages split over the waves, so many blocks keep loads in flight); the
+/// AMD and portable paths one general tile (compile-checked only: no AMD GPU in reach).
+pub fn tiles(path: &str) -> &'static [Tile] {
     match path {
-        "mma" => &[(16, 32, 4), (64, 32, 4), (64, 64, 4), (128, 128, 8)],
-        _ => &[(64, 64, 4)],
+        "mma" => &[
+            (16, 16, 4, 256),
+            (32, 32, 4, 256),
+            (64, 64, 4, 64),
+            (128, 128, 8, 64),
+        ],
+        _ => &[(64, 64, 4, 64)],
     }
 }
 
@@ -57,15 +63,16 @@ pub static FAMILY: Family = Family {
         ParamDef { name: "wfmt", kind: ParamKind::Choice { values: WEIGHT_FORMATS }, doc: "weight format" },
         ParamDef { name: "path", kind: ParamKind::Choice { values: PATHS }, doc: "matrix-core path" },
         ParamDef { name: "bm", kind: ParamKind::Int { prefix: "m", values: &[16, 32, 64, 128] }, doc: "block tile rows (M)" },
-        ParamDef { name: "bn", kind: ParamKind::Int { prefix: "n", values: &[32, 64, 128] }, doc: "block tile columns (N)" },
+        ParamDef { name: "bn", kind: ParamKind::Int { prefix: "n", values: &[16, 32, 64, 128] }, doc: "block tile columns (N)" },
         ParamDef { name: "warps", kind: ParamKind::Int { prefix: "x", values: &[4, 8] }, doc: "waves per block" },
+        ParamDef { name: "bk", kind: ParamKind::Int { prefix: "k", values: &[32, 64, 128, 256] }, doc: "K per shared-memory stage" },
     ],
     validate: |s| {
         let path = s.str("path");
-        let t = (s.int("bm"), s.int("bn"), s.int("warps"));
+        let t = (s.int("bm"), s.int("bn"), s.int("warps"), s.int("bk"));
         if !tiles(path).contains(&t) {
-            let list: Vec<String> = tiles(path).iter().map(|(m, n, w)| format!("m{m}.n{n}.x{w}")).collect();
-            return Err(format!("tile m{}.n{}.x{} not built for {path}; supported: {}", t.0, t.1, t.2, list.join(", ")));
+            let list: Vec<String> = tiles(path).iter().map(|(m, n, w, k)| format!("m{m}.n{n}.x{w}.k{k}")).collect();
+            return Err(format!("tile m{}.n{}.x{}.k{} not built for {path}; supported: {}", t.0, t.1, t.2, t.3, list.join(", ")));
         }
         match (path, s.wave()) {
             ("mfma", 32) => Err("MFMA runs wave64".into()),
@@ -87,8 +94,8 @@ pub fn path_for(t: &Target) -> &'static str {
     }
 }
 
-/// A block tile: rows, columns, waves.
-pub type Tile = (i64, i64, i64);
+/// A block tile: rows (M), columns (N), waves, K per stage.
+pub type Tile = (i64, i64, i64, i64);
 
 /// The default tile for `m` rows on `path`: the smallest M tile that covers M (more blocks for small M).
 pub fn default_tile(path: &str, m: usize) -> Tile {
@@ -98,7 +105,7 @@ pub fn default_tile(path: &str, m: usize) -> Tile {
     }
     match m {
         0..=16 => t[0],
-        17..=64 => t[1],
+        17..=128 => t[1],
         65..=256 => t[2],
         _ => t[3],
     }
@@ -115,6 +122,7 @@ pub fn spec(fmt: QuantType, target: &Target, path: Option<&str>, tile: Tile) -> 
             ("bm", tile.0.into()),
             ("bn", tile.1.into()),
             ("warps", tile.2.into()),
+            ("bk", tile.3.into()),
         ],
         target.wave_size,
     )
@@ -229,19 +237,19 @@ mod tests {
     fn specs_and_tiles() {
         let sm90 = Target::named("sm_90").unwrap();
         let s = spec(QuantType::Q4_K, &sm90, None, default_tile("mma", 1024)).unwrap();
-        assert_eq!(s.uri(), "qgemm.q4_K.mma.m128.n128.x8.w32");
+        assert_eq!(s.uri(), "qgemm.q4_K.mma.m128.n128.x8.k64.w32");
         let gfx = Target::named("gfx942").unwrap();
         assert_eq!(
             spec(QuantType::Q8_0, &gfx, None, default_tile("mfma", 16))
                 .unwrap()
                 .uri(),
-            "qgemm.q8_0.mfma.m64.n64.x4.w64"
+            "qgemm.q8_0.mfma.m64.n64.x4.k64.w64"
         );
-        let e = spec(QuantType::Q8_0, &gfx, None, (16, 32, 4))
+        let e = spec(QuantType::Q8_0, &gfx, None, (16, 16, 4, 256))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("supported: m64.n64.x4"), "{e}");
-        assert!(spec(QuantType::Q8_0, &sm90, Some("mfma"), (64, 64, 4)).is_err());
+        assert!(e.contains("supported: m64.n64.x4.k64"), "{e}");
+        assert!(spec(QuantType::Q8_0, &sm90, Some("mfma"), (64, 64, 4, 64)).is_err());
         assert!(check_shape(QuantType::Q4_K, 3, 5, 4096).is_ok());
         assert!(check_shape(QuantType::Q4_K, 3, 5, 4096 + 32).is_err());
         assert!(check_shape(QuantType::F16, 3, 5, 1000).is_ok());
