@@ -308,5 +308,47 @@ fn run() -> Result<()> {
             }
         }
     }
+    // tile sweep (q4_K): every mma.sync tile at every M, to tune default_tile
+    let path = qgemm::path_for(dev.target());
+    println!("\ntile sweep, q4_K, path {path} (ms; * = default)");
+    for &(n, k) in &GEMM_NK {
+        let src: Vec<f32> = (0..512 * k)
+            .map(|i| {
+                ((i as u32).wrapping_mul(2654435761) >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0
+            })
+            .collect();
+        let q = quant::quantize_to_vec(QuantType::Q4_K, &src)?;
+        let wq: Vec<u8> = q.iter().copied().cycle().take(q.len() / 512 * n).collect();
+        let nq = copies(wq.len());
+        let ws: Vec<Buffer<u8>> = (0..nq).map(|_| dev.upload(&wq)).collect::<Result<_>>()?;
+        for &m in &GEMM_M {
+            let x = rand_h(&dev, m * k, m as u64)?;
+            let mut y = dev.alloc::<f16>(m * n)?;
+            let mut row = format!("M={m:<5} {n}x{k}:");
+            for &t in qgemm::tiles(path) {
+                let ms = time_ms(&dev, 2, 10, |i| {
+                    qgemm::qgemm(
+                        &dev,
+                        &s,
+                        &x,
+                        &ws[i % nq],
+                        QuantType::Q4_K,
+                        (m, n, k),
+                        None,
+                        &mut y,
+                        Some(path),
+                        Some(t),
+                    )
+                })?;
+                let star = if t == qgemm::default_tile(path, m) {
+                    "*"
+                } else {
+                    ""
+                };
+                row.push_str(&format!("  m{}n{}x{}k{}={ms:.4}{star}", t.0, t.1, t.2, t.3));
+            }
+            println!("{row}");
+        }
+    }
     Ok(())
 }
