@@ -1,2 +1,149 @@
-//! (bench being written)
-fn main() {}
+//! Quantized ops: dequant GB/s per format (to f16) and fused GEMV (batch 1 and 8) against the copy
+//! ceiling and an f16 torch/cuBLAS GEMV of the same shape, all measured in the same run.
+//! W copies are rotated so the working set exceeds L2.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use rocmforge::gpu::{Buffer, Device};
+use rocmforge::ops::quantized::{dequant, gemv};
+use rocmforge::quant::{self, QuantType};
+
+const ROTATE_BYTES: usize = 256 << 20;
+
+fn rand_vals(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// `copies` device copies of a random `rows × cols` matrix quantized to `ty`.
+fn weights(
+    dev: &Device,
+    ty: QuantType,
+    rows: usize,
+    cols: usize,
+) -> rocmforge::Result<Vec<Buffer<u8>>> {
+    // quantize one row block and tile it (quantizing 58M values per format on the CPU is slow)
+    let tile_rows = rows.min(256);
+    let q = quant::quantize_to_vec(ty, &rand_vals(tile_rows * cols, ty as u64 + 1))?;
+    let mut bytes = Vec::with_capacity(q.len() * rows.div_ceil(tile_rows));
+    while bytes.len() < ty.row_bytes(cols)? * rows {
+        bytes.extend_from_slice(&q);
+    }
+    bytes.truncate(ty.row_bytes(cols)? * rows);
+    let copies = ROTATE_BYTES.div_ceil(bytes.len()).clamp(2, 64);
+    (0..copies).map(|_| dev.upload(&bytes)).collect()
+}
+
+fn main() -> rocmforge::Result<()> {
+    let dev = Device::shared()?;
+    let s = dev.default_stream();
+    let copy = common::copy_bandwidth_gbs(&dev)?;
+    println!(
+        "device {}  copy ceiling {copy:.0} GB/s (read+write, 1 GiB device copy)",
+        dev.target().name
+    );
+
+    println!(
+        "\n{:<34} {:>12} {:>10} {:>9} {:>8}",
+        "dequant (to f16)", "shape", "ms", "GB/s", "% copy"
+    );
+    let (rows, cols) = (4096usize, 4096usize);
+    for ty in QuantType::all() {
+        let ws = weights(&dev, ty, rows, cols)?;
+        let mut out: Buffer<half::f16> = dev.alloc(rows * cols)?;
+        let n = ws.len();
+        let ms = common::time_ms(&dev, 2, 15, |_| {
+            for w in &ws {
+                dequant::dequant(&dev, &s, ty, w, rows, cols, &mut out)?;
+            }
+            Ok(())
+        })? / n as f64;
+        let bytes = (ws[0].len() + rows * cols * 2) as f64;
+        let gbs = bytes / (ms * 1e-3) / 1e9;
+        println!(
+            "{:<34} {:>12} {:>10.4} {:>9.0} {:>7.1}%",
+            format!("dequant.{}.f16", ty.name()),
+            format!("{rows}x{cols}"),
+            ms,
+            gbs,
+            100.0 * gbs / copy
+        );
+    }
+
+    println!(
+        "\n{:<30} {:>11} {:>5} {:>9} {:>9} {:>8} {:>10} {:>9}",
+        "gemv (x,y f16)", "shape", "batch", "ms", "W GB/s", "% copy", "torch ms", "vs torch"
+    );
+    for (rows, cols) in [(4096usize, 4096usize), (14336, 4096)] {
+        let peer = common::run_peer("peer_gemv.py", &[rows.to_string(), cols.to_string()]);
+        if let Err(e) = &peer {
+            println!("peer failed: {e}");
+        }
+        for ty in [
+            QuantType::Q4_0,
+            QuantType::Q4_1,
+            QuantType::Q8_0,
+            QuantType::Q4_K,
+            QuantType::Q6_K,
+            QuantType::MXFP4,
+        ] {
+            let ws = weights(&dev, ty, rows, cols)?;
+            let n = ws.len();
+            let mut b1_ms = 0.0;
+            for (batch, rpw) in [(1usize, 1usize), (1, 2), (8, 1)] {
+                let x = dev.upload(
+                    &rand_vals(batch * cols, 9)
+                        .iter()
+                        .map(|v| half::f16::from_f32(*v))
+                        .collect::<Vec<_>>(),
+                )?;
+                let mut y: Buffer<half::f16> = dev.alloc(batch * rows)?;
+                let cfg = gemv::GemvConfig { rows_per_wave: rpw };
+                let ms = common::time_ms(&dev, 2, 25, |_| {
+                    for w in &ws {
+                        gemv::gemv_with(&dev, &s, ty, w, rows, cols, &x, batch, &mut y, cfg)?;
+                    }
+                    Ok(())
+                })? / n as f64;
+                if batch == 1 && (b1_ms == 0.0 || ms < b1_ms) {
+                    b1_ms = ms;
+                }
+                let gbs = ws[0].len() as f64 / (ms * 1e-3) / 1e9;
+                let (pms, ratio) = match &peer {
+                    Ok(p) => {
+                        let pm = p[format!("b{batch}_ms")].as_f64().unwrap_or(f64::NAN);
+                        (format!("{pm:.4}"), format!("{:.2}x", pm / ms))
+                    }
+                    Err(_) => ("-".into(), "-".into()),
+                };
+                let extra = if batch == 8 {
+                    format!("  b8/b1 {:.2}", ms / b1_ms)
+                } else {
+                    String::new()
+                };
+                println!(
+                    "{:<30} {:>11} {:>5} {:>9.4} {:>9.0} {:>7.1}% {:>10} {:>9}{extra}",
+                    format!("gemv.{}.f16.r{rpw}", ty.name()),
+                    format!("{rows}x{cols}"),
+                    batch,
+                    ms,
+                    gbs,
+                    100.0 * gbs / copy,
+                    pms,
+                    ratio
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,276 @@
+//! Quantized ops without a GPU: every dequant / gemv instance compiles for every available target,
+//! launch-shape validation, CPU references, and `rocmforge gguf` end to end on the CPU.
+
+mod common;
+use common::*;
+
+use rocmforge::gguf::{GgufWriter, Value};
+use rocmforge::jit::{cache, DiskCache, Jit, KernelSpec};
+use rocmforge::ops::quantized::{self, dequant, gemv, kernel_qk};
+use rocmforge::quant::{self, QuantType};
+use std::process::Command;
+
+#[test]
+fn every_instance_compiles_for_every_available_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let jit = Jit::new(DiskCache::new(
+        Some(dir.path().to_path_buf()),
+        cache::DEFAULT_MAX_BYTES,
+    ));
+    let mut work = Vec::new();
+    for t in available_targets() {
+        for fam in quantized::families() {
+            let all = KernelSpec::enumerate(fam, t.wave_size);
+            assert!(!all.is_empty());
+            work.extend(all.into_iter().map(|s| (s, t.clone())));
+        }
+    }
+    let n = work.len();
+    let failed: Vec<String> = jit
+        .compile_many(&work, || {})
+        .into_iter()
+        .zip(&work)
+        .filter_map(|(r, (s, t))| r.err().map(|e| format!("{s} [{t}]: {e}")))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {n} failed:\n{}",
+        failed.len(),
+        failed
+            .iter()
+            .take(3)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+#[test]
+fn instance_counts_and_uris() {
+    assert_eq!(KernelSpec::enumerate(&dequant::FAMILY, 32).len(), 21 * 3);
+    assert_eq!(KernelSpec::enumerate(&gemv::FAMILY, 64).len(), 21 * 3 * 4);
+    let s = gemv::spec(
+        QuantType::Q4_K,
+        "f16",
+        3,
+        gemv::GemvConfig { rows_per_wave: 1 },
+        32,
+    )
+    .unwrap();
+    assert_eq!(s.uri(), "gemv.q4_K.f16.b4.r1.w32");
+    assert!(gemv::spec(
+        QuantType::Q4_0,
+        "f16",
+        8,
+        gemv::GemvConfig { rows_per_wave: 2 },
+        32
+    )
+    .is_err());
+    assert!(gemv::spec(
+        QuantType::Q4_0,
+        "f16",
+        9,
+        gemv::GemvConfig::for_batch(8),
+        32
+    )
+    .unwrap_err()
+    .to_string()
+    .contains("batch 9"));
+    assert!(dequant::spec(QuantType::MX_FP6_E3M2, "f64", 32)
+        .unwrap_err()
+        .to_string()
+        .contains("supported: f32, f16, bf16"));
+    // the preamble carries every rendered block struct
+    let p = quantized::quant_preamble();
+    for ty in QuantType::all() {
+        assert!(p.contains(&ty.layout().c_struct()), "{ty}");
+        assert!(p.contains(&format!("struct rf_fmt_{} ", ty.name())), "{ty}");
+    }
+}
+
+#[test]
+fn launch_shapes_are_checked() {
+    let q = QuantType::Q4_0;
+    let rb = q.row_bytes(64).unwrap();
+    assert!(gemv::check(q, 3, 64, 1, 3 * rb, 64, 3).is_ok());
+    assert!(gemv::check(q, 3, 64, 8, 3 * rb, 8 * 64, 8 * 3).is_ok());
+    let e = gemv::check(q, 3, 48, 1, 3 * 27, 48, 3)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not a multiple"), "{e}");
+    assert!(gemv::check(q, 3, 64, 1, 3 * rb - 1, 64, 3)
+        .unwrap_err()
+        .to_string()
+        .contains("bytes"));
+    assert!(gemv::check(q, 3, 64, 2, 3 * rb, 64, 6)
+        .unwrap_err()
+        .to_string()
+        .contains("x has"));
+    assert!(gemv::check(q, 3, 64, 1, 3 * rb, 64, 4)
+        .unwrap_err()
+        .to_string()
+        .contains("y has"));
+    assert!(gemv::check(q, 3, 64, 0, 3 * rb, 0, 0).is_err());
+    assert!(gemv::check(q, 3, 64, 9, 3 * rb, 9 * 64, 27).is_err());
+    assert!(gemv::check(q, 0, 64, 1, 0, 64, 0).is_err());
+    let k = QuantType::Q6_K;
+    assert!(gemv::check(k, 2, 128, 1, 2 * 105, 128, 2)
+        .unwrap_err()
+        .to_string()
+        .contains("256"));
+    // float formats go 8 elements at a time
+    assert_eq!(kernel_qk(QuantType::F16), 8);
+    assert!(dequant::check(QuantType::F32, 2, 12, 96, 2, 24)
+        .unwrap_err()
+        .to_string()
+        .contains("multiple"));
+    assert!(dequant::check(QuantType::F32, 2, 16, 128, 2, 32).is_ok());
+    assert!(dequant::check(q, 2, 64, 2 * rb, 3, 128)
+        .unwrap_err()
+        .to_string()
+        .contains("output has"));
+}
+
+#[test]
+fn references() {
+    let (rows, cols) = (5, 64);
+    let src = rand_f32(rows * cols, 1);
+    let w = quant::quantize_to_vec(QuantType::Q8_0, &src).unwrap();
+    let full = dequant::dequant_ref(QuantType::Q8_0, &w, rows, cols, None).unwrap();
+    assert_eq!(
+        full,
+        quant::dequantize_to_vec(QuantType::Q8_0, &w, rows * cols).unwrap()
+    );
+    let some = dequant::dequant_ref(QuantType::Q8_0, &w, rows, cols, Some(&[4, 0, 7])).unwrap();
+    assert_eq!(&some[..cols], &full[4 * cols..5 * cols]);
+    assert_eq!(&some[cols..2 * cols], &full[..cols]);
+    assert!(some[2 * cols..].iter().all(|v| v.is_nan()));
+    let x = rand_f32(2 * cols, 2);
+    let y = gemv::gemv_ref(QuantType::Q8_0, &w, rows, cols, &x, 2).unwrap();
+    for b in 0..2 {
+        for r in 0..rows {
+            let want: f64 = (0..cols)
+                .map(|k| full[r * cols + k] as f64 * x[b * cols + k] as f64)
+                .sum();
+            assert!((y[b * rows + r] - want).abs() < 1e-9);
+        }
+    }
+}
+
+fn write_fixture(
+    dir: &std::path::Path,
+) -> (
+    std::path::PathBuf,
+    Vec<(String, QuantType, Vec<u64>, Vec<u8>)>,
+) {
+    let mut w = GgufWriter::new();
+    w.add_kv("general.architecture", Value::String("test".into()));
+    let mut tensors = Vec::new();
+    for (i, (ty, shape)) in [
+        (QuantType::Q4_1, vec![64u64, 3]),
+        (QuantType::Q6_K, vec![256, 2]),
+        (QuantType::F16, vec![40]),
+        (QuantType::MXFP4, vec![32, 5]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let n: u64 = shape.iter().product();
+        let data = quant::quantize_to_vec(ty, &rand_f32(n as usize, 10 + i as u64)).unwrap();
+        let name = format!("t{i}.{}", ty.name());
+        w.add_tensor(name.clone(), &shape, ty, data.clone())
+            .unwrap();
+        tensors.push((name, ty, shape, data));
+    }
+    let p = dir.join("fixture.gguf");
+    w.write(&p).unwrap();
+    (p, tensors)
+}
+
+#[test]
+fn gguf_cli_dequant_matches_the_cpu_dequantizer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, tensors) = write_fixture(dir.path());
+    for (name, ty, shape, data) in &tensors {
+        let out = dir.path().join(format!("{name}.f32"));
+        let st = Command::new(cli_bin())
+            .args(["gguf", "dequant"])
+            .arg(&file)
+            .args(["--tensor", name, "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(
+            st.status.success(),
+            "{}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+        let got: Vec<f32> = std::fs::read(&out)
+            .unwrap()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        let n: u64 = shape.iter().product();
+        let want = quant::dequantize_to_vec(*ty, data, n as usize).unwrap();
+        assert_eq!(got.len(), want.len());
+        assert!(
+            got.iter()
+                .zip(&want)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{name}"
+        );
+    }
+    let info = Command::new(cli_bin())
+        .args(["gguf", "info"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(info.status.success());
+    assert!(
+        text.contains("t1.q6_K")
+            && text.contains("[256, 2]")
+            && text.contains("general.architecture"),
+        "{text}"
+    );
+}
+
+#[test]
+fn gguf_cli_errors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, _) = write_fixture(dir.path());
+    let out = dir.path().join("o.f32");
+    let run = |args: &[&str], f: &std::path::Path| {
+        Command::new(cli_bin())
+            .args(args)
+            .arg(f)
+            .args(["--out"])
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    let r = run(&["gguf", "dequant", "--tensor", "nope"], &file);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        !r.status.success() && err.contains("no tensor named `nope`") && err.contains("t0.q4_1"),
+        "{err}"
+    );
+    let bad = dir.path().join("bad.gguf");
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes.truncate(40);
+    std::fs::write(&bad, &bytes).unwrap();
+    let r = run(&["gguf", "dequant", "--tensor", "t0.q4_1"], &bad);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success() && err.contains("GGUF"), "{err}");
+    // unsupported type id 4 (removed Q4_2) in an otherwise valid header
+    let mut bytes = std::fs::read(&file).unwrap();
+    let pos = bytes.windows(7).position(|w| w == b"t0.q4_1").unwrap() + 7;
+    // after the name: n_dims (u32), dims (u64 each), then the type (u32)
+    let ndims = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+    let tpos = pos + 4 + 8 * ndims;
+    bytes[tpos..tpos + 4].copy_from_slice(&4u32.to_le_bytes());
+    std::fs::write(&bad, &bytes).unwrap();
+    let r = run(&["gguf", "dequant", "--tensor", "t0.q4_1"], &bad);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success() && err.contains("type"), "{err}");
+}

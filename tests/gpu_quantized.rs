@@ -1,0 +1,311 @@
+//! Quantized ops on the GPU against the CPU: dequant bit-exact for every format (f32 out; f16/bf16
+//! equal to rounding the CPU f32), gather by row index, and gemv within 1e-3 relative error of an
+//! f64 product, on random data and on real SmolLM2 tensors (subset GGUF named by
+//! ROCMFORGE_TEST_GGUF; see tools/make_smollm2_subset.py).
+
+mod common;
+use common::*;
+
+use half::{bf16, f16};
+use rand::{Rng, SeedableRng};
+use rocmforge::gguf::GgufFile;
+use rocmforge::gpu::{Buffer, Device};
+use rocmforge::ops::quantized::{dequant, gemv, kernel_qk};
+use rocmforge::ops::Element;
+use rocmforge::quant::{self, QuantType};
+
+fn same(a: f32, b: f32) -> bool {
+    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+}
+
+/// Quantized data: the CPU quantizer on random values of varied scale, then (second half of the
+/// rows) random bytes, which reach every code (NaN/Inf scales included).
+fn quant_data(ty: QuantType, rows: usize, cols: usize, seed: u64) -> Vec<u8> {
+    let mut v = rand_f32(rows * cols, seed);
+    for (i, x) in v.iter_mut().enumerate() {
+        *x *= [1.0, 1e-3, 37.0, 1e-6][(i / cols) % 4];
+    }
+    let mut b = quant::quantize_to_vec(ty, &v).unwrap();
+    if rows > 1 && !matches!(ty, QuantType::F32 | QuantType::F16 | QuantType::BF16) {
+        let rb = b.len() / rows;
+        let mut r = rand::rngs::StdRng::seed_from_u64(seed ^ 0xabc);
+        for x in &mut b[rb * (rows / 2)..] {
+            *x = r.gen();
+        }
+    }
+    b
+}
+
+fn run_dequant<T: Element>(
+    dev: &Device,
+    ty: QuantType,
+    w: &Buffer<u8>,
+    rows: usize,
+    cols: usize,
+    idx: Option<&Buffer<i32>>,
+) -> Vec<T> {
+    let n_out = idx.map(|i| i.len()).unwrap_or(rows) * cols;
+    let mut out: Buffer<T> = dev.alloc(n_out).unwrap();
+    out.fill_bytes(0xff).unwrap();
+    let s = dev.default_stream();
+    match idx {
+        None => dequant::dequant(dev, &s, ty, w, rows, cols, &mut out).unwrap(),
+        Some(i) => dequant::dequant_rows(dev, &s, ty, w, rows, cols, i, &mut out).unwrap(),
+    }
+    s.synchronize().unwrap();
+    out.to_vec().unwrap()
+}
+
+fn check_dequant(dev: &Device, ty: QuantType, bytes: &[u8], rows: usize, cols: usize, what: &str) {
+    let w = dev.upload(bytes).unwrap();
+    let want = dequant::dequant_ref(ty, bytes, rows, cols, None).unwrap();
+    let got: Vec<f32> = run_dequant(dev, ty, &w, rows, cols, None);
+    let bad = got.iter().zip(&want).position(|(a, b)| !same(*a, *b));
+    assert!(
+        bad.is_none(),
+        "{what} {ty} {rows}x{cols} f32: element {:?}: got {} want {}",
+        bad,
+        got[bad.unwrap()],
+        want[bad.unwrap()]
+    );
+    let got: Vec<f16> = run_dequant(dev, ty, &w, rows, cols, None);
+    assert!(
+        got.iter()
+            .zip(&want)
+            .all(|(a, b)| same(a.to_f32(), f16::from_f32(*b).to_f32())),
+        "{what} {ty} f16"
+    );
+    let got: Vec<bf16> = run_dequant(dev, ty, &w, rows, cols, None);
+    assert!(
+        got.iter()
+            .zip(&want)
+            .all(|(a, b)| same(a.to_f32(), bf16::from_f32(*b).to_f32())),
+        "{what} {ty} bf16"
+    );
+    // gather: rows in a scrambled order, repeats and out-of-range indices (NaN rows)
+    let idx: Vec<i32> = vec![(rows - 1) as i32, 0, rows as i32, (rows / 2) as i32, -1, 0];
+    let ib = dev.upload(&idx).unwrap();
+    let want = dequant::dequant_ref(ty, bytes, rows, cols, Some(&idx)).unwrap();
+    let got: Vec<f32> = run_dequant(dev, ty, &w, rows, cols, Some(&ib));
+    assert!(
+        got.iter().zip(&want).all(|(a, b)| same(*a, *b)),
+        "{what} {ty} gather"
+    );
+}
+
+#[test]
+#[ignore = "needs a GPU"]
+#[serial_test::serial]
+fn dequant_bit_exact_every_format() {
+    let dev = device();
+    let before = dev.allocated_bytes();
+    for (i, ty) in QuantType::all().enumerate() {
+        let qk = kernel_qk(ty);
+        for (rows, nb) in [(1, 1), (17, 3), (6, 2)] {
+            let cols = nb * qk;
+            check_dequant(
+                &dev,
+                ty,
+                &quant_data(ty, rows, cols, i as u64 * 100 + rows as u64),
+                rows,
+                cols,
+                "random",
+            );
+        }
+    }
+    assert_eq!(dev.allocated_bytes(), before);
+}
+
+fn run_gemv<T: Element>(
+    dev: &Device,
+    ty: QuantType,
+    w: &Buffer<u8>,
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+    batch: usize,
+    cfg: gemv::GemvConfig,
+) -> Vec<f32> {
+    let xt: Vec<T> = x.iter().map(|v| T::from_f32(*v)).collect();
+    let xb = dev.upload(&xt).unwrap();
+    let mut y: Buffer<T> = dev.alloc(batch * rows).unwrap();
+    y.fill_bytes(0xff).unwrap();
+    let s = dev.default_stream();
+    gemv::gemv_with(dev, &s, ty, w, rows, cols, &xb, batch, &mut y, cfg).unwrap();
+    s.synchronize().unwrap();
+    y.to_vec()
+        .unwrap()
+        .into_iter()
+        .map(|v| v.to_f32())
+        .collect()
+}
+
+/// gemv of `bytes` against random x in every dtype and batch 1, 3, 8; f32 within `tol`, f16 and bf16
+/// within the rounding of x and y to those types.
+fn check_gemv(
+    dev: &Device,
+    ty: QuantType,
+    bytes: &[u8],
+    rows: usize,
+    cols: usize,
+    tol: f64,
+    what: &str,
+) {
+    let w = dev.upload(bytes).unwrap();
+    for batch in [1usize, 3, 8] {
+        let x = rand_f32(batch * cols, (rows * 31 + cols + batch) as u64);
+        let want: Vec<f32> = gemv::gemv_ref(ty, bytes, rows, cols, &x, batch)
+            .unwrap()
+            .into_iter()
+            .map(|v| v as f32)
+            .collect();
+        let mut cfgs = vec![gemv::GemvConfig { rows_per_wave: 1 }];
+        if batch == 1 {
+            cfgs.push(gemv::GemvConfig { rows_per_wave: 2 });
+        }
+        for cfg in cfgs {
+            let got = run_gemv::<f32>(dev, ty, &w, rows, cols, &x, batch, cfg);
+            let e = rel_err(&got, &want);
+            assert!(
+                e <= tol,
+                "{what} {ty} {rows}x{cols} batch {batch} {cfg:?} f32: rel err {e}"
+            );
+        }
+        // x rounded to the dtype first, so only the kernel's arithmetic and y's rounding remain
+        let xh: Vec<f32> = x.iter().map(|v| f16::from_f32(*v).to_f32()).collect();
+        let want_h: Vec<f32> = gemv::gemv_ref(ty, bytes, rows, cols, &xh, batch)
+            .unwrap()
+            .into_iter()
+            .map(|v| v as f32)
+            .collect();
+        let e = rel_err(
+            &run_gemv::<f16>(
+                dev,
+                ty,
+                &w,
+                rows,
+                cols,
+                &xh,
+                batch,
+                gemv::GemvConfig::for_batch(batch),
+            ),
+            &want_h,
+        );
+        assert!(
+            e <= tol.max(1e-3),
+            "{what} {ty} {rows}x{cols} batch {batch} f16: rel err {e}"
+        );
+        let xb: Vec<f32> = x.iter().map(|v| bf16::from_f32(*v).to_f32()).collect();
+        let want_b: Vec<f32> = gemv::gemv_ref(ty, bytes, rows, cols, &xb, batch)
+            .unwrap()
+            .into_iter()
+            .map(|v| v as f32)
+            .collect();
+        let e = rel_err(
+            &run_gemv::<bf16>(
+                dev,
+                ty,
+                &w,
+                rows,
+                cols,
+                &xb,
+                batch,
+                gemv::GemvConfig::for_batch(batch),
+            ),
+            &want_b,
+        );
+        // y rounded to bf16 alone is up to 2^-9 relative
+        assert!(
+            e <= 4e-3,
+            "{what} {ty} {rows}x{cols} batch {batch} bf16: rel err {e}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs a GPU"]
+#[serial_test::serial]
+fn gemv_every_format_random() {
+    let dev = device();
+    let before = dev.allocated_bytes();
+    for (i, ty) in QuantType::all().enumerate() {
+        let qk = kernel_qk(ty);
+        for (rows, nb) in [(1, 1), (17, 3), (1000, 2), (33, 16)] {
+            let cols = nb * qk;
+            let mut v = rand_f32(rows * cols, 7 + i as u64);
+            v.iter_mut()
+                .enumerate()
+                .for_each(|(j, x)| *x *= 1.0 + (j % 7) as f32);
+            let bytes = quant::quantize_to_vec(ty, &v).unwrap();
+            check_gemv(&dev, ty, &bytes, rows, cols, 1e-3, "random");
+        }
+    }
+    assert_eq!(dev.allocated_bytes(), before);
+}
+
+#[test]
+#[ignore = "needs a GPU"]
+#[serial_test::serial]
+fn bad_shapes_are_rejected_before_launch() {
+    let dev = device();
+    let w = dev.upload(&[0u8; 36]).unwrap();
+    let x = dev.upload(&[0f32; 48]).unwrap();
+    let mut y: Buffer<f32> = dev.alloc(1).unwrap();
+    let s = dev.default_stream();
+    let e = gemv::gemv(&dev, &s, QuantType::Q4_0, &w, 1, 48, &x, 1, &mut y)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("multiple"), "{e}");
+    let mut o: Buffer<f32> = dev.alloc(63).unwrap();
+    assert!(dequant::dequant(&dev, &s, QuantType::Q4_0, &w, 1, 64, &mut o).is_err());
+}
+
+fn subset_path() -> String {
+    match std::env::var("ROCMFORGE_TEST_GGUF") {
+        Ok(p) if std::path::Path::new(&p).exists() => p,
+        Ok(p) => panic!("ROCMFORGE_TEST_GGUF={p} does not exist (make it with tools/make_smollm2_subset.py)"),
+        Err(_) => panic!("ROCMFORGE_TEST_GGUF is not set: point it at the SmolLM2 subset GGUF (tools/make_smollm2_subset.py)"),
+    }
+}
+
+#[test]
+#[ignore = "needs a GPU"]
+#[serial_test::serial]
+fn smollm2_real_tensors() {
+    let dev = device();
+    let f = GgufFile::open(subset_path()).unwrap();
+    let mut n = 0;
+    for t in f.tensors() {
+        if t.shape.len() != 2 {
+            continue;
+        }
+        let (cols, rows) = (t.shape[0] as usize, t.shape[1] as usize);
+        let bytes = f.tensor(&t.name).unwrap().bytes().to_vec();
+        check_dequant(&dev, t.ty, &bytes, rows, cols, &t.name);
+        check_gemv(&dev, t.ty, &bytes, rows, cols, 1e-3, &t.name);
+        // and the same rows re-quantized to the other gemv formats of interest
+        let vals = quant::dequantize_to_vec(t.ty, &bytes, rows * cols).unwrap();
+        for ty in [
+            QuantType::Q4_0,
+            QuantType::Q8_0,
+            QuantType::Q4_K,
+            QuantType::Q6_K,
+            QuantType::MXFP4,
+        ] {
+            if cols % ty.block_elems() == 0 {
+                let q = quant::quantize_to_vec(ty, &vals).unwrap();
+                check_gemv(
+                    &dev,
+                    ty,
+                    &q,
+                    rows,
+                    cols,
+                    1e-3,
+                    &format!("{} as {ty}", t.name),
+                );
+            }
+        }
+        n += 1;
+    }
+    assert!(n >= 2, "the subset has {n} matrices");
+}
