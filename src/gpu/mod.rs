@@ -6,6 +6,7 @@
 //! backend), and the RAII handles of this file (`safe`): [`Device`], [`Stream`], [`Event`],
 //! [`Buffer`], [`Module`] and [`Kernel`].
 
+pub mod blas;
 pub mod codeobj;
 pub mod cuda;
 pub mod hip;

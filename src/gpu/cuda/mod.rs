@@ -1,5 +1,6 @@
 //! NVIDIA: the CUDA driver API (libcuda.so.1), loaded at run time. HIP's NVIDIA platform is this.
 
+pub mod cublas;
 pub mod nvrtc;
 
 use super::loader::{cstr, dyn_api, open_first};

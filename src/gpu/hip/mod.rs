@@ -1,6 +1,7 @@
 //! AMD: the HIP runtime (libamdhip64), loaded at run time.
 
 pub mod hiprtc;
+pub mod hipblas;
 
 use super::loader::{cstr, dyn_api, env_dir, open_first};
 use super::{Backend, FuncAttrs, Raw, Target};

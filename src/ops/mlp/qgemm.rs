@@ -1,0 +1,266 @@
+//! Fused quantized GEMM for prefill: y[M, N] = x[M, K] · W[N, K]ᵀ (+ bias), x/y f16, W in any format
+//! of `quant_dequant.h` (dequantized tile by tile into shared memory, never to global memory), on
+//! matrix cores: mma.sync on NVIDIA, MFMA on CDNA, WMMA on RDNA3/4, with a portable SIMT fallback.
+//! Tile sizes (bm × bn per block, waves per block) are spec parameters, so they can be tuned.
+
+use crate::error::{Error, Result};
+use crate::gpu::{Arg, Buffer, Device, LaunchConfig, MatrixCores, Stream, Target};
+use crate::jit::spec::{ParamDef, ParamKind};
+use crate::jit::{Family, Jit, KernelSpec};
+use crate::quant::QuantType;
+use half::f16;
+
+/// Weight formats: every format of the dequant8 contract (floats read 8 at a time).
+pub const WEIGHT_FORMATS: &[&str] = &[
+    "f32",
+    "f16",
+    "bf16",
+    "q4_0",
+    "q4_1",
+    "q5_0",
+    "q5_1",
+    "q8_0",
+    "q8_1",
+    "q2_K",
+    "q3_K",
+    "q4_K",
+    "q5_K",
+    "q6_K",
+    "q8_K",
+    "mxfp4",
+    "mx_fp4",
+    "mx_fp6_e2m3",
+    "mx_fp6_e3m2",
+    "mx_fp8_e4m3",
+    "mx_fp8_e5m2",
+];
+
+/// Matrix-core paths.
+pub const PATHS: &[&str] = &["mma", "mfma", "wmma", "simt"];
+
+/// Block tiles (bm, bn, waves, bk) each path is built for. mma.sync has one per M regime (small M:
+/// narrow N tiles and deep K stages split over the waves, so many blocks keep loads in flight); the
+/// AMD and portable paths one general tile (compile-checked only: no AMD GPU in reach).
+pub fn tiles(path: &str) -> &'static [Tile] {
+    match path {
+        "mma" => &[
+            (16, 16, 4, 256),
+            (32, 32, 4, 256),
+            (64, 64, 4, 64),
+            (128, 128, 8, 64),
+        ],
+        _ => &[(64, 64, 4, 64)],
+    }
+}
+
+/// The qgemm family.
+pub static FAMILY: Family = Family {
+    name: "qgemm",
+    doc: "fused dequantize × GEMM (f16 activations, f32 accumulation) on mma.sync / MFMA / WMMA / SIMT",
+    body: "qgemm.hip",
+    instance: "qgemm.inst",
+    params: &[
+        ParamDef { name: "wfmt", kind: ParamKind::Choice { values: WEIGHT_FORMATS }, doc: "weight format" },
+        ParamDef { name: "path", kind: ParamKind::Choice { values: PATHS }, doc: "matrix-core path" },
+        ParamDef { name: "bm", kind: ParamKind::Int { prefix: "m", values: &[16, 32, 64, 128] }, doc: "block tile rows (M)" },
+        ParamDef { name: "bn", kind: ParamKind::Int { prefix: "n", values: &[16, 32, 64, 128] }, doc: "block tile columns (N)" },
+        ParamDef { name: "warps", kind: ParamKind::Int { prefix: "x", values: &[4, 8] }, doc: "waves per block" },
+        ParamDef { name: "bk", kind: ParamKind::Int { prefix: "k", values: &[32, 64, 128, 256] }, doc: "K per shared-memory stage" },
+    ],
+    validate: |s| {
+        let path = s.str("path");
+        let t = (s.int("bm"), s.int("bn"), s.int("warps"), s.int("bk"));
+        if !tiles(path).contains(&t) {
+            let list: Vec<String> = tiles(path).iter().map(|(m, n, w, k)| format!("m{m}.n{n}.x{w}.k{k}")).collect();
+            return Err(format!("tile m{}.n{}.x{}.k{} not built for {path}; supported: {}", t.0, t.1, t.2, t.3, list.join(", ")));
+        }
+        match (path, s.wave()) {
+            ("mfma", 32) => Err("MFMA runs wave64".into()),
+            ("mma" | "wmma", 64) => Err(format!("{path} runs wave32")),
+            _ => Ok(()),
+        }
+    },
+    applies: |s, t| path_for(t) == s.str("path") || s.str("path") == "simt",
+    preamble: |_| crate::ops::mlp::quant_preamble(),
+};
+
+/// The matrix-core path of a target.
+pub fn path_for(t: &Target) -> &'static str {
+    match t.matrix_cores() {
+        MatrixCores::MmaSync => "mma",
+        MatrixCores::Mfma => "mfma",
+        MatrixCores::Wmma => "wmma",
+        MatrixCores::None => "simt",
+    }
+}
+
+/// A block tile: rows (M), columns (N), waves, K per stage.
+pub type Tile = (i64, i64, i64, i64);
+
+/// The default tile for `m` rows on `path`: the smallest M tile that covers M (more blocks for small M).
+pub fn default_tile(path: &str, m: usize) -> Tile {
+    let t = tiles(path);
+    if path != "mma" {
+        return t[0];
+    }
+    match m {
+        0..=16 => t[0],
+        17..=128 => t[1],
+        65..=256 => t[2],
+        _ => t[3],
+    }
+}
+
+/// The instance for weights of `fmt` on `target` (path from the target unless `path` is given).
+pub fn spec(fmt: QuantType, target: &Target, path: Option<&str>, tile: Tile) -> Result<KernelSpec> {
+    let path = path.unwrap_or_else(|| path_for(target));
+    KernelSpec::new(
+        &FAMILY,
+        &[
+            ("wfmt", fmt.name().into()),
+            ("path", path.into()),
+            ("bm", tile.0.into()),
+            ("bn", tile.1.into()),
+            ("warps", tile.2.into()),
+            ("bk", tile.3.into()),
+        ],
+        target.wave_size,
+    )
+}
+
+/// K-granularity the kernel needs: whole blocks of the format, and 8 (16-byte rows of x).
+pub fn check_shape(fmt: QuantType, m: usize, n: usize, k: usize) -> Result<()> {
+    let qk = fmt.block_elems().max(8);
+    if m == 0 || n == 0 || k == 0 || k % qk != 0 || k % 8 != 0 {
+        return Err(Error::op("qgemm", format!("M={m} N={n} K={k}: all must be > 0 and K a multiple of {qk} ({fmt} blocks) and of 8")));
+    }
+    if m > i32::MAX as usize || n > i32::MAX as usize || k > i32::MAX as usize {
+        return Err(Error::op("qgemm", "dimensions beyond 2^31"));
+    }
+    Ok(())
+}
+
+/// y[M, N] = x[M, K] · Wᵀ (+ bias) with W [N, K] stored as `fmt` bytes. `tile`/`path` override the
+/// defaults (tuning, tests); `None` picks them from M and the device.
+#[allow(clippy::too_many_arguments)]
+pub fn qgemm(
+    dev: &Device,
+    stream: &Stream,
+    x: &Buffer<f16>,
+    w: &Buffer<u8>,
+    fmt: QuantType,
+    (m, n, k): (usize, usize, usize),
+    bias: Option<&Buffer<f16>>,
+    y: &mut Buffer<f16>,
+    path: Option<&str>,
+    tile: Option<Tile>,
+) -> Result<()> {
+    check_shape(fmt, m, n, k)?;
+    let wb = n * fmt
+        .row_bytes(k)
+        .map_err(|e| Error::op("qgemm", e.to_string()))?;
+    super::check_len("qgemm", "x", x, m * k)?;
+    super::check_len("qgemm", "w (bytes)", w, wb)?;
+    super::check_len("qgemm", "y", y, m * n)?;
+    if let Some(b) = bias {
+        super::check_len("qgemm", "bias", b, n)?;
+    }
+    let t = dev.target();
+    let p = path.unwrap_or_else(|| path_for(t));
+    let tile = tile.unwrap_or_else(|| default_tile(p, m));
+    let s = spec(fmt, t, Some(p), tile)?;
+    let kern = Jit::global().kernel(dev, &s)?;
+    let grid = [
+        n.div_ceil(tile.1 as usize) as u32,
+        m.div_ceil(tile.0 as usize) as u32,
+        1,
+    ];
+    if grid[1] > t.max_grid[1] {
+        return Err(Error::op(
+            "qgemm",
+            format!(
+                "M={m} needs {} row tiles; the device allows {}",
+                grid[1], t.max_grid[1]
+            ),
+        ));
+    }
+    let cfg = LaunchConfig {
+        grid,
+        block: [(tile.2 as u32) * t.wave_size, 1, 1],
+        shared_bytes: 0,
+    };
+    let bp = bias.map(|b| b.device_ptr()).unwrap_or(0);
+    kern.launch(
+        stream,
+        cfg,
+        &[
+            (m as i32).into(),
+            (n as i32).into(),
+            (k as i32).into(),
+            x.into(),
+            w.into(),
+            Arg::Ptr(bp),
+            Arg::from(&*y),
+        ],
+    )
+}
+
+/// CPU reference: y = x · Wᵀ (+ bias) in f64 with W dequantized on the CPU, x as given (f16 → f64).
+pub fn qgemm_ref(
+    x: &[f16],
+    w_deq: &[f32],
+    bias: Option<&[f16]>,
+    m: usize,
+    n: usize,
+    k: usize,
+) -> Vec<f64> {
+    let mut y = vec![0f64; m * n];
+    for i in 0..m {
+        let xr = &x[i * k..(i + 1) * k];
+        for j in 0..n {
+            let wr = &w_deq[j * k..(j + 1) * k];
+            let mut s = 0f64;
+            for (a, b) in xr.iter().zip(wr) {
+                s += a.to_f64() * *b as f64;
+            }
+            y[i * n + j] = s + bias.map(|b| b[j].to_f64()).unwrap_or(0.0);
+        }
+    }
+    y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_and_tiles() {
+        let sm90 = Target::named("sm_90").unwrap();
+        let s = spec(QuantType::Q4_K, &sm90, None, default_tile("mma", 1024)).unwrap();
+        assert_eq!(s.uri(), "qgemm.q4_K.mma.m128.n128.x8.k64.w32");
+        let gfx = Target::named("gfx942").unwrap();
+        assert_eq!(
+            spec(QuantType::Q8_0, &gfx, None, default_tile("mfma", 16))
+                .unwrap()
+                .uri(),
+            "qgemm.q8_0.mfma.m64.n64.x4.k64.w64"
+        );
+        let e = spec(QuantType::Q8_0, &gfx, None, (16, 16, 4, 256))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("supported: m64.n64.x4.k64"), "{e}");
+        assert!(spec(QuantType::Q8_0, &sm90, Some("mfma"), (64, 64, 4, 64)).is_err());
+        assert!(check_shape(QuantType::Q4_K, 3, 5, 4096).is_ok());
+        assert!(check_shape(QuantType::Q4_K, 3, 5, 4096 + 32).is_err());
+        assert!(check_shape(QuantType::F16, 3, 5, 1000).is_ok());
+        let y = qgemm_ref(
+            &[f16::ONE, f16::from_f32(2.0)],
+            &[1.0, 1.0, 3.0, -1.0],
+            Some(&[f16::ZERO, f16::ONE]),
+            1,
+            2,
+            2,
+        );
+        assert_eq!(y, vec![3.0, 2.0]);
+    }
+}

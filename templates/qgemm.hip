@@ -1,0 +1,335 @@
+// Fused quantized GEMM: y[M, N] = x[M, K] · W[N, K]ᵀ (+ bias), x and y f16, W in any format of
+// quant_dequant.h (dequant8 contract). Per K-tile of 32, the block stages x into shared memory as f16
+// and dequantizes its BN rows of W into shared memory as f16 (8 elements per dequant8 call), then
+// multiplies on matrix cores with f32 accumulation:
+//   QG_MMA   NVIDIA mma.sync.m16n8k16 (f16 → f32)            (#if RF_MMA_SYNC)
+//   QG_MFMA  CDNA  v_mfma_f32_16x16x16f16, wave64             (#if RF_MFMA)
+//   QG_WMMA  RDNA3/4 v_wmma_f32_16x16x16_f16, wave32          (#if RF_WMMA)
+//   QG_SIMT  portable: f32 FMAs from shared memory (every target)
+// Tiles: BM × BN per block and BK along K per stage; WARPS waves arranged WM × WN × WK (WM = 2 when
+// BM ≥ 64; WN as many as the tile's columns allow; the rest, WK, split each K tile and are summed
+// through shared memory at the end, so small-M tiles still keep every wave busy).
+
+enum { QG_MMA = 0, QG_MFMA = 1, QG_WMMA = 2, QG_SIMT = 3 };
+#if defined(RF_MMA_SYNC)
+constexpr bool QG_HAVE_MMA = true;
+#else
+constexpr bool QG_HAVE_MMA = false;
+#endif
+#if defined(RF_MFMA)
+constexpr bool QG_HAVE_MFMA = true;
+#else
+constexpr bool QG_HAVE_MFMA = false;
+#endif
+#if defined(RF_WMMA)
+constexpr bool QG_HAVE_WMMA = true;
+#else
+constexpr bool QG_HAVE_WMMA = false;
+#endif
+
+struct alignas(16) qg_h8 { rf_half v[8]; };
+
+// Stage x[m0.., k0..k0+BK) into As (rows of LD halves), 8 halves per access; out of range → 0.
+template <int BM, int BK, int LD, int NT>
+RF_DEVICE void qg_load_x(int M, int K, const rf_half* RF_RESTRICT x, int m0, int k0, rf_half* As) {
+    constexpr int TOTAL = BM * BK / 8, ITERS = (TOTAL + NT - 1) / NT;
+#pragma unroll
+    for (int it = 0; it < ITERS; ++it) {
+        const int c = threadIdx.x + it * NT;
+        if (TOTAL % NT != 0 && c >= TOTAL) break;
+        const int r = c / (BK / 8), kc = (c % (BK / 8)) * 8;
+        qg_h8 p;
+        if (m0 + r < M && k0 + kc < K) {
+            p = *reinterpret_cast<const qg_h8*>(x + (long long)(m0 + r) * K + k0 + kc);
+        } else {
+#pragma unroll
+            for (int j = 0; j < 8; ++j) p.v[j] = __float2half_rn(0.0f);
+        }
+        *reinterpret_cast<qg_h8*>(As + r * LD + kc) = p;
+    }
+}
+
+// Dequantize W[n0.., k0..k0+BK) into Bs (rows of LD halves), one dequant8 per 8 elements; the
+// unrolled loop lets every call's loads be in flight together.
+template <typename FMT, int BN, int BK, int LD, int NT>
+RF_DEVICE void qg_load_w(int N, int K, long long row_bytes, const uint8_t* RF_RESTRICT w, int n0, int k0, rf_half* Bs) {
+    constexpr int TOTAL = BN * BK / 8, ITERS = (TOTAL + NT - 1) / NT;
+#pragma unroll
+    for (int it = 0; it < ITERS; ++it) {
+        const int c = threadIdx.x + it * NT;
+        if (TOTAL % NT != 0 && c >= TOTAL) break;
+        const int n = c / (BK / 8), g = (c % (BK / 8)) * 8;
+        const int e = k0 + g;
+        float v[8];
+        if (n0 + n < N && e < K) {
+            FMT::dequant8(w + (long long)(n0 + n) * row_bytes + (long long)(e / FMT::QK) * FMT::BYTES, e % FMT::QK, v);
+        } else {
+#pragma unroll
+            for (int j = 0; j < 8; ++j) v[j] = 0.0f;
+        }
+        qg_h8 p;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) p.v[j] = __float2half_rn(v[j]);
+        *reinterpret_cast<qg_h8*>(Bs + n * LD + g) = p;
+    }
+}
+
+// Sum the partial accumulators of the WK waves that split K (E floats per lane) into wave wk == 0's.
+// Called by every thread after the main loop's last barrier; `red` is shared scratch.
+template <int WK, int E, int WMN>
+RF_DEVICE void qg_reduce_k(float* acc, int wk, int wmn, int lane, float* red) {
+    if constexpr (WK > 1) {
+        if (wk > 0) {
+#pragma unroll
+            for (int e = 0; e < E; ++e) red[(((wk - 1) * WMN + wmn) * E + e) * RF_WAVE + lane] = acc[e];
+        }
+        __syncthreads();
+        if (wk == 0) {
+#pragma unroll
+            for (int q = 1; q < WK; ++q)
+#pragma unroll
+                for (int e = 0; e < E; ++e) acc[e] += red[(((q - 1) * WMN + wmn) * E + e) * RF_WAVE + lane];
+        }
+    }
+}
+
+RF_DEVICE void qg_store(int M, int N, int r, int c, float v, const rf_half* RF_RESTRICT bias, rf_half* RF_RESTRICT y) {
+    if (r < M && c < N) {
+        if (bias) v += __half2float(bias[c]);
+        y[(long long)r * N + c] = __float2half_rn(v);
+    }
+}
+
+template <typename FMT, int PATH, int BM, int BN, int WARPS, int BK>
+RF_DEVICE void qgemm(int M, int N, int K, const rf_half* RF_RESTRICT x, const uint8_t* RF_RESTRICT w,
+                     const rf_half* RF_RESTRICT bias, rf_half* RF_RESTRICT y) {
+    constexpr int NT = WARPS * RF_WAVE;
+    constexpr int LD = BK + 8;  // padded row (halves): 16-byte aligned rows, conflict-free fragment loads
+    constexpr int MN_TILE = PATH == QG_MMA ? 8 : 16;  // columns of one matrix-core tile
+    constexpr int WM = BM >= 64 ? 2 : 1;
+    constexpr int WN = (WARPS / WM) < (BN / MN_TILE) ? (WARPS / WM) : (BN / MN_TILE);
+    constexpr int WK = PATH == QG_SIMT ? 1 : WARPS / (WM * WN);
+    constexpr int WTM = BM / WM, WTN = BN / WN;  // warp tile
+    constexpr int KS = BK / WK;                  // K slice of one wave per stage
+    static_assert(PATH == QG_SIMT || (WM * WN * WK == WARPS && BM % WM == 0 && BN % WN == 0 && KS % 16 == 0),
+                  "tile does not split over the waves");
+    static_assert((PATH != QG_MMA || QG_HAVE_MMA) && (PATH != QG_MFMA || QG_HAVE_MFMA) && (PATH != QG_WMMA || QG_HAVE_WMMA),
+                  "this matrix-core path is not available on the target");
+    __shared__ __attribute__((aligned(16))) rf_half As[BM * LD];
+    __shared__ __attribute__((aligned(16))) rf_half Bs[BN * LD];
+    const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+    const long long row_bytes = (long long)(K / FMT::QK) * FMT::BYTES;
+    const int wave = threadIdx.x / RF_WAVE, lane = threadIdx.x % RF_WAVE;
+    const int wmn = wave % (WM * WN), wk = wave / (WM * WN);
+    const int wm0 = (wmn % WM) * WTM, wn0 = (wmn / WM) * WTN;
+
+#if defined(RF_MMA_SYNC)
+    if constexpr (PATH == QG_MMA) {
+        static_assert(WTM % 16 == 0 && WTN % 8 == 0, "mma.sync warp tile must be a multiple of 16 x 8");
+        constexpr int MT = WTM / 16, NTL = WTN / 8;
+        float acc[MT][NTL][4];
+#pragma unroll
+        for (int i = 0; i < MT; ++i)
+#pragma unroll
+            for (int j = 0; j < NTL; ++j)
+#pragma unroll
+                for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.0f;
+        const int g = lane >> 2, t = lane & 3;
+        for (int k0 = 0; k0 < K; k0 += BK) {
+            qg_load_x<BM, BK, LD, NT>(M, K, x, m0, k0, As);
+            qg_load_w<FMT, BN, BK, LD, NT>(N, K, row_bytes, w, n0, k0, Bs);
+            __syncthreads();
+#pragma unroll
+            for (int kk = wk * KS; kk < wk * KS + KS; kk += 16) {
+                uint32_t a[MT][4], b[NTL][2];
+#pragma unroll
+                for (int i = 0; i < MT; ++i) {
+                    const rf_half* p = As + (wm0 + i * 16 + g) * LD + kk + 2 * t;
+                    a[i][0] = *reinterpret_cast<const uint32_t*>(p);
+                    a[i][1] = *reinterpret_cast<const uint32_t*>(p + 8 * LD);
+                    a[i][2] = *reinterpret_cast<const uint32_t*>(p + 8);
+                    a[i][3] = *reinterpret_cast<const uint32_t*>(p + 8 * LD + 8);
+                }
+#pragma unroll
+                for (int j = 0; j < NTL; ++j) {
+                    const rf_half* p = Bs + (wn0 + j * 8 + g) * LD + kk + 2 * t;
+                    b[j][0] = *reinterpret_cast<const uint32_t*>(p);
+                    b[j][1] = *reinterpret_cast<const uint32_t*>(p + 8);
+                }
+#pragma unroll
+                for (int i = 0; i < MT; ++i)
+#pragma unroll
+                    for (int j = 0; j < NTL; ++j)
+                        asm volatile(
+                            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                            : "+f"(acc[i][j][0]), "+f"(acc[i][j][1]), "+f"(acc[i][j][2]), "+f"(acc[i][j][3])
+                            : "r"(a[i][0]), "r"(a[i][1]), "r"(a[i][2]), "r"(a[i][3]), "r"(b[j][0]), "r"(b[j][1]));
+            }
+            __syncthreads();
+        }
+        static_assert(WK == 1 || (WK - 1) * WM * WN * MT * NTL * 4 * RF_WAVE * 4 <= BM * LD * 2, "k-split scratch exceeds As");
+        qg_reduce_k<WK, MT * NTL * 4, WM * WN>(&acc[0][0][0], wk, wmn, lane, reinterpret_cast<float*>(As));
+        if (wk != 0) return;
+#pragma unroll
+        for (int i = 0; i < MT; ++i)
+#pragma unroll
+            for (int j = 0; j < NTL; ++j) {
+                const int r = m0 + wm0 + i * 16 + g, c = n0 + wn0 + j * 8 + 2 * t;
+                qg_store(M, N, r, c, acc[i][j][0], bias, y);
+                qg_store(M, N, r, c + 1, acc[i][j][1], bias, y);
+                qg_store(M, N, r + 8, c, acc[i][j][2], bias, y);
+                qg_store(M, N, r + 8, c + 1, acc[i][j][3], bias, y);
+            }
+        return;
+    }
+#endif
+
+#if defined(RF_MFMA)
+    if constexpr (PATH == QG_MFMA) {
+        // v_mfma_f32_16x16x16f16 (wave64): lane l holds A row l%16, k 4(l/16)..+3; B column l%16, the
+        // same k; D column l%16, rows 4(l/16)..+3.
+        static_assert(RF_WAVE == 64, "MFMA needs wave64");
+        typedef _Float16 qg_h4 __attribute__((ext_vector_type(4)));
+        typedef float qg_f4 __attribute__((ext_vector_type(4)));
+        static_assert(WTM % 16 == 0 && WTN % 16 == 0, "MFMA warp tile must be a multiple of 16 x 16");
+        constexpr int MT = WTM / 16, NTL = WTN / 16;
+        qg_f4 acc[MT][NTL];
+#pragma unroll
+        for (int i = 0; i < MT; ++i)
+#pragma unroll
+            for (int j = 0; j < NTL; ++j) acc[i][j] = qg_f4{0.0f, 0.0f, 0.0f, 0.0f};
+        const int lr = lane % 16, lk = (lane / 16) * 4;
+        for (int k0 = 0; k0 < K; k0 += BK) {
+            qg_load_x<BM, BK, LD, NT>(M, K, x, m0, k0, As);
+            qg_load_w<FMT, BN, BK, LD, NT>(N, K, row_bytes, w, n0, k0, Bs);
+            __syncthreads();
+#pragma unroll
+            for (int kk = wk * KS; kk < wk * KS + KS; kk += 16) {
+                qg_h4 a[MT], b[NTL];
+#pragma unroll
+                for (int i = 0; i < MT; ++i) a[i] = *reinterpret_cast<const qg_h4*>(As + (wm0 + i * 16 + lr) * LD + kk + lk);
+#pragma unroll
+                for (int j = 0; j < NTL; ++j) b[j] = *reinterpret_cast<const qg_h4*>(Bs + (wn0 + j * 16 + lr) * LD + kk + lk);
+#pragma unroll
+                for (int i = 0; i < MT; ++i)
+#pragma unroll
+                    for (int j = 0; j < NTL; ++j) acc[i][j] = __builtin_amdgcn_mfma_f32_16x16x16f16(a[i], b[j], acc[i][j], 0, 0, 0);
+            }
+            __syncthreads();
+        }
+        static_assert(WK == 1 || (WK - 1) * WM * WN * MT * NTL * 4 * RF_WAVE * 4 <= BM * LD * 2, "k-split scratch exceeds As");
+        qg_reduce_k<WK, MT * NTL * 4, WM * WN>(reinterpret_cast<float*>(&acc[0][0]), wk, wmn, lane, reinterpret_cast<float*>(As));
+        if (wk != 0) return;
+#pragma unroll
+        for (int i = 0; i < MT; ++i)
+#pragma unroll
+            for (int j = 0; j < NTL; ++j)
+#pragma unroll
+                for (int q = 0; q < 4; ++q) qg_store(M, N, m0 + wm0 + i * 16 + lk + q, n0 + wn0 + j * 16 + lr, acc[i][j][q], bias, y);
+        return;
+    }
+#endif
+
+#if defined(RF_WMMA)
+    if constexpr (PATH == QG_WMMA) {
+        static_assert(RF_WAVE == 32, "WMMA needs wave32");
+        typedef float qg_f8 __attribute__((ext_vector_type(8)));
+        static_assert(WTM % 16 == 0 && WTN % 16 == 0, "WMMA warp tile must be a multiple of 16 x 16");
+        constexpr int MT = WTM / 16, NTL = WTN / 16;
+        qg_f8 acc[MT][NTL];
+#pragma unroll
+        for (int i = 0; i < MT; ++i)
+#pragma unroll
+            for (int j = 0; j < NTL; ++j) acc[i][j] = qg_f8{0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+        const int lr = lane % 16, hi = lane / 16;
+        for (int k0 = 0; k0 < K; k0 += BK) {
+            qg_load_x<BM, BK, LD, NT>(M, K, x, m0, k0, As);
+            qg_load_w<FMT, BN, BK, LD, NT>(N, K, row_bytes, w, n0, k0, Bs);
+            __syncthreads();
+#pragma unroll
+            for (int kk = wk * KS; kk < wk * KS + KS; kk += 16) {
+#if RF_GFX >= 0x1200
+                // gfx12: lane l holds row/column l%16, k 8(l/16)..+7; D rows 8(l/16)..+7, column l%16.
+                typedef _Float16 qg_hv __attribute__((ext_vector_type(8)));
+                const int ko = hi * 8;
+#else
+                // gfx11: lane l holds row/column l%16, all 16 k (lanes 16-31 repeat 0-15); D rows 2i + l/16.
+                typedef _Float16 qg_hv __attribute__((ext_vector_type(16)));
+                const int ko = 0;
+#endif
+                qg_hv a[MT], b[NTL];
+#pragma unroll
+                for (int i = 0; i < MT; ++i) a[i] = *reinterpret_cast<const qg_hv*>(As + (wm0 + i * 16 + lr) * LD + kk + ko);
+#pragma unroll
+                for (int j = 0; j < NTL; ++j) b[j] = *reinterpret_cast<const qg_hv*>(Bs + (wn0 + j * 16 + lr) * LD + kk + ko);
+#pragma unroll
+                for (int i = 0; i < MT; ++i)
+#pragma unroll
+                    for (int j = 0; j < NTL; ++j) {
+#if RF_GFX >= 0x1200
+                        acc[i][j] = __builtin_amdgcn_wmma_f32_16x16x16_f16_w32_gfx12(a[i], b[j], acc[i][j]);
+#else
+                        acc[i][j] = __builtin_amdgcn_wmma_f32_16x16x16_f16_w32(a[i], b[j], acc[i][j]);
+#endif
+                    }
+            }
+            __syncthreads();
+        }
+        static_assert(WK == 1 || (WK - 1) * WM * WN * MT * NTL * 8 * RF_WAVE * 4 <= BM * LD * 2, "k-split scratch exceeds As");
+        qg_reduce_k<WK, MT * NTL * 8, WM * WN>(reinterpret_cast<float*>(&acc[0][0]), wk, wmn, lane, reinterpret_cast<float*>(As));
+        if (wk != 0) return;
+#pragma unroll
+        for (int i = 0; i < MT; ++i)
+#pragma unroll
+            for (int j = 0; j < NTL; ++j)
+#pragma unroll
+                for (int q = 0; q < 8; ++q) {
+#if RF_GFX >= 0x1200
+                    const int r = hi * 8 + q;
+#else
+                    const int r = 2 * q + hi;
+#endif
+                    qg_store(M, N, m0 + wm0 + i * 16 + r, n0 + wn0 + j * 16 + lr, acc[i][j][q], bias, y);
+                }
+        return;
+    }
+#endif
+
+    if constexpr (PATH == QG_SIMT) {
+        // Each thread owns a TM x TN patch: rows ty + i*(BM/TM)... spread so that shared reads broadcast.
+        constexpr int TN = 4;
+        constexpr int TX = BN / TN;            // threads along N
+        constexpr int TY = NT / TX;            // threads along M
+        constexpr int TM = BM / TY;
+        static_assert(NT % TX == 0 && BM % TY == 0 && TM >= 1, "SIMT tile does not split over the threads");
+        const int tx = threadIdx.x % TX, ty = threadIdx.x / TX;
+        float acc[TM][TN];
+#pragma unroll
+        for (int i = 0; i < TM; ++i)
+#pragma unroll
+            for (int j = 0; j < TN; ++j) acc[i][j] = 0.0f;
+        for (int k0 = 0; k0 < K; k0 += BK) {
+            qg_load_x<BM, BK, LD, NT>(M, K, x, m0, k0, As);
+            qg_load_w<FMT, BN, BK, LD, NT>(N, K, row_bytes, w, n0, k0, Bs);
+            __syncthreads();
+#pragma unroll 4
+            for (int k = 0; k < BK; ++k) {
+                float a[TM], b[TN];
+#pragma unroll
+                for (int i = 0; i < TM; ++i) a[i] = __half2float(As[(ty + i * TY) * LD + k]);
+#pragma unroll
+                for (int j = 0; j < TN; ++j) b[j] = __half2float(Bs[(tx + j * TX) * LD + k]);
+#pragma unroll
+                for (int i = 0; i < TM; ++i)
+#pragma unroll
+                    for (int j = 0; j < TN; ++j) acc[i][j] += a[i] * b[j];
+            }
+            __syncthreads();
+        }
+#pragma unroll
+        for (int i = 0; i < TM; ++i)
+#pragma unroll
+            for (int j = 0; j < TN; ++j) qg_store(M, N, m0 + ty + i * TY, n0 + tx + j * TX, acc[i][j], bias, y);
+        return;
+    }
+}
