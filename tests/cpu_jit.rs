@@ -171,3 +171,37 @@ fn every_registered_instance_renders_for_every_target() {
         }
     }
 }
+
+#[test]
+#[serial_test::serial]
+fn grouped_compile_gives_each_instance_its_kernel() {
+    for t in available_targets() {
+        let dir = tempfile::tempdir().unwrap();
+        let jit = jit_in(dir.path());
+        let work: Vec<(KernelSpec, Target)> = ["axpy", "wave_reduce", "block_reduce"]
+            .iter()
+            .flat_map(|k| ["f32", "bf16"].map(|d| smoke::spec(k, d, 128, t.wave_size).unwrap()))
+            .map(|s| (s, t.clone()))
+            .collect();
+        let first = jit.compile_many(&work, || {});
+        for ((s, _), r) in work.iter().zip(&first) {
+            let c = r.as_ref().unwrap();
+            assert_eq!(c.origin, Origin::Compiled, "{s}");
+            let names: Vec<String> = codeobj::resources(&c.image).unwrap().into_iter().map(|k| k.name).collect();
+            assert!(names.contains(&s.symbol()), "{s}: {names:?}");
+        }
+        // every instance now has its own verified entry, found by a single-instance lookup
+        for (s, t) in &work {
+            assert_eq!(jit.compile(s, t).unwrap().origin, Origin::Disk, "{s}");
+        }
+        assert_eq!(jit.disk().verify_all(), (work.len(), 0));
+        // a group with one broken instance still compiles the others and names the broken one
+        let bad = smoke::spec("axpy", "f16", 128, if t.wave_size == 32 { 64 } else { 32 }).unwrap();
+        let mut mixed = work.clone();
+        mixed.push((bad.clone(), t.clone()));
+        let r = jit.compile_many(&mixed, || {});
+        assert!(r[..work.len()].iter().all(|x| x.is_ok()));
+        let e = r.last().unwrap().as_ref().unwrap_err().to_string();
+        assert!(e.contains(bad.uri()) && e.contains("wave size"), "{e}");
+    }
+}

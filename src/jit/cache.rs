@@ -210,6 +210,14 @@ impl DiskCache {
         Ok((code, Origin::Compiled))
     }
 
+    /// A verified entry's code object, if present (refreshes its LRU time).
+    pub fn lookup(&self, uri: &str, target: &str, key: &str) -> Option<Vec<u8>> {
+        let path = self.entry_path(uri, target, key)?;
+        let (_, code) = Self::read_entry(&path).ok()??;
+        touch(&path);
+        Some(code)
+    }
+
     /// Remove one entry (used when a driver refuses to load it).
     pub fn evict(&self, uri: &str, target: &str, key: &str) {
         if let Some(p) = self.entry_path(uri, target, key) {

@@ -34,9 +34,28 @@ pub fn embedded_names() -> Vec<String> {
 
 /// Render the complete source for `spec` on `target`.
 pub fn render(spec: &KernelSpec, target: &Target) -> Result<String> {
+    let mut src = format!("// rocmforge kernel {} for {}\n", spec.uri(), target.full_name());
+    src.push_str(&render_common(spec, target)?);
+    src.push_str(&render_instance(spec)?);
+    Ok(src)
+}
+
+/// One translation unit holding several instances of one family that share their preamble (see
+/// `Jit::compile_many`): the common part once, then every instantiation.
+pub fn render_group(specs: &[&KernelSpec], target: &Target) -> Result<String> {
+    let first = specs.first().ok_or_else(|| Error::Template { template: "(group)".into(), message: "empty group".into() })?;
+    let mut src = format!("// rocmforge kernel group of {} {} instances for {}\n", specs.len(), first.family().name, target.full_name());
+    src.push_str(&render_common(first, target)?);
+    for s in specs {
+        src.push_str(&render_instance(s)?);
+    }
+    Ok(src)
+}
+
+/// Everything before the instantiation: configuration defines, preludes, preamble and body.
+fn render_common(spec: &KernelSpec, target: &Target) -> Result<String> {
     let fam = spec.family();
     let mut src = String::with_capacity(16 * 1024);
-    src.push_str(&format!("// rocmforge kernel {} for {}\n", spec.uri(), target.full_name()));
     src.push_str(&format!("#define RF_WAVE {}\n", spec.wave()));
     let mc = match target.matrix_cores() {
         MatrixCores::MmaSync => "RF_MMA_SYNC",
@@ -58,12 +77,16 @@ pub fn render(spec: &KernelSpec, target: &Target) -> Result<String> {
     src.push_str(&(fam.preamble)(spec));
     src.push_str(&format!("\n// ---- {} ----\n", fam.body));
     src.push_str(&template_text(fam.body)?);
+    Ok(src)
+}
+
+/// The tera-rendered `extern "C"` instantiation of one spec.
+fn render_instance(spec: &KernelSpec) -> Result<String> {
+    let fam = spec.family();
     let mut ctx = tera::Context::new();
     ctx.insert("symbol", &spec.symbol());
     ctx.insert("wave", &spec.wave());
     ctx.insert("uri", spec.uri());
-    ctx.insert("arch", &target.arch);
-    ctx.insert("vendor", &target.vendor.to_string());
     for (k, v) in spec.params() {
         match v {
             super::spec::Value::Int(x) => ctx.insert(k, x),
@@ -86,10 +109,7 @@ pub fn render(spec: &KernelSpec, target: &Target) -> Result<String> {
         }
         Error::Template { template: fam.instance.into(), message: msg }
     })?;
-    src.push_str(&format!("\n// ---- {} ----\n", fam.instance));
-    src.push_str(&rendered);
-    src.push('\n');
-    Ok(src)
+    Ok(format!("\n// ---- {} ({}) ----\n{}\n", fam.instance, spec.uri(), rendered))
 }
 
 /// The C type of a dtype name (`f32` → `float`), for `<param>_c` variables in instance templates.
