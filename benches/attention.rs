@@ -5,12 +5,13 @@
 mod common;
 
 use common::*;
-use half::bf16;
+use half::{bf16, f16};
 use rocmforge::gpu::Device;
 use rocmforge::ops::attention::rope::{Rope, RopeStyle};
 use rocmforge::ops::attention::{
     decode, kv_cache, prefill, AttnParams, Batch, PagedCache, PagedLayout,
 };
+use rocmforge::ops::Element;
 use rocmforge::Result;
 
 fn rnd(n: usize, seed: u64) -> Vec<bf16> {
@@ -28,7 +29,14 @@ fn rnd(n: usize, seed: u64) -> Vec<bf16> {
 }
 
 /// A filled cache of `nseq` sequences of `ctx` tokens, pages in order.
-fn cache(
+fn rnd_t<T: Element>(n: usize, seed: u64) -> Vec<T> {
+    rnd(n, seed)
+        .into_iter()
+        .map(|x| T::from_f32(x.to_f32()))
+        .collect()
+}
+
+fn cache<T: Element>(
     dev: &Device,
     nseq: usize,
     ctx: usize,
@@ -36,7 +44,7 @@ fn cache(
     hkv: usize,
     hd: usize,
     seed: u64,
-) -> Result<PagedCache<bf16>> {
+) -> Result<PagedCache<T>> {
     let max_pages = ctx.div_ceil(page);
     let l = PagedLayout {
         num_pages: nseq * max_pages,
@@ -47,9 +55,31 @@ fn cache(
     };
     let bt: Vec<i32> = (0..(nseq * max_pages) as i32).collect();
     let mut c = PagedCache::new(dev, l, &bt)?;
-    c.k.copy_from_host(&rnd(l.elements(), seed))?;
-    c.v.copy_from_host(&rnd(l.elements(), seed + 1))?;
+    c.k.copy_from_host(&rnd_t::<T>(l.elements(), seed))?;
+    c.v.copy_from_host(&rnd_t::<T>(l.elements(), seed + 1))?;
     Ok(c)
+}
+
+/// Median ms of one prefill over a fresh cache of T (used for the bf16 vs f16 cost of the hi/lo P split).
+fn prefill_ms<T: Element>(
+    dev: &Device,
+    b: usize,
+    h: usize,
+    sq: usize,
+    hd: usize,
+    causal: bool,
+    path: &str,
+) -> Result<f64> {
+    let s = dev.default_stream();
+    let c = cache::<T>(dev, b, sq, 64, h, hd, 30)?;
+    let cu: Vec<i32> = (0..=b as i32).map(|i| i * sq as i32).collect();
+    let batch = Batch::new(dev, &cu, &vec![sq as i32; b])?;
+    let q = dev.upload(&rnd_t::<T>(b * sq * h * hd, 7))?;
+    let mut out = dev.alloc::<T>(q.len())?;
+    let p = AttnParams::new(hd, causal);
+    time_ms(dev, 1, 5, |_| {
+        prefill::prefill(dev, &s, &q, &c, &batch, h, &mut out, &p, Some(path))
+    })
 }
 
 fn peer(args: &[&str]) -> serde_json::Value {
@@ -74,7 +104,7 @@ fn main() -> Result<()> {
     // ---- RoPE(K) + append, bf16, 8 kv heads, hd128, page 16: 4 sequences x 4096 new tokens
     {
         let (hkv, hd, page, nseq, n) = (8usize, 128usize, 16usize, 4usize, 4096usize);
-        let mut c = cache(&dev, nseq, n, page, hkv, hd, 1)?;
+        let mut c = cache::<bf16>(&dev, nseq, n, page, hkv, hd, 1)?;
         let tokens = nseq * n;
         let kn = dev.upload(&rnd(tokens * hkv * hd, 3))?;
         let vn = dev.upload(&rnd(tokens * hkv * hd, 4))?;
@@ -120,7 +150,7 @@ fn main() -> Result<()> {
         let kv_bytes = 2 * b * hkv * ctx * hd * 2;
         let reps = (200_000_000usize.div_ceil(kv_bytes)).clamp(1, 8);
         let caches: Vec<_> = (0..reps)
-            .map(|i| cache(&dev, b, ctx, 16, hkv, hd, 10 + 2 * i as u64))
+            .map(|i| cache::<bf16>(&dev, b, ctx, 16, hkv, hd, 10 + 2 * i as u64))
             .collect::<Result<_>>()?;
         let cu: Vec<i32> = (0..=b as i32).collect();
         let batch = Batch::new(&dev, &cu, &vec![ctx as i32; b])?;
@@ -175,15 +205,7 @@ fn main() -> Result<()> {
         (8, 32, 2048, 64, true),
         (8, 32, 2048, 64, false),
     ] {
-        let c = cache(&dev, b, sq, 64, h, hd, 30)?;
-        let cu: Vec<i32> = (0..=b as i32).map(|i| i * sq as i32).collect();
-        let batch = Batch::new(&dev, &cu, &vec![sq as i32; b])?;
-        let q = dev.upload(&rnd(b * sq * h * hd, 7))?;
-        let mut out = dev.alloc::<bf16>(q.len())?;
-        let p = AttnParams::new(hd, causal);
-        let ms = time_ms(&dev, 1, 5, |_| {
-            prefill::prefill(&dev, &s, &q, &c, &batch, h, &mut out, &p, Some(path))
-        })?;
+        let ms = prefill_ms::<bf16>(&dev, b, h, sq, hd, causal, path)?;
         let flops = 4.0 * (b * h * sq * sq * hd) as f64 * if causal { 0.5 } else { 1.0 };
         let tf = flops / ms / 1e9;
         let pr = peer(&[
@@ -220,8 +242,25 @@ fn main() -> Result<()> {
 
     // ---- independent check against torch SDPA (f64) on one shape: ours and torch's bf16 error
     {
+        // f16 keeps P as one f16 mma operand; bf16 splits P into hi + lo (two mma for P.V): the gap
+        // between these two rows is the price of bf16 accuracy.
+        let (b, h, sq, hd) = (4usize, 32usize, 4096usize, 128usize);
+        let flops = 4.0 * (b * h * sq * sq * hd) as f64 * 0.5;
+        for (name, ms) in [
+            ("bf16", prefill_ms::<bf16>(&dev, b, h, sq, hd, true, path)?),
+            ("f16", prefill_ms::<f16>(&dev, b, h, sq, hd, true, path)?),
+        ] {
+            println!(
+                "{:<44} {ms:>10.3} {:>12.1}",
+                format!("prefill {path} {name} B={b} H={h} S={sq} hd{hd} causal"),
+                flops / ms / 1e9
+            );
+        }
+    }
+
+    {
         let (sq, h, hkv, hd) = (1000usize, 8usize, 2usize, 128usize);
-        let c = cache(&dev, 1, sq, 16, hkv, hd, 40)?;
+        let c = cache::<bf16>(&dev, 1, sq, 16, hkv, hd, 40)?;
         let batch = Batch::new(&dev, &[0, sq as i32], &[sq as i32])?;
         let qh = rnd(sq * h * hd, 9);
         let q = dev.upload(&qh)?;

@@ -3,17 +3,22 @@
 // q [nseq * nq][hq][HD]; cache [pages][hkv][page][HD] (kv_cache.hip); kv_lens[b] includes the new tokens.
 // Query token i (0 <= i < nq) of sequence b sits at position kv_lens[b] - nq + i and sees keys up to it
 // (and, with window > 0, only keys > pos - window).
-// Block = (split, kv head x row group, sequence), NW waves. The block's rows are the G = hq/hkv query heads
-// of its kv head times the nq tokens (up to R of them), so every K/V page is read once for all of them.
-// The split's tokens are dealt to the waves in tiles of RF_WAVE tokens; each wave keeps its own online
-// softmax state and writes an unnormalized partial (o, m, l) for part = split * NW + wave; attn_merge
-// combines the parts. Scores are f32 (log2 domain); output of the merge is T.
+// Block = (split, kv head x row group, sequence), DEC_NW waves. The block's rows are the G = hq/hkv query
+// heads of its kv head times the nq tokens (up to R of them), so every K/V row is loaded once for all of them.
 //
-// K phase: lane = token; the lane reads its key row in 16-byte pieces and dots it with the R query rows
-// (broadcast from shared memory). V phase: lanes own 8 dims each (HD/8 lanes per token, RF_WAVE/(HD/8)
-// tokens at a time); probabilities go through shared memory.
+// Streaming: a token's K (and V) row is read by NVP = pow2ceil(HD/8) lanes with one 16-byte load each
+// (NV = HD/8 of them active), so a wave reads TPW = RF_WAVE/NVP tokens per load instruction and KT of
+// them per lane per iteration (K and V of all KT tokens are in flight together). Scores are reduced over
+// the NVP lanes by shuffles; every token group keeps its own online-softmax state (m, l, o[8 dims]) in
+// registers, with the query rows (pre-scaled, f32) in registers too. At the end the groups of a wave are
+// merged by shuffles, the waves through shared memory, and the block writes one part per split
+// (o unnormalized, m in log2 units, l) for attn_merge, or, with a single split, the output itself.
 
 #define DEC_NW 4
+#define DEC_LOG2E 1.4426950408889634f
+
+template <int N> struct DecPow2 { static constexpr int v = 2 * DecPow2<(N + 1) / 2>::v; };
+template <> struct DecPow2<1> { static constexpr int v = 1; };
 
 RF_DEVICE void dec_unpack8(uint4 u, float* f, rf_half*) {
     const rf_half* h = (const rf_half*)&u;
@@ -33,16 +38,13 @@ template <typename T, int HD, int R>
 RF_DEVICE void attn_decode(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache, const T* RF_RESTRICT v_cache,
                            const int* RF_RESTRICT block_tables, const int* RF_RESTRICT kv_lens, int max_pages, int page_size,
                            int nq, int hq, int hkv, float scale, float softcap, int window, int split_tokens,
-                           float* RF_RESTRICT o_part, float* RF_RESTRICT ml_part) {
-    static_assert(HD % 8 == 0 && HD / 8 <= RF_WAVE, "head_dim");
-    constexpr int NV = HD / 8;            // lanes per V row
-    constexpr int NG = RF_WAVE / NV;      // V rows per step
-    __shared__ float sq[R][HD];
-    __shared__ float sp[DEC_NW][R][RF_WAVE];
-    __shared__ int spage[DEC_NW][RF_WAVE];
-    // V rows a lane loads per tile; prefetched with K (one memory round trip per tile) when they fit
-    constexpr int VT = (RF_WAVE + NG - 1) / NG;
-    constexpr bool VPRE = HD <= 128;
+                           float* RF_RESTRICT o_part, float* RF_RESTRICT ml_part, T* RF_RESTRICT out) {
+    constexpr int NV = HD / 8, NVP = DecPow2<NV>::v, TPW = RF_WAVE / NVP;
+    constexpr int KT = R >= 8 ? 2 : 4;  // tokens per lane per iteration (fewer with many rows: registers)
+    constexpr int CH = TPW * KT;        // tokens per wave iteration
+    static_assert(HD % 8 == 0 && NVP <= RF_WAVE, "head_dim");
+    __shared__ float s_o[DEC_NW][R][HD];
+    __shared__ float s_ml[DEC_NW][R][2];
 
     const int split = blockIdx.x, b = blockIdx.z;
     const int G = hq / hkv;
@@ -50,142 +52,169 @@ RF_DEVICE void attn_decode(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache,
     const int groups = (rows_total + R - 1) / R;
     const int kvh = blockIdx.y / groups, rg = blockIdx.y % groups;
     const int lane = threadIdx.x % RF_WAVE, w = threadIdx.x / RF_WAVE;
+    const int gi = lane / NVP, vec = lane % NVP;
+    const bool act = vec < NV;
     const int kv_len = kv_lens[b];
-    const int nparts = gridDim.x * DEC_NW;
-    const int part = split * DEC_NW + w;
 
-    // Stage the R query rows (row r: token r / G, head kvh * G + r % G) as f32, pre-scaled.
-    for (int e = threadIdx.x; e < R * HD; e += DEC_NW * RF_WAVE) {
-        const int r = e / HD, d = e % HD, rr = rg * R + r;
-        float v = 0.0f;
-        if (rr < rows_total) v = rf_to_f32(q[((long long)(b * nq + rr / G) * hq + kvh * G + rr % G) * HD + d]);
-        sq[r][d] = v;
-    }
-    __syncthreads();
-
+    // query rows in registers, scaled (and in log2 units unless a soft-cap comes first)
+    const float qs = softcap > 0.0f ? scale : scale * DEC_LOG2E;
+    float qf[R][8];
     int lim[R];  // last key each row may see
 #pragma unroll
-    for (int r = 0; r < R; r++) lim[r] = kv_len - nq + ((rg * R + r) / G);
-
-    float m[R], lsum[R], o[R][8];
+    for (int r = 0; r < R; r++) {
+        const int rr = rg * R + r;
+        lim[r] = rr < rows_total ? kv_len - nq + rr / G : -1;
+        uint4 u = make_uint4(0, 0, 0, 0);
+        if (rr < rows_total && act) u = ((const uint4*)(q + ((long long)(b * nq + rr / G) * hq + kvh * G + rr % G) * HD))[vec];
+        dec_unpack8(u, qf[r], (T*)nullptr);
+#pragma unroll
+        for (int j = 0; j < 8; j++) qf[r][j] *= qs;
+    }
+    float m[R], l[R], o[R][8];
 #pragma unroll
     for (int r = 0; r < R; r++) {
         m[r] = RF_NEG_INF;
-        lsum[r] = 0.0f;
+        l[r] = 0.0f;
 #pragma unroll
         for (int j = 0; j < 8; j++) o[r][j] = 0.0f;
     }
     const int begin = split * split_tokens;
     const int end = min(begin + split_tokens, kv_len);
-    const long long head_off = (long long)kvh * page_size * HD;
     const long long page_stride = (long long)hkv * page_size * HD;
+    const T* kb = k_cache + (long long)kvh * page_size * HD + vec * 8;
+    const T* vb = v_cache + (long long)kvh * page_size * HD + vec * 8;
     const int* bt = block_tables + (long long)b * max_pages;
+    const bool p2 = (page_size & (page_size - 1)) == 0;
+    const int shift = __ffs(page_size) - 1;
 
-    // page of this lane's token, loaded one tile ahead so K/V loads never wait on the block table
-    int pg = begin + w * RF_WAVE + lane < end ? bt[(begin + w * RF_WAVE + lane) / page_size] : 0;
-    const int grp = lane / NV, vec = lane % NV;
-    for (int tile = begin + w * RF_WAVE; tile < end; tile += DEC_NW * RF_WAVE) {
-        // ---- scores: lane = token
-        const int t = tile + lane;
-        const int tn = t + DEC_NW * RF_WAVE;
-        const int pg_next = tn < end ? bt[tn / page_size] : 0;
-        spage[w][lane] = pg;
-        RF_SYNC_WAVE();
-        uint4 vv[VPRE ? VT : 1];
-        if (VPRE && grp < NG) {
+    // page ids one iteration ahead, so K/V loads never wait on the block table
+    int pg[KT];
 #pragma unroll
-            for (int i = 0; i < VT; i++) {
-                const int tt = grp + i * NG, tv = tile + tt;
-                if (tt < RF_WAVE && tv < end)
-                    vv[i] = ((const uint4*)(v_cache + spage[w][tt] * page_stride + head_off + (long long)(tv % page_size) * HD))[vec];
+    for (int kt = 0; kt < KT; kt++) {
+        const int t = begin + w * CH + kt * TPW + gi;
+        pg[kt] = t < end ? bt[p2 ? t >> shift : t / page_size] : 0;
+    }
+    for (int t0 = begin + w * CH; t0 < end; t0 += DEC_NW * CH) {
+        uint4 kr[KT], vr[KT];
+#pragma unroll
+        for (int kt = 0; kt < KT; kt++) {
+            const int t = t0 + kt * TPW + gi;
+            kr[kt] = vr[kt] = make_uint4(0, 0, 0, 0);
+            if (act && t < end) {
+                const int row = p2 ? t & (page_size - 1) : t % page_size;
+                const long long off = pg[kt] * page_stride + (long long)row * HD;
+                kr[kt] = *(const uint4*)(kb + off);
+                vr[kt] = *(const uint4*)(vb + off);
             }
         }
-        float acc[R];
 #pragma unroll
-        for (int r = 0; r < R; r++) acc[r] = 0.0f;
-        if (t < end) {
-            const T* kr = k_cache + pg * page_stride + head_off + (long long)(t % page_size) * HD;
-            uint4 kv[NV];
+        for (int kt = 0; kt < KT; kt++) {
+            const int t = t0 + DEC_NW * CH + kt * TPW + gi;
+            pg[kt] = t < end ? bt[p2 ? t >> shift : t / page_size] : 0;
+        }
+        float s[KT][R];
 #pragma unroll
-            for (int c = 0; c < NV; c++) kv[c] = ((const uint4*)kr)[c];
+        for (int kt = 0; kt < KT; kt++) {
+            float kf[8];
+            dec_unpack8(kr[kt], kf, (T*)nullptr);
 #pragma unroll
-            for (int c = 0; c < NV; c++) {
-                float kf[8];
-                dec_unpack8(kv[c], kf, (T*)nullptr);
+            for (int r = 0; r < R; r++) {
+                float a = 0.0f;
 #pragma unroll
-                for (int r = 0; r < R; r++) {
-#pragma unroll
-                    for (int j = 0; j < 8; j++) acc[r] = fmaf(sq[r][c * 8 + j], kf[j], acc[r]);
-                }
+                for (int j = 0; j < 8; j++) a = fmaf(qf[r][j], kf[j], a);
+                s[kt][r] = a;
             }
         }
-        float alpha[R];
+#pragma unroll
+        for (int kt = 0; kt < KT; kt++)
+#pragma unroll
+            for (int r = 0; r < R; r++)
+#pragma unroll
+                for (int x = NVP / 2; x > 0; x >>= 1) s[kt][r] += RF_SHFL_XOR(s[kt][r], x);
+        float vf[KT][8];
+#pragma unroll
+        for (int kt = 0; kt < KT; kt++) dec_unpack8(vr[kt], vf[kt], (T*)nullptr);
 #pragma unroll
         for (int r = 0; r < R; r++) {
-            float s = acc[r] * scale;
-            if (softcap > 0.0f) s = softcap * tanhf(s / softcap);
-            s *= 1.4426950408889634f;  // log2(e): exp2 below
-            const bool ok = t < end && t <= lim[r] && (window <= 0 || t > lim[r] - window);
-            s = ok ? s : RF_NEG_INF;
-            const float mt = rf_wave_max(s);
+            float mt = RF_NEG_INF;
+#pragma unroll
+            for (int kt = 0; kt < KT; kt++) {
+                const int t = t0 + kt * TPW + gi;
+                float x = s[kt][r];
+                if (softcap > 0.0f) x = softcap * tanhf(x / softcap) * DEC_LOG2E;
+                const bool ok = t < end && t <= lim[r] && (window <= 0 || t > lim[r] - window);
+                x = ok ? x : RF_NEG_INF;
+                s[kt][r] = x;
+                mt = fmaxf(mt, x);
+            }
             const float mn = fmaxf(m[r], mt);
             const float mu = mn == RF_NEG_INF ? 0.0f : mn;
-            alpha[r] = exp2f(m[r] - mu);
-            const float p = exp2f(s - mu);
+            const float alpha = exp2f(m[r] - mu);
             m[r] = mn;
-            lsum[r] = lsum[r] * alpha[r] + p;
-            sp[w][r][lane] = p;
-        }
-        RF_SYNC_WAVE();
-        // ---- values: lanes own 8 dims
+            l[r] *= alpha;
 #pragma unroll
-        for (int r = 0; r < R; r++)
+            for (int j = 0; j < 8; j++) o[r][j] *= alpha;
 #pragma unroll
-            for (int j = 0; j < 8; j++) o[r][j] *= alpha[r];
-        if (grp < NG) {
+            for (int kt = 0; kt < KT; kt++) {
+                const float p = exp2f(s[kt][r] - mu);
+                l[r] += p;
 #pragma unroll
-            for (int i = 0; i < VT; i++) {
-                const int tt = grp + i * NG, tv = tile + tt;
-                if (tt < RF_WAVE && tv < end) {
-                    float vf[8];
-                    if (VPRE) dec_unpack8(vv[VPRE ? i : 0], vf, (T*)nullptr);
-                    else dec_unpack8(((const uint4*)(v_cache + spage[w][tt] * page_stride + head_off + (long long)(tv % page_size) * HD))[vec], vf, (T*)nullptr);
-#pragma unroll
-                    for (int r = 0; r < R; r++) {
-                        const float p = sp[w][r][tt];
-#pragma unroll
-                        for (int j = 0; j < 8; j++) o[r][j] = fmaf(p, vf[j], o[r][j]);
-                    }
-                }
+                for (int j = 0; j < 8; j++) o[r][j] = fmaf(p, vf[kt][j], o[r][j]);
             }
         }
-        RF_SYNC_WAVE();
-        pg = pg_next;
     }
-    // ---- reduce the V groups into group 0, the row sums over the wave; write the part.
+    // ---- merge the token groups of the wave (butterfly over the group bits of the lane id)
 #pragma unroll
-    for (int r = 0; r < R; r++) {
-        lsum[r] = rf_wave_sum(lsum[r]);
+    for (int x = NVP; x < RF_WAVE; x <<= 1) {
 #pragma unroll
-        for (int j = 0; j < 8; j++) {
-            float v = o[r][j];
-            for (int g = 1; g < NG; g++) v += RF_SHFL(o[r][j], (lane + g * NV) % RF_WAVE);
-            o[r][j] = v;
+        for (int r = 0; r < R; r++) {
+            const float mo = RF_SHFL_XOR(m[r], x), lo = RF_SHFL_XOR(l[r], x);
+            const float mn = fmaxf(m[r], mo);
+            const float mu = mn == RF_NEG_INF ? 0.0f : mn;
+            const float a = exp2f(m[r] - mu), c = exp2f(mo - mu);
+            l[r] = l[r] * a + lo * c;
+#pragma unroll
+            for (int j = 0; j < 8; j++) o[r][j] = o[r][j] * a + RF_SHFL_XOR(o[r][j], x) * c;
+            m[r] = mn;
         }
     }
+    if (gi == 0 && act) {
 #pragma unroll
-    for (int r = 0; r < R; r++) {
-        const int rr = rg * R + r;
+        for (int r = 0; r < R; r++) {
+            *(float4*)&s_o[w][r][vec * 8] = make_float4(o[r][0], o[r][1], o[r][2], o[r][3]);
+            *(float4*)&s_o[w][r][vec * 8 + 4] = make_float4(o[r][4], o[r][5], o[r][6], o[r][7]);
+            if (vec == 0) {
+                s_ml[w][r][0] = m[r];
+                s_ml[w][r][1] = l[r];
+            }
+        }
+    }
+    __syncthreads();
+    // ---- merge the waves; write the split's part (or, with one split, the output)
+    const int nsplit = gridDim.x;
+    for (int e = threadIdx.x; e < R * HD; e += DEC_NW * RF_WAVE) {
+        const int r = e / HD, d = e % HD, rr = rg * R + r;
         if (rr >= rows_total) continue;
-        const long long row = (long long)(b * nq + rr / G) * hq + kvh * G + rr % G;
-        if (grp == 0) {
-            float* dst = o_part + (row * nparts + part) * HD + vec * 8;
-            *(float4*)dst = make_float4(o[r][0], o[r][1], o[r][2], o[r][3]);
-            *(float4*)(dst + 4) = make_float4(o[r][4], o[r][5], o[r][6], o[r][7]);
+        float M = RF_NEG_INF;
+#pragma unroll
+        for (int i = 0; i < DEC_NW; i++) M = fmaxf(M, s_ml[i][r][0]);
+        const float mu = M == RF_NEG_INF ? 0.0f : M;
+        float L = 0.0f, acc = 0.0f;
+#pragma unroll
+        for (int i = 0; i < DEC_NW; i++) {
+            const float c = exp2f(s_ml[i][r][0] - mu);
+            L += c * s_ml[i][r][1];
+            acc += c * s_o[i][r][d];
         }
-        if (lane == 0) {
-            ml_part[(row * nparts + part) * 2] = m[r];
-            ml_part[(row * nparts + part) * 2 + 1] = lsum[r];
+        const long long row = (long long)(b * nq + rr / G) * hq + kvh * G + rr % G;
+        if (nsplit == 1) {
+            out[row * HD + d] = rf_from_f32<T>(L > 0.0f ? acc / L : 0.0f);
+        } else {
+            o_part[(row * nsplit + split) * HD + d] = acc;
+            if (d == 0) {
+                ml_part[(row * nsplit + split) * 2] = M;
+                ml_part[(row * nsplit + split) * 2 + 1] = L;
+            }
         }
     }
 }

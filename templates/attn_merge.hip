@@ -1,22 +1,45 @@
 // Merge of flash-decoding parts: out[row][d] = sum_p 2^(m_p - M) o_p[d] / sum_p 2^(m_p - M) l_p.
 // o_part [rows][nparts][head_dim] f32 (unnormalized), ml_part [rows][nparts][2] (max in log2 units, sum).
-// One block per row. A row with no visible key at all gets zeros.
+// One block of MG_THREADS per row: the parts are dealt to PG groups of head_dim/4 threads (float4 each),
+// whose sums meet in shared memory. A row with no visible key at all gets zeros.
+#define MG_THREADS 256
+#define MG_MAXHD 256
+
 template <typename T>
 RF_DEVICE void attn_merge(const float* RF_RESTRICT o_part, const float* RF_RESTRICT ml_part, T* RF_RESTRICT out, int nparts, int head_dim) {
+    __shared__ float s_acc[MG_THREADS * 4];
+    __shared__ float s_l[MG_THREADS];
+    __shared__ float s_red[MG_THREADS / RF_WAVE];
     const long long row = blockIdx.x;
     const float* ml = ml_part + row * nparts * 2;
-    float M = RF_NEG_INF;
-    for (int p = 0; p < nparts; p++) M = fmaxf(M, ml[2 * p]);
+    float mx = RF_NEG_INF;
+    for (int p = threadIdx.x; p < nparts; p += MG_THREADS) mx = fmaxf(mx, ml[2 * p]);
+    const float M = rf_block_max<MG_THREADS>(mx, s_red);
     const float mu = M == RF_NEG_INF ? 0.0f : M;
-    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
-        float L = 0.0f, acc = 0.0f;
-        for (int p = 0; p < nparts; p++) {
-            const float wgt = exp2f(ml[2 * p] - mu);
-            if (wgt > 0.0f) {
-                L += wgt * ml[2 * p + 1];
-                acc += wgt * o_part[(row * nparts + p) * head_dim + d];
+    const int nd = head_dim / 4;      // threads per part
+    const int pg = MG_THREADS / nd;   // parts in flight
+    const int g = threadIdx.x / nd, d4 = threadIdx.x % nd;
+    float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    float L = 0.0f;
+    if (g < pg) {
+        for (int p = g; p < nparts; p += pg) {
+            const float c = exp2f(ml[2 * p] - mu);
+            if (c > 0.0f) {
+                const float4 v = ((const float4*)(o_part + (row * nparts + p) * head_dim))[d4];
+                acc.x += c * v.x; acc.y += c * v.y; acc.z += c * v.z; acc.w += c * v.w;
+                L += c * ml[2 * p + 1];
             }
         }
-        out[row * head_dim + d] = rf_from_f32<T>(L > 0.0f ? acc / L : 0.0f);
+        *(float4*)&s_acc[g * head_dim + 4 * d4] = acc;
+        if (d4 == 0) s_l[g] = L;
+    }
+    __syncthreads();
+    for (int d = threadIdx.x; d < head_dim; d += MG_THREADS) {
+        float a = 0.0f, lt = 0.0f;
+        for (int i = 0; i < pg; i++) {
+            a += s_acc[i * head_dim + d];
+            lt += s_l[i];
+        }
+        out[row * head_dim + d] = rf_from_f32<T>(lt > 0.0f ? a / lt : 0.0f);
     }
 }

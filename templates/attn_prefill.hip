@@ -56,6 +56,8 @@ struct MMScalar {
         for (int i = 0; i < SN; i++) {
             const T* kr = sK + scol(i, lane) * LD;
             float acc = 0.0f;
+            // partly unrolled: fully unrolled, HIP 6.4 hoists every load and spills on RDNA (wave32)
+#pragma unroll 8
             for (int d = 0; d < HD; d++) acc = fmaf(rf_to_f32(qr[d]), rf_to_f32(kr[d]), acc);
             s[i] = acc;
         }
@@ -66,6 +68,7 @@ struct MMScalar {
 #pragma unroll
         for (int i = 0; i < SN; i++) sp[row * BN + scol(i, lane)] = p[i];
         RF_SYNC_WAVE();
+#pragma unroll 4
         for (int k = 0; k < BN; k++) {
             const float pk = sp[row * BN + k];
 #pragma unroll
@@ -102,6 +105,9 @@ RF_DEVICE uint32_t ap_pack(float a, float b, rf_bf16*) {
     return *(uint32_t*)&h;
 }
 
+template <typename T> struct ApSplitP { static constexpr bool v = false; };
+template <> struct ApSplitP<rf_bf16> { static constexpr bool v = true; };
+
 template <typename T, int HD, int BN>
 struct MMSync {
     static constexpr int RW = 16, SN = BN / 2, ON = HD / 2, NSLOT = 2;  // 16 x N fragments: N/8 tiles of 4
@@ -137,21 +143,31 @@ struct MMSync {
             }
         }
     }
+    // bf16 P keeps only 8 significant bits (~1.1e-3 relative error in O by itself), so for bf16 P is
+    // split into hi + lo bf16 parts (P - hi is exact in f32 and its bf16 rounding leaves ~2^-16) and
+    // P.V takes two mma per V fragment; f16 P (11 bits) is used as is.
     static RF_DEVICE void pv(const float* p, const T* sV, float* o, unsigned char*, int lane) {
+        constexpr bool SPLIT = ApSplitP<T>::v;
         const int j = lane / 8;
 #pragma unroll
         for (int kk = 0; kk < BN / 16; kk++) {
-            uint32_t a[4];
-            a[0] = ap_pack(p[(2 * kk) * 4 + 0], p[(2 * kk) * 4 + 1], (T*)nullptr);
-            a[1] = ap_pack(p[(2 * kk) * 4 + 2], p[(2 * kk) * 4 + 3], (T*)nullptr);
-            a[2] = ap_pack(p[(2 * kk + 1) * 4 + 0], p[(2 * kk + 1) * 4 + 1], (T*)nullptr);
-            a[3] = ap_pack(p[(2 * kk + 1) * 4 + 2], p[(2 * kk + 1) * 4 + 3], (T*)nullptr);
+            uint32_t a[4], al[4];
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const float x = p[(2 * kk + i / 2) * 4 + (i % 2) * 2], y = p[(2 * kk + i / 2) * 4 + (i % 2) * 2 + 1];
+                a[i] = ap_pack(x, y, (T*)nullptr);
+                if (SPLIT) al[i] = ap_pack(x - __uint_as_float(a[i] << 16), y - __uint_as_float(a[i] & 0xffff0000u), (T*)nullptr);
+            }
 #pragma unroll
             for (int np = 0; np < HD / 16; np++) {
                 uint32_t b[4];
                 ap_ldsm_x4_t(b, sV + (kk * 16 + (lane % 8) + (j % 2) * 8) * LD + np * 16 + (j / 2) * 8);
                 ap_mma(o + (2 * np) * 4, a, b[0], b[1], (T*)nullptr);
                 ap_mma(o + (2 * np + 1) * 4, a, b[2], b[3], (T*)nullptr);
+                if (SPLIT) {
+                    ap_mma(o + (2 * np) * 4, al, b[0], b[1], (T*)nullptr);
+                    ap_mma(o + (2 * np + 1) * 4, al, b[2], b[3], (T*)nullptr);
+                }
             }
         }
     }
@@ -197,7 +213,8 @@ RF_DEVICE ap_vf ap_amd_mma(ap_vs a, ap_vs b, ap_vf c, rf_bf16*) {
 template <typename T, int HD, int BN>
 struct MMAmd {
     static constexpr int CPT = 256 / RF_WAVE;
-    static constexpr int RW = 16, SN = BN / 16 * CPT, ON = HD / 16 * CPT, NSLOT = CPT;
+    static constexpr int HDO = HD / RF_ATTN_CSPLIT;  // O columns of this wave
+    static constexpr int RW = 16, SN = BN / 16 * CPT, ON = HDO / 16 * CPT, NSLOT = CPT;
     static constexpr int LD = HD + AP_PAD, LDP = BN + AP_PAD;
     static constexpr int SCRATCH = 16 * LDP * 2;
     static RF_DEVICE int slot(int i) { return i % CPT; }
@@ -215,13 +232,21 @@ struct MMAmd {
         for (int m = 1; m < 16; m <<= 1) v += RF_SHFL_XOR(v, m);
         return v;
     }
-    static RF_DEVICE void tile(const unsigned short* A, int lda, const unsigned short* B, int ldb_k, int ldb_n, float* c, int lane) {
-        ap_vs a, b;
+    // A fragment (and a B fragment whose k runs along memory): KPL consecutive 16-bit values, read with
+    // 16-byte (8-byte for KPL 4) shared-memory loads; every row start is 16-byte aligned (LD, LDP % 8 == 0).
+    static RF_DEVICE ap_vs frag_k(const unsigned short* rowp, int lane) {
+        ap_vs v;
+        __builtin_memcpy(&v, __builtin_assume_aligned(rowp + AP_KOFF(lane), AP_KPL >= 8 ? 16 : 8), sizeof(v));
+        return v;
+    }
+    // B fragment whose k runs across rows (V in P.V): one 16-bit value per row.
+    static RF_DEVICE ap_vs frag_strided(const unsigned short* B, int ldb_k, int lane) {
+        ap_vs v;
 #pragma unroll
-        for (int j = 0; j < AP_KPL; j++) {
-            a[j] = (short)A[(lane % 16) * lda + AP_KOFF(lane) + j];
-            b[j] = (short)B[(AP_KOFF(lane) + j) * ldb_k + (lane % 16) * ldb_n];
-        }
+        for (int j = 0; j < AP_KPL; j++) v[j] = (short)B[(AP_KOFF(lane) + j) * ldb_k + lane % 16];
+        return v;
+    }
+    static RF_DEVICE void mma(ap_vs a, ap_vs b, float* c) {
         ap_vf acc;
 #pragma unroll
         for (int i = 0; i < CPT; i++) acc[i] = c[i];
@@ -232,11 +257,14 @@ struct MMAmd {
     static RF_DEVICE void qk(const T* sQw, const T* sK, float* s, int lane) {
 #pragma unroll
         for (int i = 0; i < SN; i++) s[i] = 0.0f;
-#pragma unroll
-        for (int kk = 0; kk < HD / 16; kk++)
+        // not unrolled over k: unrolled, the scheduler hoists every fragment load and runs out of VGPRs
+#pragma unroll 1
+        for (int kk = 0; kk < HD / 16; kk++) {
+            const ap_vs a = frag_k((const unsigned short*)sQw + (lane % 16) * LD + kk * 16, lane);
 #pragma unroll
             for (int nt = 0; nt < BN / 16; nt++)  // B[k][n] = K[n][k]
-                tile((const unsigned short*)sQw + kk * 16, LD, (const unsigned short*)sK + nt * 16 * LD + kk * 16, 1, LD, s + nt * CPT, lane);
+                mma(a, frag_k((const unsigned short*)sK + (nt * 16 + lane % 16) * LD + kk * 16, lane), s + nt * CPT);
+        }
     }
     static RF_DEVICE void pv(const float* p, const T* sV, float* o, unsigned char* scratch, int lane) {
         T* sp = (T*)scratch;
@@ -244,10 +272,12 @@ struct MMAmd {
         for (int i = 0; i < SN; i++) sp[srow(i, lane) * LDP + scol(i, lane)] = rf_from_f32<T>(p[i]);
         RF_SYNC_WAVE();
 #pragma unroll
-        for (int kk = 0; kk < BN / 16; kk++)
+        for (int kk = 0; kk < BN / 16; kk++) {
+            const ap_vs a = frag_k((const unsigned short*)sp + (lane % 16) * LDP + kk * 16, lane);
 #pragma unroll
-            for (int nt = 0; nt < HD / 16; nt++)  // B[k][n] = V[key][d]
-                tile((const unsigned short*)sp + kk * 16, LDP, (const unsigned short*)sV + kk * 16 * LD + nt * 16, LD, 1, o + nt * CPT, lane);
+            for (int nt = 0; nt < HDO / 16; nt++)  // B[k][n] = V[key][d]
+                mma(a, frag_strided((const unsigned short*)sV + kk * 16 * LD + nt * 16, LD, lane), o + nt * CPT);
+        }
         RF_SYNC_WAVE();
     }
 };
@@ -259,12 +289,14 @@ RF_DEVICE void attn_prefill(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache
                             const int* RF_RESTRICT cu_q, const int* RF_RESTRICT kv_lens, const int* RF_RESTRICT block_tables,
                             int max_pages, int page_size, int hq, int hkv, float scale, float softcap, int window) {
     constexpr int BM = RF_ATTN_BM, BN = RF_ATTN_BN, NW = RF_ATTN_NWARP, RW = MM::RW, LD = HD + AP_PAD, NV = HD / 8;
-    static_assert(RW * NW == BM, "tile rows");
+    constexpr int CS = RF_ATTN_CSPLIT, HDO = HD / CS;  // CS waves share RW query rows, HDO O columns each
+    static_assert(RW * NW == BM * CS && HD % (16 * CS) == 0, "tile rows");
     extern __shared__ uint4 ap_smem[];
     T* sQ = (T*)ap_smem;
     T* sK = sQ + BM * LD;
     T* sV = sK + BN * LD;
     const int lane = threadIdx.x % RF_WAVE, w = threadIdx.x / RF_WAVE;
+    const int wr = w / CS, wc = w % CS;  // row group, column part
     unsigned char* scratch = (unsigned char*)(sV + BN * LD) + w * MM::SCRATCH;
 
     const int b = blockIdx.z, h = blockIdx.y;
@@ -293,7 +325,7 @@ RF_DEVICE void attn_prefill(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache
     for (int i = 0; i < MM::ON; i++) o[i] = 0.0f;
 #pragma unroll
     for (int j = 0; j < MM::NSLOT; j++) { m[j] = RF_NEG_INF; l[j] = 0.0f; }
-    const int qbase = off + qt * BM + w * RW;
+    const int qbase = off + qt * BM + wr * RW;
 
     for (int kt = kv_begin; kt < kv_end; kt += BN) {
         __syncthreads();  // previous tile fully used
@@ -309,7 +341,7 @@ RF_DEVICE void attn_prefill(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache
             *(uint4*)(sV + r * LD + c * 8) = vx;
         }
         __syncthreads();
-        MM::qk(sQ + w * RW * LD, sK, s, lane);
+        MM::qk(sQ + wr * RW * LD, sK, s, lane);
         const bool need_mask = kt + BN > kv_len || (CAUSAL && kt + BN - 1 > qpos_lo) || (window > 0 && kt <= qpos_hi - window);
 #pragma unroll
         for (int i = 0; i < MM::SN; i++) {
@@ -342,7 +374,7 @@ RF_DEVICE void attn_prefill(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache
         }
 #pragma unroll
         for (int i = 0; i < MM::ON; i++) o[i] *= alpha[MM::slot(i)];
-        MM::pv(s, sV, o, scratch, lane);
+        MM::pv(s, sV + wc * HDO, o, scratch, lane);
     }
 #pragma unroll
     for (int j = 0; j < MM::NSLOT; j++) {
@@ -351,7 +383,7 @@ RF_DEVICE void attn_prefill(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache
     }
 #pragma unroll
     for (int i = 0; i < MM::ON; i++) {
-        const int qi = qt * BM + w * RW + MM::orow(i, lane);
-        if (qi < q_len) out[((long long)(q0 + qi) * hq + h) * HD + MM::ocol(i, lane)] = rf_from_f32<T>(o[i] * l[MM::slot(i)]);
+        const int qi = qt * BM + wr * RW + MM::orow(i, lane);
+        if (qi < q_len) out[((long long)(q0 + qi) * hq + h) * HD + wc * HDO + MM::ocol(i, lane)] = rf_from_f32<T>(o[i] * l[MM::slot(i)]);
     }
 }

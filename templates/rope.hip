@@ -14,6 +14,16 @@ RF_DEVICE float rope_inv_freq(int pair, int n_rot, float log2_base) {
     return exp2f(-((float)(2 * pair) / (float)n_rot) * log2_base);
 }
 
+// sin and cos of an angle of any size: Cody-Waite reduction to |r| <= pi with a two-part 2*pi (the fma
+// keeps x - k * C1 exact), then the hardware approximations (abs error ~5e-7 on [-pi, pi]). The accurate
+// sincosf costs a slow path per call and was what kept the fused append below copy speed.
+RF_DEVICE void rope_sincos(float x, float* s, float* c) {
+    const float k = rintf(x * 0.15915494309189535f);
+    float r = fmaf(-k, 6.28318548202514648f, x);
+    r = fmaf(-k, -1.7484556e-7f, r);
+    __sincosf(r, s, c);
+}
+
 // Rotate the 4 pairs starting at pair 4*g of one head row: read from `x`, write to `y` (may be `x`).
 // normal: elements 8g .. 8g+8; neox: elements 4g .. 4g+4 and n_rot/2 + 4g .. +4.
 template <typename T, bool NEOX>
@@ -31,7 +41,7 @@ RF_DEVICE void rope_group(const T* x, T* y, int g, int n_rot, float pos, float l
 #pragma unroll
     for (int j = 0; j < 4; j++) {
         float s, c;
-        sincosf(pos * rope_inv_freq(4 * g + j, n_rot, log2_base), &s, &c);
+        rope_sincos(pos * rope_inv_freq(4 * g + j, n_rot, log2_base), &s, &c);
         float x0 = a[j], x1 = b[j];
         a[j] = x0 * c - x1 * s;
         b[j] = x0 * s + x1 * c;

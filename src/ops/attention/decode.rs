@@ -1,6 +1,7 @@
 //! Decode attention over the paged cache (flash-decoding): `nq` query tokens per sequence (1 to a few),
 //! GQA-aware (a block reads each K/V page of its kv head once for all its query heads and tokens), split
-//! along the sequence, then a merge kernel. One launch serves sequences of different lengths.
+//! along the sequence (splits sized to fill the device), then a merge kernel (skipped with one split: the
+//! decode kernel then writes the output). One launch serves sequences of different lengths.
 
 use super::prefill::check_shapes;
 use super::{check_dtype16, AttnParams, Batch, PagedCache, DTYPES16, HEAD_DIMS};
@@ -14,6 +15,24 @@ use crate::ops::Element;
 pub const ROWS: &[i64] = &[1, 4, 8];
 /// Waves per decode block (`DEC_NW` in attn_decode.hip).
 const NW: usize = 4;
+/// Decode blocks to aim for per compute unit (over batch x kv heads x row groups x splits): enough that
+/// the last, partial round of blocks costs little, few enough that the parts stay small.
+const BLOCKS_PER_CU: usize = 8;
+
+/// Tokens one block reads per iteration of its waves: the kernel's `DEC_NW * TPW * KT` (a wave reads
+/// TPW = wave / pow2ceil(head_dim / 8) tokens per 16-byte load and KT tokens per lane per iteration).
+pub fn chunk_tokens(head_dim: usize, rows: usize, wave: usize) -> usize {
+    let tpw = (wave / (head_dim / 8).next_power_of_two()).max(1);
+    let kt = if rows >= 8 { 2 } else { 4 };
+    NW * tpw * kt
+}
+
+/// Splits per sequence: fill the device with about `BLOCKS_PER_CU` blocks per compute unit, each split
+/// at least two block iterations long.
+pub fn split_count(blocks_per_split: usize, cus: usize, max_len: usize, chunk: usize) -> usize {
+    let want = (BLOCKS_PER_CU * cus).div_ceil(blocks_per_split.max(1));
+    want.min(max_len.div_ceil(2 * chunk)).max(1)
+}
 
 pub static FAMILY: Family = Family {
     name: "attn_decode",
@@ -120,21 +139,20 @@ impl DecodePlan {
             .find(|&r| r >= rows_total)
             .unwrap_or(8);
         let row_groups = rows_total.div_ceil(rows);
-        let wave = dev.target().wave_size as usize;
-        let min_chunk = NW * wave;
+        let t = dev.target();
+        let chunk = chunk_tokens(head_dim, rows, t.wave_size as usize);
         let max_len = batch.max_kv_len().max(1);
-        let cus = if dev.target().compute_units > 0 {
-            dev.target().compute_units as usize
+        let cus = if t.compute_units > 0 {
+            t.compute_units as usize
         } else {
             108
         };
-        let pairs = nseq * n_kv_heads * row_groups;
-        let want = (8 * cus).div_ceil(pairs).max(1);
-        let splits0 = want.min(max_len.div_ceil(min_chunk));
-        let split_tokens = max_len.div_ceil(splits0).div_ceil(min_chunk) * min_chunk;
+        let splits = split_count(nseq * n_kv_heads * row_groups, cus, max_len, chunk);
+        let split_tokens = max_len.div_ceil(splits).div_ceil(chunk) * chunk;
         let splits = max_len.div_ceil(split_tokens);
-        let parts = splits * NW;
         let nrows = nseq * nq * hq;
+        // one split: the decode kernel writes the output itself (no parts, no merge)
+        let parts = if splits > 1 { splits } else { 0 };
         Ok(DecodePlan {
             nq,
             hq,
@@ -142,8 +160,8 @@ impl DecodePlan {
             row_groups,
             splits,
             split_tokens,
-            o_part: dev.alloc(nrows * parts * head_dim)?,
-            ml_part: dev.alloc(nrows * parts * 2)?,
+            o_part: dev.alloc((nrows * parts * head_dim).max(1))?,
+            ml_part: dev.alloc((nrows * parts * 2).max(1))?,
         })
     }
 }
@@ -166,8 +184,9 @@ pub fn decode<T: Element>(
     if batch.max_q_len() != plan.nq || batch.total_q() != plan.nq * batch.nseq() {
         return Err(Error::op("attn_decode", "batch does not match the plan"));
     }
+    let parts = if plan.splits > 1 { plan.splits } else { 0 };
     if plan.split_tokens * plan.splits < batch.max_kv_len()
-        || plan.o_part.len() != batch.total_q() * plan.hq * plan.splits * NW * l.head_dim
+        || plan.o_part.len() != (batch.total_q() * plan.hq * parts * l.head_dim).max(1)
     {
         return Err(Error::op(
             "attn_decode",
@@ -206,8 +225,12 @@ pub fn decode<T: Element>(
             (plan.split_tokens as i32).into(),
             (&mut plan.o_part).into(),
             (&mut plan.ml_part).into(),
+            (&mut *out).into(),
         ],
     )?;
+    if plan.splits == 1 {
+        return Ok(());
+    }
     let merge = Jit::global().kernel(
         dev,
         &KernelSpec::new(&MERGE, &[("dtype", T::DTYPE.into())], wave)?,
@@ -215,7 +238,7 @@ pub fn decode<T: Element>(
     let rows = batch.total_q() * plan.hq;
     let cfg = LaunchConfig {
         grid: [rows as u32, 1, 1],
-        block: [128, 1, 1],
+        block: [256, 1, 1],
         shared_bytes: 0,
     };
     merge.launch(
@@ -225,7 +248,7 @@ pub fn decode<T: Element>(
             (&plan.o_part).into(),
             (&plan.ml_part).into(),
             (&mut *out).into(),
-            ((plan.splits * NW) as i32).into(),
+            (plan.splits as i32).into(),
             (l.head_dim as i32).into(),
         ],
     )

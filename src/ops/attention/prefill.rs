@@ -57,7 +57,7 @@ pub static FAMILY: Family = Family {
     applies: |s, t| path_applies(s.str("path"), t),
     preamble: |s| {
         let t = tiles(s.str("path"), s.int("head_dim") as usize, s.wave());
-        format!("#define RF_ATTN_BM {}\n#define RF_ATTN_BN {}\n#define RF_ATTN_NWARP {}\n#define RF_ATTN_LPR {}\n", t.bm, t.bn, t.nwarp, t.lpr)
+        format!("#define RF_ATTN_BM {}\n#define RF_ATTN_BN {}\n#define RF_ATTN_NWARP {}\n#define RF_ATTN_LPR {}\n#define RF_ATTN_CSPLIT {}\n", t.bm, t.bn, t.nwarp, t.lpr, t.csplit)
     },
 };
 
@@ -93,6 +93,9 @@ pub struct Tiles {
     pub nwarp: usize,
     /// Scalar path: lanes per query row.
     pub lpr: usize,
+    /// Waves sharing one set of query rows, each holding 1/csplit of the O columns (WMMA at large
+    /// head sizes, where a wave's full O row block would not fit in registers).
+    pub csplit: usize,
     /// Dynamic shared memory bytes.
     pub shared: usize,
 }
@@ -100,18 +103,27 @@ pub struct Tiles {
 pub fn tiles(path: &str, hd: usize, wave: u32) -> Tiles {
     let wave = wave as usize;
     let ld = hd + 8;
-    let (bm, bn, nwarp, lpr, scratch) = match path {
+    let (bm, bn, nwarp, lpr, csplit, scratch) = match path {
         "scalar" => {
             let lpr = (wave / 16).max(hd.div_ceil(32)).next_power_of_two();
             let rw = wave / lpr;
-            (rw * 4, 32, 4, lpr, rw * 32 * 4)
+            (rw * 4, 32, 4, lpr, 1, rw * 32 * 4)
         }
-        "mma_sync" => (64, if hd > 128 { 32 } else { 64 }, 4, 1, 0),
+        "mma_sync" => (64, if hd > 128 { 32 } else { 64 }, 4, 1, 1, 0),
         _ => {
-            // WMMA fragments hold 8 accumulators a lane (MFMA 4): smaller key tiles for fewer registers
-            let nwarp = if hd > 128 { 2 } else { 4 };
-            let bn = if hd > 128 || path == "wmma" { 32 } else { 64 };
-            (16 * nwarp, bn, nwarp, 1, 16 * (bn + 8) * 2)
+            // WMMA fragments hold 8 accumulators a lane (MFMA 4) and RDNA has no AGPRs: 32-key tiles,
+            // and from hd128 on two waves share 16 query rows, each accumulating half of O (gfx1100
+            // spilled at hd128 and both RDNA targets at hd256 with whole rows per wave); k loop of Q.K^T
+            // not unrolled (attn_prefill.hip).
+            let wmma = path == "wmma";
+            let csplit = if wmma && hd >= 128 { 2 } else { 1 };
+            let nwarp = if hd > 128 && !wmma { 2 } else { 4 };
+            let bn = match (wmma, hd) {
+                (true, 256) => 16, // gfx1100 causal still spilled 64 B with 32 keys
+                (true, _) | (false, 256) => 32,
+                _ => 64,
+            };
+            (16 * nwarp / csplit, bn, nwarp, 1, csplit, 16 * (bn + 8) * 2)
         }
     };
     Tiles {
@@ -119,6 +131,7 @@ pub fn tiles(path: &str, hd: usize, wave: u32) -> Tiles {
         bn,
         nwarp,
         lpr,
+        csplit,
         shared: (bm + 2 * bn) * ld * 2 + nwarp * scratch,
     }
 }
