@@ -16,7 +16,12 @@ fn main() -> rocmforge::Result<()> {
     let t = dev.target().clone();
     let spec = smoke::spec("axpy", "f32", 256, t.wave_size)?;
     let compiler = rocmforge::gpu::compiler(t.vendor)?;
-    println!("device {} ({}), compiler {}", t.name, t.full_name(), compiler.describe());
+    println!(
+        "device {} ({}), compiler {}",
+        t.name,
+        t.full_name(),
+        compiler.describe()
+    );
 
     // Cold: no disk cache, a fresh JIT each time, so every call renders and compiles.
     let cold = Jit::new(DiskCache::new(None, 0));
@@ -32,7 +37,10 @@ fn main() -> rocmforge::Result<()> {
 
     // Disk hit: render + key + read + verify + module load + function lookup.
     let dir = tempfile::tempdir().map_err(|e| rocmforge::Error::io("tempdir", e))?;
-    let warm = Jit::new(DiskCache::new(Some(dir.path().to_path_buf()), cache::DEFAULT_MAX_BYTES));
+    let warm = Jit::new(DiskCache::new(
+        Some(dir.path().to_path_buf()),
+        cache::DEFAULT_MAX_BYTES,
+    ));
     warm.kernel(&dev, &spec)?;
     let mut ms = Vec::new();
     for _ in 0..200 {
@@ -52,9 +60,30 @@ fn main() -> rocmforge::Result<()> {
     }
     let mem_us = t0.elapsed().as_secs_f64() * 1e6 / n as f64;
 
-    println!("{:<40} {:>12} {:>12} {:>6}", "jit_cache", "median", "goal", "met");
-    println!("{:<40} {:>9.2} ms {:>9} ms {:>6}", format!("cold compile {}", spec.uri()), cold_ms, 100, cold_ms <= 100.0);
-    println!("{:<40} {:>9.3} ms {:>9} ms {:>6}", "disk hit + module load", disk_ms, 1, disk_ms <= 1.0);
-    println!("{:<40} {:>9.3} us {:>9} us {:>6}", "in-process hit", mem_us, 1, mem_us <= 1.0);
+    println!(
+        "{:<40} {:>12} {:>12} {:>6}",
+        "jit_cache", "median", "goal", "met"
+    );
+    println!(
+        "{:<40} {:>9.2} ms {:>9} ms {:>6}",
+        format!("cold compile {}", spec.uri()),
+        cold_ms,
+        100,
+        cold_ms <= 100.0
+    );
+    println!(
+        "{:<40} {:>9.3} ms {:>9} ms {:>6}",
+        "disk hit + module load",
+        disk_ms,
+        1,
+        disk_ms <= 1.0
+    );
+    println!(
+        "{:<40} {:>9.3} us {:>9} us {:>6}",
+        "in-process hit",
+        mem_us,
+        1,
+        mem_us <= 1.0
+    );
     Ok(())
 }

@@ -14,11 +14,19 @@ pub enum Error {
 
     /// A symbol is missing from a library that did load.
     #[error("symbol `{symbol}` missing from {library}: {reason}")]
-    MissingSymbol { library: String, symbol: String, reason: String },
+    MissingSymbol {
+        library: String,
+        symbol: String,
+        reason: String,
+    },
 
     /// A vendor API call returned an error status.
     #[error("{api} failed: {message} (code {code})")]
-    Vendor { api: &'static str, code: i64, message: String },
+    Vendor {
+        api: &'static str,
+        code: i64,
+        message: String,
+    },
 
     /// No usable device.
     #[error("no GPU device: {0}")]
@@ -26,11 +34,21 @@ pub enum Error {
 
     /// A kernel failed to compile. Carries the compiler log and the offending source lines.
     #[error("compiling `{uri}` for {target} failed (options: {options})\n--- compiler log ---\n{log}\n--- source near the error ---\n{excerpt}")]
-    Compile { uri: String, target: String, options: String, log: String, excerpt: String },
+    Compile {
+        uri: String,
+        target: String,
+        options: String,
+        log: String,
+        excerpt: String,
+    },
 
     /// The loaded compiler does not know this target (refused before compiling).
     #[error("target `{target}` is not supported by {compiler}; supported: {}", supported.join(", "))]
-    UnsupportedTarget { target: String, compiler: String, supported: Vec<String> },
+    UnsupportedTarget {
+        target: String,
+        compiler: String,
+        supported: Vec<String>,
+    },
 
     /// A target string could not be understood.
     #[error("unknown target `{0}`: expected gfxNNN[:feature±...] (AMD) or sm_NN (NVIDIA)")]
@@ -70,16 +88,25 @@ pub enum Error {
 
     /// I/O on a named path.
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl Error {
     /// Wrap an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
     /// Shorthand for [`Error::Op`].
     pub fn op(op: &'static str, reason: impl Into<String>) -> Self {
-        Error::Op { op, reason: reason.into() }
+        Error::Op {
+            op,
+            reason: reason.into(),
+        }
     }
 }

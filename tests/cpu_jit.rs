@@ -11,7 +11,10 @@ use rocmforge::Error;
 use std::process::Command;
 
 fn jit_in(dir: &std::path::Path) -> Jit {
-    Jit::new(DiskCache::new(Some(dir.to_path_buf()), cache::DEFAULT_MAX_BYTES))
+    Jit::new(DiskCache::new(
+        Some(dir.to_path_buf()),
+        cache::DEFAULT_MAX_BYTES,
+    ))
 }
 
 #[test]
@@ -24,25 +27,40 @@ fn compiles_through_the_cache_and_detects_corruption() {
         let first = jit.compile(&spec, &t).unwrap();
         assert_eq!(first.origin, Origin::Compiled);
         let res = codeobj::resources(&first.image).unwrap();
-        let k = res.iter().find(|k| k.name == spec.symbol()).expect("kernel in code object");
-        assert!(k.vgprs > 0 && k.shared_bytes >= 4 * 256 / t.wave_size, "{k:?}");
+        let k = res
+            .iter()
+            .find(|k| k.name == spec.symbol())
+            .expect("kernel in code object");
+        assert!(
+            k.vgprs > 0 && k.shared_bytes >= 4 * 256 / t.wave_size,
+            "{k:?}"
+        );
         assert!(!k.spills(), "{k:?}");
         let second = jit.compile(&spec, &t).unwrap();
         assert_eq!((second.origin, &second.image), (Origin::Disk, &first.image));
 
-        let path = jit.disk().path_of(spec.uri(), &t.full_name(), &first.key).unwrap();
+        let path = jit
+            .disk()
+            .path_of(spec.uri(), &t.full_name(), &first.key)
+            .unwrap();
         // byte-flipped entry: detected, recompiled, same code object
         let mut data = std::fs::read(&path).unwrap();
         let mid = data.len() / 2;
         data[mid] ^= 0x01;
         std::fs::write(&path, &data).unwrap();
         let third = jit.compile(&spec, &t).unwrap();
-        assert_eq!((third.origin, &third.image), (Origin::Compiled, &first.image));
+        assert_eq!(
+            (third.origin, &third.image),
+            (Origin::Compiled, &first.image)
+        );
         // truncated entry: likewise
         let data = std::fs::read(&path).unwrap();
         std::fs::write(&path, &data[..data.len() * 2 / 3]).unwrap();
         let fourth = jit.compile(&spec, &t).unwrap();
-        assert_eq!((fourth.origin, &fourth.image), (Origin::Compiled, &first.image));
+        assert_eq!(
+            (fourth.origin, &fourth.image),
+            (Origin::Compiled, &first.image)
+        );
         assert_eq!(jit.disk().verify_all(), (1, 0));
     }
 }
@@ -72,14 +90,41 @@ fn eviction_keeps_the_store_under_its_bound() {
     let disk = DiskCache::new(Some(dir.path().to_path_buf()), bound);
     for i in 0..30 {
         let code = vec![i as u8; 3000];
-        disk.get_or_compile(&format!("fake.k{i}.w32"), "sm_90", &format!("{i:064x}"), "test", || Ok(code)).unwrap();
-        assert!(disk.total_bytes() <= bound, "store {} over bound {bound} after entry {i}", disk.total_bytes());
+        disk.get_or_compile(
+            &format!("fake.k{i}.w32"),
+            "sm_90",
+            &format!("{i:064x}"),
+            "test",
+            || Ok(code),
+        )
+        .unwrap();
+        assert!(
+            disk.total_bytes() <= bound,
+            "store {} over bound {bound} after entry {i}",
+            disk.total_bytes()
+        );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     // the newest entry survives, the oldest is gone
-    let (code, o) = disk.get_or_compile("fake.k29.w32", "sm_90", &format!("{:064x}", 29), "test", || Ok(vec![])).unwrap();
+    let (code, o) = disk
+        .get_or_compile(
+            "fake.k29.w32",
+            "sm_90",
+            &format!("{:064x}", 29),
+            "test",
+            || Ok(vec![]),
+        )
+        .unwrap();
     assert_eq!((o, code.len()), (Origin::Disk, 3000));
-    let (_, o) = disk.get_or_compile("fake.k0.w32", "sm_90", &format!("{:064x}", 0), "test", || Ok(vec![0; 3000])).unwrap();
+    let (_, o) = disk
+        .get_or_compile(
+            "fake.k0.w32",
+            "sm_90",
+            &format!("{:064x}", 0),
+            "test",
+            || Ok(vec![0; 3000]),
+        )
+        .unwrap();
     assert_eq!(o, Origin::Compiled);
 }
 
@@ -88,7 +133,10 @@ fn eviction_keeps_the_store_under_its_bound() {
 fn eight_processes_compile_one_entry() {
     let t = available_targets().remove(0);
     let dir = tempfile::tempdir().unwrap();
-    let uri = smoke::spec("block_reduce", "f16", 512, t.wave_size).unwrap().uri().to_string();
+    let uri = smoke::spec("block_reduce", "f16", 512, t.wave_size)
+        .unwrap()
+        .uri()
+        .to_string();
     let children: Vec<_> = (0..8)
         .map(|_| {
             Command::new(cli_bin())
@@ -104,13 +152,23 @@ fn eight_processes_compile_one_entry() {
     for c in children {
         let out = c.wait_with_output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
-        let row = text.lines().find(|l| l.starts_with(&t.full_name())).expect("summary row");
+        assert!(
+            out.status.success(),
+            "{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let row = text
+            .lines()
+            .find(|l| l.starts_with(&t.full_name()))
+            .expect("summary row");
         let cols: Vec<&str> = row.split_whitespace().collect();
         assert_eq!(cols[1], "1", "{row}");
         compiled += cols[2].parse::<u32>().unwrap();
     }
-    assert_eq!(compiled, 1, "exactly one process compiles; the others wait and load its entry");
+    assert_eq!(
+        compiled, 1,
+        "exactly one process compiles; the others wait and load its entry"
+    );
     let disk = DiskCache::new(Some(dir.path().to_path_buf()), cache::DEFAULT_MAX_BYTES);
     let list = disk.list();
     assert_eq!(list.len(), 1, "{list:?}");
@@ -128,8 +186,13 @@ fn bad_targets_and_specs_are_clear_errors() {
     let wrong = smoke::spec("axpy", "f32", 256, if t.wave_size == 32 { 64 } else { 32 }).unwrap();
     let e = jit.compile(&wrong, &t).unwrap_err().to_string();
     assert!(e.contains("wave size"), "{e}");
-    let e = KernelSpec::from_strings(&smoke::FAMILY, &[("kind".into(), "axpy".into())], 32).unwrap_err().to_string();
-    assert!(e.contains("missing parameter `dtype`") && e.contains("f32, f16, bf16"), "{e}");
+    let e = KernelSpec::from_strings(&smoke::FAMILY, &[("kind".into(), "axpy".into())], 32)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("missing parameter `dtype`") && e.contains("f32, f16, bf16"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -146,10 +209,19 @@ fn template_override_and_compile_error_report() {
     let r = jit.compile(&spec, &t);
     std::env::remove_var("ROCMFORGE_TEMPLATE_DIR");
     match r {
-        Err(Error::Compile { uri, log, excerpt, options, .. }) => {
+        Err(Error::Compile {
+            uri,
+            log,
+            excerpt,
+            options,
+            ..
+        }) => {
             assert_eq!(uri, spec.uri());
             assert!(log.contains("rf_from_f32_typo"), "{log}");
-            assert!(excerpt.contains("rf_from_f32_typo") && excerpt.contains('>'), "{excerpt}");
+            assert!(
+                excerpt.contains("rf_from_f32_typo") && excerpt.contains('>'),
+                "{excerpt}"
+            );
             assert!(!options.is_empty());
         }
         other => panic!("expected a compile error, got {other:?}"),
@@ -161,10 +233,15 @@ fn template_override_and_compile_error_report() {
 #[test]
 #[serial_test::serial]
 fn every_registered_instance_renders_for_every_target() {
-    for name in ["gfx90a", "gfx1030", "gfx1100", "gfx1200", "gfx942", "gfx950", "sm_80", "sm_90"] {
+    for name in [
+        "gfx90a", "gfx1030", "gfx1100", "gfx1200", "gfx942", "gfx950", "sm_80", "sm_90",
+    ] {
         let t = Target::named(name).unwrap();
         for fam in rocmforge::ops::families() {
-            for s in KernelSpec::enumerate(fam, t.wave_size).into_iter().filter(|s| (fam.applies)(s, &t)) {
+            for s in KernelSpec::enumerate(fam, t.wave_size)
+                .into_iter()
+                .filter(|s| (fam.applies)(s, &t))
+            {
                 let src = rocmforge::jit::template::render(&s, &t).unwrap();
                 assert!(src.contains(&s.symbol()), "{}", s.uri());
             }
@@ -187,7 +264,11 @@ fn grouped_compile_gives_each_instance_its_kernel() {
         for ((s, _), r) in work.iter().zip(&first) {
             let c = r.as_ref().unwrap();
             assert_eq!(c.origin, Origin::Compiled, "{s}");
-            let names: Vec<String> = codeobj::resources(&c.image).unwrap().into_iter().map(|k| k.name).collect();
+            let names: Vec<String> = codeobj::resources(&c.image)
+                .unwrap()
+                .into_iter()
+                .map(|k| k.name)
+                .collect();
             assert!(names.contains(&s.symbol()), "{s}: {names:?}");
         }
         // every instance now has its own verified entry, found by a single-instance lookup

@@ -271,12 +271,16 @@ fn gguf_py_crosscheck() {
 /// it); `ROCMFORGE_GGML_QUANTS_LIB` may name another build. Without the library this test fails.
 #[test]
 fn ggml_c_reference_crosscheck() {
-    let lib = std::env::var("ROCMFORGE_GGML_QUANTS_LIB").unwrap_or_else(|_| "target/ggml-ref/libggml_quants_ref.so".into());
+    let lib = std::env::var("ROCMFORGE_GGML_QUANTS_LIB")
+        .unwrap_or_else(|_| "target/ggml-ref/libggml_quants_ref.so".into());
     assert!(
         std::path::Path::new(&lib).exists(),
         "{lib} missing: run `tools/build_ggml_ref.sh` (or set ROCMFORGE_GGML_QUANTS_LIB) to build ggml's reference quantizers"
     );
-    std::env::set_var("ROCMFORGE_GGML_QUANTS_LIB", std::fs::canonicalize(&lib).unwrap());
+    std::env::set_var(
+        "ROCMFORGE_GGML_QUANTS_LIB",
+        std::fs::canonicalize(&lib).unwrap(),
+    );
     let dir = tempfile::tempdir().unwrap();
     let mut rng = StdRng::seed_from_u64(0x5eed_0002);
     let mut manifest = Vec::new();

@@ -7,7 +7,12 @@ use rocmforge::Result;
 
 /// Median milliseconds of `f` over `iters` runs after `warmup` runs, timed with device events on the
 /// default stream (each run between two events).
-pub fn time_ms(dev: &Device, warmup: usize, iters: usize, mut f: impl FnMut(usize) -> Result<()>) -> Result<f64> {
+pub fn time_ms(
+    dev: &Device,
+    warmup: usize,
+    iters: usize,
+    mut f: impl FnMut(usize) -> Result<()>,
+) -> Result<f64> {
     rocmforge::jit::tune::time_median(dev, warmup, iters, {
         let mut i = 0usize;
         move || {
@@ -30,12 +35,27 @@ pub fn copy_bandwidth_gbs(dev: &Device) -> Result<f64> {
 /// Run `python3 SCRIPT ARGS...` (a peer benchmark such as torch) and parse the JSON it prints last.
 /// The script is looked for under `tools/` and `.gpu/tools/`. Errors are returned, not hidden.
 pub fn run_peer(script: &str, args: &[String]) -> std::result::Result<serde_json::Value, String> {
-    let path = ["tools", ".gpu/tools"].iter().map(|d| std::path::Path::new(d).join(script)).find(|p| p.exists()).ok_or(format!("{script} not found under tools/ or .gpu/tools/"))?;
-    let out = std::process::Command::new("python3").arg(&path).args(args).output().map_err(|e| format!("python3: {e}"))?;
+    let path = ["tools", ".gpu/tools"]
+        .iter()
+        .map(|d| std::path::Path::new(d).join(script))
+        .find(|p| p.exists())
+        .ok_or(format!("{script} not found under tools/ or .gpu/tools/"))?;
+    let out = std::process::Command::new("python3")
+        .arg(&path)
+        .args(args)
+        .output()
+        .map_err(|e| format!("python3: {e}"))?;
     if !out.status.success() {
-        return Err(format!("{script} failed: {}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "{script} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    let last = text.lines().rev().find(|l| l.trim_start().starts_with('{')).ok_or(format!("{script} printed no JSON"))?;
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .ok_or(format!("{script} printed no JSON"))?;
     serde_json::from_str(last).map_err(|e| format!("{script}: {e}"))
 }

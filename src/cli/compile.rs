@@ -23,7 +23,9 @@ pub fn matches(pattern: &str, uri: &str) -> bool {
             _ => return false,
         }
     }
-    parts.last().is_none_or(|l| l.is_empty() || uri.ends_with(l))
+    parts
+        .last()
+        .is_none_or(|l| l.is_empty() || uri.ends_with(l))
 }
 
 /// Every registered instance meant for `t`, filtered by `pattern`.
@@ -46,7 +48,14 @@ struct Row {
     spills: usize,
 }
 
-pub fn run(targets: &[String], all: bool, pattern: Option<&str>, report: bool, json: Option<&std::path::Path>, deny_spills: bool) -> Result<i32> {
+pub fn run(
+    targets: &[String],
+    all: bool,
+    pattern: Option<&str>,
+    report: bool,
+    json: Option<&std::path::Path>,
+    deny_spills: bool,
+) -> Result<i32> {
     let pattern = if all { None } else { pattern };
     if !all && pattern.is_none() {
         eprintln!("rocmforge compile: give --all or --kernel PATTERN");
@@ -62,7 +71,10 @@ pub fn run(targets: &[String], all: bool, pattern: Option<&str>, report: bool, j
         }
     }
     let bar = ProgressBar::new(work.len() as u64);
-    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
@@ -101,7 +113,11 @@ pub fn run(targets: &[String], all: bool, pattern: Option<&str>, report: bool, j
                                 report_rows.push((spec.uri().to_string(), t.full_name(), k));
                             }
                         }
-                        Err(e) => failures.push(format!("{} [{}]: resource report: {e}", spec.uri(), t.full_name())),
+                        Err(e) => failures.push(format!(
+                            "{} [{}]: resource report: {e}",
+                            spec.uri(),
+                            t.full_name()
+                        )),
                     }
                 }
             }
@@ -112,7 +128,10 @@ pub fn run(targets: &[String], all: bool, pattern: Option<&str>, report: bool, j
         }
     }
     if report {
-        println!("{:<44} {:<24} {:>5} {:>5} {:>5} {:>7} {:>8} {:>6}", "kernel", "target", "vgpr", "sgpr", "agpr", "lds", "scratch", "spill");
+        println!(
+            "{:<44} {:<24} {:>5} {:>5} {:>5} {:>7} {:>8} {:>6}",
+            "kernel", "target", "vgpr", "sgpr", "agpr", "lds", "scratch", "spill"
+        );
         for (uri, t, k) in &report_rows {
             println!(
                 "{uri:<44} {t:<24} {:>5} {:>5} {:>5} {:>7} {:>8} {:>6}",
@@ -126,19 +145,42 @@ pub fn run(targets: &[String], all: bool, pattern: Option<&str>, report: bool, j
         }
     }
     if let Some(path) = json {
-        let v: Vec<_> = report_rows.iter().map(|(u, t, k)| serde_json::json!({"kernel": u, "target": t, "resources": k})).collect();
-        std::fs::write(path, serde_json::to_string_pretty(&v).unwrap_or_default()).map_err(|e| rocmforge::Error::io(path, e))?;
+        let v: Vec<_> = report_rows
+            .iter()
+            .map(|(u, t, k)| serde_json::json!({"kernel": u, "target": t, "resources": k}))
+            .collect();
+        std::fs::write(path, serde_json::to_string_pretty(&v).unwrap_or_default())
+            .map_err(|e| rocmforge::Error::io(path, e))?;
     }
-    println!("{:<26} {:>9} {:>9} {:>9} {:>7} {:>7} {:>10}", "target", "instances", "compiled", "cached", "failed", "spills", "cpu-sec");
+    println!(
+        "{:<26} {:>9} {:>9} {:>9} {:>7} {:>7} {:>10}",
+        "target", "instances", "compiled", "cached", "failed", "spills", "cpu-sec"
+    );
     for (t, r) in &rows {
-        println!("{t:<26} {:>9} {:>9} {:>9} {:>7} {:>7} {:>10.1}", r.instances, r.compiled, r.hits, r.failed, r.spills, r.ms / 1e3);
+        println!(
+            "{t:<26} {:>9} {:>9} {:>9} {:>7} {:>7} {:>10.1}",
+            r.instances,
+            r.compiled,
+            r.hits,
+            r.failed,
+            r.spills,
+            r.ms / 1e3
+        );
     }
     for (t, why) in &skipped {
         println!("{t:<26} not compiled: {why}");
     }
-    println!("{} instances in {:.1} s wall", work.len(), t0.elapsed().as_secs_f64());
+    println!(
+        "{} instances in {:.1} s wall",
+        work.len(),
+        t0.elapsed().as_secs_f64()
+    );
     for f in failures.iter().take(40) {
         eprintln!("FAILED {f}");
     }
-    Ok(if failures.is_empty() && skipped.is_empty() { 0 } else { 1 })
+    Ok(if failures.is_empty() && skipped.is_empty() {
+        0
+    } else {
+        1
+    })
 }

@@ -11,7 +11,11 @@ use rocmforge::jit::{self, Jit, KernelSpec};
 use serde_json::json;
 
 #[derive(Parser)]
-#[command(name = "rocmforge", version, about = "GPU kernels specialized and compiled at run time (hipRTC / NVRTC), with a verified disk cache")]
+#[command(
+    name = "rocmforge",
+    version,
+    about = "GPU kernels specialized and compiled at run time (hipRTC / NVRTC), with a verified disk cache"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -90,16 +94,36 @@ enum CacheOp {
 }
 
 fn parse_kv(s: &str) -> std::result::Result<(String, String), String> {
-    s.split_once('=').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).ok_or_else(|| format!("expected name=value, got `{s}`"))
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .ok_or_else(|| format!("expected name=value, got `{s}`"))
 }
 
 pub fn run() -> Result<i32> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Info { json } => info(json),
-        Cmd::Compile { target, all, kernel, report, json, deny_spills } => compile::run(&target, all, kernel.as_deref(), report, json.as_deref(), deny_spills),
+        Cmd::Compile {
+            target,
+            all,
+            kernel,
+            report,
+            json,
+            deny_spills,
+        } => compile::run(
+            &target,
+            all,
+            kernel.as_deref(),
+            report,
+            json.as_deref(),
+            deny_spills,
+        ),
         Cmd::Cache { op } => cache(op),
-        Cmd::Render { kernel, params, target } => render(&kernel, &params, target.as_deref()),
+        Cmd::Render {
+            kernel,
+            params,
+            target,
+        } => render(&kernel, &params, target.as_deref()),
         Cmd::Kernels => kernels(),
         Cmd::Selftest { json } => selftest::run(json),
         Cmd::Gguf { op } => gguf::run(op),
@@ -138,18 +162,43 @@ fn info(as_json: bool) -> Result<i32> {
         Ok(d) => {
             let t = d.target();
             println!("device {}:{}  {}", t.vendor, d.ordinal(), t.name);
-            println!("  target        {}  (wave {}, matrix cores {:?})", t.full_name(), t.wave_size, t.matrix_cores());
-            println!("  compute units {}   clock {} MHz   memory {:.1} GiB   L2 {} MiB", t.compute_units, t.clock_khz / 1000, t.mem_bytes as f64 / (1u64 << 30) as f64, t.l2_bytes >> 20);
-            println!("  per block     {} threads, {} KiB shared ({} KiB opt-in), {} registers", t.max_threads_per_block, t.shared_per_block / 1024, t.shared_per_block_optin / 1024, t.regs_per_block);
+            println!(
+                "  target        {}  (wave {}, matrix cores {:?})",
+                t.full_name(),
+                t.wave_size,
+                t.matrix_cores()
+            );
+            println!(
+                "  compute units {}   clock {} MHz   memory {:.1} GiB   L2 {} MiB",
+                t.compute_units,
+                t.clock_khz / 1000,
+                t.mem_bytes as f64 / (1u64 << 30) as f64,
+                t.l2_bytes >> 20
+            );
+            println!(
+                "  per block     {} threads, {} KiB shared ({} KiB opt-in), {} registers",
+                t.max_threads_per_block,
+                t.shared_per_block / 1024,
+                t.shared_per_block_optin / 1024,
+                t.regs_per_block
+            );
             println!("  driver        {}", t.driver_version);
         }
         Err(e) => println!("device: none ({e})"),
     }
     for c in &compilers {
         if c["found"] == true {
-            println!("compiler {}: {}", c["vendor"].as_str().unwrap_or(""), c["compiler"].as_str().unwrap_or(""));
+            println!(
+                "compiler {}: {}",
+                c["vendor"].as_str().unwrap_or(""),
+                c["compiler"].as_str().unwrap_or("")
+            );
         } else {
-            println!("compiler {}: not found: {}", c["vendor"].as_str().unwrap_or(""), c["error"].as_str().unwrap_or(""));
+            println!(
+                "compiler {}: not found: {}",
+                c["vendor"].as_str().unwrap_or(""),
+                c["error"].as_str().unwrap_or("")
+            );
         }
     }
     println!(
@@ -158,23 +207,36 @@ fn info(as_json: bool) -> Result<i32> {
         cache["entries"],
         cache["bytes"].as_u64().unwrap_or(0) as f64 / 1048576.0,
         disk.max_bytes() as f64 / 1048576.0,
-        disk.disabled_reason().map(|r| format!("  [{r}]")).unwrap_or_default()
+        disk.disabled_reason()
+            .map(|r| format!("  [{r}]"))
+            .unwrap_or_default()
     );
     Ok(0)
 }
 
 fn cache(op: CacheOp) -> Result<i32> {
     let disk = Jit::global().disk();
-    let root = disk.root().map(|p| p.display().to_string()).unwrap_or_else(|| "(disabled)".into());
+    let root = disk
+        .root()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "(disabled)".into());
     match op {
         CacheOp::Stats => {
             let e = disk.entries();
-            println!("{root}: {} entries, {} bytes (bound {} bytes)", e.len(), e.iter().map(|x| x.1).sum::<u64>(), disk.max_bytes());
+            println!(
+                "{root}: {} entries, {} bytes (bound {} bytes)",
+                e.len(),
+                e.iter().map(|x| x.1).sum::<u64>(),
+                disk.max_bytes()
+            );
         }
         CacheOp::List => {
             for e in disk.list() {
                 match e.meta {
-                    Some(m) => println!("{:<48} {:<22} {:>8} B  {:>8.1} ms  {}", m.uri, m.target, e.bytes, m.compile_ms, m.compiler),
+                    Some(m) => println!(
+                        "{:<48} {:<22} {:>8} B  {:>8.1} ms  {}",
+                        m.uri, m.target, e.bytes, m.compile_ms, m.compiler
+                    ),
                     None => println!("{:<48} CORRUPT {}", e.path.display(), e.bytes),
                 }
             }
@@ -184,7 +246,11 @@ fn cache(op: CacheOp) -> Result<i32> {
             println!("{root}: {good} entries verified, {bad} corrupt entries removed");
         }
         CacheOp::Clear => println!("{root}: removed {} entries", disk.clear()?),
-        CacheOp::Gc => println!("{root}: evicted {} entries; now {} bytes", disk.enforce_bound()?, disk.total_bytes()),
+        CacheOp::Gc => println!(
+            "{root}: evicted {} entries; now {} bytes",
+            disk.enforce_bound()?,
+            disk.total_bytes()
+        ),
     }
     Ok(0)
 }
@@ -193,7 +259,9 @@ fn render(kernel: &str, params: &[(String, String)], target: Option<&str>) -> Re
     let fam = rocmforge::ops::family(kernel)?;
     let t = match target {
         Some(t) => gpu::Target::named(t)?,
-        None => Device::open().map(|d| d.target().clone()).or_else(|_| gpu::Target::named("sm_90"))?,
+        None => Device::open()
+            .map(|d| d.target().clone())
+            .or_else(|_| gpu::Target::named("sm_90"))?,
     };
     let spec = KernelSpec::from_strings(fam, params, t.wave_size)?;
     print!("{}", jit::template::render(&spec, &t)?);
@@ -205,13 +273,21 @@ fn kernels() -> Result<i32> {
         println!("{}: {}", f.name, f.doc);
         for p in f.params {
             let vals = match p.kind {
-                jit::ParamKind::Int { values, .. } => values.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", "),
+                jit::ParamKind::Int { values, .. } => values
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 jit::ParamKind::Choice { values } => values.join(", "),
                 jit::ParamKind::Flag { on, off } => format!("{on} | {off}"),
             };
             println!("  {:<12} {{{vals}}}  {}", p.name, p.doc);
         }
-        println!("  instances: {} (wave 32), {} (wave 64)", KernelSpec::enumerate(f, 32).len(), KernelSpec::enumerate(f, 64).len());
+        println!(
+            "  instances: {} (wave 32), {} (wave 64)",
+            KernelSpec::enumerate(f, 32).len(),
+            KernelSpec::enumerate(f, 64).len()
+        );
     }
     Ok(0)
 }

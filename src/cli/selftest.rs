@@ -9,11 +9,17 @@ use std::time::Instant;
 fn rand_vec<T: Element>(n: usize, seed: u64) -> Vec<T> {
     use rand::{Rng, SeedableRng};
     let mut r = rand::rngs::StdRng::seed_from_u64(seed);
-    (0..n).map(|_| T::from_f32(r.gen_range(-1.0f32..1.0))).collect()
+    (0..n)
+        .map(|_| T::from_f32(r.gen_range(-1.0f32..1.0)))
+        .collect()
 }
 
 fn rel_err(got: &[f32], want: &[f32]) -> f64 {
-    let num: f64 = got.iter().zip(want).map(|(a, b)| ((a - b) as f64).powi(2)).sum();
+    let num: f64 = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| ((a - b) as f64).powi(2))
+        .sum();
     let den: f64 = want.iter().map(|b| (*b as f64).powi(2)).sum();
     if got.iter().any(|v| !v.is_finite()) {
         return f64::INFINITY;
@@ -60,7 +66,12 @@ pub fn run(_json: bool) -> Result<i32> {
 
 fn on_device(dev: &Device) -> Result<i32> {
     let t = dev.target();
-    println!("device: {} ({}, wave {})", t.name, t.full_name(), t.wave_size);
+    println!(
+        "device: {} ({}, wave {})",
+        t.name,
+        t.full_name(),
+        t.wave_size
+    );
     let jit = Jit::global();
     println!("{:<36} {:>8} {:>10}", "kernel", "origin", "ms");
     for kind in ["axpy", "wave_reduce", "block_reduce"] {
@@ -69,11 +80,19 @@ fn on_device(dev: &Device) -> Result<i32> {
             let t0 = Instant::now();
             let c = jit.compile(&spec, t)?;
             let _k = jit.kernel(dev, &spec)?;
-            println!("{:<36} {:>8} {:>10.2}", spec.uri(), format!("{:?}", c.origin), t0.elapsed().as_secs_f64() * 1e3);
+            println!(
+                "{:<36} {:>8} {:>10.2}",
+                spec.uri(),
+                format!("{:?}", c.origin),
+                t0.elapsed().as_secs_f64() * 1e3
+            );
         }
     }
     let mut bad = 0;
-    println!("{:<8} {:>8} {:>12} {:>12} {:>12}", "dtype", "n", "axpy", "wave_sum", "block_sum");
+    println!(
+        "{:<8} {:>8} {:>12} {:>12} {:>12}",
+        "dtype", "n", "axpy", "wave_sum", "block_sum"
+    );
     for n in [1usize, 17, 1000, 100_003] {
         for (dt, r) in [
             ("f32", check_dtype::<f32>(dev, n, n as u64)?),
@@ -83,7 +102,13 @@ fn on_device(dev: &Device) -> Result<i32> {
             // axpy rounds through the element type exactly as the reference does; sums are f32 vs f64.
             let ok = r.0 <= 1e-6 && r.1 <= 1e-5 && r.2 <= 1e-5;
             bad += !ok as usize;
-            println!("{dt:<8} {n:>8} {:>12.2e} {:>12.2e} {:>12.2e} {}", r.0, r.1, r.2, if ok { "ok" } else { "MISMATCH" });
+            println!(
+                "{dt:<8} {n:>8} {:>12.2e} {:>12.2e} {:>12.2e} {}",
+                r.0,
+                r.1,
+                r.2,
+                if ok { "ok" } else { "MISMATCH" }
+            );
         }
     }
     let t0 = Instant::now();
@@ -92,8 +117,18 @@ fn on_device(dev: &Device) -> Result<i32> {
     for _ in 0..iters {
         jit.kernel(dev, &spec)?;
     }
-    println!("in-process cache hit: {:.0} ns", t0.elapsed().as_secs_f64() * 1e9 / iters as f64);
-    println!("{}", if bad == 0 { "selftest: all kernels match the CPU" } else { "selftest: MISMATCHES" });
+    println!(
+        "in-process cache hit: {:.0} ns",
+        t0.elapsed().as_secs_f64() * 1e9 / iters as f64
+    );
+    println!(
+        "{}",
+        if bad == 0 {
+            "selftest: all kernels match the CPU"
+        } else {
+            "selftest: MISMATCHES"
+        }
+    );
     Ok(if bad == 0 { 0 } else { 1 })
 }
 
@@ -116,8 +151,15 @@ fn compile_only() -> Result<i32> {
             match jit.compile(&spec, &t) {
                 Ok(c) => {
                     ran += 1;
-                    let res = gpu::codeobj::resources(&c.image)?.into_iter().find(|k| k.name == spec.symbol()).unwrap_or_default();
-                    let how = if c.origin == Origin::Compiled { "compiled" } else { "cached" };
+                    let res = gpu::codeobj::resources(&c.image)?
+                        .into_iter()
+                        .find(|k| k.name == spec.symbol())
+                        .unwrap_or_default();
+                    let how = if c.origin == Origin::Compiled {
+                        "compiled"
+                    } else {
+                        "cached"
+                    };
                     println!(
                         "{name:<8} {:<34} {how:<9} {:>8.1} ms  {:>6} B  regs {:>3}  lds {:>5}  scratch {}   [{}]",
                         spec.uri(),

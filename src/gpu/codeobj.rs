@@ -45,16 +45,27 @@ pub fn amdgcn_elf(image: &[u8]) -> Result<&[u8]> {
         return Ok(image);
     }
     let rd = |o: usize| -> Result<u64> {
-        image.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]))).ok_or_else(|| bad("truncated offload bundle"))
+        image
+            .get(o..o + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+            .ok_or_else(|| bad("truncated offload bundle"))
     };
     let n = rd(24)?;
     let mut pos = 32usize;
     for _ in 0..n.min(64) {
-        let (off, size, idlen) = (rd(pos)? as usize, rd(pos + 8)? as usize, rd(pos + 16)? as usize);
-        let id = image.get(pos + 24..pos + 24 + idlen).ok_or_else(|| bad("truncated bundle id"))?;
+        let (off, size, idlen) = (
+            rd(pos)? as usize,
+            rd(pos + 8)? as usize,
+            rd(pos + 16)? as usize,
+        );
+        let id = image
+            .get(pos + 24..pos + 24 + idlen)
+            .ok_or_else(|| bad("truncated bundle id"))?;
         pos += 24 + idlen;
         if id.windows(6).any(|w| w == b"amdgcn") && size > 0 {
-            return image.get(off..off.saturating_add(size)).ok_or_else(|| bad("bundle entry out of range"));
+            return image
+                .get(off..off.saturating_add(size))
+                .ok_or_else(|| bad("bundle entry out of range"));
         }
     }
     Err(bad("no amdgcn entry in offload bundle"))
@@ -65,7 +76,8 @@ pub fn amd_resources(image: &[u8]) -> Result<Vec<KernelResources>> {
     let elf = amdgcn_elf(image)?;
     let file = object::File::parse(elf).map_err(|e| bad(e.to_string()))?;
     for sec in file.sections() {
-        if sec.kind() != object::SectionKind::Note && !sec.name().unwrap_or("").starts_with(".note") {
+        if sec.kind() != object::SectionKind::Note && !sec.name().unwrap_or("").starts_with(".note")
+        {
             continue;
         }
         let data = sec.data().map_err(|e| bad(e.to_string()))?;
@@ -78,7 +90,10 @@ pub fn amd_resources(image: &[u8]) -> Result<Vec<KernelResources>> {
 
 /// Walk ELF notes (4-byte aligned name and descriptor) for one owner and type.
 fn find_note<'a>(mut d: &'a [u8], owner: &[u8], ty: u32) -> Option<&'a [u8]> {
-    let u = |b: &[u8], o: usize| b.get(o..o + 4).map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]) as usize);
+    let u = |b: &[u8], o: usize| {
+        b.get(o..o + 4)
+            .map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]) as usize)
+    };
     while d.len() >= 12 {
         let (namesz, descsz, t) = (u(d, 0)?, u(d, 4)?, u(d, 8)?);
         let name_end = 12 + namesz.div_ceil(4) * 4;
@@ -93,17 +108,25 @@ fn find_note<'a>(mut d: &'a [u8], owner: &[u8], ty: u32) -> Option<&'a [u8]> {
 }
 
 fn parse_amd_metadata(desc: &[u8]) -> Result<Vec<KernelResources>> {
-    let v = rmpv::decode::read_value(&mut &desc[..]).map_err(|e| bad(format!("metadata msgpack: {e}")))?;
+    let v = rmpv::decode::read_value(&mut &desc[..])
+        .map_err(|e| bad(format!("metadata msgpack: {e}")))?;
     let get = |m: &rmpv::Value, k: &str| -> Option<rmpv::Value> {
-        m.as_map()?.iter().find(|(key, _)| key.as_str() == Some(k)).map(|(_, v)| v.clone())
+        m.as_map()?
+            .iter()
+            .find(|(key, _)| key.as_str() == Some(k))
+            .map(|(_, v)| v.clone())
     };
-    let kernels = get(&v, "amdhsa.kernels").and_then(|k| k.as_array().cloned()).ok_or_else(|| bad("metadata has no amdhsa.kernels"))?;
+    let kernels = get(&v, "amdhsa.kernels")
+        .and_then(|k| k.as_array().cloned())
+        .ok_or_else(|| bad("metadata has no amdhsa.kernels"))?;
     Ok(kernels
         .iter()
         .map(|k| {
             let n = |key: &str| get(k, key).and_then(|x| x.as_u64()).unwrap_or(0) as u32;
             KernelResources {
-                name: get(k, ".name").and_then(|x| x.as_str().map(String::from)).unwrap_or_default(),
+                name: get(k, ".name")
+                    .and_then(|x| x.as_str().map(String::from))
+                    .unwrap_or_default(),
                 vgprs: n(".vgpr_count"),
                 sgprs: n(".sgpr_count"),
                 agprs: n(".agpr_count"),
@@ -129,16 +152,29 @@ const EIFMT_BVAL: u8 = 0x02;
 /// Resources of every kernel in an NVIDIA cubin.
 pub fn cubin_resources(image: &[u8]) -> Result<Vec<KernelResources>> {
     let file = object::File::parse(image).map_err(|e| bad(e.to_string()))?;
-    let syms: Vec<(usize, String)> = file.symbols().map(|s| (s.index().0, s.name().unwrap_or("").to_string())).collect();
-    let sym_name = |i: u32| syms.iter().find(|(j, _)| *j == i as usize).map(|(_, n)| n.clone());
+    let syms: Vec<(usize, String)> = file
+        .symbols()
+        .map(|s| (s.index().0, s.name().unwrap_or("").to_string()))
+        .collect();
+    let sym_name = |i: u32| {
+        syms.iter()
+            .find(|(j, _)| *j == i as usize)
+            .map(|(_, n)| n.clone())
+    };
     let mut out: Vec<KernelResources> = Vec::new();
     for sec in file.sections() {
         let name = sec.name().unwrap_or("");
         if let Some(k) = name.strip_prefix(".text.") {
-            out.push(KernelResources { name: k.to_string(), wave_size: 32, ..Default::default() });
+            out.push(KernelResources {
+                name: k.to_string(),
+                wave_size: 32,
+                ..Default::default()
+            });
         }
     }
-    let find = |out: &mut Vec<KernelResources>, n: &str| -> Option<usize> { out.iter().position(|k| k.name == n) };
+    let find = |out: &mut Vec<KernelResources>, n: &str| -> Option<usize> {
+        out.iter().position(|k| k.name == n)
+    };
     for sec in file.sections() {
         let name = sec.name().unwrap_or("").to_string();
         let data = sec.data().map_err(|e| bad(e.to_string()))?;
@@ -158,8 +194,15 @@ pub fn cubin_resources(image: &[u8]) -> Result<Vec<KernelResources>> {
             p += 2;
             let payload: &[u8] = match fmt {
                 EIFMT_SVAL => {
-                    let Some(sz) = data.get(p..p + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize) else { break };
-                    let Some(pl) = data.get(p + 2..p + 2 + sz) else { break };
+                    let Some(sz) = data
+                        .get(p..p + 2)
+                        .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
+                    else {
+                        break;
+                    };
+                    let Some(pl) = data.get(p + 2..p + 2 + sz) else {
+                        break;
+                    };
                     p += 2 + sz;
                     pl
                 }
@@ -174,7 +217,11 @@ pub fn cubin_resources(image: &[u8]) -> Result<Vec<KernelResources>> {
                 }
                 _ => &[],
             };
-            let u32at = |o: usize| payload.get(o..o + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+            let u32at = |o: usize| {
+                payload
+                    .get(o..o + 4)
+                    .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            };
             let target = |out: &mut Vec<KernelResources>| -> Option<usize> {
                 match &own {
                     Some(k) if attr != EIATTR_REGCOUNT && attr != EIATTR_FRAME_SIZE => find(out, k),
@@ -194,7 +241,8 @@ pub fn cubin_resources(image: &[u8]) -> Result<Vec<KernelResources>> {
                 }
                 EIATTR_MAX_THREADS => {
                     if let (Some(i), Some(x)) = (target(&mut out), u32at(0)) {
-                        out[i].max_threads = x * u32at(4).unwrap_or(1).max(1) * u32at(8).unwrap_or(1).max(1);
+                        out[i].max_threads =
+                            x * u32at(4).unwrap_or(1).max(1) * u32at(8).unwrap_or(1).max(1);
                     }
                 }
                 _ => {}
@@ -215,6 +263,8 @@ pub fn resources(image: &[u8]) -> Result<Vec<KernelResources>> {
         object::Architecture::Unknown if image.get(18) == Some(&190) => cubin_resources(image),
         _ if image.get(18) == Some(&224) => amd_resources(image),
         _ if image.get(18) == Some(&190) => cubin_resources(image),
-        a => Err(bad(format!("not an AMD code object or cubin (machine {a:?})"))),
+        a => Err(bad(format!(
+            "not an AMD code object or cubin (machine {a:?})"
+        ))),
     }
 }

@@ -50,7 +50,10 @@ pub fn open_first(what: &str, candidates: &[String]) -> Result<(libloading::Libr
             Err(e) => tried.push(format!("{c} ({})", short(&e.to_string()))),
         }
     }
-    Err(Error::LibraryNotFound { what: what.into(), tried })
+    Err(Error::LibraryNotFound {
+        what: what.into(),
+        tried,
+    })
 }
 
 fn short(s: &str) -> String {
@@ -60,7 +63,9 @@ fn short(s: &str) -> String {
 
 /// Directories named by an environment variable (a single root such as `ROCM_PATH`), with `sub` appended.
 pub fn env_dir(var: &str, sub: &str) -> Option<PathBuf> {
-    std::env::var_os(var).filter(|v| !v.is_empty()).map(|v| PathBuf::from(v).join(sub))
+    std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(|v| PathBuf::from(v).join(sub))
 }
 
 /// Python site-packages directories that may hold pip's `nvidia/*` wheels, found without running Python.
@@ -82,7 +87,9 @@ pub fn python_site_dirs() -> Vec<PathBuf> {
     }
     let mut out = Vec::new();
     for r in roots {
-        let Ok(rd) = std::fs::read_dir(&r) else { continue };
+        let Ok(rd) = std::fs::read_dir(&r) else {
+            continue;
+        };
         for e in rd.flatten() {
             let n = e.file_name();
             if n.to_string_lossy().starts_with("python3") {
@@ -104,5 +111,7 @@ pub(crate) fn cstr(p: *const std::os::raw::c_char) -> String {
         return "(no message)".into();
     }
     // SAFETY: vendor libraries return static NUL-terminated strings for error names.
-    unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned()
+    unsafe { std::ffi::CStr::from_ptr(p) }
+        .to_string_lossy()
+        .into_owned()
 }

@@ -54,7 +54,15 @@ pub(crate) trait Backend: Send + Sync {
     fn set_dynamic_shared(&self, func: Raw, bytes: u32) -> Result<()>;
     /// # Safety
     /// `params` must point at values matching the kernel's parameter list.
-    unsafe fn launch(&self, func: Raw, grid: [u32; 3], block: [u32; 3], shared: u32, stream: Raw, params: &mut [*mut c_void]) -> Result<()>;
+    unsafe fn launch(
+        &self,
+        func: Raw,
+        grid: [u32; 3],
+        block: [u32; 3],
+        shared: u32,
+        stream: Raw,
+        params: &mut [*mut c_void],
+    ) -> Result<()>;
     fn stream_create(&self) -> Result<Raw>;
     fn stream_destroy(&self, s: Raw) -> Result<()>;
     fn stream_sync(&self, s: Raw) -> Result<()>;
@@ -80,7 +88,11 @@ pub struct Device {
 
 impl std::fmt::Debug for Device {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Device({}:{} {})", self.inner.target.vendor, self.inner.ordinal, self.inner.target.name)
+        write!(
+            f,
+            "Device({}:{} {})",
+            self.inner.target.vendor, self.inner.ordinal, self.inner.target.name
+        )
     }
 }
 
@@ -96,9 +108,15 @@ fn parse_device_env() -> Result<(Option<Vendor>, u32)> {
         "cuda" | "nvidia" => Some(Vendor::Nvidia),
         "hip" | "amd" | "rocm" => Some(Vendor::Amd),
         "auto" => None,
-        _ => return Err(Error::NoDevice(format!("ROCMFORGE_DEVICE={v}: expected cuda[:N], hip[:N] or auto"))),
+        _ => {
+            return Err(Error::NoDevice(format!(
+                "ROCMFORGE_DEVICE={v}: expected cuda[:N], hip[:N] or auto"
+            )))
+        }
     };
-    let ord = ord.parse().map_err(|_| Error::NoDevice(format!("ROCMFORGE_DEVICE={v}: bad ordinal `{ord}`")))?;
+    let ord = ord
+        .parse()
+        .map_err(|_| Error::NoDevice(format!("ROCMFORGE_DEVICE={v}: bad ordinal `{ord}`")))?;
     Ok((vendor, ord))
 }
 
@@ -134,7 +152,14 @@ impl Device {
                 (Box::new(b), t)
             }
         };
-        Ok(Device { inner: Arc::new(DeviceInner { backend, target, ordinal, allocated: AtomicI64::new(0) }) })
+        Ok(Device {
+            inner: Arc::new(DeviceInner {
+                backend,
+                target,
+                ordinal,
+                allocated: AtomicI64::new(0),
+            }),
+        })
     }
 
     /// One device shared by the whole process (tests and the CLI use it).
@@ -182,9 +207,20 @@ impl Device {
         let bytes = len
             .checked_mul(std::mem::size_of::<T>())
             .ok_or_else(|| Error::Buffer(format!("{len} elements overflow the address space")))?;
-        let ptr = if bytes == 0 { 0 } else { self.backend().malloc(bytes)? };
-        self.inner.allocated.fetch_add(bytes as i64, Ordering::SeqCst);
-        Ok(Buffer { dev: self.clone(), ptr, len, _t: std::marker::PhantomData })
+        let ptr = if bytes == 0 {
+            0
+        } else {
+            self.backend().malloc(bytes)?
+        };
+        self.inner
+            .allocated
+            .fetch_add(bytes as i64, Ordering::SeqCst);
+        Ok(Buffer {
+            dev: self.clone(),
+            ptr,
+            len,
+            _t: std::marker::PhantomData,
+        })
     }
 
     /// Allocate and fill from host memory.
@@ -197,18 +233,30 @@ impl Device {
     /// Load a code object (AMD HSA code object, NVIDIA cubin).
     pub fn load_module(&self, image: &[u8]) -> Result<Module> {
         let raw = self.backend().module_load(image)?;
-        Ok(Module { dev: self.clone(), raw })
+        Ok(Module {
+            dev: self.clone(),
+            raw,
+        })
     }
 
     pub fn create_stream(&self) -> Result<Stream> {
-        Ok(Stream { dev: self.clone(), raw: self.backend().stream_create()? })
+        Ok(Stream {
+            dev: self.clone(),
+            raw: self.backend().stream_create()?,
+        })
     }
     /// The default (null) stream.
     pub fn default_stream(&self) -> Stream {
-        Stream { dev: self.clone(), raw: 0 }
+        Stream {
+            dev: self.clone(),
+            raw: 0,
+        }
     }
     pub fn create_event(&self) -> Result<Event> {
-        Ok(Event { dev: self.clone(), raw: self.backend().event_create()? })
+        Ok(Event {
+            dev: self.clone(),
+            raw: self.backend().event_create()?,
+        })
     }
 }
 
@@ -240,24 +288,40 @@ impl<T: bytemuck::Pod> Buffer<T> {
     /// Copy `data` in; its length must equal the buffer's.
     pub fn copy_from_host(&mut self, data: &[T]) -> Result<()> {
         if data.len() != self.len {
-            return Err(Error::Buffer(format!("copy of {} elements into a buffer of {}", data.len(), self.len)));
+            return Err(Error::Buffer(format!(
+                "copy of {} elements into a buffer of {}",
+                data.len(),
+                self.len
+            )));
         }
         if self.len == 0 {
             return Ok(());
         }
         // SAFETY: lengths checked above; `ptr` is our allocation of `bytes()` bytes.
-        unsafe { self.dev.backend().htod(self.ptr, data.as_ptr() as *const u8, self.bytes()) }
+        unsafe {
+            self.dev
+                .backend()
+                .htod(self.ptr, data.as_ptr() as *const u8, self.bytes())
+        }
     }
     /// Copy out into `out`; its length must equal the buffer's. Synchronous.
     pub fn copy_to_host(&self, out: &mut [T]) -> Result<()> {
         if out.len() != self.len {
-            return Err(Error::Buffer(format!("copy of a buffer of {} elements into {}", self.len, out.len())));
+            return Err(Error::Buffer(format!(
+                "copy of a buffer of {} elements into {}",
+                self.len,
+                out.len()
+            )));
         }
         if self.len == 0 {
             return Ok(());
         }
         // SAFETY: as above.
-        unsafe { self.dev.backend().dtoh(out.as_mut_ptr() as *mut u8, self.ptr, self.bytes()) }
+        unsafe {
+            self.dev
+                .backend()
+                .dtoh(out.as_mut_ptr() as *mut u8, self.ptr, self.bytes())
+        }
     }
     pub fn to_vec(&self) -> Result<Vec<T>> {
         let mut v = vec![T::zeroed(); self.len];
@@ -274,12 +338,17 @@ impl<T: bytemuck::Pod> Buffer<T> {
     /// Device-to-device copy from another buffer of the same length.
     pub fn copy_from(&mut self, src: &Buffer<T>, stream: &Stream) -> Result<()> {
         if src.len != self.len {
-            return Err(Error::Buffer(format!("device copy of {} elements into {}", src.len, self.len)));
+            return Err(Error::Buffer(format!(
+                "device copy of {} elements into {}",
+                src.len, self.len
+            )));
         }
         if self.len == 0 {
             return Ok(());
         }
-        self.dev.backend().dtod(self.ptr, src.ptr, self.bytes(), stream.raw)
+        self.dev
+            .backend()
+            .dtod(self.ptr, src.ptr, self.bytes(), stream.raw)
     }
 }
 
@@ -290,7 +359,10 @@ impl<T: bytemuck::Pod> Drop for Buffer<T> {
                 tracing::error!("freeing device buffer failed: {e}");
             }
         }
-        self.dev.inner.allocated.fetch_sub(self.bytes() as i64, Ordering::SeqCst);
+        self.dev
+            .inner
+            .allocated
+            .fetch_sub(self.bytes() as i64, Ordering::SeqCst);
     }
 }
 
@@ -358,7 +430,12 @@ impl Module {
     pub fn kernel(self: &Arc<Self>, name: &str) -> Result<Kernel> {
         let raw = self.dev.backend().function(self.raw, name)?;
         let attrs = self.dev.backend().func_attrs(raw)?;
-        Ok(Kernel { module: self.clone(), raw, name: name.into(), attrs })
+        Ok(Kernel {
+            module: self.clone(),
+            raw,
+            name: name.into(),
+            attrs,
+        })
     }
 }
 
@@ -429,7 +506,11 @@ impl LaunchConfig {
     /// One-dimensional launch covering `n` items with `block` threads each.
     pub fn linear(n: usize, block: u32) -> LaunchConfig {
         let g = n.div_ceil(block.max(1) as usize).max(1);
-        LaunchConfig { grid: [g.min(u32::MAX as usize) as u32, 1, 1], block: [block, 1, 1], shared_bytes: 0 }
+        LaunchConfig {
+            grid: [g.min(u32::MAX as usize) as u32, 1, 1],
+            block: [block, 1, 1],
+            shared_bytes: 0,
+        }
     }
 }
 
@@ -454,12 +535,22 @@ impl Kernel {
 
     fn check(&self, cfg: &LaunchConfig) -> Result<()> {
         let t = self.module.dev.target();
-        let bad = |reason: String| Err(Error::Launch { kernel: self.name.clone(), reason });
+        let bad = |reason: String| {
+            Err(Error::Launch {
+                kernel: self.name.clone(),
+                reason,
+            })
+        };
         let threads = cfg.block.iter().map(|&b| b as u64).product::<u64>();
         if cfg.block.contains(&0) || cfg.grid.contains(&0) {
-            return bad(format!("empty grid {:?} or block {:?}", cfg.grid, cfg.block));
+            return bad(format!(
+                "empty grid {:?} or block {:?}",
+                cfg.grid, cfg.block
+            ));
         }
-        if threads > t.max_threads_per_block as u64 || threads > self.attrs.max_threads.max(1) as u64 {
+        if threads > t.max_threads_per_block as u64
+            || threads > self.attrs.max_threads.max(1) as u64
+        {
             return bad(format!(
                 "block {:?} has {threads} threads; device allows {}, this kernel {}",
                 cfg.block, t.max_threads_per_block, self.attrs.max_threads
@@ -467,12 +558,18 @@ impl Kernel {
         }
         for i in 0..3 {
             if cfg.block[i] > t.max_block[i] || cfg.grid[i] > t.max_grid[i] {
-                return bad(format!("grid {:?} / block {:?} exceed limits {:?} / {:?}", cfg.grid, cfg.block, t.max_grid, t.max_block));
+                return bad(format!(
+                    "grid {:?} / block {:?} exceed limits {:?} / {:?}",
+                    cfg.grid, cfg.block, t.max_grid, t.max_block
+                ));
             }
         }
         let shared = cfg.shared_bytes as u64 + self.attrs.shared_bytes as u64;
         if shared > t.shared_per_block_optin as u64 {
-            return bad(format!("{shared} bytes of shared memory; the device allows {}", t.shared_per_block_optin));
+            return bad(format!(
+                "{shared} bytes of shared memory; the device allows {}",
+                t.shared_per_block_optin
+            ));
         }
         Ok(())
     }
@@ -483,7 +580,8 @@ impl Kernel {
         self.check(&cfg)?;
         let dev = &self.module.dev;
         if cfg.shared_bytes + self.attrs.shared_bytes > dev.target().shared_per_block {
-            dev.backend().set_dynamic_shared(self.raw, cfg.shared_bytes)?;
+            dev.backend()
+                .set_dynamic_shared(self.raw, cfg.shared_bytes)?;
         }
         let mut vals: Vec<[u8; 8]> = args
             .iter()
@@ -499,10 +597,22 @@ impl Kernel {
                 v
             })
             .collect();
-        let mut ptrs: Vec<*mut c_void> = vals.iter_mut().map(|v| v.as_mut_ptr() as *mut c_void).collect();
+        let mut ptrs: Vec<*mut c_void> = vals
+            .iter_mut()
+            .map(|v| v.as_mut_ptr() as *mut c_void)
+            .collect();
         // SAFETY: each pointer addresses an 8-byte slot holding the argument in native byte order,
         // which is how both vendors read 4- and 8-byte kernel parameters.
-        unsafe { dev.backend().launch(self.raw, cfg.grid, cfg.block, cfg.shared_bytes, stream.raw, &mut ptrs) }
+        unsafe {
+            dev.backend().launch(
+                self.raw,
+                cfg.grid,
+                cfg.block,
+                cfg.shared_bytes,
+                stream.raw,
+                &mut ptrs,
+            )
+        }
     }
 }
 
@@ -521,7 +631,12 @@ pub trait RtcCompiler: Send + Sync {
     fn base_options(&self, target: &Target) -> Vec<String>;
     /// Compile `source`; `Err(log)` on a compile error, `Ok(code object)` otherwise. Errors of the API
     /// itself (not of the source) come back as `Err` with the vendor message.
-    fn compile(&self, source: &str, name: &str, options: &[String]) -> Result<std::result::Result<Vec<u8>, String>>;
+    fn compile(
+        &self,
+        source: &str,
+        name: &str,
+        options: &[String],
+    ) -> Result<std::result::Result<Vec<u8>, String>>;
 }
 
 /// The run-time compiler for `vendor`, loaded once per process.

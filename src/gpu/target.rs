@@ -74,7 +74,8 @@ impl Target {
         let arch = parts.next().unwrap_or_default().to_ascii_lowercase();
         let features: Vec<String> = parts.map(|s| s.to_string()).collect();
         for f in &features {
-            let ok = (f.ends_with('+') || f.ends_with('-')) && matches!(&f[..f.len() - 1], "sramecc" | "xnack");
+            let ok = (f.ends_with('+') || f.ends_with('-'))
+                && matches!(&f[..f.len() - 1], "sramecc" | "xnack");
             if !ok {
                 return Err(Error::BadTarget(spec.into()));
             }
@@ -86,7 +87,10 @@ impl Target {
             Vendor::Amd
         } else if let Some(rest) = arch.strip_prefix("sm_") {
             let digits = rest.trim_end_matches('a');
-            if digits.len() < 2 || !digits.chars().all(|c| c.is_ascii_digit()) || !features.is_empty() {
+            if digits.len() < 2
+                || !digits.chars().all(|c| c.is_ascii_digit())
+                || !features.is_empty()
+            {
                 return Err(Error::BadTarget(spec.into()));
             }
             Vendor::Nvidia
@@ -131,12 +135,18 @@ impl Target {
 
     /// NVIDIA compute capability as `major*10+minor`; 0 on AMD.
     pub fn sm_version(&self) -> u32 {
-        self.arch.strip_prefix("sm_").and_then(|s| s.trim_end_matches('a').parse().ok()).unwrap_or(0)
+        self.arch
+            .strip_prefix("sm_")
+            .and_then(|s| s.trim_end_matches('a').parse().ok())
+            .unwrap_or(0)
     }
 
     /// AMD generation number (`gfx90a` → 0x90a, `gfx1100` → 0x1100) read as hex digits; 0 on NVIDIA.
     pub fn gfx_number(&self) -> u32 {
-        self.arch.strip_prefix("gfx").and_then(|s| u32::from_str_radix(s, 16).ok()).unwrap_or(0)
+        self.arch
+            .strip_prefix("gfx")
+            .and_then(|s| u32::from_str_radix(s, 16).ok())
+            .unwrap_or(0)
     }
 
     /// Which matrix cores the kernels may use on this target.
@@ -145,7 +155,9 @@ impl Target {
             Vendor::Nvidia if self.sm_version() >= 80 => MatrixCores::MmaSync,
             Vendor::Nvidia => MatrixCores::None,
             Vendor::Amd => match self.arch.as_str() {
-                "gfx908" | "gfx90a" | "gfx940" | "gfx941" | "gfx942" | "gfx950" => MatrixCores::Mfma,
+                "gfx908" | "gfx90a" | "gfx940" | "gfx941" | "gfx942" | "gfx950" => {
+                    MatrixCores::Mfma
+                }
                 a if a.starts_with("gfx11") || a.starts_with("gfx12") => MatrixCores::Wmma,
                 _ => MatrixCores::None,
             },
@@ -164,7 +176,10 @@ pub fn native_wave(vendor: Vendor, arch: &str) -> u32 {
     match vendor {
         Vendor::Nvidia => 32,
         Vendor::Amd => {
-            let major = arch.strip_prefix("gfx").map(|s| &s[..s.len().saturating_sub(2)]).unwrap_or("");
+            let major = arch
+                .strip_prefix("gfx")
+                .map(|s| &s[..s.len().saturating_sub(2)])
+                .unwrap_or("");
             match major.parse::<u32>() {
                 Ok(m) if m >= 10 => 32,
                 _ => 64,
@@ -175,7 +190,10 @@ pub fn native_wave(vendor: Vendor, arch: &str) -> u32 {
 
 /// Opt-in shared memory per block by compute capability (CUDA programming guide, table of limits).
 fn sm_optin_shared(arch: &str) -> u32 {
-    let v: u32 = arch.strip_prefix("sm_").and_then(|s| s.trim_end_matches('a').parse().ok()).unwrap_or(0);
+    let v: u32 = arch
+        .strip_prefix("sm_")
+        .and_then(|s| s.trim_end_matches('a').parse().ok())
+        .unwrap_or(0);
     match v {
         90.. => 227 * 1024,
         80 | 87 => 163 * 1024,
@@ -192,16 +210,40 @@ mod tests {
     #[test]
     fn named_targets() {
         let t = Target::named("gfx90a:sramecc+:xnack-").unwrap();
-        assert_eq!((t.vendor, t.wave_size, t.full_name().as_str()), (Vendor::Amd, 64, "gfx90a:sramecc+:xnack-"));
+        assert_eq!(
+            (t.vendor, t.wave_size, t.full_name().as_str()),
+            (Vendor::Amd, 64, "gfx90a:sramecc+:xnack-")
+        );
         assert_eq!(Target::named("gfx1100").unwrap().wave_size, 32);
         assert_eq!(Target::named("gfx1030").unwrap().wave_size, 32);
         assert_eq!(Target::named("gfx942").unwrap().wave_size, 64);
         assert_eq!(Target::named("sm_90").unwrap().sm_version(), 90);
-        assert_eq!(Target::named("gfx1100").unwrap().matrix_cores(), MatrixCores::Wmma);
-        assert_eq!(Target::named("gfx950").unwrap().matrix_cores(), MatrixCores::Mfma);
-        assert_eq!(Target::named("gfx1030").unwrap().matrix_cores(), MatrixCores::None);
-        for bad in ["", "gfx", "sm_", "sm_9x", "gfx90a:foo+", "cuda", "gfx90a:xnack", "sm_90:xnack+"] {
-            assert!(matches!(Target::named(bad), Err(Error::BadTarget(_))), "{bad}");
+        assert_eq!(
+            Target::named("gfx1100").unwrap().matrix_cores(),
+            MatrixCores::Wmma
+        );
+        assert_eq!(
+            Target::named("gfx950").unwrap().matrix_cores(),
+            MatrixCores::Mfma
+        );
+        assert_eq!(
+            Target::named("gfx1030").unwrap().matrix_cores(),
+            MatrixCores::None
+        );
+        for bad in [
+            "",
+            "gfx",
+            "sm_",
+            "sm_9x",
+            "gfx90a:foo+",
+            "cuda",
+            "gfx90a:xnack",
+            "sm_90:xnack+",
+        ] {
+            assert!(
+                matches!(Target::named(bad), Err(Error::BadTarget(_))),
+                "{bad}"
+            );
         }
     }
 }

@@ -53,7 +53,14 @@ pub enum Origin {
 /// evicted and recompiled instead (see `Jit::kernel`).
 pub fn cache_key(source: &str, options: &[String], target_full: &str, compiler: &str) -> String {
     let mut h = Sha256::new();
-    for part in [source, &options.join("\u{1f}"), target_full, compiler, env!("CARGO_PKG_VERSION"), SCHEMA] {
+    for part in [
+        source,
+        &options.join("\u{1f}"),
+        target_full,
+        compiler,
+        env!("CARGO_PKG_VERSION"),
+        SCHEMA,
+    ] {
         h.update((part.len() as u64).to_le_bytes());
         h.update(part.as_bytes());
     }
@@ -78,22 +85,44 @@ pub struct EntryInfo {
 }
 
 fn sanitize(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || "._-+".contains(c) { c } else { '_' }).collect()
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-+".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 impl DiskCache {
     /// The cache the environment asks for: `ROCMFORGE_CACHE=off` disables it, `ROCMFORGE_CACHE_DIR`
     /// moves it (default: the platform cache dir + `rocmforge`), `ROCMFORGE_CACHE_MAX_BYTES` bounds it.
     pub fn from_env() -> DiskCache {
-        let off = matches!(std::env::var("ROCMFORGE_CACHE").as_deref(), Ok("off" | "0" | "false"));
-        let base = std::env::var_os("ROCMFORGE_CACHE_DIR").filter(|v| !v.is_empty()).map(PathBuf::from).or_else(|| dirs::cache_dir().map(|d| d.join("rocmforge")));
-        let max = std::env::var("ROCMFORGE_CACHE_MAX_BYTES").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(DEFAULT_MAX_BYTES);
+        let off = matches!(
+            std::env::var("ROCMFORGE_CACHE").as_deref(),
+            Ok("off" | "0" | "false")
+        );
+        let base = std::env::var_os("ROCMFORGE_CACHE_DIR")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| dirs::cache_dir().map(|d| d.join("rocmforge")));
+        let max = std::env::var("ROCMFORGE_CACHE_MAX_BYTES")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(DEFAULT_MAX_BYTES);
         DiskCache::new(if off { None } else { base }, max)
     }
 
     /// A cache rooted at `base` (None: disabled).
     pub fn new(base: Option<PathBuf>, max_bytes: u64) -> DiskCache {
-        DiskCache { root: base.map(|b| b.join(SCHEMA)), max_bytes, warned: AtomicBool::new(false), disabled_reason: Default::default() }
+        DiskCache {
+            root: base.map(|b| b.join(SCHEMA)),
+            max_bytes,
+            warned: AtomicBool::new(false),
+            disabled_reason: Default::default(),
+        }
     }
 
     /// The schema directory, if the cache is on.
@@ -114,7 +143,9 @@ impl DiskCache {
     fn degrade(&self, why: String) {
         if !self.warned.swap(true, Ordering::SeqCst) {
             tracing::warn!("kernel disk cache unusable, compiling without it: {why}");
-            eprintln!("rocmforge: warning: kernel disk cache unusable, compiling without it: {why}");
+            eprintln!(
+                "rocmforge: warning: kernel disk cache unusable, compiling without it: {why}"
+            );
         }
         if let Ok(mut g) = self.disabled_reason.lock() {
             g.get_or_insert(why);
@@ -122,7 +153,11 @@ impl DiskCache {
     }
 
     fn entry_path(&self, uri: &str, target: &str, key: &str) -> Option<PathBuf> {
-        self.root.as_ref().map(|r| r.join(sanitize(uri)).join(sanitize(target)).join(format!("{key}.co")))
+        self.root.as_ref().map(|r| {
+            r.join(sanitize(uri))
+                .join(sanitize(target))
+                .join(format!("{key}.co"))
+        })
     }
 
     /// Read and verify an entry. `Ok(None)` when absent; a corrupt entry is removed and reported absent.
@@ -154,8 +189,15 @@ impl DiskCache {
         compiler: &str,
         compile: impl FnOnce() -> Result<Vec<u8>>,
     ) -> Result<(Vec<u8>, Origin)> {
-        let Some(path) = self.entry_path(uri, target, key) else { return Ok((compile()?, Origin::Compiled)) };
-        if self.disabled_reason.lock().map(|g| g.is_some()).unwrap_or(false) {
+        let Some(path) = self.entry_path(uri, target, key) else {
+            return Ok((compile()?, Origin::Compiled));
+        };
+        if self
+            .disabled_reason
+            .lock()
+            .map(|g| g.is_some())
+            .unwrap_or(false)
+        {
             return Ok((compile()?, Origin::Compiled));
         }
         // First look, without the lock.
@@ -169,7 +211,12 @@ impl DiskCache {
             return Ok((compile()?, Origin::Compiled));
         }
         let lock_path = path.with_extension("lock");
-        let lock = match OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path) {
+        let lock = match OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+        {
             Ok(l) => l,
             Err(e) => {
                 self.degrade(format!("{}: {e}", lock_path.display()));
@@ -177,11 +224,16 @@ impl DiskCache {
             }
         };
         let waited = Instant::now();
-        lock.lock_exclusive().map_err(|e| Error::io(&lock_path, e))?;
+        lock.lock_exclusive()
+            .map_err(|e| Error::io(&lock_path, e))?;
         // Second look: another process may have compiled it while we waited.
         if let Ok(Some((_, code))) = Self::read_entry(&path) {
             let _ = lock.unlock();
-            tracing::debug!(uri, waited_ms = waited.elapsed().as_secs_f64() * 1e3, "entry written by another process");
+            tracing::debug!(
+                uri,
+                waited_ms = waited.elapsed().as_secs_f64() * 1e3,
+                "entry written by another process"
+            );
             return Ok((code, Origin::OtherProcess));
         }
         let t0 = Instant::now();
@@ -250,7 +302,12 @@ impl DiskCache {
             .into_iter()
             .map(|(path, bytes, _)| {
                 let v = fs::read(&path).ok().and_then(|d| verify(&d).ok());
-                EntryInfo { ok: v.is_some(), meta: v.map(|x| x.0), path, bytes }
+                EntryInfo {
+                    ok: v.is_some(),
+                    meta: v.map(|x| x.0),
+                    path,
+                    bytes,
+                }
             })
             .collect()
     }
@@ -285,8 +342,14 @@ impl DiskCache {
     pub fn enforce_bound(&self) -> Result<usize> {
         let Some(root) = &self.root else { return Ok(0) };
         let gc_lock_path = root.join(".gc.lock");
-        let gc = OpenOptions::new().create(true).truncate(false).write(true).open(&gc_lock_path).map_err(|e| Error::io(&gc_lock_path, e))?;
-        gc.lock_exclusive().map_err(|e| Error::io(&gc_lock_path, e))?;
+        let gc = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&gc_lock_path)
+            .map_err(|e| Error::io(&gc_lock_path, e))?;
+        gc.lock_exclusive()
+            .map_err(|e| Error::io(&gc_lock_path, e))?;
         let mut entries = self.entries();
         let mut total: u64 = entries.iter().map(|e| e.1).sum();
         entries.sort_by_key(|e| e.2);
@@ -335,15 +398,22 @@ pub fn verify(data: &[u8]) -> std::result::Result<(EntryMeta, Vec<u8>), String> 
     }
     let meta_len = u64::from_le_bytes(data[8..16].try_into().map_err(|_| "header")?) as usize;
     let code_len = u64::from_le_bytes(data[16..24].try_into().map_err(|_| "header")?) as usize;
-    let want = HEADER.checked_add(meta_len).and_then(|x| x.checked_add(code_len)).ok_or("length overflow")?;
+    let want = HEADER
+        .checked_add(meta_len)
+        .and_then(|x| x.checked_add(code_len))
+        .ok_or("length overflow")?;
     if data.len() != want {
-        return Err(format!("length {} but header says {want} (truncated or padded)", data.len()));
+        return Err(format!(
+            "length {} but header says {want} (truncated or padded)",
+            data.len()
+        ));
     }
     let body = &data[HEADER..];
     if Sha256::digest(body).as_slice() != &data[24..56] {
         return Err("checksum mismatch".into());
     }
-    let meta: EntryMeta = serde_json::from_slice(&body[..meta_len]).map_err(|e| format!("metadata: {e}"))?;
+    let meta: EntryMeta =
+        serde_json::from_slice(&body[..meta_len]).map_err(|e| format!("metadata: {e}"))?;
     Ok((meta, body[meta_len..].to_vec()))
 }
 
@@ -357,7 +427,9 @@ fn write_entry(path: &Path, meta: &EntryMeta, code: &[u8]) -> Result<()> {
     buf.extend_from_slice(&(code.len() as u64).to_le_bytes());
     buf.extend_from_slice(&Sha256::digest(&body));
     buf.extend_from_slice(&body);
-    let dir = path.parent().ok_or_else(|| Error::Cache(format!("{} has no parent", path.display())))?;
+    let dir = path
+        .parent()
+        .ok_or_else(|| Error::Cache(format!("{} has no parent", path.display())))?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
     tmp.write_all(&buf).map_err(|e| Error::io(tmp.path(), e))?;
     tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
@@ -373,20 +445,28 @@ mod tests {
     fn roundtrip_and_corruption() {
         let d = tempfile::tempdir().unwrap();
         let c = DiskCache::new(Some(d.path().into()), DEFAULT_MAX_BYTES);
-        let (code, o) = c.get_or_compile("a.b.w32", "sm_90", "k1", "test", || Ok(vec![1, 2, 3])).unwrap();
+        let (code, o) = c
+            .get_or_compile("a.b.w32", "sm_90", "k1", "test", || Ok(vec![1, 2, 3]))
+            .unwrap();
         assert_eq!((code, o), (vec![1, 2, 3], Origin::Compiled));
-        let (code, o) = c.get_or_compile("a.b.w32", "sm_90", "k1", "test", || panic!("must hit")).unwrap();
+        let (code, o) = c
+            .get_or_compile("a.b.w32", "sm_90", "k1", "test", || panic!("must hit"))
+            .unwrap();
         assert_eq!((code, o), (vec![1, 2, 3], Origin::Disk));
         let p = c.path_of("a.b.w32", "sm_90", "k1").unwrap();
         let mut data = fs::read(&p).unwrap();
         let n = data.len();
         data[n - 1] ^= 0x40;
         fs::write(&p, &data).unwrap();
-        let (_, o) = c.get_or_compile("a.b.w32", "sm_90", "k1", "test", || Ok(vec![1, 2, 3])).unwrap();
+        let (_, o) = c
+            .get_or_compile("a.b.w32", "sm_90", "k1", "test", || Ok(vec![1, 2, 3]))
+            .unwrap();
         assert_eq!(o, Origin::Compiled, "byte-flipped entry must be recompiled");
         let data = fs::read(&p).unwrap();
         fs::write(&p, &data[..data.len() - 2]).unwrap();
-        let (_, o) = c.get_or_compile("a.b.w32", "sm_90", "k1", "test", || Ok(vec![1, 2, 3])).unwrap();
+        let (_, o) = c
+            .get_or_compile("a.b.w32", "sm_90", "k1", "test", || Ok(vec![1, 2, 3]))
+            .unwrap();
         assert_eq!(o, Origin::Compiled, "truncated entry must be recompiled");
         assert_eq!(c.verify_all(), (1, 0));
     }
@@ -394,10 +474,22 @@ mod tests {
     #[test]
     fn key_depends_on_every_input() {
         let base = cache_key("src", &["-O3".into()], "gfx90a", "hipRTC 5.2");
-        assert_ne!(base, cache_key("src2", &["-O3".into()], "gfx90a", "hipRTC 5.2"));
-        assert_ne!(base, cache_key("src", &["-O2".into()], "gfx90a", "hipRTC 5.2"));
-        assert_ne!(base, cache_key("src", &["-O3".into()], "gfx90a:xnack-", "hipRTC 5.2"));
-        assert_ne!(base, cache_key("src", &["-O3".into()], "gfx90a", "hipRTC 6.4"));
+        assert_ne!(
+            base,
+            cache_key("src2", &["-O3".into()], "gfx90a", "hipRTC 5.2")
+        );
+        assert_ne!(
+            base,
+            cache_key("src", &["-O2".into()], "gfx90a", "hipRTC 5.2")
+        );
+        assert_ne!(
+            base,
+            cache_key("src", &["-O3".into()], "gfx90a:xnack-", "hipRTC 5.2")
+        );
+        assert_ne!(
+            base,
+            cache_key("src", &["-O3".into()], "gfx90a", "hipRTC 6.4")
+        );
         assert_eq!(base.len(), 64);
     }
 }

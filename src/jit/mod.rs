@@ -51,7 +51,13 @@ fn dump(name: &str, source: &str) {
 }
 
 /// Run the compiler; a compile error becomes [`Error::Compile`] with the log and the source lines.
-fn run_compiler(compiler: &dyn RtcCompiler, source: &str, uri: &str, target: &Target, options: &[String]) -> Result<Vec<u8>> {
+fn run_compiler(
+    compiler: &dyn RtcCompiler,
+    source: &str,
+    uri: &str,
+    target: &Target,
+    options: &[String],
+) -> Result<Vec<u8>> {
     let c0 = Instant::now();
     match compiler.compile(source, &format!("{uri}.hip"), options)? {
         Ok(code) => {
@@ -83,7 +89,10 @@ impl Jit {
     }
 
     pub fn new(disk: DiskCache) -> Jit {
-        Jit { disk, kernels: Mutex::new(HashMap::new()) }
+        Jit {
+            disk,
+            kernels: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn disk(&self) -> &DiskCache {
@@ -102,25 +111,47 @@ impl Jit {
         let compiler = gpu::compiler(target.vendor)?;
         compiler.check_target(target)?;
         let source = template::render(spec, target)?;
-        dump(&format!("{}.{}", spec.uri(), target.full_name().replace(':', "_")), &source);
+        dump(
+            &format!("{}.{}", spec.uri(), target.full_name().replace(':', "_")),
+            &source,
+        );
         let options = self.options(compiler.as_ref(), target);
         // Include paths differ between machines but not in what they provide for one compiler version.
-        let keyed: Vec<String> = options.iter().filter(|o| !o.starts_with("-I")).cloned().collect();
+        let keyed: Vec<String> = options
+            .iter()
+            .filter(|o| !o.starts_with("-I"))
+            .cloned()
+            .collect();
         let cver = format!("{:?} {}", compiler.vendor(), compiler.version());
         let key = cache::cache_key(&source, &keyed, &target.full_name(), &cver);
-        Ok(Prepared { compiler, source, options, cver, key })
+        Ok(Prepared {
+            compiler,
+            source,
+            options,
+            cver,
+            key,
+        })
     }
 
     /// Render and compile (through the disk cache) without a device.
     pub fn compile(&self, spec: &KernelSpec, target: &Target) -> Result<Compiled> {
         let t0 = Instant::now();
         let p = self.prepare(spec, target)?;
-        let (image, origin) = self.disk.get_or_compile(spec.uri(), &target.full_name(), &p.key, &p.cver, || {
-            run_compiler(&*p.compiler, &p.source, spec.uri(), target, &p.options)
-        })?;
+        let (image, origin) =
+            self.disk
+                .get_or_compile(spec.uri(), &target.full_name(), &p.key, &p.cver, || {
+                    run_compiler(&*p.compiler, &p.source, spec.uri(), target, &p.options)
+                })?;
         let ms = t0.elapsed().as_secs_f64() * 1e3;
         tracing::info!(uri = spec.uri(), target = %target, origin = ?origin, ms, "code object ready");
-        Ok(Compiled { uri: spec.uri().into(), target: target.full_name(), image, origin, key: p.key, ms })
+        Ok(Compiled {
+            uri: spec.uri().into(),
+            target: target.full_name(),
+            image,
+            origin,
+            key: p.key,
+            ms,
+        })
     }
 
     /// Compile many (spec, target) pairs, in parallel. Instances of one family that share a preamble
@@ -129,11 +160,19 @@ impl Jit {
     /// cache entry (under its own key) then holds the group's code object, which contains its kernel
     /// compiled from the identical kernel text. A group that fails to compile is retried instance by
     /// instance, so errors name the instance at fault.
-    pub fn compile_many(&self, work: &[(KernelSpec, Target)], progress: impl Fn() + Sync) -> Vec<Result<Compiled>> {
+    pub fn compile_many(
+        &self,
+        work: &[(KernelSpec, Target)],
+        progress: impl Fn() + Sync,
+    ) -> Vec<Result<Compiled>> {
         let mut groups: Vec<Vec<usize>> = Vec::new();
         let mut index: HashMap<(String, String, String), usize> = HashMap::new();
         for (i, (s, t)) in work.iter().enumerate() {
-            let k = (s.family().name.to_string(), t.full_name(), (s.family().preamble)(s));
+            let k = (
+                s.family().name.to_string(),
+                t.full_name(),
+                (s.family().preamble)(s),
+            );
             match index.get(&k) {
                 Some(&g) if groups[g].len() < GROUP => groups[g].push(i),
                 _ => {
@@ -154,7 +193,9 @@ impl Jit {
         for (i, r) in done.into_iter().flatten() {
             out[i] = Some(r);
         }
-        out.into_iter().map(|r| r.unwrap_or_else(|| Err(Error::Cache("instance left uncompiled".into())))).collect()
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::Cache("instance left uncompiled".into()))))
+            .collect()
     }
 
     fn compile_group(&self, items: Vec<&(KernelSpec, Target)>) -> Vec<Result<Compiled>> {
@@ -191,15 +232,30 @@ impl Jit {
             let (first_spec, target) = items[misses[0]];
             let specs: Vec<&KernelSpec> = misses.iter().map(|&i| &items[i].0).collect();
             let group = template::render_group(&specs, target).and_then(|src| {
-                dump(&format!("group.{}.{}", first_spec.uri(), target.full_name().replace(':', "_")), &src);
-                let p = prepared[misses[0]].as_ref().ok_or_else(|| Error::Cache("group without a prepared instance".into()))?;
+                dump(
+                    &format!(
+                        "group.{}.{}",
+                        first_spec.uri(),
+                        target.full_name().replace(':', "_")
+                    ),
+                    &src,
+                );
+                let p = prepared[misses[0]]
+                    .as_ref()
+                    .ok_or_else(|| Error::Cache("group without a prepared instance".into()))?;
                 run_compiler(&*p.compiler, &src, first_spec.uri(), target, &p.options)
             });
             if let Ok(image) = group {
                 for &i in &misses {
                     let (s, t) = items[i];
                     if let Some(p) = &prepared[i] {
-                        let r = self.disk.get_or_compile(s.uri(), &t.full_name(), &p.key, &p.cver, || Ok(image.clone()));
+                        let r = self.disk.get_or_compile(
+                            s.uri(),
+                            &t.full_name(),
+                            &p.key,
+                            &p.cver,
+                            || Ok(image.clone()),
+                        );
                         results[i] = Some(r.map(|(image, origin)| Compiled {
                             uri: s.uri().into(),
                             target: t.full_name(),
@@ -233,7 +289,10 @@ impl Jit {
         let module = match dev.load_module(&c.image) {
             Ok(m) => m,
             Err(e) if c.origin != Origin::Compiled => {
-                tracing::warn!(uri = spec.uri(), "cached code object failed to load ({e}); evicting and recompiling");
+                tracing::warn!(
+                    uri = spec.uri(),
+                    "cached code object failed to load ({e}); evicting and recompiling"
+                );
                 self.disk.evict(spec.uri(), &target.full_name(), &c.key);
                 let c2 = self.compile(spec, target)?;
                 dev.load_module(&c2.image)?
@@ -241,8 +300,15 @@ impl Jit {
             Err(e) => return Err(e),
         };
         let kernel = Arc::new(Arc::new(module).kernel(&spec.symbol())?);
-        tracing::debug!(uri = spec.uri(), load_ms = t0.elapsed().as_secs_f64() * 1e3, "module loaded");
-        let mut map = self.kernels.lock().map_err(|_| Error::Cache("kernel map poisoned".into()))?;
+        tracing::debug!(
+            uri = spec.uri(),
+            load_ms = t0.elapsed().as_secs_f64() * 1e3,
+            "module loaded"
+        );
+        let mut map = self
+            .kernels
+            .lock()
+            .map_err(|_| Error::Cache("kernel map poisoned".into()))?;
         let per = map.entry(dev.id()).or_default();
         Ok(per.entry(spec.uri().to_string()).or_insert(kernel).clone())
     }

@@ -69,7 +69,10 @@ impl From<bool> for Value {
 #[derive(Debug, Clone, Copy)]
 pub enum ParamKind {
     /// Integer from a list; shown in the URI as `prefix` + value (`hd128`).
-    Int { prefix: &'static str, values: &'static [i64] },
+    Int {
+        prefix: &'static str,
+        values: &'static [i64],
+    },
     /// One of a list of names, shown as the name (`bf16`).
     Choice { values: &'static [&'static str] },
     /// On/off, shown as one of two words (`causal` / `full`).
@@ -87,7 +90,11 @@ pub struct ParamDef {
 impl ParamDef {
     fn supported(&self) -> String {
         match self.kind {
-            ParamKind::Int { values, .. } => values.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", "),
+            ParamKind::Int { values, .. } => values
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
             ParamKind::Choice { values } => values.join(", "),
             ParamKind::Flag { .. } => "true, false".into(),
         }
@@ -117,7 +124,9 @@ impl ParamDef {
     fn uri_part(&self, v: &Value) -> String {
         match (self.kind, v) {
             (ParamKind::Int { prefix, .. }, Value::Int(x)) => format!("{prefix}{x}"),
-            (ParamKind::Flag { on, off }, Value::Bool(b)) => (if *b { on } else { off }).to_string(),
+            (ParamKind::Flag { on, off }, Value::Bool(b)) => {
+                (if *b { on } else { off }).to_string()
+            }
             (_, Value::Str(s)) => s.clone(),
             (_, Value::Int(x)) => x.to_string(),
             (_, Value::Bool(b)) => b.to_string(),
@@ -190,27 +199,46 @@ impl std::hash::Hash for KernelSpec {
 impl KernelSpec {
     /// Build and validate a spec. Every parameter of the family must be given exactly once.
     pub fn new(family: &'static Family, params: &[(&str, Value)], wave: u32) -> Result<KernelSpec> {
-        let err = |reason: String| Error::InvalidSpec { spec: family.name.to_string(), reason };
+        let err = |reason: String| Error::InvalidSpec {
+            spec: family.name.to_string(),
+            reason,
+        };
         for (k, _) in params {
             if !family.params.iter().any(|p| p.name == *k) {
                 let names: Vec<_> = family.params.iter().map(|p| p.name).collect();
-                return Err(err(format!("unknown parameter `{k}`; parameters: {}", names.join(", "))));
+                return Err(err(format!(
+                    "unknown parameter `{k}`; parameters: {}",
+                    names.join(", ")
+                )));
             }
         }
         let mut values = Vec::with_capacity(family.params.len());
         for p in family.params {
             let mut given = params.iter().filter(|(k, _)| *k == p.name);
-            let v = given.next().ok_or_else(|| err(format!("missing parameter `{}` (supported: {})", p.name, p.supported())))?;
+            let v = given.next().ok_or_else(|| {
+                err(format!(
+                    "missing parameter `{}` (supported: {})",
+                    p.name,
+                    p.supported()
+                ))
+            })?;
             if given.next().is_some() {
                 return Err(err(format!("parameter `{}` given twice", p.name)));
             }
             if !p.accepts(&v.1) {
-                return Err(err(format!("unsupported {} = {:?}; supported: {}", p.name, v.1, p.supported())));
+                return Err(err(format!(
+                    "unsupported {} = {:?}; supported: {}",
+                    p.name,
+                    v.1,
+                    p.supported()
+                )));
             }
             values.push(v.1.clone());
         }
         if !WAVES.contains(&wave) {
-            return Err(err(format!("unsupported wave size {wave}; supported: 32, 64")));
+            return Err(err(format!(
+                "unsupported wave size {wave}; supported: 32, 64"
+            )));
         }
         let mut uri = family.name.to_string();
         for (p, v) in family.params.iter().zip(&values) {
@@ -218,19 +246,44 @@ impl KernelSpec {
             uri.push_str(&p.uri_part(v));
         }
         uri.push_str(&format!(".w{wave}"));
-        let spec = KernelSpec { family, values, wave, uri };
-        (family.validate)(&spec).map_err(|r| Error::InvalidSpec { spec: spec.uri.clone(), reason: r })?;
+        let spec = KernelSpec {
+            family,
+            values,
+            wave,
+            uri,
+        };
+        (family.validate)(&spec).map_err(|r| Error::InvalidSpec {
+            spec: spec.uri.clone(),
+            reason: r,
+        })?;
         Ok(spec)
     }
 
     /// Build from command-line strings `name=value`.
-    pub fn from_strings(family: &'static Family, params: &[(String, String)], wave: u32) -> Result<KernelSpec> {
+    pub fn from_strings(
+        family: &'static Family,
+        params: &[(String, String)],
+        wave: u32,
+    ) -> Result<KernelSpec> {
         let mut vals = Vec::new();
         for (k, v) in params {
-            let def = family.params.iter().find(|p| p.name == k).ok_or_else(|| Error::InvalidSpec {
-                spec: family.name.into(),
-                reason: format!("unknown parameter `{k}`; parameters: {}", family.params.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")),
-            })?;
+            let def =
+                family
+                    .params
+                    .iter()
+                    .find(|p| p.name == k)
+                    .ok_or_else(|| Error::InvalidSpec {
+                        spec: family.name.into(),
+                        reason: format!(
+                            "unknown parameter `{k}`; parameters: {}",
+                            family
+                                .params
+                                .iter()
+                                .map(|p| p.name)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    })?;
             let val = def.parse(v).ok_or_else(|| Error::InvalidSpec {
                 spec: family.name.into(),
                 reason: format!("bad value `{v}` for {k}; supported: {}", def.supported()),
@@ -249,9 +302,18 @@ impl KernelSpec {
                 ParamKind::Choice { values } => values.iter().map(|&v| Value::from(v)).collect(),
                 ParamKind::Flag { .. } => vec![Value::Bool(false), Value::Bool(true)],
             };
-            combos = combos.into_iter().flat_map(|c| vals.iter().map(move |v| [c.clone(), vec![(p.name, v.clone())]].concat())).collect();
+            combos = combos
+                .into_iter()
+                .flat_map(|c| {
+                    vals.iter()
+                        .map(move |v| [c.clone(), vec![(p.name, v.clone())]].concat())
+                })
+                .collect();
         }
-        combos.into_iter().filter_map(|c| KernelSpec::new(family, &c, wave).ok()).collect()
+        combos
+            .into_iter()
+            .filter_map(|c| KernelSpec::new(family, &c, wave).ok())
+            .collect()
     }
 
     pub fn family(&self) -> &'static Family {
@@ -269,7 +331,11 @@ impl KernelSpec {
     }
     /// Value of a parameter by name.
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.family.params.iter().position(|p| p.name == name).map(|i| &self.values[i])
+        self.family
+            .params
+            .iter()
+            .position(|p| p.name == name)
+            .map(|i| &self.values[i])
     }
     pub fn int(&self, name: &str) -> i64 {
         self.get(name).and_then(Value::as_int).unwrap_or(0)
@@ -282,15 +348,28 @@ impl KernelSpec {
     }
     /// (name, value) pairs in declaration order.
     pub fn params(&self) -> impl Iterator<Item = (&'static str, &Value)> {
-        self.family.params.iter().map(|p| p.name).zip(self.values.iter())
+        self.family
+            .params
+            .iter()
+            .map(|p| p.name)
+            .zip(self.values.iter())
     }
     /// Check the spec is meant for this target (wave size must be the target's).
     pub fn check_target(&self, t: &Target) -> Result<()> {
         if self.wave != t.wave_size {
-            return Err(Error::InvalidSpec { spec: self.uri.clone(), reason: format!("wave size {} but target {} runs waves of {}", self.wave, t, t.wave_size) });
+            return Err(Error::InvalidSpec {
+                spec: self.uri.clone(),
+                reason: format!(
+                    "wave size {} but target {} runs waves of {}",
+                    self.wave, t, t.wave_size
+                ),
+            });
         }
         if !(self.family.applies)(self, t) {
-            return Err(Error::InvalidSpec { spec: self.uri.clone(), reason: format!("this instance is not built for {t}") });
+            return Err(Error::InvalidSpec {
+                spec: self.uri.clone(),
+                reason: format!("this instance is not built for {t}"),
+            });
         }
         Ok(())
     }

@@ -24,17 +24,27 @@ pub fn template_text(name: &str) -> Result<String> {
         .get_file(name)
         .and_then(|f| f.contents_utf8())
         .map(String::from)
-        .ok_or_else(|| Error::Template { template: name.into(), message: "no such template (embedded or in ROCMFORGE_TEMPLATE_DIR)".into() })
+        .ok_or_else(|| Error::Template {
+            template: name.into(),
+            message: "no such template (embedded or in ROCMFORGE_TEMPLATE_DIR)".into(),
+        })
 }
 
 /// Names of all embedded templates.
 pub fn embedded_names() -> Vec<String> {
-    EMBEDDED.files().map(|f| f.path().to_string_lossy().into_owned()).collect()
+    EMBEDDED
+        .files()
+        .map(|f| f.path().to_string_lossy().into_owned())
+        .collect()
 }
 
 /// Render the complete source for `spec` on `target`.
 pub fn render(spec: &KernelSpec, target: &Target) -> Result<String> {
-    let mut src = format!("// rocmforge kernel {} for {}\n", spec.uri(), target.full_name());
+    let mut src = format!(
+        "// rocmforge kernel {} for {}\n",
+        spec.uri(),
+        target.full_name()
+    );
     src.push_str(&render_common(spec, target)?);
     src.push_str(&render_instance(spec)?);
     Ok(src)
@@ -43,8 +53,16 @@ pub fn render(spec: &KernelSpec, target: &Target) -> Result<String> {
 /// One translation unit holding several instances of one family that share their preamble (see
 /// `Jit::compile_many`): the common part once, then every instantiation.
 pub fn render_group(specs: &[&KernelSpec], target: &Target) -> Result<String> {
-    let first = specs.first().ok_or_else(|| Error::Template { template: "(group)".into(), message: "empty group".into() })?;
-    let mut src = format!("// rocmforge kernel group of {} {} instances for {}\n", specs.len(), first.family().name, target.full_name());
+    let first = specs.first().ok_or_else(|| Error::Template {
+        template: "(group)".into(),
+        message: "empty group".into(),
+    })?;
+    let mut src = format!(
+        "// rocmforge kernel group of {} {} instances for {}\n",
+        specs.len(),
+        first.family().name,
+        target.full_name()
+    );
     src.push_str(&render_common(first, target)?);
     for s in specs {
         src.push_str(&render_instance(s)?);
@@ -107,9 +125,17 @@ fn render_instance(spec: &KernelSpec) -> Result<String> {
             msg.push_str(&format!(": {c}"));
             s = c.source();
         }
-        Error::Template { template: fam.instance.into(), message: msg }
+        Error::Template {
+            template: fam.instance.into(),
+            message: msg,
+        }
     })?;
-    Ok(format!("\n// ---- {} ({}) ----\n{}\n", fam.instance, spec.uri(), rendered))
+    Ok(format!(
+        "\n// ---- {} ({}) ----\n{}\n",
+        fam.instance,
+        spec.uri(),
+        rendered
+    ))
 }
 
 /// The C type of a dtype name (`f32` → `float`), for `<param>_c` variables in instance templates.
@@ -128,11 +154,15 @@ pub fn excerpt(source: &str, log: &str) -> String {
     let mut wanted: Vec<usize> = Vec::new();
     for l in log.lines() {
         // NVRTC: `name(123): error ...`; hipRTC/clang: `name:123:45: error: ...`
-        let num = l.split_once('(').and_then(|(_, r)| r.split_once(')')).and_then(|(n, _)| n.parse::<usize>().ok()).or_else(|| {
-            let mut it = l.split(':');
-            it.next();
-            it.next().and_then(|n| n.trim().parse::<usize>().ok())
-        });
+        let num = l
+            .split_once('(')
+            .and_then(|(_, r)| r.split_once(')'))
+            .and_then(|(n, _)| n.parse::<usize>().ok())
+            .or_else(|| {
+                let mut it = l.split(':');
+                it.next();
+                it.next().and_then(|n| n.trim().parse::<usize>().ok())
+            });
         if let Some(n) = num {
             if l.contains("error") && n >= 1 && n <= lines.len() && !wanted.contains(&n) {
                 wanted.push(n);
@@ -142,7 +172,12 @@ pub fn excerpt(source: &str, log: &str) -> String {
     let mut out = String::new();
     for n in wanted.iter().take(5) {
         for i in n.saturating_sub(3).max(1)..=(*n + 2).min(lines.len()) {
-            out.push_str(&format!("{}{:5} | {}\n", if i == *n { ">" } else { " " }, i, lines[i - 1]));
+            out.push_str(&format!(
+                "{}{:5} | {}\n",
+                if i == *n { ">" } else { " " },
+                i,
+                lines[i - 1]
+            ));
         }
         out.push_str("      ...\n");
     }

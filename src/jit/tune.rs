@@ -11,7 +11,12 @@ pub struct Timing {
 }
 
 /// Median of device-event timings of `run`, after `warmup` untimed calls.
-pub fn time_median(dev: &Device, warmup: usize, iters: usize, mut run: impl FnMut() -> Result<()>) -> Result<f64> {
+pub fn time_median(
+    dev: &Device,
+    warmup: usize,
+    iters: usize,
+    mut run: impl FnMut() -> Result<()>,
+) -> Result<f64> {
     let stream = dev.default_stream();
     for _ in 0..warmup {
         run()?;
@@ -30,17 +35,26 @@ pub fn time_median(dev: &Device, warmup: usize, iters: usize, mut run: impl FnMu
 
 /// Time every candidate (label, closure) and return them fastest first. Candidates that fail
 /// (e.g. a tile that does not fit) are skipped and reported in the log; all failing is an error.
-pub fn pick_fastest(dev: &Device, candidates: Vec<(String, Box<dyn FnMut() -> Result<()> + '_>)>) -> Result<Vec<Timing>> {
+pub fn pick_fastest(
+    dev: &Device,
+    candidates: Vec<(String, Box<dyn FnMut() -> Result<()> + '_>)>,
+) -> Result<Vec<Timing>> {
     let mut out = Vec::new();
     let mut errors = Vec::new();
     for (label, mut f) in candidates {
         match time_median(dev, 3, 20, &mut f) {
-            Ok(ms) => out.push(Timing { label, median_ms: ms }),
+            Ok(ms) => out.push(Timing {
+                label,
+                median_ms: ms,
+            }),
             Err(e) => errors.push(format!("{label}: {e}")),
         }
     }
     if out.is_empty() {
-        return Err(Error::op("tune", format!("every candidate failed: {}", errors.join("; "))));
+        return Err(Error::op(
+            "tune",
+            format!("every candidate failed: {}", errors.join("; ")),
+        ));
     }
     for e in errors {
         tracing::info!("tuning candidate skipped: {e}");

@@ -20,10 +20,20 @@ pub fn families() -> Vec<&'static Family> {
 
 /// A family by name, or an error listing the known ones.
 pub fn family(name: &str) -> Result<&'static Family> {
-    families().into_iter().find(|f| f.name == name).ok_or_else(|| Error::InvalidSpec {
-        spec: name.into(),
-        reason: format!("no such kernel family; known: {}", families().iter().map(|f| f.name).collect::<Vec<_>>().join(", ")),
-    })
+    families()
+        .into_iter()
+        .find(|f| f.name == name)
+        .ok_or_else(|| Error::InvalidSpec {
+            spec: name.into(),
+            reason: format!(
+                "no such kernel family; known: {}",
+                families()
+                    .iter()
+                    .map(|f| f.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })
 }
 
 /// Element types kernels take and return, with their dtype name in specs.

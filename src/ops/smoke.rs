@@ -14,13 +14,34 @@ pub static FAMILY: Family = Family {
     body: "smoke.hip",
     instance: "smoke.inst",
     params: &[
-        ParamDef { name: "kind", kind: ParamKind::Choice { values: &["axpy", "wave_reduce", "block_reduce"] }, doc: "which kernel" },
-        ParamDef { name: "dtype", kind: ParamKind::Choice { values: DTYPES }, doc: "element type of x (and y)" },
-        ParamDef { name: "block", kind: ParamKind::Int { prefix: "b", values: &[64, 128, 256, 512] }, doc: "threads per block" },
+        ParamDef {
+            name: "kind",
+            kind: ParamKind::Choice {
+                values: &["axpy", "wave_reduce", "block_reduce"],
+            },
+            doc: "which kernel",
+        },
+        ParamDef {
+            name: "dtype",
+            kind: ParamKind::Choice { values: DTYPES },
+            doc: "element type of x (and y)",
+        },
+        ParamDef {
+            name: "block",
+            kind: ParamKind::Int {
+                prefix: "b",
+                values: &[64, 128, 256, 512],
+            },
+            doc: "threads per block",
+        },
     ],
     validate: |s| {
         if s.int("block") % s.wave() as i64 != 0 {
-            return Err(format!("block {} is not a multiple of the wave size {}", s.int("block"), s.wave()));
+            return Err(format!(
+                "block {} is not a multiple of the wave size {}",
+                s.int("block"),
+                s.wave()
+            ));
         }
         Ok(())
     },
@@ -30,42 +51,104 @@ pub static FAMILY: Family = Family {
 
 /// Spec of one smoke kernel.
 pub fn spec(kind: &str, dtype: &str, block: u32, wave: u32) -> Result<KernelSpec> {
-    KernelSpec::new(&FAMILY, &[("kind", kind.into()), ("dtype", dtype.into()), ("block", (block as i64).into())], wave)
+    KernelSpec::new(
+        &FAMILY,
+        &[
+            ("kind", kind.into()),
+            ("dtype", dtype.into()),
+            ("block", (block as i64).into()),
+        ],
+        wave,
+    )
 }
 
 const BLOCK: u32 = 256;
 
 /// y = a * x + y on the device.
-pub fn axpy<T: Element>(dev: &Device, stream: &Stream, a: f32, x: &Buffer<T>, y: &mut Buffer<T>) -> Result<()> {
+pub fn axpy<T: Element>(
+    dev: &Device,
+    stream: &Stream,
+    a: f32,
+    x: &Buffer<T>,
+    y: &mut Buffer<T>,
+) -> Result<()> {
     if x.len() != y.len() {
-        return Err(Error::op("axpy", format!("x has {} elements, y {}", x.len(), y.len())));
+        return Err(Error::op(
+            "axpy",
+            format!("x has {} elements, y {}", x.len(), y.len()),
+        ));
     }
     let n = i32::try_from(x.len()).map_err(|_| Error::op("axpy", "more than 2^31 elements"))?;
     let k = Jit::global().kernel(dev, &spec("axpy", T::DTYPE, BLOCK, dev.target().wave_size)?)?;
     let blocks = (x.len().div_ceil(BLOCK as usize)).clamp(1, 65535 * 8);
-    let cfg = LaunchConfig { grid: [blocks as u32, 1, 1], block: [BLOCK, 1, 1], shared_bytes: 0 };
+    let cfg = LaunchConfig {
+        grid: [blocks as u32, 1, 1],
+        block: [BLOCK, 1, 1],
+        shared_bytes: 0,
+    };
     k.launch(stream, cfg, &[n.into(), a.into(), x.into(), Arg::from(&*y)])
 }
 
 /// out[w] = sum of the w-th wave-sized chunk of x; `out` has ceil(n / wave) elements.
-pub fn wave_reduce<T: Element>(dev: &Device, stream: &Stream, x: &Buffer<T>, out: &mut Buffer<f32>) -> Result<()> {
+pub fn wave_reduce<T: Element>(
+    dev: &Device,
+    stream: &Stream,
+    x: &Buffer<T>,
+    out: &mut Buffer<f32>,
+) -> Result<()> {
     let w = dev.target().wave_size as usize;
     if out.len() != x.len().div_ceil(w) {
-        return Err(Error::op("wave_reduce", format!("out has {} elements, needs ceil({} / {w})", out.len(), x.len())));
+        return Err(Error::op(
+            "wave_reduce",
+            format!(
+                "out has {} elements, needs ceil({} / {w})",
+                out.len(),
+                x.len()
+            ),
+        ));
     }
-    let n = i32::try_from(x.len()).map_err(|_| Error::op("wave_reduce", "more than 2^31 elements"))?;
+    let n =
+        i32::try_from(x.len()).map_err(|_| Error::op("wave_reduce", "more than 2^31 elements"))?;
     let k = Jit::global().kernel(dev, &spec("wave_reduce", T::DTYPE, BLOCK, w as u32)?)?;
-    k.launch(stream, LaunchConfig::linear(x.len().max(1), BLOCK), &[n.into(), x.into(), Arg::from(&*out)])
+    k.launch(
+        stream,
+        LaunchConfig::linear(x.len().max(1), BLOCK),
+        &[n.into(), x.into(), Arg::from(&*out)],
+    )
 }
 
 /// out[r] = sum of row r of x (rows of `row` elements); one block per row.
-pub fn block_reduce<T: Element>(dev: &Device, stream: &Stream, row: usize, x: &Buffer<T>, out: &mut Buffer<f32>) -> Result<()> {
+pub fn block_reduce<T: Element>(
+    dev: &Device,
+    stream: &Stream,
+    row: usize,
+    x: &Buffer<T>,
+    out: &mut Buffer<f32>,
+) -> Result<()> {
     if row == 0 || x.len() % row != 0 || out.len() != x.len() / row {
-        return Err(Error::op("block_reduce", format!("x of {} elements is not {} rows of {row}", x.len(), out.len())));
+        return Err(Error::op(
+            "block_reduce",
+            format!(
+                "x of {} elements is not {} rows of {row}",
+                x.len(),
+                out.len()
+            ),
+        ));
     }
-    let k = Jit::global().kernel(dev, &spec("block_reduce", T::DTYPE, BLOCK, dev.target().wave_size)?)?;
-    let cfg = LaunchConfig { grid: [out.len() as u32, 1, 1], block: [BLOCK, 1, 1], shared_bytes: 0 };
-    k.launch(stream, cfg, &[(row as i32).into(), x.into(), Arg::from(&*out)])
+    let k = Jit::global().kernel(
+        dev,
+        &spec("block_reduce", T::DTYPE, BLOCK, dev.target().wave_size)?,
+    )?;
+    let cfg = LaunchConfig {
+        grid: [out.len() as u32, 1, 1],
+        block: [BLOCK, 1, 1],
+        shared_bytes: 0,
+    };
+    k.launch(
+        stream,
+        cfg,
+        &[(row as i32).into(), x.into(), Arg::from(&*out)],
+    )
 }
 
 /// CPU reference of [`axpy`]: one fused multiply-add in f32 (GPU compilers contract `a*x+y`),
@@ -78,12 +161,16 @@ pub fn axpy_ref<T: Element>(a: f32, x: &[T], y: &mut [T]) {
 
 /// CPU reference of [`wave_reduce`] (f64 sums).
 pub fn wave_reduce_ref<T: Element>(x: &[T], wave: usize) -> Vec<f32> {
-    x.chunks(wave).map(|c| c.iter().map(|v| v.to_f32() as f64).sum::<f64>() as f32).collect()
+    x.chunks(wave)
+        .map(|c| c.iter().map(|v| v.to_f32() as f64).sum::<f64>() as f32)
+        .collect()
 }
 
 /// CPU reference of [`block_reduce`] (f64 sums).
 pub fn block_reduce_ref<T: Element>(x: &[T], row: usize) -> Vec<f32> {
-    x.chunks(row).map(|c| c.iter().map(|v| v.to_f32() as f64).sum::<f64>() as f32).collect()
+    x.chunks(row)
+        .map(|c| c.iter().map(|v| v.to_f32() as f64).sum::<f64>() as f32)
+        .collect()
 }
 
 #[cfg(test)]

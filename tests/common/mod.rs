@@ -16,7 +16,11 @@ pub fn rel_err(got: &[f32], want: &[f32]) -> f64 {
     if got.iter().any(|v| !v.is_finite()) {
         return f64::INFINITY;
     }
-    let num: f64 = got.iter().zip(want).map(|(a, b)| ((*a as f64) - (*b as f64)).powi(2)).sum();
+    let num: f64 = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| ((*a as f64) - (*b as f64)).powi(2))
+        .sum();
     let den: f64 = want.iter().map(|b| (*b as f64).powi(2)).sum();
     (num / den.max(1e-30)).sqrt()
 }

@@ -61,7 +61,12 @@ struct Driver {
 /// then the usual driver directories, then CUDA_HOME's compat stubs are NOT used (they cannot run).
 fn driver_candidates() -> Vec<String> {
     let mut c = vec!["libcuda.so.1".to_string(), "libcuda.so".to_string()];
-    for d in ["/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/local/nvidia/lib64", "/usr/lib/wsl/lib"] {
+    for d in [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib64",
+        "/usr/local/nvidia/lib64",
+        "/usr/lib/wsl/lib",
+    ] {
         c.push(format!("{d}/libcuda.so.1"));
     }
     c
@@ -77,7 +82,11 @@ fn driver() -> Result<&'static Driver> {
                 lib.get::<ElapsedFn>(b"cuEventElapsedTime_v2\0")
                     .or_else(|_| lib.get::<ElapsedFn>(b"cuEventElapsedTime\0"))
                     .map(|s| *s)
-                    .map_err(|e| Error::MissingSymbol { library: path.clone(), symbol: "cuEventElapsedTime".into(), reason: e.to_string() })?
+                    .map_err(|e| Error::MissingSymbol {
+                        library: path.clone(),
+                        symbol: "cuEventElapsedTime".into(),
+                        reason: e.to_string(),
+                    })?
             };
             let api = CudaApi::from_library(lib, path)?;
             let d = Driver { api, elapsed };
@@ -98,7 +107,11 @@ impl Driver {
         let mut p: *const c_char = std::ptr::null();
         // SAFETY: cuGetErrorString writes a pointer to a static string.
         unsafe { (self.api.cuGetErrorString)(code, &mut p) };
-        Err(Error::Vendor { api, code: code as i64, message: cstr(p) })
+        Err(Error::Vendor {
+            api,
+            code: code as i64,
+            message: cstr(p),
+        })
     }
 }
 
@@ -129,7 +142,9 @@ impl CudaBackend {
         let mut n = 0;
         cu!(d, cuDeviceGetCount(&mut n))?;
         if ordinal as i32 >= n {
-            return Err(Error::NoDevice(format!("CUDA device {ordinal} requested, {n} present")));
+            return Err(Error::NoDevice(format!(
+                "CUDA device {ordinal} requested, {n} present"
+            )));
         }
         let mut dev = 0;
         cu!(d, cuDeviceGet(&mut dev, ordinal as i32))?;
@@ -160,7 +175,13 @@ impl CudaBackend {
         t.clock_khz = attr(13).unwrap_or(0);
         t.mem_bytes = mem as u64;
         t.driver_version = format!("CUDA driver {}", driver_version()?);
-        Ok((CudaBackend { d, ctx: ctx as usize }, t))
+        Ok((
+            CudaBackend {
+                d,
+                ctx: ctx as usize,
+            },
+            t,
+        ))
     }
 
     fn bind(&self) -> Result<()> {
@@ -210,7 +231,10 @@ impl Backend for CudaBackend {
         // cuModuleLoadData reads an ELF image whose size it takes from its headers; a truncated image
         // must not reach it, so the cache verifies a checksum before any load.
         let mut m: Ptr = std::ptr::null_mut();
-        cu!(self.d, cuModuleLoadData(&mut m, image.as_ptr() as *const c_void))?;
+        cu!(
+            self.d,
+            cuModuleLoadData(&mut m, image.as_ptr() as *const c_void)
+        )?;
         Ok(m as Raw)
     }
     fn module_unload(&self, module: Raw) -> Result<()> {
@@ -219,9 +243,15 @@ impl Backend for CudaBackend {
     }
     fn function(&self, module: Raw, name: &str) -> Result<Raw> {
         self.bind()?;
-        let c = CString::new(name).map_err(|_| Error::Launch { kernel: name.into(), reason: "NUL in name".into() })?;
+        let c = CString::new(name).map_err(|_| Error::Launch {
+            kernel: name.into(),
+            reason: "NUL in name".into(),
+        })?;
         let mut f: Ptr = std::ptr::null_mut();
-        cu!(self.d, cuModuleGetFunction(&mut f, module as Ptr, c.as_ptr()))?;
+        cu!(
+            self.d,
+            cuModuleGetFunction(&mut f, module as Ptr, c.as_ptr())
+        )?;
         Ok(f as Raw)
     }
     fn func_attrs(&self, func: Raw) -> Result<FuncAttrs> {
@@ -230,17 +260,42 @@ impl Backend for CudaBackend {
             cu!(self.d, cuFuncGetAttribute(&mut v, a, func as Ptr))?;
             Ok(v.max(0) as u32)
         };
-        Ok(FuncAttrs { max_threads: get(0)?, shared_bytes: get(1)?, local_bytes: get(3)?, registers: get(4)? })
+        Ok(FuncAttrs {
+            max_threads: get(0)?,
+            shared_bytes: get(1)?,
+            local_bytes: get(3)?,
+            registers: get(4)?,
+        })
     }
     fn set_dynamic_shared(&self, func: Raw, bytes: u32) -> Result<()> {
         // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
         cu!(self.d, cuFuncSetAttribute(func as Ptr, 8, bytes as i32))
     }
-    unsafe fn launch(&self, func: Raw, g: [u32; 3], b: [u32; 3], shared: u32, stream: Raw, params: &mut [*mut c_void]) -> Result<()> {
+    unsafe fn launch(
+        &self,
+        func: Raw,
+        g: [u32; 3],
+        b: [u32; 3],
+        shared: u32,
+        stream: Raw,
+        params: &mut [*mut c_void],
+    ) -> Result<()> {
         self.bind()?;
         cu!(
             self.d,
-            cuLaunchKernel(func as Ptr, g[0], g[1], g[2], b[0], b[1], b[2], shared, stream as Ptr, params.as_mut_ptr(), std::ptr::null_mut())
+            cuLaunchKernel(
+                func as Ptr,
+                g[0],
+                g[1],
+                g[2],
+                b[0],
+                b[1],
+                b[2],
+                shared,
+                stream as Ptr,
+                params.as_mut_ptr(),
+                std::ptr::null_mut()
+            )
         )
     }
     fn stream_create(&self) -> Result<Raw> {
@@ -275,7 +330,9 @@ impl Backend for CudaBackend {
     fn event_elapsed_ms(&self, start: Raw, end: Raw) -> Result<f32> {
         let mut ms = 0f32;
         // SAFETY: both events were created and recorded by this backend.
-        self.d.check("cuEventElapsedTime", unsafe { (self.d.elapsed)(&mut ms, start as Ptr, end as Ptr) })?;
+        self.d.check("cuEventElapsedTime", unsafe {
+            (self.d.elapsed)(&mut ms, start as Ptr, end as Ptr)
+        })?;
         Ok(ms)
     }
 }

@@ -36,7 +36,10 @@ pub struct Nvrtc {
 
 /// CUDA roots named by the user or installed in the usual places.
 fn cuda_roots() -> Vec<PathBuf> {
-    let mut r: Vec<PathBuf> = ["CUDA_HOME", "CUDA_PATH"].iter().filter_map(|v| env_dir(v, "")).collect();
+    let mut r: Vec<PathBuf> = ["CUDA_HOME", "CUDA_PATH"]
+        .iter()
+        .filter_map(|v| env_dir(v, ""))
+        .collect();
     r.push(PathBuf::from("/usr/local/cuda"));
     r
 }
@@ -91,7 +94,10 @@ impl Nvrtc {
         static N: OnceLock<std::result::Result<Arc<Nvrtc>, String>> = OnceLock::new();
         N.get_or_init(|| Self::load().map(Arc::new).map_err(|e| e.to_string()))
             .clone()
-            .map_err(|e| Error::LibraryNotFound { what: "NVRTC".into(), tried: vec![e] })
+            .map_err(|e| Error::LibraryNotFound {
+                what: "NVRTC".into(),
+                tried: vec![e],
+            })
     }
 
     fn load() -> Result<Nvrtc> {
@@ -109,7 +115,12 @@ impl Nvrtc {
             a
         };
         let include = find_include(&api.path);
-        Ok(Nvrtc { api, version: v, include, archs })
+        Ok(Nvrtc {
+            api,
+            version: v,
+            include,
+            archs,
+        })
     }
 
     fn check(&self, api: &'static str, code: i32) -> Result<()> {
@@ -118,7 +129,11 @@ impl Nvrtc {
         }
         // SAFETY: returns a static string.
         let msg = cstr(unsafe { (self.api.nvrtcGetErrorString)(code) });
-        Err(Error::Vendor { api, code: code as i64, message: msg })
+        Err(Error::Vendor {
+            api,
+            code: code as i64,
+            message: msg,
+        })
     }
 
     /// Where the CUDA headers were found, if anywhere.
@@ -156,30 +171,61 @@ impl RtcCompiler for Nvrtc {
     fn check_target(&self, t: &Target) -> Result<()> {
         let sm = t.sm_version() as i32;
         if t.vendor != Vendor::Nvidia || (!self.archs.is_empty() && !self.archs.contains(&sm)) {
-            return Err(Error::UnsupportedTarget { target: t.full_name(), compiler: self.describe(), supported: self.supported_targets() });
+            return Err(Error::UnsupportedTarget {
+                target: t.full_name(),
+                compiler: self.describe(),
+                supported: self.supported_targets(),
+            });
         }
         Ok(())
     }
     fn base_options(&self, t: &Target) -> Vec<String> {
-        let mut o = vec![format!("-arch={}", t.arch), "-std=c++17".into(), "-default-device".into(), "-DRF_NVIDIA=1".into()];
+        let mut o = vec![
+            format!("-arch={}", t.arch),
+            "-std=c++17".into(),
+            "-default-device".into(),
+            "-DRF_NVIDIA=1".into(),
+        ];
         if let Some(inc) = &self.include {
             o.push(format!("-I{}", inc.display()));
         }
         o
     }
-    fn compile(&self, source: &str, name: &str, options: &[String]) -> Result<std::result::Result<Vec<u8>, String>> {
-        let src = CString::new(source).map_err(|_| Error::Template { template: name.into(), message: "NUL byte in source".into() })?;
-        let cname = CString::new(name).map_err(|_| Error::Template { template: name.into(), message: "NUL in name".into() })?;
-        let opts: Vec<CString> = options.iter().filter_map(|o| CString::new(o.as_str()).ok()).collect();
+    fn compile(
+        &self,
+        source: &str,
+        name: &str,
+        options: &[String],
+    ) -> Result<std::result::Result<Vec<u8>, String>> {
+        let src = CString::new(source).map_err(|_| Error::Template {
+            template: name.into(),
+            message: "NUL byte in source".into(),
+        })?;
+        let cname = CString::new(name).map_err(|_| Error::Template {
+            template: name.into(),
+            message: "NUL in name".into(),
+        })?;
+        let opts: Vec<CString> = options
+            .iter()
+            .filter_map(|o| CString::new(o.as_str()).ok())
+            .collect();
         let optp: Vec<*const c_char> = opts.iter().map(|o| o.as_ptr()).collect();
         let mut prog: Prog = std::ptr::null_mut();
         // SAFETY: strings are NUL-terminated and outlive the calls; no headers are passed.
         self.check("nvrtcCreateProgram", unsafe {
-            (self.api.nvrtcCreateProgram)(&mut prog, src.as_ptr(), cname.as_ptr(), 0, std::ptr::null(), std::ptr::null())
+            (self.api.nvrtcCreateProgram)(
+                &mut prog,
+                src.as_ptr(),
+                cname.as_ptr(),
+                0,
+                std::ptr::null(),
+                std::ptr::null(),
+            )
         })?;
         let guard = ProgGuard(&self.api, prog);
         // SAFETY: valid program and option array.
-        let rc = unsafe { (self.api.nvrtcCompileProgram)(guard.1, optp.len() as i32, optp.as_ptr()) };
+        let rc =
+            unsafe { (self.api.nvrtcCompileProgram)(guard.1, optp.len() as i32, optp.as_ptr()) };
         let mut n = 0usize;
         // SAFETY: valid program; buffer sized by NVRTC.
         let log = unsafe {
@@ -194,9 +240,13 @@ impl RtcCompiler for Nvrtc {
         }
         self.check("nvrtcCompileProgram", rc)?;
         let mut size = 0usize;
-        self.check("nvrtcGetCUBINSize", unsafe { (self.api.nvrtcGetCUBINSize)(guard.1, &mut size) })?;
+        self.check("nvrtcGetCUBINSize", unsafe {
+            (self.api.nvrtcGetCUBINSize)(guard.1, &mut size)
+        })?;
         let mut code = vec![0u8; size];
-        self.check("nvrtcGetCUBIN", unsafe { (self.api.nvrtcGetCUBIN)(guard.1, code.as_mut_ptr() as *mut c_char) })?;
+        self.check("nvrtcGetCUBIN", unsafe {
+            (self.api.nvrtcGetCUBIN)(guard.1, code.as_mut_ptr() as *mut c_char)
+        })?;
         if !log.trim().is_empty() {
             tracing::debug!(kernel = name, "NVRTC log: {}", log.trim());
         }

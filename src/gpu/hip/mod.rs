@@ -1,7 +1,7 @@
 //! AMD: the HIP runtime (libamdhip64), loaded at run time.
 
-pub mod hiprtc;
 pub mod hipblas;
+pub mod hiprtc;
 
 use super::loader::{cstr, dyn_api, env_dir, open_first};
 use super::{Backend, FuncAttrs, Raw, Target};
@@ -50,10 +50,25 @@ dyn_api!(
 /// libamdhip64 candidates: ROCM_PATH / HIP_PATH first, then /opt/rocm, then the loader's search.
 /// Sonames: .so.7 (ROCm 7), .so.6 (ROCm 6), .so.5 (ROCm 5, which also carries hipRTC).
 pub(crate) fn amdhip_candidates() -> Vec<String> {
-    let mut dirs: Vec<std::path::PathBuf> = ["ROCM_PATH", "HIP_PATH"].iter().filter_map(|v| env_dir(v, "lib")).collect();
+    let mut dirs: Vec<std::path::PathBuf> = ["ROCM_PATH", "HIP_PATH"]
+        .iter()
+        .filter_map(|v| env_dir(v, "lib"))
+        .collect();
     dirs.push("/opt/rocm/lib".into());
-    let sonames = ["libamdhip64.so.7", "libamdhip64.so.6", "libamdhip64.so.5", "libamdhip64.so"];
-    let mut c: Vec<String> = dirs.iter().flat_map(|d| sonames.iter().map(move |s| d.join(s).to_string_lossy().into_owned())).collect();
+    let sonames = [
+        "libamdhip64.so.7",
+        "libamdhip64.so.6",
+        "libamdhip64.so.5",
+        "libamdhip64.so",
+    ];
+    let mut c: Vec<String> = dirs
+        .iter()
+        .flat_map(|d| {
+            sonames
+                .iter()
+                .map(move |s| d.join(s).to_string_lossy().into_owned())
+        })
+        .collect();
     c.extend(sonames.map(String::from));
     c
 }
@@ -78,7 +93,11 @@ fn check(api: &HipApi, name: &'static str, code: i32) -> Result<()> {
         return Ok(());
     }
     // SAFETY: returns a static string.
-    Err(Error::Vendor { api: name, code: code as i64, message: cstr(unsafe { (api.hipGetErrorString)(code) }) })
+    Err(Error::Vendor {
+        api: name,
+        code: code as i64,
+        message: cstr(unsafe { (api.hipGetErrorString)(code) }),
+    })
 }
 
 macro_rules! hip {
@@ -105,24 +124,42 @@ const ATTR_WARP_SIZE: i32 = 87;
 fn arch_name(lib_path: &str, ordinal: i32) -> Result<String> {
     type PropsFn = unsafe extern "C" fn(*mut c_void, i32) -> i32;
     // SAFETY: re-opening an already loaded library just bumps its refcount.
-    let lib = unsafe { libloading::Library::new(lib_path) }.map_err(|e| Error::NoDevice(e.to_string()))?;
-    let f = unsafe { lib.get::<PropsFn>(b"hipGetDevicePropertiesR0600\0").or_else(|_| lib.get::<PropsFn>(b"hipGetDeviceProperties\0")) }
-        .map_err(|e| Error::MissingSymbol { library: lib_path.into(), symbol: "hipGetDeviceProperties".into(), reason: e.to_string() })?;
+    let lib = unsafe { libloading::Library::new(lib_path) }
+        .map_err(|e| Error::NoDevice(e.to_string()))?;
+    let f = unsafe {
+        lib.get::<PropsFn>(b"hipGetDevicePropertiesR0600\0")
+            .or_else(|_| lib.get::<PropsFn>(b"hipGetDeviceProperties\0"))
+    }
+    .map_err(|e| Error::MissingSymbol {
+        library: lib_path.into(),
+        symbol: "hipGetDeviceProperties".into(),
+        reason: e.to_string(),
+    })?;
     let mut buf = vec![0u8; 16384];
     // SAFETY: the buffer is far larger than any hipDeviceProp_t version (792 bytes in 5.2, ~1.5 KiB in 6).
     let rc = unsafe { f(buf.as_mut_ptr() as *mut c_void, ordinal) };
     if rc != 0 {
-        return Err(Error::Vendor { api: "hipGetDeviceProperties", code: rc as i64, message: "failed".into() });
+        return Err(Error::Vendor {
+            api: "hipGetDeviceProperties",
+            code: rc as i64,
+            message: "failed".into(),
+        });
     }
     let mut i = 0;
     while i + 3 < buf.len() {
         if &buf[i..i + 3] == b"gfx" && (i == 0 || buf[i - 1] == 0) {
-            let end = buf[i..].iter().position(|&b| b == 0).map(|p| i + p).unwrap_or(buf.len());
+            let end = buf[i..]
+                .iter()
+                .position(|&b| b == 0)
+                .map(|p| i + p)
+                .unwrap_or(buf.len());
             return Ok(String::from_utf8_lossy(&buf[i..end]).into_owned());
         }
         i += 1;
     }
-    Err(Error::NoDevice("hipGetDeviceProperties gave no gcnArchName".into()))
+    Err(Error::NoDevice(
+        "hipGetDeviceProperties gave no gcnArchName".into(),
+    ))
 }
 
 /// A HIP device.
@@ -137,7 +174,9 @@ impl HipBackend {
         let mut n = 0;
         hip!(api, hipGetDeviceCount(&mut n))?;
         if ordinal as i32 >= n {
-            return Err(Error::NoDevice(format!("HIP device {ordinal} requested, {n} present")));
+            return Err(Error::NoDevice(format!(
+                "HIP device {ordinal} requested, {n} present"
+            )));
         }
         let dev = ordinal as i32;
         let attr = |a: i32| -> Result<u32> {
@@ -158,8 +197,16 @@ impl HipBackend {
         t.wave_size = attr(ATTR_WARP_SIZE)?;
         t.compute_units = attr(ATTR_CU_COUNT)?;
         t.max_threads_per_block = attr(ATTR_THREADS_PER_BLOCK)?;
-        t.max_block = [attr(ATTR_BLOCK_X)?, attr(ATTR_BLOCK_X + 1)?, attr(ATTR_BLOCK_X + 2)?];
-        t.max_grid = [attr(ATTR_GRID_X)?, attr(ATTR_GRID_X + 1)?, attr(ATTR_GRID_X + 2)?];
+        t.max_block = [
+            attr(ATTR_BLOCK_X)?,
+            attr(ATTR_BLOCK_X + 1)?,
+            attr(ATTR_BLOCK_X + 2)?,
+        ];
+        t.max_grid = [
+            attr(ATTR_GRID_X)?,
+            attr(ATTR_GRID_X + 1)?,
+            attr(ATTR_GRID_X + 2)?,
+        ];
         t.shared_per_block = attr(ATTR_SHARED_PER_BLOCK)?;
         t.shared_per_block_optin = t.shared_per_block;
         t.regs_per_block = attr(ATTR_REGS_PER_BLOCK)?;
@@ -188,15 +235,24 @@ impl Backend for HipBackend {
     }
     unsafe fn htod(&self, dst: u64, src: *const u8, bytes: usize) -> Result<()> {
         self.bind()?;
-        hip!(self.api, hipMemcpyHtoD(dst as Ptr, src as *const c_void, bytes))
+        hip!(
+            self.api,
+            hipMemcpyHtoD(dst as Ptr, src as *const c_void, bytes)
+        )
     }
     unsafe fn dtoh(&self, dst: *mut u8, src: u64, bytes: usize) -> Result<()> {
         self.bind()?;
-        hip!(self.api, hipMemcpyDtoH(dst as *mut c_void, src as Ptr, bytes))
+        hip!(
+            self.api,
+            hipMemcpyDtoH(dst as *mut c_void, src as Ptr, bytes)
+        )
     }
     fn dtod(&self, dst: u64, src: u64, bytes: usize, stream: Raw) -> Result<()> {
         self.bind()?;
-        hip!(self.api, hipMemcpyDtoDAsync(dst as Ptr, src as Ptr, bytes, stream as Ptr))
+        hip!(
+            self.api,
+            hipMemcpyDtoDAsync(dst as Ptr, src as Ptr, bytes, stream as Ptr)
+        )
     }
     fn memset8(&self, dst: u64, value: u8, bytes: usize) -> Result<()> {
         self.bind()?;
@@ -215,16 +271,25 @@ impl Backend for HipBackend {
     fn module_load(&self, image: &[u8]) -> Result<Raw> {
         self.bind()?;
         let mut m: Ptr = std::ptr::null_mut();
-        hip!(self.api, hipModuleLoadData(&mut m, image.as_ptr() as *const c_void))?;
+        hip!(
+            self.api,
+            hipModuleLoadData(&mut m, image.as_ptr() as *const c_void)
+        )?;
         Ok(m as Raw)
     }
     fn module_unload(&self, module: Raw) -> Result<()> {
         hip!(self.api, hipModuleUnload(module as Ptr))
     }
     fn function(&self, module: Raw, name: &str) -> Result<Raw> {
-        let c = CString::new(name).map_err(|_| Error::Launch { kernel: name.into(), reason: "NUL in name".into() })?;
+        let c = CString::new(name).map_err(|_| Error::Launch {
+            kernel: name.into(),
+            reason: "NUL in name".into(),
+        })?;
         let mut f: Ptr = std::ptr::null_mut();
-        hip!(self.api, hipModuleGetFunction(&mut f, module as Ptr, c.as_ptr()))?;
+        hip!(
+            self.api,
+            hipModuleGetFunction(&mut f, module as Ptr, c.as_ptr())
+        )?;
         Ok(f as Raw)
     }
     fn func_attrs(&self, func: Raw) -> Result<FuncAttrs> {
@@ -233,17 +298,42 @@ impl Backend for HipBackend {
             hip!(self.api, hipFuncGetAttribute(&mut v, a, func as Ptr))?;
             Ok(v.max(0) as u32)
         };
-        Ok(FuncAttrs { max_threads: get(0)?, shared_bytes: get(1)?, local_bytes: get(3)?, registers: get(4)? })
+        Ok(FuncAttrs {
+            max_threads: get(0)?,
+            shared_bytes: get(1)?,
+            local_bytes: get(3)?,
+            registers: get(4)?,
+        })
     }
     fn set_dynamic_shared(&self, _func: Raw, _bytes: u32) -> Result<()> {
         // AMD kernels may use all LDS dynamically without opting in.
         Ok(())
     }
-    unsafe fn launch(&self, func: Raw, g: [u32; 3], b: [u32; 3], shared: u32, stream: Raw, params: &mut [*mut c_void]) -> Result<()> {
+    unsafe fn launch(
+        &self,
+        func: Raw,
+        g: [u32; 3],
+        b: [u32; 3],
+        shared: u32,
+        stream: Raw,
+        params: &mut [*mut c_void],
+    ) -> Result<()> {
         self.bind()?;
         hip!(
             self.api,
-            hipModuleLaunchKernel(func as Ptr, g[0], g[1], g[2], b[0], b[1], b[2], shared, stream as Ptr, params.as_mut_ptr(), std::ptr::null_mut())
+            hipModuleLaunchKernel(
+                func as Ptr,
+                g[0],
+                g[1],
+                g[2],
+                b[0],
+                b[1],
+                b[2],
+                shared,
+                stream as Ptr,
+                params.as_mut_ptr(),
+                std::ptr::null_mut()
+            )
         )
     }
     fn stream_create(&self) -> Result<Raw> {
@@ -275,7 +365,10 @@ impl Backend for HipBackend {
     }
     fn event_elapsed_ms(&self, start: Raw, end: Raw) -> Result<f32> {
         let mut ms = 0f32;
-        hip!(self.api, hipEventElapsedTime(&mut ms, start as Ptr, end as Ptr))?;
+        hip!(
+            self.api,
+            hipEventElapsedTime(&mut ms, start as Ptr, end as Ptr)
+        )?;
         Ok(ms)
     }
 }
