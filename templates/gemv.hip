@@ -1,9 +1,20 @@
-// Fused dequant x vector: y[b][r] = sum_k W[r][k] * x[b][k] for b < batch (at most B), with W
-// quantized row-major (each row cols / QK blocks). W is never written out dequantized.
-// One wave per R rows, NW waves per block. Each lane takes U consecutive octets (8 elements) per
-// step (a whole block for the 32-element formats), dequantizes them with the format's dequant8,
-// reads the matching x through L1 and accumulates in f32; a butterfly reduction ends each row.
-// x rows past `batch` are read as row batch-1 (valid memory) and their results dropped.
+// Fused dequant x vector: y[b][r] = sum_k W[r][k] * x[b][k] for b < batch (at most B), W quantized
+// row-major (each row cols / QK blocks), never written out dequantized. x rows past `batch` are
+// read as row batch-1 (valid memory) and their results dropped.
+//
+// Two paths, one kernel entry (rf_gemv_entry):
+//  * SIMT (every target): a block of NW waves owns R rows; the waves split the row into chunks of
+//    U * RF_WAVE octets (whole blocks) and take every NW-th chunk. A wave copies its chunk of RG
+//    rows (RG = R, or 2 at a time for R = 16) into its own shared memory with 16-byte loads, the
+//    next chunk's loads in flight while it decodes this one (register prefetch). Lane l decodes
+//    octets l, l + RF_WAVE, ... of the chunk (so x is read coalesced through L1, once per octet for
+//    all RG rows). Formats with a fast decoder (rf_gv below) give floats f and (a, b) with
+//    sum W x = a * sum f x + b * sum x, which takes the block scale out of the inner loop; the rest
+//    use the exact dequant8. Waves reduce with shuffles, the block through shared memory.
+//  * MMA (NVIDIA, R = 16, B = 8, f16/bf16 x, formats with rf_mq): each wave is one m16n8k16 tile
+//    per 16 columns: 16 W rows as M (integer codes, exact in f16/bf16), the 8 right-hand sides as N,
+//    x staged in shared memory; per scale group (16 or 32 columns) the f32 tile is scaled per row
+//    and added to the accumulators (and a tile of ones gives sum x for formats with a minimum).
 
 template <typename T>
 RF_DEVICE void rf_load8(const T* RF_RESTRICT p, float* v);
@@ -34,66 +45,530 @@ RF_DEVICE void rf_load8<rf_bf16>(const rf_bf16* RF_RESTRICT p, float* v) {
     }
 }
 
-template <typename F, typename T, int B, int R, int NW>
-RF_DEVICE void rf_gemv(const uint8_t* RF_RESTRICT w, const T* RF_RESTRICT x, T* RF_RESTRICT y, int rows, int cols, int batch) {
-    constexpr int OPB = F::QK / 8;
-    constexpr int U = 4;  // octets per lane per step
-    const int lane = threadIdx.x % RF_WAVE, wid = threadIdx.x / RF_WAVE;
-    const int rbase = (blockIdx.x * NW + wid) * R;
-    if (rbase >= rows) return;  // wave-uniform; no block-wide synchronization below
-    const int n_oct = cols / 8;
-    const long long row_bytes = (long long)(cols / F::QK) * F::BYTES;
-    const uint8_t* wr[R];
+// 16 bytes at p (16-byte aligned), of which only those below `end` are read (the rest are zero).
+RF_DEVICE uint4 rf_gv_load16(const uint8_t* p, const uint8_t* end) {
+    if (p + 16 <= end) return *(const uint4*)p;
+    uint32_t v[4] = {0u, 0u, 0u, 0u};
 #pragma unroll
-    for (int r = 0; r < R; ++r) wr[r] = w + (long long)min(rbase + r, rows - 1) * row_bytes;
+    for (int i = 0; i < 16; ++i)
+        if (p + i < end) v[i / 4] |= (uint32_t)p[i] << (8 * (i % 4));
+    return make_uint4(v[0], v[1], v[2], v[3]);
+}
+// x shifted left by S bits (right by -S when S < 0).
+template <int S>
+RF_DEVICE uint32_t rf_shl(uint32_t x) {
+    if constexpr (S >= 0) return x << S; else return x >> (-S);
+}
+// Low nibble q of byte I of w as the float 1 + q/16 (q in the top mantissa bits 19..22).
+template <int I>
+RF_DEVICE float rf_nib_f(uint32_t w) { return __uint_as_float(0x3F800000u | (rf_shl<19 - 8 * I>(w) & 0x00780000u)); }
+
+// ---------------- SIMT fast decoders: f[8], a, b with sum_i W_i x_i = a * sum_i f_i x_i + b * sum_i x_i
+template <typename F>
+struct rf_gv {
+    static constexpr bool HAS_B = false;
+    RF_DEVICE static void decode(const uint8_t* blk, int j0, float* f, float& a, float& b) {
+        F::dequant8(blk, j0, f);
+        a = 1.0f;
+        b = 0.0f;
+    }
+};
+// 4-bit codes q of octet j0 in q4_0 nibble order as f = 1 + q/16.
+template <int A>
+RF_DEVICE void rf_gv_nib8(const uint8_t* qs, int j0, float* f) {
+    uint32_t lo, hi;
+    rf_ld64<A>(qs + (j0 & 15), lo, hi);
+    const int sh = (j0 & 16) >> 2;
+    lo >>= sh;
+    hi >>= sh;
+    f[0] = rf_nib_f<0>(lo); f[1] = rf_nib_f<1>(lo); f[2] = rf_nib_f<2>(lo); f[3] = rf_nib_f<3>(lo);
+    f[4] = rf_nib_f<0>(hi); f[5] = rf_nib_f<1>(hi); f[6] = rf_nib_f<2>(hi); f[7] = rf_nib_f<3>(hi);
+}
+template <>
+struct rf_gv<rf_fmt_q4_0> {
+    static constexpr bool HAS_B = true;
+    RF_DEVICE static void decode(const uint8_t* blk, int j0, float* f, float& a, float& b) {
+        const block_q4_0* p = (const block_q4_0*)blk;
+        const float d = __half2float(p->d);
+        rf_gv_nib8<rf_fmt_q4_0::AQ>(p->qs, j0, f);
+        a = 16.0f * d;  // d (q - 8) = 16d f - 24d
+        b = -24.0f * d;
+    }
+};
+template <>
+struct rf_gv<rf_fmt_q4_1> {
+    static constexpr bool HAS_B = true;
+    RF_DEVICE static void decode(const uint8_t* blk, int j0, float* f, float& a, float& b) {
+        const block_q4_1* p = (const block_q4_1*)blk;
+        const float d = __half2float(p->d), m = __half2float(p->m);
+        rf_gv_nib8<rf_fmt_q4_1::AQ>(p->qs, j0, f);
+        a = 16.0f * d;  // d q + m = 16d f + (m - 16d)
+        b = m - 16.0f * d;
+    }
+};
+template <>
+struct rf_gv<rf_fmt_q8_0> {
+    static constexpr bool HAS_B = false;
+    RF_DEVICE static void decode(const uint8_t* blk, int j0, float* f, float& a, float& b) {
+        const block_q8_0* p = (const block_q8_0*)blk;
+        uint32_t lo, hi;
+        rf_ld64<rf_fmt_q8_0::AQ>((const uint8_t*)p->qs + j0, lo, hi);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            f[i] = (float)(int)(signed char)rf_byte(lo, i);
+            f[i + 4] = (float)(int)(signed char)rf_byte(hi, i);
+        }
+        a = __half2float(p->d);
+        b = 0.0f;
+    }
+};
+// E2M1 code c (low nibble of byte I of w) as an f16 whose value is kvalue(c) * 2^-15: magnitude
+// bits at 9..11 (exponent 0 gives the subnormals 0 and 2^-15), sign at 15.
+template <int I>
+RF_DEVICE float rf_e2m1_f(uint32_t w) {
+    const uint32_t c = w >> (8 * I);
+    return rf_h2f_bits((uint16_t)(((c & 7u) << 9) | ((c & 8u) << 12)));
+}
+template <>
+struct rf_gv<rf_fmt_mxfp4> {
+    static constexpr bool HAS_B = false;
+    RF_DEVICE static void decode(const uint8_t* blk, int j0, float* f, float& a, float& b) {
+        const block_mxfp4* p = (const block_mxfp4*)blk;
+        uint32_t lo, hi;
+        rf_ld64<rf_fmt_mxfp4::AQ>(p->qs + (j0 & 15), lo, hi);
+        const int sh = (j0 & 16) >> 2;
+        lo >>= sh;
+        hi >>= sh;
+        f[0] = rf_e2m1_f<0>(lo); f[1] = rf_e2m1_f<1>(lo); f[2] = rf_e2m1_f<2>(lo); f[3] = rf_e2m1_f<3>(lo);
+        f[4] = rf_e2m1_f<0>(hi); f[5] = rf_e2m1_f<1>(hi); f[6] = rf_e2m1_f<2>(hi); f[7] = rf_e2m1_f<3>(hi);
+        a = rf_e8m0_half(p->e) * 32768.0f;
+        b = 0.0f;
+    }
+};
+template <>
+struct rf_gv<rf_fmt_q4_K> {
+    static constexpr bool HAS_B = true;
+    RF_DEVICE static void decode(const uint8_t* blk, int j0, float* f, float& a, float& b) {
+        const block_q4_K* p = (const block_q4_K*)blk;
+        const float d = __half2float(p->d), dmin = __half2float(p->dmin);
+        uint32_t s, m;
+        rf_scale_min_k4(j0 / 32, p->scales, s, m);
+        const float dl = d * rf_u2f(s), ml = dmin * rf_u2f(m);
+        uint32_t lo, hi;
+        rf_ld64<rf_fmt_q4_K::AQ>(p->qs + 32 * (j0 / 64) + (j0 % 32), lo, hi);
+        const int sh = 4 * ((j0 / 32) % 2);
+        lo >>= sh;
+        hi >>= sh;
+        f[0] = rf_nib_f<0>(lo); f[1] = rf_nib_f<1>(lo); f[2] = rf_nib_f<2>(lo); f[3] = rf_nib_f<3>(lo);
+        f[4] = rf_nib_f<0>(hi); f[5] = rf_nib_f<1>(hi); f[6] = rf_nib_f<2>(hi); f[7] = rf_nib_f<3>(hi);
+        a = 16.0f * dl;  // dl q - ml = 16 dl f - (16 dl + ml)
+        b = -(16.0f * dl + ml);
+    }
+};
+// 6-bit code (nibble of byte I of l, two bits of byte I of h) as f = 1 + code/64 (mantissa bits 17..22).
+template <int I>
+RF_DEVICE float rf_q6_f(uint32_t l, uint32_t h) {
+    return __uint_as_float(0x3F800000u | (rf_shl<17 - 8 * I>(l) & 0x001E0000u) | (rf_shl<21 - 8 * I>(h) & 0x00600000u));
+}
+template <>
+struct rf_gv<rf_fmt_q6_K> {
+    static constexpr bool HAS_B = true;
+    RF_DEVICE static void decode(const uint8_t* blk, int j0, float* f, float& a, float& b) {
+        const block_q6_K* p = (const block_q6_K*)blk;
+        const float dl = __half2float(p->d) * (float)(int)p->scales[j0 / 16];
+        const int h = j0 / 128, r = j0 % 128;
+        uint32_t llo, lhi, hlo, hhi;
+        rf_ld64<rf_fmt_q6_K::AL>(p->ql + 64 * h + (r % 64), llo, lhi);
+        rf_ld64<rf_fmt_q6_K::AH>(p->qh + 32 * h + (r % 32), hlo, hhi);
+        const int ls = 4 * (r / 64), hs = 2 * (r / 32);
+        llo >>= ls; lhi >>= ls; hlo >>= hs; hhi >>= hs;
+        f[0] = rf_q6_f<0>(llo, hlo); f[1] = rf_q6_f<1>(llo, hlo); f[2] = rf_q6_f<2>(llo, hlo); f[3] = rf_q6_f<3>(llo, hlo);
+        f[4] = rf_q6_f<0>(lhi, hhi); f[5] = rf_q6_f<1>(lhi, hhi); f[6] = rf_q6_f<2>(lhi, hhi); f[7] = rf_q6_f<3>(lhi, hhi);
+        a = 64.0f * dl;  // dl (code - 32) = 64 dl f - 96 dl
+        b = -96.0f * dl;
+    }
+};
+
+// Chunk geometry shared by the SIMT loader and kernel.
+template <typename F, int RG>
+struct rf_gv_chunk {
+    static constexpr int OPB = F::QK / 8;
+    static constexpr int OCTB = F::BYTES / OPB > 0 ? F::BYTES / OPB : 1;  // bytes per octet (rounded down)
+    static constexpr int U0 = 2304 / (RG * RF_WAVE * OCTB);
+    static constexpr int U = U0 < 1 ? 1 : (U0 > 4 ? 4 : U0);  // octets per lane per chunk
+    static constexpr int CO = U * RF_WAVE;                     // octets per chunk and row
+    static constexpr int CB = CO / OPB;                        // blocks per chunk and row
+    static constexpr int CBYTES = CB * F::BYTES;
+    static constexpr int RV = (CBYTES + 15) / 16 + 1;          // 16-byte vectors per staged row (+1: alignment lead)
+    static constexpr int NPL = (RG * RV + RF_WAVE - 1) / RF_WAVE;  // vectors per lane
+    static_assert(CO % OPB == 0, "a chunk is whole blocks");
+};
+
+// Loads of one chunk (blocks [c*CB, c*CB + CB) of rows row0 .. row0+NR-1, clamped to the last row)
+// into v: vector k of the warp's chunk is bytes [16j, 16j+16) from the 16-byte aligned address at
+// or below the chunk start of row k / RV. w must be 16-byte aligned.
+template <int NR, int RV, int NPL>
+RF_DEVICE void rf_gv_load(uint4* v, const uint8_t* w, const uint8_t* wend, long long row_bytes, int rows, int row0,
+                          long long chunk_off, int chunk_bytes, int lane) {
+#pragma unroll
+    for (int i = 0; i < NPL; ++i) {
+        const int k = i * RF_WAVE + lane;
+        const int r = k / RV, j = k - r * RV;
+        v[i] = make_uint4(0u, 0u, 0u, 0u);
+        if (k < NR * RV) {
+            const long long off = (long long)min(row0 + r, rows - 1) * row_bytes + chunk_off;
+            const uint8_t* p = w + (off & ~15ll) + 16 * j;
+            if (p < w + off + chunk_bytes) v[i] = rf_gv_load16(p, wend);
+        }
+    }
+}
+template <int NR, int RV, int NPL>
+RF_DEVICE void rf_gv_store(uint4* st, const uint4* v, int lane) {
+#pragma unroll
+    for (int i = 0; i < NPL; ++i) {
+        const int k = i * RF_WAVE + lane;
+        if (k < NR * RV) st[k] = v[i];
+    }
+}
+
+template <typename F, typename T, int B, int R, int RG, int NW>
+RF_DEVICE void rf_gemv_simt(const uint8_t* RF_RESTRICT w, const T* RF_RESTRICT x, T* RF_RESTRICT y, int rows, int cols, int batch) {
+    using G = rf_gv<F>;
+    using C = rf_gv_chunk<F, RG>;
+    static_assert(R % RG == 0, "row groups");
+    __shared__ uint4 stage[NW][RG * C::RV];
+    __shared__ float red[NW][R * B];
+    const int lane = threadIdx.x % RF_WAVE, wid = threadIdx.x / RF_WAVE;
+    const int row0 = blockIdx.x * R;
+    const int nb = cols / F::QK, n_oct = nb * C::OPB;
+    const int nchunks = (nb + C::CB - 1) / C::CB;
+    const long long row_bytes = (long long)nb * F::BYTES;
+    const uint8_t* wend = w + (long long)rows * row_bytes;
     const T* xb[B];
 #pragma unroll
     for (int b = 0; b < B; ++b) xb[b] = x + (long long)min(b, batch - 1) * cols;
-    float acc[R][B];
-#pragma unroll
-    for (int r = 0; r < R; ++r)
-#pragma unroll
-        for (int b = 0; b < B; ++b) acc[r][b] = 0.0f;
+    uint4* st = stage[wid];
+    const uint8_t* sb = (const uint8_t*)st;
 
-    for (int c = lane * U; c < n_oct; c += RF_WAVE * U) {
-        float wv[U][R][8];
+    for (int rg = 0; rg < R; rg += RG) {
+        const int grow0 = row0 + rg;
+        float acc[RG][B];
 #pragma unroll
-        for (int u = 0; u < U; ++u) {
-            const int o = c + u;
-            // whole blocks of >= U octets: c < n_oct implies o < n_oct
-            if (OPB % U == 0 || o < n_oct) {
+        for (int r = 0; r < RG; ++r)
 #pragma unroll
-                for (int r = 0; r < R; ++r) F::dequant8(wr[r] + (long long)(o / OPB) * F::BYTES, (o % OPB) * 8, wv[u][r]);
-            } else {
+            for (int b = 0; b < B; ++b) acc[r][b] = 0.0f;
+        uint4 v[C::NPL];
+        int c = wid;
+        if (c < nchunks)
+            rf_gv_load<RG, C::RV, C::NPL>(v, w, wend, row_bytes, rows, grow0, (long long)c * C::CBYTES,
+                                          min(C::CB, nb - c * C::CB) * F::BYTES, lane);
+        for (; c < nchunks; c += NW) {
+            RF_SYNC_WAVE();  // the previous chunk's reads are done
+            rf_gv_store<RG, C::RV, C::NPL>(st, v, lane);
+            RF_SYNC_WAVE();
+            const int cn = c + NW;
+            if (cn < nchunks)
+                rf_gv_load<RG, C::RV, C::NPL>(v, w, wend, row_bytes, rows, grow0, (long long)cn * C::CBYTES,
+                                              min(C::CB, nb - cn * C::CB) * F::BYTES, lane);
+            int lead[RG];
 #pragma unroll
-                for (int r = 0; r < R; ++r)
+            for (int r = 0; r < RG; ++r)
+                lead[r] = r * C::RV * 16 + (int)(((long long)min(grow0 + r, rows - 1) * row_bytes + (long long)c * C::CBYTES) & 15);
 #pragma unroll
-                    for (int i = 0; i < 8; ++i) wv[u][r][i] = 0.0f;
+            for (int u = 0; u < C::U; ++u) {
+                const int o = u * RF_WAVE + lane;
+                const int go = c * C::CO + o;
+                if (go < n_oct) {
+                    float xv[B][8], sx[B];
+#pragma unroll
+                    for (int b = 0; b < B; ++b) {
+                        rf_load8<T>(xb[b] + (long long)go * 8, xv[b]);
+                        sx[b] = ((xv[b][0] + xv[b][1]) + (xv[b][2] + xv[b][3])) + ((xv[b][4] + xv[b][5]) + (xv[b][6] + xv[b][7]));
+                    }
+#pragma unroll
+                    for (int r = 0; r < RG; ++r) {
+                        float f[8], fa, fb;
+                        G::decode(sb + lead[r] + (o / C::OPB) * F::BYTES, (o % C::OPB) * 8, f, fa, fb);
+#pragma unroll
+                        for (int b = 0; b < B; ++b) {
+                            float p = 0.0f;
+#pragma unroll
+                            for (int i = 0; i < 8; ++i) p = fmaf(f[i], xv[b][i], p);
+                            acc[r][b] = fmaf(fa, p, acc[r][b]);
+                            if (G::HAS_B) acc[r][b] = fmaf(fb, sx[b], acc[r][b]);
+                        }
+                    }
+                }
             }
         }
 #pragma unroll
-        for (int u = 0; u < U; ++u) {
-            const int o = (OPB % U == 0 || c + u < n_oct) ? c + u : c;
+        for (int r = 0; r < RG; ++r)
 #pragma unroll
             for (int b = 0; b < B; ++b) {
-                float xv[8];
-                rf_load8<T>(xb[b] + (long long)o * 8, xv);
+                const float s = rf_wave_sum(acc[r][b]);
+                if (lane == 0) red[wid][(rg + r) * B + b] = s;
+            }
+    }
+    __syncthreads();
+    for (int t = threadIdx.x; t < R * B; t += NW * RF_WAVE) {
+        const int r = t / B, b = t % B;
+        float s = 0.0f;
 #pragma unroll
-                for (int r = 0; r < R; ++r)
+        for (int q = 0; q < NW; ++q) s += red[q][t];
+        if (row0 + r < rows && b < batch) y[(long long)b * rows + row0 + r] = rf_from_f32<T>(s);
+    }
+}
+
+template <typename T> struct rf_is_f32 { static constexpr bool value = false; };
+template <> struct rf_is_f32<float> { static constexpr bool value = true; };
+
+template <typename F> struct rf_mq { static constexpr bool OK = false; };
+#if defined(RF_MMA_SYNC)
+// ---------------- NVIDIA mma.sync path (B = 8, 16 rows per block, f16/bf16 x) ----------------
+// rf_mq<F>: G columns per scale group (16 or 32); codes(blk, kb, t, c): integer codes of elements
+// kb+2t, kb+2t+1, kb+8+2t, kb+9+2t of the block (kb % 16 == 0); scale(blk, kb, a, b): the group
+// holding kb has W = a * code + b.
+RF_DEVICE uint32_t rf_ld16b(const uint8_t* p, int a) {
+    return a >= 2 ? (uint32_t)*(const uint16_t*)p : ((uint32_t)p[0] | ((uint32_t)p[1] << 8));
+}
+// nibbles of bytes 2t, 2t+1, 2t+8, 2t+9 of qs (low nibble for kb < 16 of a 32-block, high after).
+template <int A>
+RF_DEVICE void rf_mq_nib4(const uint8_t* qs, int sh, int t, uint32_t* n) {
+    const uint32_t u0 = rf_ld16b(qs + 2 * t, A) >> sh, u1 = rf_ld16b(qs + 8 + 2 * t, A) >> sh;
+    n[0] = u0 & 15u; n[1] = (u0 >> 8) & 15u; n[2] = u1 & 15u; n[3] = (u1 >> 8) & 15u;
+}
+template <>
+struct rf_mq<rf_fmt_q4_0> {
+    static constexpr bool OK = true, HAS_B = false;
+    static constexpr int G = 32;
+    RF_DEVICE static void codes(const uint8_t* blk, int kb, int t, int* c) {
+        uint32_t n[4];
+        rf_mq_nib4<rf_fmt_q4_0::AQ>(((const block_q4_0*)blk)->qs, (kb & 16) >> 2, t, n);
 #pragma unroll
-                    for (int i = 0; i < 8; ++i) acc[r][b] += wv[u][r][i] * xv[i];
+        for (int i = 0; i < 4; ++i) c[i] = (int)n[i] - 8;
+    }
+    RF_DEVICE static void scale(const uint8_t* blk, int, float& a, float& b) { a = __half2float(((const block_q4_0*)blk)->d); b = 0.0f; }
+};
+template <>
+struct rf_mq<rf_fmt_q4_1> {
+    static constexpr bool OK = true, HAS_B = true;
+    static constexpr int G = 32;
+    RF_DEVICE static void codes(const uint8_t* blk, int kb, int t, int* c) {
+        uint32_t n[4];
+        rf_mq_nib4<rf_fmt_q4_1::AQ>(((const block_q4_1*)blk)->qs, (kb & 16) >> 2, t, n);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) c[i] = (int)n[i];
+    }
+    RF_DEVICE static void scale(const uint8_t* blk, int, float& a, float& b) {
+        a = __half2float(((const block_q4_1*)blk)->d);
+        b = __half2float(((const block_q4_1*)blk)->m);
+    }
+};
+template <>
+struct rf_mq<rf_fmt_mxfp4> {
+    static constexpr bool OK = true, HAS_B = false;
+    static constexpr int G = 32;
+    RF_DEVICE static void codes(const uint8_t* blk, int kb, int t, int* c) {
+        uint32_t n[4];
+        rf_mq_nib4<rf_fmt_mxfp4::AQ>(((const block_mxfp4*)blk)->qs, (kb & 16) >> 2, t, n);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const int mag = (int)((0xC8643210u >> (4 * (n[i] & 7u))) & 15u);
+            c[i] = (n[i] & 8u) ? -mag : mag;
+        }
+    }
+    RF_DEVICE static void scale(const uint8_t* blk, int, float& a, float& b) { a = rf_e8m0_half(((const block_mxfp4*)blk)->e); b = 0.0f; }
+};
+template <>
+struct rf_mq<rf_fmt_q8_0> {
+    static constexpr bool OK = true, HAS_B = false;
+    static constexpr int G = 32;
+    RF_DEVICE static void codes(const uint8_t* blk, int kb, int t, int* c) {
+        const uint8_t* qs = (const uint8_t*)((const block_q8_0*)blk)->qs + kb;
+        const uint32_t u0 = rf_ld16b(qs + 2 * t, rf_fmt_q8_0::AQ), u1 = rf_ld16b(qs + 8 + 2 * t, rf_fmt_q8_0::AQ);
+        c[0] = (int)(signed char)(u0 & 0xffu); c[1] = (int)(signed char)(u0 >> 8);
+        c[2] = (int)(signed char)(u1 & 0xffu); c[3] = (int)(signed char)(u1 >> 8);
+    }
+    RF_DEVICE static void scale(const uint8_t* blk, int, float& a, float& b) { a = __half2float(((const block_q8_0*)blk)->d); b = 0.0f; }
+};
+template <>
+struct rf_mq<rf_fmt_q4_K> {
+    static constexpr bool OK = true, HAS_B = true;
+    static constexpr int G = 32;
+    RF_DEVICE static void codes(const uint8_t* blk, int kb, int t, int* c) {
+        uint32_t n[4];
+        rf_mq_nib4<rf_fmt_q4_K::AQ>(((const block_q4_K*)blk)->qs + 32 * (kb / 64) + (kb % 32), 4 * ((kb / 32) % 2), t, n);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) c[i] = (int)n[i];
+    }
+    RF_DEVICE static void scale(const uint8_t* blk, int kb, float& a, float& b) {
+        const block_q4_K* p = (const block_q4_K*)blk;
+        uint32_t s, m;
+        rf_scale_min_k4(kb / 32, p->scales, s, m);
+        a = __half2float(p->d) * rf_u2f(s);
+        b = -(__half2float(p->dmin) * rf_u2f(m));
+    }
+};
+template <>
+struct rf_mq<rf_fmt_q6_K> {
+    static constexpr bool OK = true, HAS_B = false;
+    static constexpr int G = 16;
+    RF_DEVICE static void codes(const uint8_t* blk, int kb, int t, int* c) {
+        const block_q6_K* p = (const block_q6_K*)blk;
+        const int h = kb / 128, r = kb % 128;
+        const int ls = 4 * (r / 64), hs = 2 * (r / 32);
+        const uint8_t* ql = p->ql + 64 * h + (r % 64) + 2 * t;
+        const uint8_t* qh = p->qh + 32 * h + (r % 32) + 2 * t;
+        const uint32_t l0 = rf_ld16b(ql, rf_fmt_q6_K::AL) >> ls, l1 = rf_ld16b(ql + 8, rf_fmt_q6_K::AL) >> ls;
+        const uint32_t h0 = rf_ld16b(qh, rf_fmt_q6_K::AH) >> hs, h1 = rf_ld16b(qh + 8, rf_fmt_q6_K::AH) >> hs;
+        c[0] = (int)((l0 & 15u) | ((h0 & 3u) << 4)) - 32;
+        c[1] = (int)(((l0 >> 8) & 15u) | (((h0 >> 8) & 3u) << 4)) - 32;
+        c[2] = (int)((l1 & 15u) | ((h1 & 3u) << 4)) - 32;
+        c[3] = (int)(((l1 >> 8) & 15u) | (((h1 >> 8) & 3u) << 4)) - 32;
+    }
+    RF_DEVICE static void scale(const uint8_t* blk, int kb, float& a, float& b) {
+        const block_q6_K* p = (const block_q6_K*)blk;
+        a = __half2float(p->d) * (float)(int)p->scales[kb / 16];
+        b = 0.0f;
+    }
+};
+
+RF_DEVICE void rf_mma16816(float* c, const uint32_t* a, uint32_t b0, uint32_t b1, rf_half*) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3]) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+RF_DEVICE void rf_mma16816(float* c, const uint32_t* a, uint32_t b0, uint32_t b1, rf_bf16*) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3]) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+// Two small integers as an f16x2 / bf16x2 pair (exact: |c| <= 128).
+RF_DEVICE uint32_t rf_mq_pack(int lo, int hi, rf_half*) {
+    __half2 h = __floats2half2_rn((float)lo, (float)hi);
+    return *(uint32_t*)&h;
+}
+RF_DEVICE uint32_t rf_mq_pack(int lo, int hi, rf_bf16*) {
+    __nv_bfloat162 h = __floats2bfloat162_rn((float)lo, (float)hi);
+    return *(uint32_t*)&h;
+}
+
+template <typename F, typename T, int NW>
+RF_DEVICE void rf_gemv_mma(const uint8_t* RF_RESTRICT w, const T* RF_RESTRICT x, T* RF_RESTRICT y, int rows, int cols, int batch) {
+    using M = rf_mq<F>;
+    static_assert(RF_WAVE == 32, "mma.sync needs 32-lane warps");
+    constexpr int CB = F::QK >= 256 ? 1 : 256 / F::QK;  // blocks per chunk and row
+    constexpr int CK = CB * F::QK;                      // columns per chunk
+    constexpr int CBYTES = CB * F::BYTES;
+    constexpr int RV = (CBYTES + 15) / 16 + 1;
+    constexpr int NPL = (16 * RV + 31) / 32;
+    constexpr int XV = CK * 2 / 16;                     // 16-byte vectors per staged x row
+    constexpr int XS = XV + 1;                          // padded row stride (conflict-free fragment reads)
+    constexpr int XPL = 8 * XV / 32;
+    __shared__ uint4 wst[NW][16 * RV];
+    __shared__ uint4 xst[NW][8 * XS];
+    __shared__ float red[NW][16 * 8];
+    const int lane = threadIdx.x % 32, wid = threadIdx.x / 32;
+    const int g = lane >> 2, t = lane & 3;
+    const int row0 = blockIdx.x * 16;
+    const int nb = cols / F::QK;
+    const int nchunks = (nb + CB - 1) / CB;
+    const long long row_bytes = (long long)nb * F::BYTES;
+    const uint8_t* wend = w + (long long)rows * row_bytes;
+    uint4* ws = wst[wid];
+    const uint8_t* wsb = (const uint8_t*)ws;
+    const uint32_t* xs32 = (const uint32_t*)xst[wid];
+    uint32_t ones[4];
+    ones[0] = ones[1] = ones[2] = ones[3] = rf_mq_pack(1, 1, (T*)nullptr);
+    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+
+    uint4 v[NPL], xv[XPL];
+    auto load = [&](int c) {
+        rf_gv_load<16, RV, NPL>(v, w, wend, row_bytes, rows, row0, (long long)c * CBYTES, min(CB, nb - c * CB) * F::BYTES, lane);
+#pragma unroll
+        for (int i = 0; i < XPL; ++i) {
+            const int k = i * 32 + lane, n = k / XV, j = k - n * XV;
+            const int e = c * CK + 8 * j;
+            xv[i] = make_uint4(0u, 0u, 0u, 0u);
+            if (e < cols) xv[i] = *(const uint4*)(x + (long long)min(n, batch - 1) * cols + e);
+        }
+    };
+    int c = wid;
+    if (c < nchunks) load(c);
+    for (; c < nchunks; c += NW) {
+        RF_SYNC_WAVE();
+        rf_gv_store<16, RV, NPL>(ws, v, lane);
+#pragma unroll
+        for (int i = 0; i < XPL; ++i) {
+            const int k = i * 32 + lane, n = k / XV, j = k - n * XV;
+            xst[wid][n * XS + j] = xv[i];
+        }
+        RF_SYNC_WAVE();
+        const int cb = min(CB, nb - c * CB);
+        const int ra = min(row0 + g, rows - 1), rb = min(row0 + g + 8, rows - 1);
+        const int la = g * RV * 16 + (int)(((long long)ra * row_bytes + (long long)c * CBYTES) & 15);
+        const int lb = (g + 8) * RV * 16 + (int)(((long long)rb * row_bytes + (long long)c * CBYTES) & 15);
+        if (c + NW < nchunks) load(c + NW);
+        for (int bi = 0; bi < cb; ++bi) {
+            const uint8_t* pa = wsb + la + bi * F::BYTES;
+            const uint8_t* pb = wsb + lb + bi * F::BYTES;
+#pragma unroll
+            for (int gk = 0; gk < F::QK; gk += M::G) {
+                float cg[4] = {0.0f, 0.0f, 0.0f, 0.0f}, sx[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+                for (int ks = 0; ks < M::G; ks += 16) {
+                    const int kb = gk + ks;
+                    int ca[4], cbv[4];
+                    M::codes(pa, kb, t, ca);
+                    M::codes(pb, kb, t, cbv);
+                    uint32_t a[4];
+                    a[0] = rf_mq_pack(ca[0], ca[1], (T*)nullptr);
+                    a[1] = rf_mq_pack(cbv[0], cbv[1], (T*)nullptr);
+                    a[2] = rf_mq_pack(ca[2], ca[3], (T*)nullptr);
+                    a[3] = rf_mq_pack(cbv[2], cbv[3], (T*)nullptr);
+                    const int kx = (bi * F::QK + kb) / 2;  // u32 word of the k-step in a staged x row
+                    const uint32_t b0 = xs32[g * XS * 4 + kx + t], b1 = xs32[g * XS * 4 + kx + 4 + t];
+                    rf_mma16816(cg, a, b0, b1, (T*)nullptr);
+                    if constexpr (M::HAS_B) rf_mma16816(sx, ones, b0, b1, (T*)nullptr);
+                }
+                float aa, ba, ab, bb;
+                M::scale(pa, gk, aa, ba);
+                M::scale(pb, gk, ab, bb);
+                acc[0] = fmaf(aa, cg[0], acc[0]);
+                acc[1] = fmaf(aa, cg[1], acc[1]);
+                acc[2] = fmaf(ab, cg[2], acc[2]);
+                acc[3] = fmaf(ab, cg[3], acc[3]);
+                if constexpr (M::HAS_B) {
+                    acc[0] = fmaf(ba, sx[0], acc[0]);
+                    acc[1] = fmaf(ba, sx[1], acc[1]);
+                    acc[2] = fmaf(bb, sx[2], acc[2]);
+                    acc[3] = fmaf(bb, sx[3], acc[3]);
+                }
             }
         }
     }
+    red[wid][g * 8 + 2 * t] = acc[0];
+    red[wid][g * 8 + 2 * t + 1] = acc[1];
+    red[wid][(g + 8) * 8 + 2 * t] = acc[2];
+    red[wid][(g + 8) * 8 + 2 * t + 1] = acc[3];
+    __syncthreads();
+    for (int q = threadIdx.x; q < 16 * 8; q += NW * 32) {
+        const int r = q / 8, n = q % 8;
+        float s = 0.0f;
 #pragma unroll
-    for (int r = 0; r < R; ++r)
-#pragma unroll
-        for (int b = 0; b < B; ++b) acc[r][b] = rf_wave_sum(acc[r][b]);
-    if (lane == 0) {
-#pragma unroll
-        for (int r = 0; r < R; ++r)
-#pragma unroll
-            for (int b = 0; b < B; ++b)
-                if (rbase + r < rows && b < batch) y[(long long)b * rows + rbase + r] = rf_from_f32<T>(acc[r][b]);
+        for (int k = 0; k < NW; ++k) s += red[k][q];
+        if (row0 + r < rows && n < batch) y[(long long)n * rows + row0 + r] = rf_from_f32<T>(s);
+    }
+}
+#endif
+
+template <typename F, typename T, int B, int R>
+RF_DEVICE void rf_gemv_entry(const uint8_t* RF_RESTRICT w, const T* RF_RESTRICT x, T* RF_RESTRICT y, int rows, int cols, int batch) {
+#if defined(RF_MMA_SYNC)
+    if constexpr (R == 16 && B == 8 && rf_mq<F>::OK && !rf_is_f32<T>::value) {
+        rf_gemv_mma<F, T, 4>(w, x, y, rows, cols, batch);
+        return;
+    } else
+#endif
+    {
+        rf_gemv_simt<F, T, B, R, (R > 4 ? 2 : R), 4>(w, x, y, rows, cols, batch);
     }
 }

@@ -48,34 +48,85 @@ fn every_instance_compiles_for_every_available_target() {
 #[test]
 fn instance_counts_and_uris() {
     assert_eq!(KernelSpec::enumerate(&dequant::FAMILY, 32).len(), 21 * 3);
-    assert_eq!(KernelSpec::enumerate(&gemv::FAMILY, 64).len(), 21 * 3 * 4);
+    // b1: r4; b8: r2 (every format and dtype) + r16 (mma formats, f16/bf16); gemv_wave: b1
+    assert_eq!(
+        KernelSpec::enumerate(&gemv::FAMILY, 64).len(),
+        21 * 3 * 2 + gemv::MMA_FORMATS.len() * 2
+    );
+    assert_eq!(KernelSpec::enumerate(&gemv::WAVE_FAMILY, 32).len(), 21 * 3);
+    let s = gemv::spec(QuantType::Q4_0, "f16", 1, gemv::GemvConfig { rows: 8 }, 32).unwrap();
+    assert_eq!(s.uri(), "gemv_wave.q4_0.f16.w32");
+    assert!(
+        gemv::spec(QuantType::Q4_0, "f16", 3, gemv::GemvConfig { rows: 8 }, 32)
+            .unwrap_err()
+            .to_string()
+            .contains("batch 1")
+    );
+    assert!(
+        gemv::spec(QuantType::Q4_0, "f16", 1, gemv::GemvConfig { rows: 2 }, 32)
+            .unwrap_err()
+            .to_string()
+            .contains("batch 8 only")
+    );
+    let s = gemv::spec(QuantType::Q4_K, "f16", 3, gemv::GemvConfig { rows: 2 }, 32).unwrap();
+    assert_eq!(s.uri(), "gemv.q4_K.f16.b8.r2.w32");
     let s = gemv::spec(
-        QuantType::Q4_K,
-        "f16",
-        3,
-        gemv::GemvConfig { rows_per_wave: 1 },
+        QuantType::Q6_K,
+        "bf16",
+        8,
+        gemv::GemvConfig { rows: 16 },
         32,
     )
     .unwrap();
-    assert_eq!(s.uri(), "gemv.q4_K.f16.b4.r1.w32");
-    assert!(gemv::spec(
-        QuantType::Q4_0,
-        "f16",
-        8,
-        gemv::GemvConfig { rows_per_wave: 2 },
-        32
-    )
-    .is_err());
-    assert!(gemv::spec(
-        QuantType::Q4_0,
-        "f16",
-        9,
-        gemv::GemvConfig::for_batch(8),
-        32
-    )
-    .unwrap_err()
-    .to_string()
-    .contains("batch 9"));
+    assert_eq!(s.uri(), "gemv.q6_K.bf16.b8.r16.w32");
+    assert!(
+        gemv::spec(QuantType::Q4_0, "f16", 8, gemv::GemvConfig { rows: 4 }, 32)
+            .unwrap_err()
+            .to_string()
+            .contains("batch 1")
+    );
+    for (ty, dt, b) in [
+        (QuantType::Q4_0, "f32", 8),
+        (QuantType::Q5_0, "f16", 8),
+        (QuantType::Q4_0, "f16", 1),
+    ] {
+        let e = gemv::spec(ty, dt, b, gemv::GemvConfig { rows: 16 }, 32)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mma tile"), "{e}");
+    }
+    assert!(
+        gemv::spec(QuantType::Q4_0, "f16", 9, gemv::GemvConfig { rows: 2 }, 32)
+            .unwrap_err()
+            .to_string()
+            .contains("batch 9")
+    );
+    // defaults: mma tile only where mma.sync exists and the format has a decoder
+    let sm90 = rocmforge::gpu::Target::named("sm_90").unwrap();
+    let gfx = rocmforge::gpu::Target::named("gfx90a").unwrap();
+    let d = |ty, dt, b, t| gemv::GemvConfig::default_for(ty, dt, b, t).rows;
+    assert_eq!(d(QuantType::Q4_0, "f16", 1, &sm90), 8);
+    assert_eq!(d(QuantType::Q4_K, "f32", 1, &gfx), 4);
+    assert_eq!(d(QuantType::Q4_0, "f16", 8, &sm90), 16);
+    assert_eq!(d(QuantType::Q4_0, "f16", 3, &sm90), 16);
+    assert_eq!(d(QuantType::Q4_0, "f32", 8, &sm90), 2);
+    assert_eq!(d(QuantType::Q5_0, "bf16", 8, &sm90), 2);
+    assert_eq!(d(QuantType::Q4_0, "f16", 8, &gfx), 2);
+    for ty in QuantType::all() {
+        for dt in ["f32", "f16", "bf16"] {
+            for b in [1, 3, 8] {
+                let def = gemv::GemvConfig::default_for(ty, dt, b, &sm90);
+                let c = gemv::GemvConfig::candidates(ty, dt, b);
+                assert!(c.contains(&def), "{ty} {dt} {b}: {def:?} not in {c:?}");
+                for cfg in c {
+                    gemv::spec(ty, dt, b, cfg, 32).unwrap();
+                }
+            }
+        }
+    }
+    assert_eq!(dequant::tile_octets(QuantType::Q4_0), 1024);
+    assert_eq!(dequant::tile_octets(QuantType::F32), 256);
+    assert_eq!(dequant::tile_octets(QuantType::Q8_K), 768);
     assert!(dequant::spec(QuantType::MX_FP6_E3M2, "f64", 32)
         .unwrap_err()
         .to_string()

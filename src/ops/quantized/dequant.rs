@@ -39,6 +39,16 @@ pub static FAMILY: Family = Family {
 
 const BLOCK: u32 = 256;
 
+/// Octets (8 elements) one block of the whole-tensor kernel decodes per tile: 256 threads times
+/// as many octets each (1..=4) as keep the tile within 8 KiB of W. Mirrors `rf_dq_tile` in
+/// `templates/dequant.hip` (the kernel loops over tiles, so a mismatch costs speed, not results).
+pub fn tile_octets(ty: QuantType) -> usize {
+    let opb = super::kernel_qk(ty) / 8;
+    let bytes = ty.block_bytes() * super::kernel_qk(ty) / ty.block_elems();
+    let u = 8192 / (BLOCK as usize * (bytes / opb).max(1));
+    BLOCK as usize * u.clamp(1, 4)
+}
+
 /// Spec of one dequant kernel.
 pub fn spec(ty: QuantType, out: &str, wave: u32) -> Result<KernelSpec> {
     KernelSpec::new(
@@ -90,8 +100,19 @@ fn launch<T: Element>(
 ) -> Result<()> {
     let k = Jit::global().kernel(dev, &spec(ty, T::DTYPE, dev.target().wave_size)?)?;
     let octets = out_rows * cols / 8;
+    let per_block = if idx.is_some() {
+        BLOCK as usize
+    } else {
+        tile_octets(ty)
+    };
+    if idx.is_none() && w.device_ptr() % 16 != 0 {
+        return Err(Error::op(
+            "dequant",
+            "W must start at a 16-byte aligned device address",
+        ));
+    }
     let grid = octets
-        .div_ceil(BLOCK as usize)
+        .div_ceil(per_block)
         .clamp(1, dev.target().max_grid[0] as usize);
     let cfg = LaunchConfig {
         grid: [grid as u32, 1, 1],

@@ -4,20 +4,25 @@
 
 use super::{check_matrix, preamble, FORMATS};
 use crate::error::{Error, Result};
-use crate::gpu::{Arg, Buffer, Device, LaunchConfig, Stream};
+use crate::gpu::{Arg, Buffer, Device, LaunchConfig, MatrixCores, Stream, Target};
 use crate::jit::spec::{any_target, ParamDef, ParamKind};
 use crate::jit::{Family, Jit, KernelSpec};
 use crate::ops::{Element, DTYPES};
 use crate::quant::{self, QuantType};
 
 /// Compiled batch sizes: a call with `batch` right-hand sides uses the smallest one ≥ `batch`.
-pub const BATCHES: &[i64] = &[1, 4, 8];
+pub const BATCHES: &[i64] = &[1, 8];
 /// Most right-hand sides per call.
 pub const MAX_BATCH: usize = 8;
 /// Waves per block (fixed in the instance template).
 pub const WAVES_PER_BLOCK: usize = 4;
+/// Rows of W per block a spec may name (see [`FAMILY`]'s `validate` for which go with what).
+pub const ROWS: &[i64] = &[2, 4, 16];
+/// Formats with a matrix-core decoder (`rf_mq` in `templates/gemv.hip`): rows 16 at batch 8 with
+/// f16/bf16 x runs on mma.sync on NVIDIA (the SIMT path elsewhere).
+pub const MMA_FORMATS: &[&str] = &["q4_0", "q4_1", "q8_0", "q4_K", "q6_K", "mxfp4"];
 
-/// The gemv family: (format, x/y dtype, compiled batch, rows per wave).
+/// The gemv family: (format, x/y dtype, compiled batch, rows per block).
 pub static FAMILY: Family = Family {
     name: "gemv",
     doc: "y = W x with W quantized (any format), x/y f32/f16/bf16, 1..8 right-hand sides; f32 accumulation",
@@ -27,32 +32,87 @@ pub static FAMILY: Family = Family {
         ParamDef { name: "format", kind: ParamKind::Choice { values: FORMATS }, doc: "block format of W" },
         ParamDef { name: "dtype", kind: ParamKind::Choice { values: DTYPES }, doc: "element type of x and y" },
         ParamDef { name: "batch", kind: ParamKind::Int { prefix: "b", values: BATCHES }, doc: "right-hand sides compiled for (calls may pass fewer)" },
-        ParamDef { name: "rows", kind: ParamKind::Int { prefix: "r", values: &[1, 2] }, doc: "rows of W per wave (tunable)" },
+        ParamDef { name: "rows", kind: ParamKind::Int { prefix: "r", values: ROWS }, doc: "rows of W per block (tunable): 2 or 4 (4 only at batch 1); 16 = the mma.sync tile (batch 8, f16/bf16, formats with a matrix-core decoder)" },
     ],
-    validate: |s| {
-        QuantType::from_name(s.str("format")).map_err(|e| e.to_string())?;
-        if s.int("rows") > 1 && s.int("batch") > 1 {
-            return Err(format!("rows per wave {} needs batch 1 (accumulators: rows x batch <= 2)", s.int("rows")));
-        }
-        Ok(())
-    },
+    validate: |s| validate(s.str("format"), s.str("dtype"), s.int("batch"), s.int("rows")),
     applies: any_target,
     preamble,
 };
 
+/// Rows per block of the `gemv_wave` kernel (one wave per 2 rows, 4 waves), batch 1 only.
+pub const WAVE_ROWS: usize = 8;
+
+/// The batch-1 kernel of the first version, kept as variant `rows 8`: one wave per 2 rows, every
+/// octet decoded by `dequant8` straight from global memory.
+pub static WAVE_FAMILY: Family = Family {
+    name: "gemv_wave",
+    doc: "y = W x at batch 1, one wave per 2 rows, dequant8 from global memory (gemv's `rows 8` variant)",
+    body: "gemv_wave.hip",
+    instance: "gemv_wave.inst",
+    params: &[
+        ParamDef { name: "format", kind: ParamKind::Choice { values: FORMATS }, doc: "block format of W" },
+        ParamDef { name: "dtype", kind: ParamKind::Choice { values: DTYPES }, doc: "element type of x and y" },
+    ],
+    validate: |s| QuantType::from_name(s.str("format")).map(|_| ()).map_err(|e| e.to_string()),
+    applies: any_target,
+    preamble,
+};
+
+fn validate(format: &str, dtype: &str, batch: i64, rows: i64) -> std::result::Result<(), String> {
+    QuantType::from_name(format).map_err(|e| e.to_string())?;
+    match rows {
+        2 if batch == 1 => Err("rows per block 2 is compiled for batch 8 only (batch 1: rows 4, or 8 = gemv_wave)".into()),
+        4 if batch != 1 => Err(format!("rows per block 4 needs batch 1, not {batch}")),
+        16 if batch != 8 || dtype == "f32" || !MMA_FORMATS.contains(&format) => Err(format!(
+            "rows per block 16 (the mma tile) needs batch 8, x f16 or bf16 and a format of {}; got batch {batch}, {dtype}, {format}",
+            MMA_FORMATS.join(", ")
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Launch configuration a caller (or the tuner) may choose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GemvConfig {
-    /// Rows of W per wave: 1 or 2 (2 only for batch 1).
-    pub rows_per_wave: usize,
+    /// Rows of W per block: 4 (batch 1), 8 (batch 1, the `gemv_wave` kernel), 2 (batch 2..8) or
+    /// 16 (the mma tile, batch 2..8).
+    pub rows: usize,
 }
 
 impl GemvConfig {
-    /// The default for a batch size.
-    pub fn for_batch(batch: usize) -> GemvConfig {
-        GemvConfig {
-            rows_per_wave: if batch == 1 { 2 } else { 1 },
+    /// The default, from the H200 figures in docs/PERF_quant.md: at batch 1 the `gemv_wave`
+    /// kernel (rows 8), except q4_K (staged kernel, rows 4); at batch 2..8 the mma tile where it
+    /// exists (NVIDIA, f16/bf16, a format of [`MMA_FORMATS`]), else 2 rows.
+    pub fn default_for(ty: QuantType, dtype: &str, batch: usize, target: &Target) -> GemvConfig {
+        let rows = if batch <= 1 {
+            if ty == QuantType::Q4_K {
+                4
+            } else {
+                WAVE_ROWS
+            }
+        } else if target.matrix_cores() == MatrixCores::MmaSync
+            && dtype != "f32"
+            && MMA_FORMATS.contains(&ty.name())
+        {
+            16
+        } else {
+            2
+        };
+        GemvConfig { rows }
+    }
+
+    /// Every configuration valid for this call (for tests and the tuner).
+    pub fn candidates(ty: QuantType, dtype: &str, batch: usize) -> Vec<GemvConfig> {
+        let b = compiled_batch(batch).unwrap_or(MAX_BATCH as i64);
+        let mut c: Vec<GemvConfig> = ROWS
+            .iter()
+            .filter(|&&r| validate(ty.name(), dtype, b, r).is_ok())
+            .map(|&r| GemvConfig { rows: r as usize })
+            .collect();
+        if b == 1 {
+            c.push(GemvConfig { rows: WAVE_ROWS });
         }
+        c
     }
 }
 
@@ -74,13 +134,26 @@ pub fn spec(
     wave: u32,
 ) -> Result<KernelSpec> {
     let b = compiled_batch(batch)?;
+    if cfg.rows == WAVE_ROWS {
+        if b != 1 {
+            return Err(Error::op(
+                "gemv",
+                format!("rows per block {WAVE_ROWS} (gemv_wave) is for batch 1, not {batch}"),
+            ));
+        }
+        return KernelSpec::new(
+            &WAVE_FAMILY,
+            &[("format", ty.name().into()), ("dtype", dtype.into())],
+            wave,
+        );
+    }
     KernelSpec::new(
         &FAMILY,
         &[
             ("format", ty.name().into()),
             ("dtype", dtype.into()),
             ("batch", b.into()),
-            ("rows", (cfg.rows_per_wave as i64).into()),
+            ("rows", (cfg.rows as i64).into()),
         ],
         wave,
     )
@@ -148,7 +221,7 @@ pub fn gemv<T: Element>(
         x,
         batch,
         y,
-        GemvConfig::for_batch(batch),
+        GemvConfig::default_for(ty, T::DTYPE, batch, dev.target()),
     )
 }
 
@@ -169,8 +242,13 @@ pub fn gemv_with<T: Element>(
     check(ty, rows, cols, batch, w.len(), x.len(), y.len())?;
     let wave = dev.target().wave_size;
     let k = Jit::global().kernel(dev, &spec(ty, T::DTYPE, batch, cfg, wave)?)?;
-    let rows_per_block = WAVES_PER_BLOCK * cfg.rows_per_wave;
-    let grid = rows.div_ceil(rows_per_block);
+    if w.device_ptr() % 16 != 0 {
+        return Err(Error::op(
+            "gemv",
+            "W must start at a 16-byte aligned device address",
+        ));
+    }
+    let grid = rows.div_ceil(cfg.rows);
     let grid = u32::try_from(grid)
         .map_err(|_| Error::op("gemv", format!("{rows} rows need too many blocks")))?;
     let lc = LaunchConfig {

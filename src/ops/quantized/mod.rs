@@ -15,7 +15,7 @@ use crate::quant::QuantType;
 
 /// Kernel families of this area.
 pub fn families() -> Vec<&'static Family> {
-    vec![&dequant::FAMILY, &gemv::FAMILY]
+    vec![&dequant::FAMILY, &gemv::FAMILY, &gemv::WAVE_FAMILY]
 }
 
 /// Every format name, as spec values (`QuantType::name`), in table order.

@@ -1,0 +1,100 @@
+// gemv_wave: the first fused dequant x vector kernel, kept as the batch-1 variant `rows 8` of
+// rocmforge::ops::quantized::gemv (it measured faster at batch 1 than the staged SIMT kernel of
+// gemv.hip for the 32-element formats; see docs/PERF_quant.md).
+// y[b][r] = sum_k W[r][k] * x[b][k]. One wave per R rows, NW waves per block. Each lane takes U
+// consecutive octets (8 elements) per step (a whole block for the 32-element formats), dequantizes
+// them with the format's dequant8 straight from global memory, reads the matching x through L1 and
+// accumulates in f32; a butterfly reduction ends each row.
+
+template <typename T>
+RF_DEVICE void rf_load8(const T* RF_RESTRICT p, float* v);
+template <>
+RF_DEVICE void rf_load8<float>(const float* RF_RESTRICT p, float* v) {
+    const float4 a = ((const float4*)p)[0], b = ((const float4*)p)[1];
+    v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w;
+    v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
+}
+template <>
+RF_DEVICE void rf_load8<rf_half>(const rf_half* RF_RESTRICT p, float* v) {
+    const uint4 a = *(const uint4*)p;
+    const uint32_t w[4] = {a.x, a.y, a.z, a.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        v[2 * i] = rf_h2f_bits((uint16_t)(w[i] & 0xffffu));
+        v[2 * i + 1] = rf_h2f_bits((uint16_t)(w[i] >> 16));
+    }
+}
+template <>
+RF_DEVICE void rf_load8<rf_bf16>(const rf_bf16* RF_RESTRICT p, float* v) {
+    const uint4 a = *(const uint4*)p;
+    const uint32_t w[4] = {a.x, a.y, a.z, a.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        v[2 * i] = __uint_as_float(w[i] << 16);
+        v[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+    }
+}
+
+template <typename F, typename T, int B, int R, int NW>
+RF_DEVICE void rf_gemv(const uint8_t* RF_RESTRICT w, const T* RF_RESTRICT x, T* RF_RESTRICT y, int rows, int cols, int batch) {
+    constexpr int OPB = F::QK / 8;
+    constexpr int U = 4;  // octets per lane per step
+    const int lane = threadIdx.x % RF_WAVE, wid = threadIdx.x / RF_WAVE;
+    const int rbase = (blockIdx.x * NW + wid) * R;
+    if (rbase >= rows) return;  // wave-uniform; no block-wide synchronization below
+    const int n_oct = cols / 8;
+    const long long row_bytes = (long long)(cols / F::QK) * F::BYTES;
+    const uint8_t* wr[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) wr[r] = w + (long long)min(rbase + r, rows - 1) * row_bytes;
+    const T* xb[B];
+#pragma unroll
+    for (int b = 0; b < B; ++b) xb[b] = x + (long long)min(b, batch - 1) * cols;
+    float acc[R][B];
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int b = 0; b < B; ++b) acc[r][b] = 0.0f;
+
+    for (int c = lane * U; c < n_oct; c += RF_WAVE * U) {
+        float wv[U][R][8];
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const int o = c + u;
+            // whole blocks of >= U octets: c < n_oct implies o < n_oct
+            if (OPB % U == 0 || o < n_oct) {
+#pragma unroll
+                for (int r = 0; r < R; ++r) F::dequant8(wr[r] + (long long)(o / OPB) * F::BYTES, (o % OPB) * 8, wv[u][r]);
+            } else {
+#pragma unroll
+                for (int r = 0; r < R; ++r)
+#pragma unroll
+                    for (int i = 0; i < 8; ++i) wv[u][r][i] = 0.0f;
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const int o = (OPB % U == 0 || c + u < n_oct) ? c + u : c;
+#pragma unroll
+            for (int b = 0; b < B; ++b) {
+                float xv[8];
+                rf_load8<T>(xb[b] + (long long)o * 8, xv);
+#pragma unroll
+                for (int r = 0; r < R; ++r)
+#pragma unroll
+                    for (int i = 0; i < 8; ++i) acc[r][b] += wv[u][r][i] * xv[i];
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int b = 0; b < B; ++b) acc[r][b] = rf_wave_sum(acc[r][b]);
+    if (lane == 0) {
+#pragma unroll
+        for (int r = 0; r < R; ++r)
+#pragma unroll
+            for (int b = 0; b < B; ++b)
+                if (rbase + r < rows && b < batch) y[(long long)b * rows + rbase + r] = rf_from_f32<T>(acc[r][b]);
+    }
+}
