@@ -83,29 +83,6 @@ pub(crate) fn rows_of(op: &'static str, len: usize, hidden: usize) -> Result<usi
     Ok(len / hidden)
 }
 
-/// Quantized formats the kernels of this area read through the `dequant8` contract of
-/// `templates/quant_dequant.h` (one `rf_fmt_<name>` per format).
-pub const QUANT_FORMATS: &[&str] = &[
-    "q4_0",
-    "q4_1",
-    "q5_0",
-    "q5_1",
-    "q8_0",
-    "q8_1",
-    "q2_K",
-    "q3_K",
-    "q4_K",
-    "q5_K",
-    "q6_K",
-    "q8_K",
-    "mxfp4",
-    "mx_fp4",
-    "mx_fp6_e2m3",
-    "mx_fp6_e3m2",
-    "mx_fp8_e4m3",
-    "mx_fp8_e5m2",
-];
-
 /// Source that gives a kernel the block structs and the `rf_fmt_<name>` dequantizers.
 pub(crate) fn quant_preamble() -> String {
     crate::ops::quantized::quant_preamble()

@@ -11,29 +11,7 @@ use crate::quant::QuantType;
 use half::f16;
 
 /// Weight formats: every format of the dequant8 contract (floats read 8 at a time).
-pub const WEIGHT_FORMATS: &[&str] = &[
-    "f32",
-    "f16",
-    "bf16",
-    "q4_0",
-    "q4_1",
-    "q5_0",
-    "q5_1",
-    "q8_0",
-    "q8_1",
-    "q2_K",
-    "q3_K",
-    "q4_K",
-    "q5_K",
-    "q6_K",
-    "q8_K",
-    "mxfp4",
-    "mx_fp4",
-    "mx_fp6_e2m3",
-    "mx_fp6_e3m2",
-    "mx_fp8_e4m3",
-    "mx_fp8_e5m2",
-];
+pub const WEIGHT_FORMATS: &[&str] = crate::ops::quantized::FORMATS;
 
 /// Matrix-core paths.
 pub const PATHS: &[&str] = &["mma", "mfma", "wmma", "simt"];
