@@ -242,7 +242,10 @@ fn embedding_quantized_tables_every_format() {
     let (vocab, dim) = (40, 512);
     let ids: Vec<i32> = vec![0, 39, 7, 7, -3, 12, 40, 1];
     let di = dev.upload(&ids).unwrap();
-    for name in rocmforge::ops::mlp::QUANT_FORMATS {
+    let quantized = rocmforge::ops::quantized::FORMATS
+        .iter()
+        .filter(|f| !matches!(**f, "f32" | "f16" | "bf16"));
+    for name in quantized {
         let fmt = QuantType::from_name(name).unwrap();
         let tf = rand_f32(vocab * dim, 77);
         let tq = quant::quantize_to_vec(fmt, &tf).unwrap();
