@@ -86,6 +86,14 @@ pub enum Error {
     #[error("{op}: {reason}")]
     Op { op: &'static str, reason: String },
 
+    /// A model file does not describe a model this runtime can run (key, tensor, shape or type named).
+    #[error("model: {0}")]
+    Model(String),
+
+    /// Tokenizer or chat-template problem (vocabulary, template rendering).
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+
     /// I/O on a named path.
     #[error("{path}: {source}")]
     Io {
