@@ -6,3 +6,5 @@
 pub mod chat;
 pub mod sampler;
 pub mod tokenizer;
+pub mod arch;
+pub mod config;
