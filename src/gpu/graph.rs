@@ -63,6 +63,18 @@ pub struct GraphExec {
     _not_sync: NotSync,
 }
 
+impl std::fmt::Debug for Graph {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Graph({:#x} on {:?})", self.raw, self.dev)
+    }
+}
+
+impl std::fmt::Debug for GraphExec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GraphExec({:#x} on {:?})", self.raw, self.dev)
+    }
+}
+
 fn refuse_default(s: &Stream, what: &'static str) -> Result<()> {
     if s.is_default() {
         return Err(Error::op(

@@ -355,6 +355,18 @@ pub struct Buffer<T: bytemuck::Pod> {
     _t: std::marker::PhantomData<T>,
 }
 
+impl<T: bytemuck::Pod> std::fmt::Debug for Buffer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Buffer<{}>({} elements at {:#x})",
+            std::any::type_name::<T>(),
+            self.len,
+            self.ptr
+        )
+    }
+}
+
 impl<T: bytemuck::Pod> Buffer<T> {
     pub fn len(&self) -> usize {
         self.len
@@ -372,7 +384,11 @@ impl<T: bytemuck::Pod> Buffer<T> {
     pub fn device(&self) -> &Device {
         &self.mem.dev
     }
-    /// Copy `data` in; its length must equal the buffer's. Synchronous (the default stream).
+    /// Copy `data` in; its length must equal the buffer's. Synchronous, on the default stream: the
+    /// driver may return before the data has landed, and streams that do not synchronise with the
+    /// default stream ([`Device::create_stream_nonblocking`]) are not ordered after it. Synchronize
+    /// the device before work on such a stream reads the buffer, or use
+    /// [`Buffer::copy_from_host_async`] on that stream.
     pub fn copy_from_host(&mut self, data: &[T]) -> Result<()> {
         if data.len() != self.len {
             return Err(Error::Buffer(format!(
