@@ -234,6 +234,46 @@ fn top_p_keeps_the_smallest_sufficient_set() {
     );
 }
 
+/// Flat and peaked rows of 5000 tokens: the kept set equals the prefix of a full sort.
+#[test]
+fn top_p_on_a_large_vocabulary() {
+    for (seed, scale, top_p) in [
+        (1u64, 0.5f32, 0.9f32),
+        (2, 4.0, 0.5),
+        (3, 12.0, 0.99),
+        (4, 1.0, 0.999),
+    ] {
+        let logits: Vec<f32> = rand_f32(5000, seed).iter().map(|x| x * scale).collect();
+        let t = 0.8f64;
+        let mut order: Vec<usize> = (0..logits.len()).collect();
+        order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+        let w: Vec<f64> = order
+            .iter()
+            .map(|&i| ((logits[i] - logits[order[0]]) as f64 / t).exp())
+            .collect();
+        let total: f64 = w.iter().sum();
+        let mut cum = 0.0;
+        let mut n = w.len();
+        for (i, x) in w.iter().enumerate() {
+            cum += x;
+            if cum >= top_p as f64 * total {
+                n = i + 1;
+                break;
+            }
+        }
+        let mut want: Vec<u32> = order[..n].iter().map(|&i| i as u32).collect();
+        want.sort_unstable();
+        let got = kept(params(0.8, 0, top_p, 0.0), &logits);
+        assert_eq!(
+            got,
+            want,
+            "seed {seed}: kept {} want {}",
+            got.len(),
+            want.len()
+        );
+    }
+}
+
 #[test]
 fn min_p_keeps_tokens_near_the_top() {
     let logits = ln_probs(&[0.1, 0.5, 0.15, 0.25]);

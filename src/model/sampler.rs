@@ -157,10 +157,14 @@ impl std::fmt::Debug for Sampler {
     }
 }
 
-/// Larger logit first, then lower index (candidates hold no NaN).
-fn by_logit_desc(a: &(u32, f64), b: &(u32, f64)) -> Ordering {
+/// Larger value (logit, or weight after the softmax: the same order) first, then lower index
+/// (candidates hold no NaN).
+fn by_value_desc(a: &(u32, f64), b: &(u32, f64)) -> Ordering {
     b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
 }
+
+/// The first head top-p sorts when top-k has not (doubled until it holds the top-p mass).
+const TOP_P_HEAD: usize = 64;
 
 impl Sampler {
     /// A sampler for `params` (validated), seeded from `params.seed` or, without one, from the OS.
@@ -249,9 +253,9 @@ impl Sampler {
         // top-k
         let mut sorted = false;
         if p.top_k > 0 && p.top_k < self.cand.len() {
-            self.cand.select_nth_unstable_by(p.top_k - 1, by_logit_desc);
+            self.cand.select_nth_unstable_by(p.top_k - 1, by_value_desc);
             self.cand.truncate(p.top_k);
-            self.cand.sort_unstable_by(by_logit_desc);
+            self.cand.sort_unstable_by(by_value_desc);
             sorted = true;
         }
         // temperature-scaled softmax, unnormalised: the most likely token has weight 1
@@ -263,13 +267,28 @@ impl Sampler {
         }
         // top-p: the shortest most-likely prefix whose probability reaches top_p
         if p.top_p < 1.0 {
-            if !sorted {
-                self.cand.sort_unstable_by(by_logit_desc);
-            }
             let target = p.top_p as f64 * total;
+            let mut head = self.cand.len();
+            if !sorted {
+                // Sort only a head known to reach the target: the top 64, 128, ... (each selection
+                // is linear), not the whole vocabulary.
+                let mut k = TOP_P_HEAD.min(head);
+                loop {
+                    if k < self.cand.len() {
+                        self.cand.select_nth_unstable_by(k - 1, by_value_desc);
+                    }
+                    let s: f64 = self.cand[..k].iter().map(|c| c.1).sum();
+                    if s >= target || k == self.cand.len() {
+                        break;
+                    }
+                    k = (2 * k).min(self.cand.len());
+                }
+                head = k;
+                self.cand[..head].sort_unstable_by(by_value_desc);
+            }
             let mut cum = 0.0f64;
-            let mut keep = self.cand.len();
-            for (i, c) in self.cand.iter().enumerate() {
+            let mut keep = head;
+            for (i, c) in self.cand[..head].iter().enumerate() {
                 cum += c.1;
                 if cum >= target {
                     keep = i + 1;
