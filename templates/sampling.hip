@@ -1,11 +1,11 @@
 // Greedy argmax over rows of logits: out[r] = index of the largest element of row r.
 //
 // One block per row. NaN counts as smaller than every number (-inf included); ties, +0 and -0
-// included, go to the lowest index. Each element becomes an ordered 32-bit key (NaN -> 0, the
-// smallest); a thread keeps its best (key, index) with a strict compare, which keeps the lowest index
-// because a thread's indices only grow. The block then reduces (key, ~index) packed into 64 bits with
-// a max: the largest key wins, and among equal keys the smallest index. Rows are read once with
-// VEC-element (16-byte) loads, AM_UNROLL of them in flight per thread. Only out[r] is written.
+// included, go to the lowest index. Each thread scans its elements with a strict float compare,
+// which keeps the lowest index of equal values because a thread's indices only grow; its best then
+// becomes an ordered 32-bit key, and the block reduces (key, ~index) packed into 64 bits with a max:
+// the largest key wins, and among equal keys the smallest index. Rows are read once with VEC-element
+// (16-byte) loads, AM_UNROLL of them in flight per thread. Only out[r] is written.
 
 template <typename T, int VEC>
 struct alignas(sizeof(T) * VEC) am_pack { T v[VEC]; };
@@ -40,31 +40,50 @@ RF_DEVICE unsigned long long am_wave_max(unsigned long long v) {
 }
 
 template <typename T, int VEC>
-RF_DEVICE void am_scan(const am_pack<T, VEC>& p, int first, unsigned int& best, int& besti) {
+RF_DEVICE void am_scan(const am_pack<T, VEC>& p, int first, float& best, int& besti) {
 #pragma unroll
     for (int j = 0; j < VEC; ++j) {
-        const unsigned int k = am_key(rf_to_f32(p.v[j]));
-        if (k > best) {
-            best = k;
-            besti = first + j;
-        }
+        const float v = rf_to_f32(p.v[j]);
+        // strict: NaN never wins, and of equal values (+0 and -0 too) the earlier index stays
+        const bool take = v > best;
+        best = take ? v : best;
+        besti = take ? first + j : besti;
     }
 }
 
+// Max of (key, ~index) over the block; every thread gets it. `scratch` holds BLOCK / RF_WAVE entries.
+template <int BLOCK>
+RF_DEVICE unsigned long long am_block_max(unsigned long long v, unsigned long long* scratch) {
+    constexpr int NW = BLOCK / RF_WAVE;
+    static_assert(NW <= RF_WAVE, "one wave reduces the per-wave results");
+    v = am_wave_max(v);
+    const int lane = threadIdx.x % RF_WAVE, wid = threadIdx.x / RF_WAVE;
+    __syncthreads();  // scratch may still be read by a previous call
+    if (lane == 0) scratch[wid] = v;
+    __syncthreads();
+    return am_wave_max(lane < NW ? scratch[lane] : 0ull);
+}
+
+RF_DEVICE unsigned long long am_pack_best(unsigned int key, int index) {
+    return ((unsigned long long)key << 32) | (unsigned long long)(~(unsigned int)index);
+}
+
 // VEC must divide vocab (the launcher picks it so), which also keeps every row 16-byte aligned.
+//
+// The scan compares floats (`v > best` from -inf: one compare and two selects per element), so a
+// thread only remembers elements above -inf; its best becomes a (key, ~index) pair for the block
+// reduction. A row with nothing above -inf (only -inf and NaN) is rare and gets a second pass: the
+// first -inf, else (all NaN) index 0.
 template <typename T, int BLOCK, int VEC>
 RF_DEVICE void argmax_row(const T* RF_RESTRICT logits, int vocab, int* RF_RESTRICT out) {
     static_assert(BLOCK % RF_WAVE == 0, "block must be a whole number of waves");
-    constexpr int NW = BLOCK / RF_WAVE;
-    static_assert(NW <= RF_WAVE, "one wave reduces the per-wave results");
-    __shared__ unsigned long long scratch[NW];
+    __shared__ unsigned long long scratch[BLOCK / RF_WAVE];
     const long long row = blockIdx.x;
     const am_pack<T, VEC>* x = reinterpret_cast<const am_pack<T, VEC>*>(logits + row * (long long)vocab);
     const int nvec = vocab / VEC;
     const int tid = threadIdx.x;
-    // Key 0 with the thread's first index: a thread that sees only NaN reports its first element.
-    unsigned int best = 0u;
-    int besti = tid * VEC;
+    float best = RF_NEG_INF;
+    int besti = -1;
     int i = tid;
     for (; i + (AM_UNROLL - 1) * BLOCK < nvec; i += AM_UNROLL * BLOCK) {
         am_pack<T, VEC> p[AM_UNROLL];
@@ -75,14 +94,15 @@ RF_DEVICE void argmax_row(const T* RF_RESTRICT logits, int vocab, int* RF_RESTRI
     }
     for (; i < nvec; i += BLOCK) am_scan<T, VEC>(x[i], i * VEC, best, besti);
 
-    unsigned long long packed = ((unsigned long long)best << 32) | (unsigned long long)(~(unsigned int)besti);
-    packed = am_wave_max(packed);
-    const int lane = tid % RF_WAVE, wid = tid / RF_WAVE;
-    if (lane == 0) scratch[wid] = packed;
-    __syncthreads();
-    if (wid == 0) {
-        unsigned long long t = lane < NW ? scratch[lane] : 0ull;
-        t = am_wave_max(t);
-        if (lane == 0) out[row] = (int)~(unsigned int)(t & 0xffffffffull);
+    unsigned long long r = am_block_max<BLOCK>(besti >= 0 ? am_pack_best(am_key(best), besti) : 0ull, scratch);
+    if (r == 0ull) {
+        // nothing above -inf: the lowest index holding -inf (key 1), else 0
+        int first = -1;
+        for (int e = tid; e < vocab && first < 0; e += BLOCK) {
+            if (__float_as_uint(rf_to_f32(logits[row * (long long)vocab + e])) == 0xff800000u) first = e;
+        }
+        r = am_block_max<BLOCK>(first >= 0 ? am_pack_best(1u, first) : 0ull, scratch);
+        if (r == 0ull) r = am_pack_best(0u, 0);
     }
+    if (tid == 0) out[row] = (int)~(unsigned int)(r & 0xffffffffull);
 }

@@ -175,3 +175,47 @@ fn argmax_partial_batch_and_stream() {
     dev.synchronize().unwrap();
     assert_eq!(dev.allocated_bytes(), before, "device memory not returned");
 }
+
+/// Recorded into a graph (the decode step's last launch) and replayed with fresh logits: the
+/// capture runs nothing, every replay gives the reference's answer, and nothing past `rows` is
+/// written.
+#[test]
+#[ignore = "needs a GPU"]
+#[serial]
+fn argmax_in_a_graph() {
+    let dev = device();
+    let before = dev.allocated_bytes();
+    {
+        let (rows, vocab) = (4usize, 151_936usize);
+        let s = dev.create_stream_nonblocking().unwrap();
+        let x0: Vec<bf16> = logits(rows, vocab, 500);
+        let mut dx = dev.upload(&x0).unwrap();
+        let mut out = poisoned(rows + EXTRA);
+        // load the kernel before the capture: the capture must only record the launch
+        argmax_prepare::<bf16>(&dev, vocab).unwrap();
+        dev.synchronize().unwrap();
+        s.begin_capture().unwrap();
+        argmax_rows(&dev, &s, &dx, rows, vocab, &mut out).unwrap();
+        let exec = s.end_capture().unwrap().instantiate().unwrap();
+        s.synchronize().unwrap();
+        assert!(
+            out.to_vec().unwrap().iter().all(|&g| g == POISON),
+            "the capture ran the kernel"
+        );
+        for r in 0..5u64 {
+            let x: Vec<bf16> = logits(rows, vocab, 600 + r);
+            dx.copy_from_host_async(&x, &s).unwrap();
+            exec.launch(&s).unwrap();
+            s.synchronize().unwrap();
+            let got = out.to_vec().unwrap();
+            assert_eq!(&got[..rows], &argmax_ref(&x, rows, vocab)[..], "replay {r}");
+            assert!(
+                got[rows..].iter().all(|&g| g == POISON),
+                "replay {r}: {got:?}"
+            );
+        }
+        drop(exec);
+    }
+    dev.synchronize().unwrap();
+    assert_eq!(dev.allocated_bytes(), before, "device memory not returned");
+}
