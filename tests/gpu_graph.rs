@@ -442,3 +442,86 @@ fn capture_on_default_stream_is_refused() {
     dev.synchronize().unwrap();
     assert_eq!(dev.allocated_bytes(), before, "device memory not returned");
 }
+
+#[test]
+#[ignore = "needs a GPU"]
+#[serial]
+fn synchronous_calls_during_capture_are_refused() {
+    let dev = device();
+    let (before, pinned_before) = (dev.allocated_bytes(), dev.pinned_bytes());
+    {
+        let s = dev.create_stream_nonblocking().unwrap();
+        let other = dev.create_stream_nonblocking().unwrap();
+        let pool = dev.pool(1 << 16).unwrap();
+        let x = dev.upload(&[1.0f32; 64]).unwrap();
+        let mut y = dev.upload(&[0.0f32; 64]).unwrap();
+        let mut h = dev.alloc::<f32>(4).unwrap();
+        let mut f = dev.alloc::<u8>(4).unwrap();
+        let mut pinned = PinnedBuffer::from_slice(&dev, &[7.0f32; 64]).unwrap();
+        let doomed = dev.alloc::<f32>(1000).unwrap();
+        dev.synchronize().unwrap();
+        smoke::axpy(&dev, &s, 1.0, &x, &mut y).unwrap(); // warm-up: y = 1
+                                                         // a tracked copy the host will wait for during the capture
+        y.copy_to_host_async(&mut pinned, &s).unwrap();
+        s.synchronize().unwrap();
+        let mut doomed = Some(doomed);
+
+        let g = s
+            .capture(|s| {
+                smoke::axpy(&dev, s, 1.0, &x, &mut y)?;
+                let refused: Vec<(&str, rocmforge::Error)> = vec![
+                    ("Device::alloc", dev.alloc::<f32>(16).unwrap_err()),
+                    ("Device::alloc", dev.upload(&[2.0f32; 4]).unwrap_err()),
+                    (
+                        "Buffer::copy_from_host",
+                        h.copy_from_host(&[2.0f32; 4]).unwrap_err(),
+                    ),
+                    ("Buffer::copy_to_host", x.to_vec().unwrap_err()),
+                    ("Buffer::fill_bytes", f.fill_bytes(0).unwrap_err()),
+                    ("PinnedBuffer::new", dev.alloc_pinned::<f32>(4).unwrap_err()),
+                    ("Stream::synchronize", s.synchronize().unwrap_err()),
+                    ("Stream::synchronize", other.synchronize().unwrap_err()),
+                    ("Device::synchronize", dev.synchronize().unwrap_err()),
+                ];
+                for (call, e) in refused {
+                    let e = e.to_string();
+                    assert!(
+                        e.starts_with(call) && e.contains("captures a stream"),
+                        "{e}"
+                    );
+                }
+                // legal during a capture: carving a pool, reading pinned memory, dropping a buffer
+                let mut scratch = pool.alloc::<f32>(64)?;
+                scratch.fill_bytes_async(0, s)?;
+                smoke::axpy(&dev, s, 1.0, &x, &mut scratch)?;
+                assert!(pinned.as_slice().iter().all(|&v| v == 1.0));
+                drop(doomed.take());
+                assert!(s.is_capturing()?);
+                Ok(())
+            })
+            .unwrap();
+        let exec = g.instantiate().unwrap();
+        for replay in 1..=3 {
+            exec.launch(&s).unwrap();
+            y.copy_to_host_async(&mut pinned, &s).unwrap();
+            let want = 1.0 + replay as f32;
+            assert!(
+                pinned.as_slice().iter().all(|&v| v == want),
+                "replay {replay}: {:?}",
+                &pinned.as_slice()[..4]
+            );
+        }
+        // after the capture the same calls work again
+        dev.synchronize().unwrap();
+        h.copy_from_host(&[2.0f32; 4]).unwrap();
+        drop(exec);
+        drop(g);
+    }
+    dev.synchronize().unwrap();
+    assert_eq!(dev.allocated_bytes(), before, "device memory not returned");
+    assert_eq!(
+        dev.pinned_bytes(),
+        pinned_before,
+        "pinned memory not returned"
+    );
+}

@@ -29,6 +29,16 @@
 //!   them before `begin_capture`. Device-to-host copies into a [`super::PinnedBuffer`] are refused
 //!   during capture and belong after [`GraphExec::launch`].
 //!
+//! Measured on an H200 (CUDA 13 driver): during a thread-local capture the driver refuses
+//! allocations and synchronizes (and invalidates the capture), but lets synchronous copies and
+//! memsets on the default stream through — they run once, at capture, and are not replayed. So this
+//! module refuses every synchronous memory call on a capturing thread itself, with an error naming
+//! the call, before the driver sees it (the capture stays valid): `Device::alloc`,
+//! `Buffer::copy_from_host`, `copy_to_host`/`to_vec`, `fill_bytes`, `PinnedBuffer::new`, and
+//! `Device::synchronize`/`Stream::synchronize`. [`super::Pool::alloc`] is host arithmetic and
+//! stays legal. Frees (a buffer dropped during a capture) and the waits of a [`super::PinnedBuffer`]
+//! run in relaxed mode for their one call, so they neither fail nor invalidate the capture.
+//!
 //! Capture uses the **thread-local** mode (`CU_STREAM_CAPTURE_MODE_THREAD_LOCAL`,
 //! `hipStreamCaptureModeThreadLocal`). The global mode would let an unrelated thread (a kernel
 //! compile loading its module, the server allocating) fail or invalidate the capture by making an
@@ -42,7 +52,66 @@
 
 use super::{Device, Raw, Stream};
 use crate::error::{Error, Result};
+use std::cell::Cell;
 use std::marker::PhantomData;
+use std::sync::atomic::Ordering;
+
+/// Vendor capture modes (the same numbers in cuda.h and hip_runtime_api.h).
+pub(crate) const CAPTURE_MODE_THREAD_LOCAL: i32 = 1;
+pub(crate) const CAPTURE_MODE_RELAXED: i32 = 2;
+
+thread_local! {
+    /// Captures begun on this thread and not yet ended (thread-local mode ties a capture to the
+    /// thread that began it: it must also end there).
+    static CAPTURES: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Whether this thread is capturing a stream.
+pub fn thread_is_capturing() -> bool {
+    CAPTURES.with(|c| c.get()) > 0
+}
+
+/// Refuse a synchronous call on a capturing thread: it would run once now, not at each replay.
+pub(crate) fn refuse_during_capture(call: &'static str) -> Result<()> {
+    if thread_is_capturing() {
+        return Err(Error::op(
+            call,
+            "synchronous call while this thread captures a stream: it would run once now and              never at replay; make it before begin_capture, or use the stream-ordered (async)              form on the capturing stream",
+        ));
+    }
+    Ok(())
+}
+
+/// Run `f` (a free or a wait) with this thread's capture mode relaxed when it is capturing, so the
+/// call neither fails nor invalidates the capture.
+pub(crate) fn relaxed<R>(dev: &Device, f: impl FnOnce() -> R) -> R {
+    if !thread_is_capturing() {
+        return f();
+    }
+    match dev.backend().exchange_capture_mode(CAPTURE_MODE_RELAXED) {
+        Ok(previous) => {
+            let r = f();
+            if let Err(e) = dev.backend().exchange_capture_mode(previous) {
+                tracing::error!("restoring the thread's capture mode failed: {e}");
+            }
+            r
+        }
+        Err(e) => {
+            tracing::error!("relaxing the thread's capture mode failed: {e}");
+            f()
+        }
+    }
+}
+
+fn count_capture(up: bool) {
+    CAPTURES.with(|c| {
+        c.set(if up {
+            c.get().saturating_add(1)
+        } else {
+            c.get().saturating_sub(1)
+        })
+    });
+}
 
 /// Graph objects must not be used from two threads at once (both vendors say so): they are `Send`
 /// but not `Sync`.
@@ -92,7 +161,11 @@ impl Stream {
     /// Refused on the default stream.
     pub fn begin_capture(&self) -> Result<()> {
         refuse_default(self, "Stream::begin_capture")?;
-        self.dev.backend().stream_begin_capture(self.raw)
+        self.dev.backend().stream_begin_capture(self.raw)?;
+        if !self.capturing.swap(true, Ordering::AcqRel) {
+            count_capture(true);
+        }
+        Ok(())
     }
 
     /// Stop recording and return the graph. An error when the stream was not capturing, or when the
@@ -100,6 +173,9 @@ impl Stream {
     /// in both cases the stream is no longer capturing afterwards.
     pub fn end_capture(&self) -> Result<Graph> {
         refuse_default(self, "Stream::end_capture")?;
+        if self.capturing.swap(false, Ordering::AcqRel) {
+            count_capture(false);
+        }
         let raw = self.dev.backend().stream_end_capture(self.raw)?;
         if raw == 0 {
             return Err(Error::op(
@@ -141,6 +217,9 @@ impl Stream {
 /// Called when a stream is dropped: a capture still open on it is ended and its graph discarded, so
 /// the stream can be destroyed.
 pub(crate) fn abandon_capture(s: &Stream) {
+    if s.capturing.swap(false, Ordering::AcqRel) {
+        count_capture(false);
+    }
     if let Ok(true) = s.is_capturing() {
         tracing::warn!("stream dropped while capturing; the capture is discarded");
         match s.dev.backend().stream_end_capture(s.raw) {

@@ -22,7 +22,7 @@ pub use target::{native_wave, MatrixCores, Target, Vendor};
 
 use crate::error::{Error, Result};
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// An opaque vendor handle (module, function, stream, event), kept as an integer so it is `Send`.
@@ -91,6 +91,8 @@ pub(crate) trait Backend: Send + Sync {
     /// Stop capturing `s`; the captured graph.
     fn stream_end_capture(&self, s: Raw) -> Result<Raw>;
     fn stream_is_capturing(&self, s: Raw) -> Result<bool>;
+    /// Set this thread's capture mode (a vendor enum value); the previous one.
+    fn exchange_capture_mode(&self, mode: i32) -> Result<i32>;
     fn graph_instantiate(&self, g: Raw) -> Result<Raw>;
     fn graph_destroy(&self, g: Raw) -> Result<()>;
     fn graph_launch(&self, exec: Raw, s: Raw) -> Result<()>;
@@ -234,13 +236,16 @@ impl Device {
     pub fn mem_info(&self) -> Result<(u64, u64)> {
         self.backend().mem_info()
     }
-    /// Wait for all work on the device.
+    /// Wait for all work on the device. Refused while this thread captures a stream.
     pub fn synchronize(&self) -> Result<()> {
+        graph::refuse_during_capture("Device::synchronize")?;
         self.backend().synchronize()
     }
 
-    /// Allocate an uninitialised buffer of `len` elements.
+    /// Allocate an uninitialised buffer of `len` elements. Refused while this thread captures a
+    /// stream (allocate before, or carve from a [`Pool`], which is legal during a capture).
     pub fn alloc<T: bytemuck::Pod>(&self, len: usize) -> Result<Buffer<T>> {
+        graph::refuse_during_capture("Device::alloc")?;
         let bytes = len
             .checked_mul(std::mem::size_of::<T>())
             .ok_or_else(|| Error::Buffer(format!("{len} elements overflow the address space")))?;
@@ -296,6 +301,7 @@ impl Device {
         Ok(Stream {
             dev: self.clone(),
             raw: self.backend().stream_create()?,
+            capturing: AtomicBool::new(false),
         })
     }
     /// A new stream that never synchronises with the default (null) stream, on both vendors. This
@@ -305,6 +311,7 @@ impl Device {
         Ok(Stream {
             dev: self.clone(),
             raw: self.backend().stream_create_nonblocking()?,
+            capturing: AtomicBool::new(false),
         })
     }
     /// The default (null) stream.
@@ -312,6 +319,7 @@ impl Device {
         Stream {
             dev: self.clone(),
             raw: 0,
+            capturing: AtomicBool::new(false),
         }
     }
     pub fn create_event(&self) -> Result<Event> {
@@ -333,7 +341,8 @@ pub(crate) struct Allocation {
 impl Drop for Allocation {
     fn drop(&mut self) {
         if self.ptr != 0 {
-            if let Err(e) = self.dev.backend().free(self.ptr) {
+            // A drop during a capture frees in relaxed mode (see `graph`).
+            if let Err(e) = graph::relaxed(&self.dev, || self.dev.backend().free(self.ptr)) {
                 tracing::error!("freeing device buffer failed: {e}");
             }
         }
@@ -388,8 +397,9 @@ impl<T: bytemuck::Pod> Buffer<T> {
     /// driver may return before the data has landed, and streams that do not synchronise with the
     /// default stream ([`Device::create_stream_nonblocking`]) are not ordered after it. Synchronize
     /// the device before work on such a stream reads the buffer, or use
-    /// [`Buffer::copy_from_host_async`] on that stream.
+    /// [`Buffer::copy_from_host_async`] on that stream. Refused while this thread captures a stream.
     pub fn copy_from_host(&mut self, data: &[T]) -> Result<()> {
+        graph::refuse_during_capture("Buffer::copy_from_host")?;
         if data.len() != self.len {
             return Err(Error::Buffer(format!(
                 "copy of {} elements into a buffer of {}",
@@ -407,8 +417,10 @@ impl<T: bytemuck::Pod> Buffer<T> {
                 .htod(self.ptr, data.as_ptr() as *const u8, self.bytes())
         }
     }
-    /// Copy out into `out`; its length must equal the buffer's. Synchronous.
+    /// Copy out into `out`; its length must equal the buffer's. Synchronous; refused while this
+    /// thread captures a stream.
     pub fn copy_to_host(&self, out: &mut [T]) -> Result<()> {
+        graph::refuse_during_capture("Buffer::copy_to_host")?;
         if out.len() != self.len {
             return Err(Error::Buffer(format!(
                 "copy of a buffer of {} elements into {}",
@@ -434,6 +446,7 @@ impl<T: bytemuck::Pod> Buffer<T> {
     /// Set every byte to `value` (used to poison outputs before a kernel runs). Synchronous, so not
     /// allowed inside a stream capture: use [`Buffer::fill_bytes_async`] there.
     pub fn fill_bytes(&mut self, value: u8) -> Result<()> {
+        graph::refuse_during_capture("Buffer::fill_bytes")?;
         if self.len == 0 {
             return Ok(());
         }
@@ -462,10 +475,14 @@ impl<T: bytemuck::Pod> Buffer<T> {
 pub struct Stream {
     dev: Device,
     raw: Raw,
+    /// Set by [`Stream::begin_capture`], cleared by [`Stream::end_capture`].
+    capturing: AtomicBool,
 }
 
 impl Stream {
+    /// Wait for the work queued on this stream. Refused while this thread captures a stream.
     pub fn synchronize(&self) -> Result<()> {
+        graph::refuse_during_capture("Stream::synchronize")?;
         self.dev.backend().stream_sync(self.raw)
     }
     pub fn raw(&self) -> Raw {

@@ -499,7 +499,9 @@ impl<T: bytemuck::Pod> std::fmt::Debug for PinnedBuffer<T> {
 
 impl<T: bytemuck::Pod> PinnedBuffer<T> {
     /// `len` zeroed elements of page-locked memory (cuMemHostAlloc / hipHostMalloc).
+    /// Refused while this thread captures a stream.
     pub fn new(dev: &Device, len: usize) -> Result<PinnedBuffer<T>> {
+        super::graph::refuse_during_capture("PinnedBuffer::new")?;
         let bytes = elem_bytes::<T>(len)?;
         let ptr = if bytes == 0 {
             NonNull::dangling()
@@ -551,12 +553,12 @@ impl<T: bytemuck::Pod> PinnedBuffer<T> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Wait for the tracked copies that use this memory.
+    /// Wait for the tracked copies that use this memory (legal during a capture too).
     pub fn synchronize(&self) -> Result<()> {
         let mut p = self.pending();
         if p.armed {
             if let Some(e) = &p.event {
-                e.synchronize()?;
+                super::graph::relaxed(&self.dev, || e.synchronize())?;
             }
             p.armed = false;
         }
@@ -618,7 +620,8 @@ impl<T: bytemuck::Pod> Drop for PinnedBuffer<T> {
             return;
         }
         self.wait_logged();
-        if let Err(e) = self.dev.backend().host_free(self.ptr.as_ptr() as *mut u8) {
+        let free = || self.dev.backend().host_free(self.ptr.as_ptr() as *mut u8);
+        if let Err(e) = super::graph::relaxed(&self.dev, free) {
             tracing::error!("freeing page-locked memory failed: {e}");
         }
         self.dev

@@ -59,6 +59,7 @@ dyn_api!(
         fn cuStreamBeginCapture_v2(Ptr, i32) -> CuResult;
         fn cuStreamEndCapture(Ptr, *mut Ptr) -> CuResult;
         fn cuStreamIsCapturing(Ptr, *mut i32) -> CuResult;
+        fn cuThreadExchangeStreamCaptureMode(*mut i32) -> CuResult;
         fn cuGraphInstantiateWithFlags(*mut Ptr, Ptr, u64) -> CuResult;
         fn cuGraphLaunch(Ptr, Ptr) -> CuResult;
         fn cuGraphExecDestroy(Ptr) -> CuResult;
@@ -66,8 +67,8 @@ dyn_api!(
     }
 );
 
-/// CU_STREAM_CAPTURE_MODE_THREAD_LOCAL (see `gpu::graph` for why this mode).
-const CAPTURE_MODE_THREAD_LOCAL: i32 = 1;
+// CU_STREAM_CAPTURE_MODE_THREAD_LOCAL (see `gpu::graph` for why this mode).
+use super::graph::CAPTURE_MODE_THREAD_LOCAL;
 /// CU_STREAM_CAPTURE_STATUS_NONE; ACTIVE is 1, INVALIDATED 2 (both count as capturing).
 const CAPTURE_STATUS_NONE: i32 = 0;
 /// CU_MEMHOSTALLOC_PORTABLE: page-locked for every context, not only the current one.
@@ -384,6 +385,11 @@ impl Backend for CudaBackend {
         let mut status = CAPTURE_STATUS_NONE;
         cu!(self.d, cuStreamIsCapturing(s as Ptr, &mut status))?;
         Ok(status != CAPTURE_STATUS_NONE)
+    }
+    fn exchange_capture_mode(&self, mode: i32) -> Result<i32> {
+        let mut m = mode;
+        cu!(self.d, cuThreadExchangeStreamCaptureMode(&mut m))?;
+        Ok(m)
     }
     fn graph_instantiate(&self, g: Raw) -> Result<Raw> {
         self.bind()?;

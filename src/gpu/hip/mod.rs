@@ -57,6 +57,7 @@ dyn_api!(
         fn hipStreamBeginCapture(Ptr, i32) -> i32;
         fn hipStreamEndCapture(Ptr, *mut Ptr) -> i32;
         fn hipStreamIsCapturing(Ptr, *mut i32) -> i32;
+        fn hipThreadExchangeStreamCaptureMode(*mut i32) -> i32; // ROCm 5.0 and later
         fn hipGraphInstantiate(*mut Ptr, Ptr, *mut Ptr, *mut c_char, usize) -> i32;
         fn hipGraphLaunch(Ptr, Ptr) -> i32;
         fn hipGraphExecDestroy(Ptr) -> i32;
@@ -64,8 +65,8 @@ dyn_api!(
     }
 );
 
-/// hipStreamCaptureModeThreadLocal (see `gpu::graph` for why this mode).
-const CAPTURE_MODE_THREAD_LOCAL: i32 = 1;
+// hipStreamCaptureModeThreadLocal (see `gpu::graph` for why this mode).
+use super::graph::CAPTURE_MODE_THREAD_LOCAL;
 /// hipStreamCaptureStatusNone; Active is 1, Invalidated 2 (both count as capturing).
 const CAPTURE_STATUS_NONE: i32 = 0;
 /// hipHostMallocPortable: page-locked for every device context.
@@ -429,6 +430,11 @@ impl Backend for HipBackend {
         let mut status = CAPTURE_STATUS_NONE;
         hip!(self.api, hipStreamIsCapturing(s as Ptr, &mut status))?;
         Ok(status != CAPTURE_STATUS_NONE)
+    }
+    fn exchange_capture_mode(&self, mode: i32) -> Result<i32> {
+        let mut m = mode;
+        hip!(self.api, hipThreadExchangeStreamCaptureMode(&mut m))?;
+        Ok(m)
     }
     fn graph_instantiate(&self, g: Raw) -> Result<Raw> {
         self.bind()?;
