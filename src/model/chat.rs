@@ -80,10 +80,16 @@ impl ChatTemplate {
                 return Ok(String::new());
             }
             let id = g.get_u32(key)? as usize;
-            tokens.get(id).map(|s| (*s).to_owned()).ok_or_else(|| Error::Gguf {
-                path: g.path().display().to_string(),
-                message: format!("`{key}` = {id} is outside the {}-token vocabulary", tokens.len()),
-            })
+            tokens
+                .get(id)
+                .map(|s| (*s).to_owned())
+                .ok_or_else(|| Error::Gguf {
+                    path: g.path().display().to_string(),
+                    message: format!(
+                        "`{key}` = {id} is outside the {}-token vocabulary",
+                        tokens.len()
+                    ),
+                })
         };
         let bos = piece("tokenizer.ggml.bos_token_id")?;
         let eos = piece("tokenizer.ggml.eos_token_id")?;
@@ -150,11 +156,27 @@ fn strftime_now(fmt: String) -> std::result::Result<String, minijinja::Error> {
 /// Format a Unix time (UTC).
 fn strftime(secs: i64, fmt: &str) -> std::result::Result<String, minijinja::Error> {
     const MONTHS: [&str; 12] = [
-        "January", "February", "March", "April", "May", "June", "July", "August", "September",
-        "October", "November", "December",
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
     ];
     const DAYS: [&str; 7] = [
-        "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday",
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
     ];
     let days = secs.div_euclid(86_400);
     let tod = secs.rem_euclid(86_400);
@@ -324,24 +346,26 @@ mod tests {
         // 2024-02-29 13:05:09 UTC was a Thursday.
         let t = 1_709_211_909;
         assert_eq!(strftime(t, "%d %b %Y").unwrap(), "29 Feb 2024");
-        assert_eq!(strftime(t, "%A %B %-d, %H:%M:%S %y%%").unwrap(), "Thursday February 29, 13:05:09 24%");
+        assert_eq!(
+            strftime(t, "%A %B %-d, %H:%M:%S %y%%").unwrap(),
+            "Thursday February 29, 13:05:09 24%"
+        );
         assert_eq!(strftime(0, "%Y-%m-%d %a").unwrap(), "1970-01-01 Thu");
         assert!(strftime(t, "%Q").is_err());
     }
 
     #[test]
     fn tojson_like_python() {
-        let t = ChatTemplate::from_source(
-            "{{ x | tojson }}|{{ x | tojson(indent=2) }}",
-            "",
-            "",
-        )
-        .unwrap();
+        let t = ChatTemplate::from_source("{{ x | tojson }}|{{ x | tojson(indent=2) }}", "", "")
+            .unwrap();
         let env = &t.env;
         let tmpl = env.get_template(TEMPLATE_NAME).unwrap();
         let out = tmpl
             .render(minijinja::context! { x => vec![Value::from(1), Value::from("é\"\n"), Value::from(2.0), Value::from(())] })
             .unwrap();
-        assert_eq!(out, "[1, \"é\\\"\\n\", 2.0, null]|[\n  1,\n  \"é\\\"\\n\",\n  2.0,\n  null\n]");
+        assert_eq!(
+            out,
+            "[1, \"é\\\"\\n\", 2.0, null]|[\n  1,\n  \"é\\\"\\n\",\n  2.0,\n  null\n]"
+        );
     }
 }

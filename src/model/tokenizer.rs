@@ -172,7 +172,8 @@ fn byte_level_decode_table() -> Vec<Option<u8>> {
     let mut table = vec![None; 324];
     let mut extra = 0u32;
     for b in 0u32..256 {
-        let printable = (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+        let printable =
+            (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
         let c = if printable {
             b
         } else {
@@ -193,29 +194,65 @@ fn byte_piece(piece: &str) -> Option<u8> {
     u8::from_str_radix(hex, 16).ok()
 }
 
+/// FxHash (rustc's hasher): the merge derivation hashes millions of short slices.
+#[derive(Default, Clone, Copy)]
+struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+    fn write_u8(&mut self, b: u8) {
+        self.write(&[b]);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
+
 /// Merges of a SentencePiece BPE vocabulary, from its scores: every split of a piece into two
 /// pieces is a merge, ranked by the merged piece's score (higher first), then its id.
 fn merges_from_scores(pieces: &[String], types: &[i32], scores: &[f32]) -> Vec<(String, String)> {
+    use rayon::prelude::*;
     // Pieces that BPE symbols may be: what SentencePiece keeps in its piece table.
     let symbol = |t: i32| matches!(t, TYPE_NORMAL | TYPE_USER_DEFINED | TYPE_UNUSED);
-    let mut index: HashMap<&str, u32> = HashMap::with_capacity(pieces.len());
+    let mut index: FxMap<&str, u32> = FxMap::default();
+    index.reserve(pieces.len());
     for (i, p) in pieces.iter().enumerate() {
         if symbol(types[i]) {
             index.insert(p.as_str(), i as u32);
         }
     }
-    let mut found: Vec<(u32, u32, u32)> = Vec::new(); // (merged, left, right)
-    for (i, p) in pieces.iter().enumerate() {
-        if !matches!(types[i], TYPE_NORMAL | TYPE_USER_DEFINED) || index.get(p.as_str()) != Some(&(i as u32)) {
-            continue;
-        }
-        for (k, _) in p.char_indices().skip(1) {
-            if let (Some(&l), Some(&r)) = (index.get(&p[..k]), index.get(&p[k..])) {
-                found.push((i as u32, l, r));
-            }
-        }
-    }
-    found.sort_by(|a, b| {
+    // (merged, left, right)
+    let mut found: Vec<(u32, u32, u32)> = pieces
+        .par_iter()
+        .enumerate()
+        .filter(|(i, p)| {
+            matches!(types[*i], TYPE_NORMAL | TYPE_USER_DEFINED)
+                && index.get(p.as_str()) == Some(&(*i as u32))
+        })
+        .flat_map_iter(|(i, p)| {
+            let index = &index;
+            p.char_indices().skip(1).filter_map(move |(k, _)| {
+                match (index.get(&p[..k]), index.get(&p[k..])) {
+                    (Some(&l), Some(&r)) => Some((i as u32, l, r)),
+                    _ => None,
+                }
+            })
+        })
+        .collect();
+    found.par_sort_unstable_by(|a, b| {
         scores[b.0 as usize]
             .total_cmp(&scores[a.0 as usize])
             .then(a.0.cmp(&b.0))
@@ -223,7 +260,7 @@ fn merges_from_scores(pieces: &[String], types: &[i32], scores: &[f32]) -> Vec<(
             .then(a.2.cmp(&b.2))
     });
     found
-        .into_iter()
+        .into_par_iter()
         .map(|(_, l, r)| (pieces[l as usize].clone(), pieces[r as usize].clone()))
         .collect()
 }
@@ -251,7 +288,10 @@ impl Tokenizer {
             .collect();
         let n = pieces.len();
         if n == 0 || n > u32::MAX as usize {
-            return Err(gguf_err(g, format!("tokenizer.ggml.tokens has {n} entries")));
+            return Err(gguf_err(
+                g,
+                format!("tokenizer.ggml.tokens has {n} entries"),
+            ));
         }
         let types = if g.get("tokenizer.ggml.token_type").is_some() {
             let t = int_array(g, "tokenizer.ggml.token_type")?;
@@ -293,9 +333,8 @@ impl Tokenizer {
             Kind::SentencePiece => None,
         };
         // Defaults when the GGUF is silent: SentencePiece and Llama 3 vocabularies add BOS.
-        let add_bos = opt_bool(g, "tokenizer.ggml.add_bos_token")?.unwrap_or(
-            kind == Kind::SentencePiece || pre == Some(PreSplit::Llama3),
-        );
+        let add_bos = opt_bool(g, "tokenizer.ggml.add_bos_token")?
+            .unwrap_or(kind == Kind::SentencePiece || pre == Some(PreSplit::Llama3));
         let add_eos = opt_bool(g, "tokenizer.ggml.add_eos_token")?.unwrap_or(false);
         if add_bos && bos.is_none() {
             return Err(gguf_err(
@@ -324,7 +363,10 @@ impl Tokenizer {
                 let mut merges = Vec::with_capacity(raw.len());
                 for (i, m) in raw.iter().enumerate() {
                     let (a, b) = m.split_once(' ').ok_or_else(|| {
-                        gguf_err(g, format!("tokenizer.ggml.merges[{i}] = {m:?} is not \"A B\""))
+                        gguf_err(
+                            g,
+                            format!("tokenizer.ggml.merges[{i}] = {m:?} is not \"A B\""),
+                        )
                     })?;
                     merges.push((a.to_owned(), b.to_owned()));
                 }
@@ -351,7 +393,12 @@ impl Tokenizer {
                 }
                 let merges = merges_from_scores(&pieces, &types, &scores);
                 let unk_piece = unk
-                    .or_else(|| types.iter().position(|&t| t == TYPE_UNKNOWN).map(|i| i as u32))
+                    .or_else(|| {
+                        types
+                            .iter()
+                            .position(|&t| t == TYPE_UNKNOWN)
+                            .map(|i| i as u32)
+                    })
                     .map(|i| pieces[i as usize].clone());
                 let mut b = BpeBuilder::new()
                     .vocab_and_merges(vocab, merges)
@@ -363,9 +410,13 @@ impl Tokenizer {
                 b
             }
         };
-        let bpe = builder
-            .build()
-            .map_err(|e| gguf_err(g, format!("building the BPE model from the vocabulary: {e}")))?;
+        let bpe = builder.build().map_err(|e| {
+            let what = match kind {
+                Kind::ByteLevel => "tokenizer.ggml.merges do not fit tokenizer.ggml.tokens",
+                Kind::SentencePiece => "building the BPE model from tokenizer.ggml.tokens/scores",
+            };
+            gguf_err(g, format!("{what}: {e}"))
+        })?;
         let mut inner = tokenizers::Tokenizer::new(bpe);
 
         match kind {
@@ -501,7 +552,10 @@ impl Tokenizer {
         let piece = self.pieces.get(i).ok_or_else(|| {
             Error::op(
                 "tokenizer decode",
-                format!("token id {id} is outside the {}-token vocabulary", self.pieces.len()),
+                format!(
+                    "token id {id} is outside the {}-token vocabulary",
+                    self.pieces.len()
+                ),
             )
         })?;
         let ty = self.types[i];
@@ -518,7 +572,8 @@ impl Tokenizer {
         }
         match self.kind {
             Kind::SentencePiece => {
-                if let Some(b) = byte_piece(piece).filter(|_| ty == TYPE_BYTE || ty == TYPE_NORMAL) {
+                if let Some(b) = byte_piece(piece).filter(|_| ty == TYPE_BYTE || ty == TYPE_NORMAL)
+                {
                     out.push(b);
                 } else {
                     for c in piece.chars() {
@@ -615,7 +670,8 @@ impl<'a> StreamDecoder<'a> {
     /// Add one token; returns the text it completes (may be empty).
     pub fn push(&mut self, id: u32) -> Result<String> {
         let at = self.pending.len();
-        self.tok.append_bytes(id, self.skip_special, &mut self.pending)?;
+        self.tok
+            .append_bytes(id, self.skip_special, &mut self.pending)?;
         if !self.started && self.pending.len() > at {
             self.started = true;
             if self.tok.strip_leading_space && self.pending[at] == b' ' {
