@@ -492,3 +492,28 @@ fn malformed_vocabularies_are_errors() {
     assert_eq!(tok.encode("ab a", true).unwrap(), vec![2, 3, 0]);
     assert_eq!(tok.decode(&[2, 3, 0], false).unwrap(), "ab a");
 }
+
+#[test]
+fn long_text_round_trips() {
+    // Every corpus string glued together many times: decode(encode(x)) == x for both vocabularies
+    // (byte-level BPE and byte-fallback SentencePiece lose nothing), streamed or not.
+    for m in models() {
+        let one: String = cases(m)
+            .iter()
+            .map(|c| c.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" | ");
+        let text = one.repeat(20);
+        let t = Instant::now();
+        let ids = m.tok.encode(&text, false).unwrap();
+        let took = t.elapsed();
+        eprintln!(
+            "{}: {} bytes -> {} ids in {took:?}",
+            m.name,
+            text.len(),
+            ids.len()
+        );
+        assert_eq!(m.tok.decode(&ids, false).unwrap(), text);
+        assert_eq!(stream(&m.tok, &ids, false).0, text);
+    }
+}
