@@ -30,7 +30,8 @@ the way the models' own tokenizer.json files are:
     whitespace runs: the fast BPE merges "▁▁" + "▁x" where SentencePiece takes the user-defined
     piece "▁▁▁" whole). Decodes are the fast tokenizer's decoder (Replace ▁, ByteFallback, Fuse).
 When llama-cpp-python is installed, llama.cpp's tokenizer (the GGUF's own implementation, loaded
-vocab-only) is run too and its ids are stored as `llama_cpp_ids` where they differ.
+vocab-only) is run too; its ids and its detokenization of the reference ids are stored as
+`llama_cpp_ids` / `llama_cpp_decode` where they differ, and `disagreements` counts them.
 """
 import argparse
 import json
@@ -144,7 +145,8 @@ def llama_cpp(path):
         print("  llama-cpp-python not installed: no llama.cpp cross-check", file=sys.stderr)
         return None
     llm = Llama(model_path=path, vocab_only=True, verbose=False)
-    return lambda text: llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+    return (lambda text: llm.tokenize(text.encode("utf-8"), add_bos=True, special=True),
+            lambda ids: llm.detokenize(ids, special=True).decode("utf-8", errors="replace"))
 
 
 def smollm2(path):
@@ -250,7 +252,8 @@ def main():
         other_encoders = info.pop("other_encoders", {})
         lcpp = llama_cpp(path)
         cases = []
-        disagree = {"hf_gguf": 0, "llama_cpp": 0, **{k: 0 for k in other_encoders}}
+        disagree = {"hf_gguf": 0, "llama_cpp": 0, "llama_cpp_decode": 0,
+                    **{k: 0 for k in other_encoders}}
         for text in CORPUS:
             ids = encode(text)
             case = {
@@ -263,7 +266,11 @@ def main():
             for k, enc in other_encoders.items():
                 others[k] = enc(text)
             if lcpp:
-                others["llama_cpp"] = lcpp(text)
+                others["llama_cpp"] = lcpp[0](text)
+                dec = lcpp[1](ids)
+                if dec != case["decode"]:
+                    case["llama_cpp_decode"] = dec
+                    disagree["llama_cpp_decode"] += 1
             for k, v in others.items():
                 if list(v) != ids:
                     case[f"{k}_ids"] = list(v)
@@ -279,7 +286,8 @@ def main():
             },
             "bos_included": bool(meta.get("tokenizer.ggml.add_bos_token", name == "gemma3")),
             "eos_included": bool(meta.get("tokenizer.ggml.add_eos_token", False)),
-            "disagreements": {k: v for k, v in disagree.items() if k != "llama_cpp" or lcpp},
+            "disagreements": {k: v for k, v in disagree.items()
+                              if not k.startswith("llama_cpp") or lcpp},
             "cases": cases,
             "chat": chats,
         }
