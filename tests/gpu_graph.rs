@@ -459,6 +459,8 @@ fn synchronous_calls_during_capture_are_refused() {
         let mut f = dev.alloc::<u8>(4).unwrap();
         let mut pinned = PinnedBuffer::from_slice(&dev, &[7.0f32; 64]).unwrap();
         let doomed = dev.alloc::<f32>(1000).unwrap();
+        let ev = dev.create_event().unwrap();
+        ev.record(&other).unwrap();
         dev.synchronize().unwrap();
         smoke::axpy(&dev, &s, 1.0, &x, &mut y).unwrap(); // warm-up: y = 1
                                                          // a tracked copy the host will wait for during the capture
@@ -482,6 +484,7 @@ fn synchronous_calls_during_capture_are_refused() {
                     ("Stream::synchronize", s.synchronize().unwrap_err()),
                     ("Stream::synchronize", other.synchronize().unwrap_err()),
                     ("Device::synchronize", dev.synchronize().unwrap_err()),
+                    ("Event::synchronize", ev.synchronize().unwrap_err()),
                 ];
                 for (call, e) in refused {
                     let e = e.to_string();

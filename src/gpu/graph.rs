@@ -21,31 +21,34 @@
 //!   a new capture (there is no in-place update: re-capture is the way to change a graph).
 //! - **Nothing is kept alive by a graph.** The buffers, pinned host memory and kernels (modules) it
 //!   was captured with must outlive every replay: allocate them from a [`super::Pool`] that lives as
-//!   long as the [`GraphExec`].
+//!   long as the [`GraphExec`]. A buffer dropped while a graph using it is still replayed is a
+//!   use-after-free on the device.
 //! - **Only stream-ordered work is captured:** [`super::Kernel::launch`], the `*_async` copies and
-//!   fills, [`super::Buffer::copy_from`], events and [`Stream::wait_event`]. Synchronous calls
-//!   (`Device::alloc`, `copy_from_host`, `to_vec`, `fill_bytes`, any synchronize) are never
-//!   recorded: on the capturing thread the driver refuses them or invalidates the capture, so do
-//!   them before `begin_capture`. Device-to-host copies into a [`super::PinnedBuffer`] are refused
-//!   during capture and belong after [`GraphExec::launch`].
+//!   fills, [`super::Buffer::copy_from`], [`super::Buffer::copy_range_from`], events and
+//!   [`Stream::wait_event`]. Device-to-host copies into a [`super::PinnedBuffer`] are refused during
+//!   capture (nothing could tell the host when a replay has written them): queue them after
+//!   [`GraphExec::launch`].
+//! - **Compile before capturing.** Run the step once before `begin_capture` so that every kernel is
+//!   compiled and loaded and every dynamic-shared-memory attribute set; loading a module during a
+//!   capture is untested.
 //!
-//! Measured on an H200 (CUDA 13 driver): during a thread-local capture the driver refuses
-//! allocations and synchronizes (and invalidates the capture), but lets synchronous copies and
-//! memsets on the default stream through — they run once, at capture, and are not replayed. So this
-//! module refuses every synchronous memory call on a capturing thread itself, with an error naming
-//! the call, before the driver sees it (the capture stays valid): `Device::alloc`,
+//! Synchronous calls are refused on a capturing thread, by this crate, before the driver sees them,
+//! with an error naming the call (the capture stays valid): `Device::alloc`/`upload`,
 //! `Buffer::copy_from_host`, `copy_to_host`/`to_vec`, `fill_bytes`, `PinnedBuffer::new`, and
-//! `Device::synchronize`/`Stream::synchronize`. [`super::Pool::alloc`] is host arithmetic and
-//! stays legal. Frees (a buffer dropped during a capture) and the waits of a [`super::PinnedBuffer`]
-//! run in relaxed mode for their one call, so they neither fail nor invalidate the capture.
+//! `Device::synchronize`/`Stream::synchronize`/`Event::synchronize`. Measured on an H200 (CUDA 13 driver, thread-local
+//! mode): the driver itself refuses allocations and synchronizes, invalidating the capture, but lets
+//! synchronous copies and memsets on the default stream through — they would run once, at capture,
+//! and never at replay: a wrong answer rather than an error. [`super::Pool::alloc`] is host
+//! arithmetic and stays legal. Frees (a buffer dropped during a capture) and the waits of a
+//! [`super::PinnedBuffer`] switch the thread to relaxed mode for their one call
+//! (`cuThreadExchangeStreamCaptureMode`), so they neither fail nor invalidate the capture.
 //!
 //! Capture uses the **thread-local** mode (`CU_STREAM_CAPTURE_MODE_THREAD_LOCAL`,
-//! `hipStreamCaptureModeThreadLocal`). The global mode would let an unrelated thread (a kernel
-//! compile loading its module, the server allocating) fail or invalidate the capture by making an
-//! allocation or a synchronous copy at the wrong moment; the relaxed mode would let the capturing
-//! thread itself run such a call silently — once, at capture, and never at replay, which is a wrong
-//! answer rather than an error. Thread-local keeps the check where the mistake would be: the thread
-//! that records the step.
+//! `hipStreamCaptureModeThreadLocal`). In the global mode an unrelated thread (a kernel compile
+//! loading its module, the server allocating) would fail, and invalidate the capture, by allocating
+//! at the wrong moment; the relaxed mode would drop the driver's checks on the capturing thread too.
+//! Thread-local keeps the checks on the one thread that records the step, and leaves the others
+//! free. A capture must end on the thread that began it.
 //!
 //! The default (null) stream cannot be captured; capture on a stream from
 //! [`super::Device::create_stream_nonblocking`].

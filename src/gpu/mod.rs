@@ -523,7 +523,9 @@ impl Event {
     pub fn record(&self, stream: &Stream) -> Result<()> {
         self.dev.backend().event_record(self.raw, stream.raw)
     }
+    /// Wait until the last record has completed. Refused while this thread captures a stream.
     pub fn synchronize(&self) -> Result<()> {
+        graph::refuse_during_capture("Event::synchronize")?;
         self.dev.backend().event_sync(self.raw)
     }
     /// Milliseconds from `start` to `self` (both recorded; waits for `self`).

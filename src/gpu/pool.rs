@@ -558,7 +558,7 @@ impl<T: bytemuck::Pod> PinnedBuffer<T> {
         let mut p = self.pending();
         if p.armed {
             if let Some(e) = &p.event {
-                super::graph::relaxed(&self.dev, || e.synchronize())?;
+                super::graph::relaxed(&self.dev, || self.dev.backend().event_sync(e.raw))?;
             }
             p.armed = false;
         }
