@@ -4,15 +4,20 @@
 //! and its CPU tests run on a machine with neither. Per vendor there are three thin levels: the symbol
 //! table (`sys`, declared with [`loader::dyn_api`]), calls that return `Result` (`result`, inside each
 //! backend), and the RAII handles of this file (`safe`): [`Device`], [`Stream`], [`Event`],
-//! [`Buffer`], [`Module`] and [`Kernel`].
+//! [`Buffer`], [`Module`] and [`Kernel`]; device memory pools, buffer views and page-locked host
+//! memory in [`pool`]; stream capture into replayable graphs in [`graph`].
 
 pub mod blas;
 pub mod codeobj;
 pub mod cuda;
+pub mod graph;
 pub mod hip;
 pub mod loader;
+pub mod pool;
 mod target;
 
+pub use graph::{Graph, GraphExec};
+pub use pool::{Bump, PinnedBuffer, Pool};
 pub use target::{native_wave, MatrixCores, Target, Vendor};
 
 use crate::error::{Error, Result};
@@ -33,10 +38,21 @@ pub struct FuncAttrs {
 }
 
 /// What a vendor backend must provide. Kept small (tinygrad's allocator + program split): memory,
-/// modules and launches, streams and events.
+/// modules and launches, streams and events, stream capture and graphs.
 pub(crate) trait Backend: Send + Sync {
     fn malloc(&self, bytes: usize) -> Result<u64>;
     fn free(&self, ptr: u64) -> Result<()>;
+    /// Page-locked host memory of `bytes` (> 0) bytes.
+    fn host_alloc(&self, bytes: usize) -> Result<*mut u8>;
+    fn host_free(&self, ptr: *mut u8) -> Result<()>;
+    /// # Safety
+    /// `src` must stay valid for `bytes` reads until the copy has run on `stream`; `dst` a device
+    /// allocation of at least `bytes`.
+    unsafe fn htod_async(&self, dst: u64, src: *const u8, bytes: usize, stream: Raw) -> Result<()>;
+    /// # Safety
+    /// `dst` must stay valid for `bytes` writes, and unread, until the copy has run on `stream`.
+    unsafe fn dtoh_async(&self, dst: *mut u8, src: u64, bytes: usize, stream: Raw) -> Result<()>;
+    fn memset8_async(&self, dst: u64, value: u8, bytes: usize, stream: Raw) -> Result<()>;
     /// # Safety
     /// `src` must be valid for `bytes` reads and `dst` a device allocation of at least `bytes`.
     unsafe fn htod(&self, dst: u64, src: *const u8, bytes: usize) -> Result<()>;
@@ -64,8 +80,21 @@ pub(crate) trait Backend: Send + Sync {
         params: &mut [*mut c_void],
     ) -> Result<()>;
     fn stream_create(&self) -> Result<Raw>;
+    /// A stream that does not synchronise with the default (null) stream.
+    fn stream_create_nonblocking(&self) -> Result<Raw>;
     fn stream_destroy(&self, s: Raw) -> Result<()>;
     fn stream_sync(&self, s: Raw) -> Result<()>;
+    /// Make future work on `s` wait for the last record of `e`.
+    fn stream_wait_event(&self, s: Raw, e: Raw) -> Result<()>;
+    /// Start capturing `s` in thread-local mode (see [`graph`]).
+    fn stream_begin_capture(&self, s: Raw) -> Result<()>;
+    /// Stop capturing `s`; the captured graph.
+    fn stream_end_capture(&self, s: Raw) -> Result<Raw>;
+    fn stream_is_capturing(&self, s: Raw) -> Result<bool>;
+    fn graph_instantiate(&self, g: Raw) -> Result<Raw>;
+    fn graph_destroy(&self, g: Raw) -> Result<()>;
+    fn graph_launch(&self, exec: Raw, s: Raw) -> Result<()>;
+    fn graph_exec_destroy(&self, exec: Raw) -> Result<()>;
     fn event_create(&self) -> Result<Raw>;
     fn event_destroy(&self, e: Raw) -> Result<()>;
     fn event_record(&self, e: Raw, s: Raw) -> Result<()>;
@@ -78,6 +107,7 @@ struct DeviceInner {
     target: Target,
     ordinal: u32,
     allocated: AtomicI64,
+    pinned: AtomicI64,
 }
 
 /// A device context (the primary context on NVIDIA, the device on AMD). Cheap to clone.
@@ -158,6 +188,7 @@ impl Device {
                 target,
                 ordinal,
                 allocated: AtomicI64::new(0),
+                pinned: AtomicI64::new(0),
             }),
         })
     }
@@ -189,9 +220,15 @@ impl Device {
     pub(crate) fn backend(&self) -> &dyn Backend {
         self.inner.backend.as_ref()
     }
-    /// Bytes currently held by [`Buffer`]s of this device (tests check it returns to its start value).
+    /// Bytes of device memory currently allocated through this device: every [`Device::alloc`] and
+    /// every [`Pool`]'s one base allocation, until the last buffer (or view) using it is dropped.
+    /// Views and pool allocations do not add to it. Tests check it returns to its start value.
     pub fn allocated_bytes(&self) -> i64 {
         self.inner.allocated.load(Ordering::SeqCst)
+    }
+    /// Bytes of page-locked host memory currently held by [`PinnedBuffer`]s of this device.
+    pub fn pinned_bytes(&self) -> i64 {
+        self.inner.pinned.load(Ordering::SeqCst)
     }
     /// (free, total) device memory.
     pub fn mem_info(&self) -> Result<(u64, u64)> {
@@ -216,11 +253,25 @@ impl Device {
             .allocated
             .fetch_add(bytes as i64, Ordering::SeqCst);
         Ok(Buffer {
-            dev: self.clone(),
+            mem: Arc::new(Allocation {
+                dev: self.clone(),
+                ptr,
+                bytes,
+            }),
             ptr,
             len,
             _t: std::marker::PhantomData,
         })
+    }
+
+    /// One device allocation of `bytes` bytes, carved into buffers by [`Pool::alloc`].
+    pub fn pool(&self, bytes: usize) -> Result<Pool> {
+        Pool::new(self, bytes)
+    }
+
+    /// Page-locked host memory for `len` elements, zeroed (see [`PinnedBuffer`]).
+    pub fn alloc_pinned<T: bytemuck::Pod>(&self, len: usize) -> Result<PinnedBuffer<T>> {
+        PinnedBuffer::new(self, len)
     }
 
     /// Allocate and fill from host memory.
@@ -239,10 +290,21 @@ impl Device {
         })
     }
 
+    /// A new stream. On NVIDIA it does not synchronise with the default stream; on AMD it does
+    /// (`hipStreamCreate`). Use [`Device::create_stream_nonblocking`] to get the same on both.
     pub fn create_stream(&self) -> Result<Stream> {
         Ok(Stream {
             dev: self.clone(),
             raw: self.backend().stream_create()?,
+        })
+    }
+    /// A new stream that never synchronises with the default (null) stream, on both vendors. This
+    /// is the stream to capture graphs on: work another thread puts on the default stream can then
+    /// neither join nor invalidate the capture.
+    pub fn create_stream_nonblocking(&self) -> Result<Stream> {
+        Ok(Stream {
+            dev: self.clone(),
+            raw: self.backend().stream_create_nonblocking()?,
         })
     }
     /// The default (null) stream.
@@ -260,12 +322,49 @@ impl Device {
     }
 }
 
-/// A typed device allocation, freed on drop.
-pub struct Buffer<T: bytemuck::Pod> {
+/// One device allocation; freed (and taken off [`Device::allocated_bytes`]) when the last
+/// [`Buffer`] using it — the owner, a view or a [`Pool`] — is dropped.
+pub(crate) struct Allocation {
     dev: Device,
+    ptr: u64,
+    bytes: usize,
+}
+
+impl Drop for Allocation {
+    fn drop(&mut self) {
+        if self.ptr != 0 {
+            if let Err(e) = self.dev.backend().free(self.ptr) {
+                tracing::error!("freeing device buffer failed: {e}");
+            }
+        }
+        self.dev
+            .inner
+            .allocated
+            .fetch_sub(self.bytes as i64, Ordering::SeqCst);
+    }
+}
+
+/// A typed range of device memory. Either it owns its allocation ([`Device::alloc`]) or it is a
+/// view — a [`Pool`] allocation, [`Buffer::view`], [`Buffer::view_as`] — that shares the parent's
+/// allocation and keeps it alive. Every operation taking a `&Buffer<T>` works on both alike; the
+/// memory is freed when the last buffer using the allocation is dropped.
+pub struct Buffer<T: bytemuck::Pod> {
+    mem: Arc<Allocation>,
     ptr: u64,
     len: usize,
     _t: std::marker::PhantomData<T>,
+}
+
+impl<T: bytemuck::Pod> std::fmt::Debug for Buffer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Buffer<{}>({} elements at {:#x})",
+            std::any::type_name::<T>(),
+            self.len,
+            self.ptr
+        )
+    }
 }
 
 impl<T: bytemuck::Pod> Buffer<T> {
@@ -283,9 +382,13 @@ impl<T: bytemuck::Pod> Buffer<T> {
         self.ptr
     }
     pub fn device(&self) -> &Device {
-        &self.dev
+        &self.mem.dev
     }
-    /// Copy `data` in; its length must equal the buffer's.
+    /// Copy `data` in; its length must equal the buffer's. Synchronous, on the default stream: the
+    /// driver may return before the data has landed, and streams that do not synchronise with the
+    /// default stream ([`Device::create_stream_nonblocking`]) are not ordered after it. Synchronize
+    /// the device before work on such a stream reads the buffer, or use
+    /// [`Buffer::copy_from_host_async`] on that stream.
     pub fn copy_from_host(&mut self, data: &[T]) -> Result<()> {
         if data.len() != self.len {
             return Err(Error::Buffer(format!(
@@ -297,9 +400,9 @@ impl<T: bytemuck::Pod> Buffer<T> {
         if self.len == 0 {
             return Ok(());
         }
-        // SAFETY: lengths checked above; `ptr` is our allocation of `bytes()` bytes.
+        // SAFETY: lengths checked above; `ptr` addresses `bytes()` bytes of our allocation.
         unsafe {
-            self.dev
+            self.device()
                 .backend()
                 .htod(self.ptr, data.as_ptr() as *const u8, self.bytes())
         }
@@ -318,7 +421,7 @@ impl<T: bytemuck::Pod> Buffer<T> {
         }
         // SAFETY: as above.
         unsafe {
-            self.dev
+            self.device()
                 .backend()
                 .dtoh(out.as_mut_ptr() as *mut u8, self.ptr, self.bytes())
         }
@@ -328,12 +431,15 @@ impl<T: bytemuck::Pod> Buffer<T> {
         self.copy_to_host(&mut v)?;
         Ok(v)
     }
-    /// Set every byte to `value` (used to poison outputs before a kernel runs).
+    /// Set every byte to `value` (used to poison outputs before a kernel runs). Synchronous, so not
+    /// allowed inside a stream capture: use [`Buffer::fill_bytes_async`] there.
     pub fn fill_bytes(&mut self, value: u8) -> Result<()> {
         if self.len == 0 {
             return Ok(());
         }
-        self.dev.backend().memset8(self.ptr, value, self.bytes())
+        self.device()
+            .backend()
+            .memset8(self.ptr, value, self.bytes())
     }
     /// Device-to-device copy from another buffer of the same length.
     pub fn copy_from(&mut self, src: &Buffer<T>, stream: &Stream) -> Result<()> {
@@ -346,23 +452,9 @@ impl<T: bytemuck::Pod> Buffer<T> {
         if self.len == 0 {
             return Ok(());
         }
-        self.dev
+        self.device()
             .backend()
             .dtod(self.ptr, src.ptr, self.bytes(), stream.raw)
-    }
-}
-
-impl<T: bytemuck::Pod> Drop for Buffer<T> {
-    fn drop(&mut self) {
-        if self.ptr != 0 {
-            if let Err(e) = self.dev.backend().free(self.ptr) {
-                tracing::error!("freeing device buffer failed: {e}");
-            }
-        }
-        self.dev
-            .inner
-            .allocated
-            .fetch_sub(self.bytes() as i64, Ordering::SeqCst);
     }
 }
 
@@ -379,11 +471,24 @@ impl Stream {
     pub fn raw(&self) -> Raw {
         self.raw
     }
+    pub fn device(&self) -> &Device {
+        &self.dev
+    }
+    /// Whether this is the default (null) stream.
+    pub fn is_default(&self) -> bool {
+        self.raw == 0
+    }
+    /// Make work queued on this stream from now on wait until `event`'s last record has completed
+    /// (without blocking the host). Inside a capture this joins the event's stream into the graph.
+    pub fn wait_event(&self, event: &Event) -> Result<()> {
+        self.dev.backend().stream_wait_event(self.raw, event.raw)
+    }
 }
 
 impl Drop for Stream {
     fn drop(&mut self) {
         if self.raw != 0 {
+            graph::abandon_capture(self);
             if let Err(e) = self.dev.backend().stream_destroy(self.raw) {
                 tracing::error!("destroying stream failed: {e}");
             }
@@ -435,6 +540,8 @@ impl Module {
             raw,
             name: name.into(),
             attrs,
+            dyn_shared_optin: std::sync::atomic::AtomicU32::new(0),
+            dyn_shared_lock: std::sync::Mutex::new(()),
         })
     }
 }
@@ -520,6 +627,11 @@ pub struct Kernel {
     raw: Raw,
     name: String,
     attrs: FuncAttrs,
+    /// The largest dynamic shared memory this kernel has been opted in to (NVIDIA needs an attribute
+    /// set above 48 KiB). Remembered so the attribute is set once, by the first such launch, and
+    /// not again on every launch (nor inside a graph capture after a warm-up run).
+    dyn_shared_optin: std::sync::atomic::AtomicU32,
+    dyn_shared_lock: std::sync::Mutex<()>,
 }
 
 impl Kernel {
@@ -575,13 +687,30 @@ impl Kernel {
     }
 
     /// Launch on `stream` with `args` in the kernel's parameter order. Grid, block and shared memory
-    /// are checked against the device and kernel limits first.
+    /// are checked against the device and kernel limits first (host-side only: no device query).
+    ///
+    /// Legal inside a stream capture ([`Stream::begin_capture`]): the launch is recorded with the
+    /// argument values of this call, not run. The one driver call besides the launch, opting the
+    /// kernel in to more than the default dynamic shared memory, is made once per kernel and size
+    /// (it is legal during capture too); run a captured step once before capturing it anyway, so
+    /// that every kernel is compiled and loaded outside the capture.
     pub fn launch(&self, stream: &Stream, cfg: LaunchConfig, args: &[Arg]) -> Result<()> {
         self.check(&cfg)?;
         let dev = &self.module.dev;
-        if cfg.shared_bytes + self.attrs.shared_bytes > dev.target().shared_per_block {
-            dev.backend()
-                .set_dynamic_shared(self.raw, cfg.shared_bytes)?;
+        if cfg.shared_bytes + self.attrs.shared_bytes > dev.target().shared_per_block
+            && cfg.shared_bytes > self.dyn_shared_optin.load(Ordering::Acquire)
+        {
+            // Serialised so that two threads raising the limit cannot leave it at the smaller value.
+            let _g = self
+                .dyn_shared_lock
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if cfg.shared_bytes > self.dyn_shared_optin.load(Ordering::Acquire) {
+                dev.backend()
+                    .set_dynamic_shared(self.raw, cfg.shared_bytes)?;
+                self.dyn_shared_optin
+                    .store(cfg.shared_bytes, Ordering::Release);
+            }
         }
         let mut vals: Vec<[u8; 8]> = args
             .iter()

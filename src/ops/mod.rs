@@ -16,6 +16,7 @@ pub fn families() -> Vec<&'static Family> {
     v.extend(quantized::families());
     v.extend(attention::families());
     v.extend(mlp::families());
+    v.extend(sampling::families());
     v
 }
 

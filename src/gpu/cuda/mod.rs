@@ -46,8 +46,34 @@ dyn_api!(
         fn cuEventRecord(Ptr, Ptr) -> CuResult;
         fn cuEventSynchronize(Ptr) -> CuResult;
         fn cuGetErrorString(i32, *mut *const c_char) -> CuResult;
+        // page-locked host memory and stream-ordered copies
+        fn cuMemHostAlloc(*mut Ptr, usize, u32) -> CuResult;
+        fn cuMemFreeHost(Ptr) -> CuResult;
+        fn cuMemcpyHtoDAsync_v2(u64, *const c_void, usize, Ptr) -> CuResult;
+        fn cuMemcpyDtoHAsync_v2(*mut c_void, u64, usize, Ptr) -> CuResult;
+        fn cuMemsetD8Async(u64, u8, usize, Ptr) -> CuResult;
+        fn cuStreamWaitEvent(Ptr, Ptr, u32) -> CuResult;
+        // stream capture and graphs (cuda.h maps cuStreamBeginCapture to the _v2 entry point, the
+        // one with a capture mode; cuGraphInstantiateWithFlags exists from CUDA 11.4 through 13,
+        // where the flag-less cuGraphInstantiate became an alias of it)
+        fn cuStreamBeginCapture_v2(Ptr, i32) -> CuResult;
+        fn cuStreamEndCapture(Ptr, *mut Ptr) -> CuResult;
+        fn cuStreamIsCapturing(Ptr, *mut i32) -> CuResult;
+        fn cuGraphInstantiateWithFlags(*mut Ptr, Ptr, u64) -> CuResult;
+        fn cuGraphLaunch(Ptr, Ptr) -> CuResult;
+        fn cuGraphExecDestroy(Ptr) -> CuResult;
+        fn cuGraphDestroy(Ptr) -> CuResult;
     }
 );
+
+/// CU_STREAM_CAPTURE_MODE_THREAD_LOCAL (see `gpu::graph` for why this mode).
+const CAPTURE_MODE_THREAD_LOCAL: i32 = 1;
+/// CU_STREAM_CAPTURE_STATUS_NONE; ACTIVE is 1, INVALIDATED 2 (both count as capturing).
+const CAPTURE_STATUS_NONE: i32 = 0;
+/// CU_MEMHOSTALLOC_PORTABLE: page-locked for every context, not only the current one.
+const MEMHOSTALLOC_PORTABLE: u32 = 1;
+/// CU_STREAM_NON_BLOCKING.
+const STREAM_NON_BLOCKING: u32 = 1;
 
 /// `cuEventElapsedTime` was renamed `_v2` in CUDA 12.8 and the old name dropped in 13.
 type ElapsedFn = unsafe extern "C" fn(*mut f32, Ptr, Ptr) -> CuResult;
@@ -200,6 +226,34 @@ impl Backend for CudaBackend {
         self.bind()?;
         cu!(self.d, cuMemFree_v2(ptr))
     }
+    fn host_alloc(&self, bytes: usize) -> Result<*mut u8> {
+        self.bind()?;
+        let mut p: Ptr = std::ptr::null_mut();
+        cu!(self.d, cuMemHostAlloc(&mut p, bytes, MEMHOSTALLOC_PORTABLE))?;
+        Ok(p as *mut u8)
+    }
+    fn host_free(&self, ptr: *mut u8) -> Result<()> {
+        self.bind()?;
+        cu!(self.d, cuMemFreeHost(ptr as Ptr))
+    }
+    unsafe fn htod_async(&self, dst: u64, src: *const u8, bytes: usize, stream: Raw) -> Result<()> {
+        self.bind()?;
+        cu!(
+            self.d,
+            cuMemcpyHtoDAsync_v2(dst, src as *const c_void, bytes, stream as Ptr)
+        )
+    }
+    unsafe fn dtoh_async(&self, dst: *mut u8, src: u64, bytes: usize, stream: Raw) -> Result<()> {
+        self.bind()?;
+        cu!(
+            self.d,
+            cuMemcpyDtoHAsync_v2(dst as *mut c_void, src, bytes, stream as Ptr)
+        )
+    }
+    fn memset8_async(&self, dst: u64, value: u8, bytes: usize, stream: Raw) -> Result<()> {
+        self.bind()?;
+        cu!(self.d, cuMemsetD8Async(dst, value, bytes, stream as Ptr))
+    }
     unsafe fn htod(&self, dst: u64, src: *const u8, bytes: usize) -> Result<()> {
         self.bind()?;
         cu!(self.d, cuMemcpyHtoD_v2(dst, src as *const c_void, bytes))
@@ -301,8 +355,53 @@ impl Backend for CudaBackend {
     fn stream_create(&self) -> Result<Raw> {
         self.bind()?;
         let mut s: Ptr = std::ptr::null_mut();
-        cu!(self.d, cuStreamCreate(&mut s, 1))?; // CU_STREAM_NON_BLOCKING
+        cu!(self.d, cuStreamCreate(&mut s, STREAM_NON_BLOCKING))?;
         Ok(s as Raw)
+    }
+    fn stream_create_nonblocking(&self) -> Result<Raw> {
+        // CUDA streams made here never synchronise with the legacy default stream.
+        self.stream_create()
+    }
+    fn stream_wait_event(&self, s: Raw, e: Raw) -> Result<()> {
+        self.bind()?;
+        cu!(self.d, cuStreamWaitEvent(s as Ptr, e as Ptr, 0))
+    }
+    fn stream_begin_capture(&self, s: Raw) -> Result<()> {
+        self.bind()?;
+        cu!(
+            self.d,
+            cuStreamBeginCapture_v2(s as Ptr, CAPTURE_MODE_THREAD_LOCAL)
+        )
+    }
+    fn stream_end_capture(&self, s: Raw) -> Result<Raw> {
+        self.bind()?;
+        let mut g: Ptr = std::ptr::null_mut();
+        cu!(self.d, cuStreamEndCapture(s as Ptr, &mut g))?;
+        Ok(g as Raw)
+    }
+    fn stream_is_capturing(&self, s: Raw) -> Result<bool> {
+        self.bind()?;
+        let mut status = CAPTURE_STATUS_NONE;
+        cu!(self.d, cuStreamIsCapturing(s as Ptr, &mut status))?;
+        Ok(status != CAPTURE_STATUS_NONE)
+    }
+    fn graph_instantiate(&self, g: Raw) -> Result<Raw> {
+        self.bind()?;
+        let mut exec: Ptr = std::ptr::null_mut();
+        cu!(self.d, cuGraphInstantiateWithFlags(&mut exec, g as Ptr, 0))?;
+        Ok(exec as Raw)
+    }
+    fn graph_destroy(&self, g: Raw) -> Result<()> {
+        self.bind()?;
+        cu!(self.d, cuGraphDestroy(g as Ptr))
+    }
+    fn graph_launch(&self, exec: Raw, s: Raw) -> Result<()> {
+        self.bind()?;
+        cu!(self.d, cuGraphLaunch(exec as Ptr, s as Ptr))
+    }
+    fn graph_exec_destroy(&self, exec: Raw) -> Result<()> {
+        self.bind()?;
+        cu!(self.d, cuGraphExecDestroy(exec as Ptr))
     }
     fn stream_destroy(&self, s: Raw) -> Result<()> {
         cu!(self.d, cuStreamDestroy_v2(s as Ptr))

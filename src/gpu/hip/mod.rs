@@ -44,8 +44,34 @@ dyn_api!(
         fn hipEventSynchronize(Ptr) -> i32;
         fn hipEventElapsedTime(*mut f32, Ptr, Ptr) -> i32;
         fn hipGetErrorString(i32) -> *const c_char;
+        // page-locked host memory and stream-ordered copies (all in libamdhip64 since ROCm 4.2;
+        // hipHostMalloc/hipHostFree are still exported by ROCm 7)
+        fn hipHostMalloc(*mut Ptr, usize, u32) -> i32;
+        fn hipHostFree(Ptr) -> i32;
+        fn hipMemcpyHtoDAsync(Ptr, *const c_void, usize, Ptr) -> i32;
+        fn hipMemcpyDtoHAsync(*mut c_void, Ptr, usize, Ptr) -> i32;
+        fn hipMemsetD8Async(Ptr, u8, usize, Ptr) -> i32;
+        fn hipStreamCreateWithFlags(*mut Ptr, u32) -> i32;
+        fn hipStreamWaitEvent(Ptr, Ptr, u32) -> i32;
+        // stream capture and graphs (ROCm 4.3 and later)
+        fn hipStreamBeginCapture(Ptr, i32) -> i32;
+        fn hipStreamEndCapture(Ptr, *mut Ptr) -> i32;
+        fn hipStreamIsCapturing(Ptr, *mut i32) -> i32;
+        fn hipGraphInstantiate(*mut Ptr, Ptr, *mut Ptr, *mut c_char, usize) -> i32;
+        fn hipGraphLaunch(Ptr, Ptr) -> i32;
+        fn hipGraphExecDestroy(Ptr) -> i32;
+        fn hipGraphDestroy(Ptr) -> i32;
     }
 );
+
+/// hipStreamCaptureModeThreadLocal (see `gpu::graph` for why this mode).
+const CAPTURE_MODE_THREAD_LOCAL: i32 = 1;
+/// hipStreamCaptureStatusNone; Active is 1, Invalidated 2 (both count as capturing).
+const CAPTURE_STATUS_NONE: i32 = 0;
+/// hipHostMallocPortable: page-locked for every device context.
+const HOST_MALLOC_PORTABLE: u32 = 1;
+/// hipStreamNonBlocking.
+const STREAM_NON_BLOCKING: u32 = 1;
 
 /// libamdhip64 candidates: ROCM_PATH / HIP_PATH first, then /opt/rocm, then the loader's search.
 /// Sonames: .so.7 (ROCm 7), .so.6 (ROCm 6), .so.5 (ROCm 5, which also carries hipRTC).
@@ -233,6 +259,37 @@ impl Backend for HipBackend {
         self.bind()?;
         hip!(self.api, hipFree(ptr as Ptr))
     }
+    fn host_alloc(&self, bytes: usize) -> Result<*mut u8> {
+        self.bind()?;
+        let mut p: Ptr = std::ptr::null_mut();
+        hip!(self.api, hipHostMalloc(&mut p, bytes, HOST_MALLOC_PORTABLE))?;
+        Ok(p as *mut u8)
+    }
+    fn host_free(&self, ptr: *mut u8) -> Result<()> {
+        self.bind()?;
+        hip!(self.api, hipHostFree(ptr as Ptr))
+    }
+    unsafe fn htod_async(&self, dst: u64, src: *const u8, bytes: usize, stream: Raw) -> Result<()> {
+        self.bind()?;
+        hip!(
+            self.api,
+            hipMemcpyHtoDAsync(dst as Ptr, src as *const c_void, bytes, stream as Ptr)
+        )
+    }
+    unsafe fn dtoh_async(&self, dst: *mut u8, src: u64, bytes: usize, stream: Raw) -> Result<()> {
+        self.bind()?;
+        hip!(
+            self.api,
+            hipMemcpyDtoHAsync(dst as *mut c_void, src as Ptr, bytes, stream as Ptr)
+        )
+    }
+    fn memset8_async(&self, dst: u64, value: u8, bytes: usize, stream: Raw) -> Result<()> {
+        self.bind()?;
+        hip!(
+            self.api,
+            hipMemsetD8Async(dst as Ptr, value, bytes, stream as Ptr)
+        )
+    }
     unsafe fn htod(&self, dst: u64, src: *const u8, bytes: usize) -> Result<()> {
         self.bind()?;
         hip!(
@@ -341,6 +398,62 @@ impl Backend for HipBackend {
         let mut s: Ptr = std::ptr::null_mut();
         hip!(self.api, hipStreamCreate(&mut s))?;
         Ok(s as Raw)
+    }
+    fn stream_create_nonblocking(&self) -> Result<Raw> {
+        self.bind()?;
+        let mut s: Ptr = std::ptr::null_mut();
+        hip!(
+            self.api,
+            hipStreamCreateWithFlags(&mut s, STREAM_NON_BLOCKING)
+        )?;
+        Ok(s as Raw)
+    }
+    fn stream_wait_event(&self, s: Raw, e: Raw) -> Result<()> {
+        self.bind()?;
+        hip!(self.api, hipStreamWaitEvent(s as Ptr, e as Ptr, 0))
+    }
+    fn stream_begin_capture(&self, s: Raw) -> Result<()> {
+        self.bind()?;
+        hip!(
+            self.api,
+            hipStreamBeginCapture(s as Ptr, CAPTURE_MODE_THREAD_LOCAL)
+        )
+    }
+    fn stream_end_capture(&self, s: Raw) -> Result<Raw> {
+        self.bind()?;
+        let mut g: Ptr = std::ptr::null_mut();
+        hip!(self.api, hipStreamEndCapture(s as Ptr, &mut g))?;
+        Ok(g as Raw)
+    }
+    fn stream_is_capturing(&self, s: Raw) -> Result<bool> {
+        let mut status = CAPTURE_STATUS_NONE;
+        hip!(self.api, hipStreamIsCapturing(s as Ptr, &mut status))?;
+        Ok(status != CAPTURE_STATUS_NONE)
+    }
+    fn graph_instantiate(&self, g: Raw) -> Result<Raw> {
+        self.bind()?;
+        let mut exec: Ptr = std::ptr::null_mut();
+        hip!(
+            self.api,
+            hipGraphInstantiate(
+                &mut exec,
+                g as Ptr,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                0
+            )
+        )?;
+        Ok(exec as Raw)
+    }
+    fn graph_destroy(&self, g: Raw) -> Result<()> {
+        hip!(self.api, hipGraphDestroy(g as Ptr))
+    }
+    fn graph_launch(&self, exec: Raw, s: Raw) -> Result<()> {
+        self.bind()?;
+        hip!(self.api, hipGraphLaunch(exec as Ptr, s as Ptr))
+    }
+    fn graph_exec_destroy(&self, exec: Raw) -> Result<()> {
+        hip!(self.api, hipGraphExecDestroy(exec as Ptr))
     }
     fn stream_destroy(&self, s: Raw) -> Result<()> {
         hip!(self.api, hipStreamDestroy(s as Ptr))
