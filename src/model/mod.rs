@@ -76,3 +76,6 @@ pub fn argmax(row: &[f32]) -> u32 {
     }
     best as u32
 }
+pub mod gpu;
+pub mod runtime;
+pub use runtime::{DeviceChoice, LoadOptions, Model};
