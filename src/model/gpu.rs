@@ -586,7 +586,7 @@ impl Backend for GpuBackend {
         MemoryReport {
             weights: self.weight_bytes,
             kv: self.kv_bytes,
-            scratch: self.scratch_bytes,
+            scratch: self.scratch_bytes.min(self.pool.capacity()),
             free: self.dev.mem_info().ok().map(|(f, _)| f as usize),
         }
     }
