@@ -113,6 +113,9 @@ impl Engine {
     pub fn memory(&self) -> MemoryReport {
         self.backend.memory()
     }
+    pub fn counters(&self) -> super::BackendCounters {
+        self.backend.counters()
+    }
     pub fn kv_stats(&self) -> KvStats {
         self.kv.stats()
     }

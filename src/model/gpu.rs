@@ -591,6 +591,15 @@ impl Backend for GpuBackend {
         }
     }
 
+    fn counters(&self) -> super::BackendCounters {
+        super::BackendCounters {
+            launches_last_step: self.launches_last_step,
+            graph_replays: self.graph_replays,
+            graphs: self.graphs.len(),
+            device_allocated: self.dev.allocated_bytes(),
+        }
+    }
+
     fn forward(&mut self, b: &ForwardBatch, want_logits: bool) -> Result<StepResult> {
         b.validate(self.cfg.vocab_size, self.limits.page_size, self.limits.num_pages)?;
         let t = b.total();

@@ -62,6 +62,22 @@ pub trait Backend: Send {
     /// Run the batch; write its K/V into the pages its block tables name; return the outputs of
     /// `out_rows` (logits only when `want_logits`).
     fn forward(&mut self, batch: &ForwardBatch, want_logits: bool) -> Result<StepResult>;
+    /// Launch and graph counters (zero on the CPU).
+    fn counters(&self) -> BackendCounters {
+        BackendCounters::default()
+    }
+}
+
+/// What the GPU backend reports about how it runs steps.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct BackendCounters {
+    /// Kernel launches of the last step (a replayed graph counts the launches it holds).
+    pub launches_last_step: usize,
+    /// Decode steps run by replaying a captured graph, and graphs captured.
+    pub graph_replays: u64,
+    pub graphs: usize,
+    /// Device bytes allocated outside the pool (grows only when a new decode shape is first seen).
+    pub device_allocated: i64,
 }
 
 /// Index of the largest value (lowest index on ties; NaN never wins).
