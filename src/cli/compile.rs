@@ -51,22 +51,44 @@ struct Row {
 pub fn run(
     targets: &[String],
     all: bool,
+    model: Option<&std::path::Path>,
     pattern: Option<&str>,
     report: bool,
     json: Option<&std::path::Path>,
     deny_spills: bool,
 ) -> Result<i32> {
     let pattern = if all { None } else { pattern };
-    if !all && pattern.is_none() {
-        eprintln!("rocmforge compile: give --all or --kernel PATTERN");
+    if !all && pattern.is_none() && model.is_none() {
+        eprintln!("rocmforge compile: give --all, --model FILE.gguf or --kernel PATTERN");
         return Ok(2);
     }
+    let model = match model {
+        Some(p) => {
+            let g = rocmforge::gguf::GgufFile::open(p)?;
+            let cfg = rocmforge::model::config::ModelConfig::from_gguf(&g)?;
+            Some((g, cfg))
+        }
+        None => None,
+    };
     let mut work = Vec::new();
     let mut skipped = Vec::new();
     for name in targets {
         let t = Target::named(name)?;
         match gpu::compiler(t.vendor).and_then(|c| c.check_target(&t)) {
-            Ok(()) => work.extend(instances(&t, pattern).into_iter().map(|s| (s, t.clone()))),
+            Ok(()) => match &model {
+                Some((g, cfg)) => {
+                    let limits = rocmforge::model::engine::EngineLimits {
+                        ctx_size: cfg.context_length.min(4096),
+                        page_size: 16,
+                        num_pages: 1,
+                        max_batch_tokens: 512,
+                        max_seqs: 1,
+                    };
+                    let specs = rocmforge::model::gpu::plan_specs(cfg, g, &t, &limits)?;
+                    work.extend(specs.into_iter().map(|s| (s, t.clone())))
+                }
+                None => work.extend(instances(&t, pattern).into_iter().map(|s| (s, t.clone()))),
+            },
             Err(e) => skipped.push((name.clone(), e.to_string())),
         }
     }

@@ -2,6 +2,7 @@
 
 mod compile;
 mod gguf;
+mod run;
 mod selftest;
 
 use clap::{Parser, Subcommand};
@@ -36,6 +37,9 @@ enum Cmd {
         /// Every registered instance.
         #[arg(long, conflicts_with = "kernel")]
         all: bool,
+        /// Exactly the instances this GGUF model runs (warms a fleet's cache for it).
+        #[arg(long, conflicts_with_all = ["all", "kernel"])]
+        model: Option<std::path::PathBuf>,
         /// Only instances whose URI matches this pattern (`*` wildcards; plain text matches a substring).
         #[arg(long)]
         kernel: Option<String>,
@@ -72,6 +76,52 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Run a GGUF model on a prompt, streaming the text; llama.cpp-style timings at the end.
+    Run {
+        #[command(flatten)]
+        model: run::ModelArgs,
+        /// The prompt.
+        #[arg(short = 'p', long)]
+        prompt: String,
+        /// Wrap the prompt as a user message in the model's chat template.
+        #[arg(long)]
+        chat: bool,
+        #[command(flatten)]
+        sample: run::SampleArgs,
+        /// Load report and progress on stderr.
+        #[arg(short = 'v', long)]
+        verbose: bool,
+    },
+    /// Interactive chat with the model's chat template (one user turn per line; /exit ends).
+    Chat {
+        #[command(flatten)]
+        model: run::ModelArgs,
+        /// A system message.
+        #[arg(long)]
+        system: Option<String>,
+        #[command(flatten)]
+        sample: run::SampleArgs,
+        #[arg(short = 'v', long)]
+        verbose: bool,
+    },
+    /// Prompt processing and generation speed (ppN / tgN), like llama-bench.
+    Bench {
+        #[command(flatten)]
+        model: run::ModelArgs,
+        /// Prompt lengths (pp tests).
+        #[arg(short = 'p', long = "n-prompt", value_delimiter = ',', default_value = "512")]
+        prompts: Vec<usize>,
+        /// Generation lengths (tg tests).
+        #[arg(short = 'n', long = "n-gen", value_delimiter = ',', default_value = "128")]
+        gens: Vec<usize>,
+        /// Timed repetitions (after one warm-up run).
+        #[arg(short = 'r', long, default_value_t = 3)]
+        reps: usize,
+        #[arg(long)]
+        json: bool,
+        #[arg(short = 'v', long)]
+        verbose: bool,
+    },
     /// Inspect a GGUF file or dequantize one of its tensors.
     Gguf {
         #[command(subcommand)]
@@ -106,6 +156,7 @@ pub fn run() -> Result<i32> {
         Cmd::Compile {
             target,
             all,
+            model,
             kernel,
             report,
             json,
@@ -113,6 +164,7 @@ pub fn run() -> Result<i32> {
         } => compile::run(
             &target,
             all,
+            model.as_deref(),
             kernel.as_deref(),
             report,
             json.as_deref(),
@@ -127,6 +179,9 @@ pub fn run() -> Result<i32> {
         Cmd::Kernels => kernels(),
         Cmd::Selftest { json } => selftest::run(json),
         Cmd::Gguf { op } => gguf::run(op),
+        Cmd::Run { model, prompt, chat, sample, verbose } => run::run(&model, &prompt, chat, &sample, verbose),
+        Cmd::Chat { model, system, sample, verbose } => run::chat(&model, system.as_deref(), &sample, verbose),
+        Cmd::Bench { model, prompts, gens, reps, json, verbose } => run::bench(&model, &prompts, &gens, reps, json, verbose),
     }
 }
 

@@ -2,6 +2,7 @@
 
 // One file per op, grouped by area; each area's `families()` lists its kernel families.
 pub mod attention;
+pub mod glue;
 pub mod mlp;
 pub mod quantized;
 pub mod sampling;
@@ -16,6 +17,7 @@ pub fn families() -> Vec<&'static Family> {
     v.extend(quantized::families());
     v.extend(attention::families());
     v.extend(mlp::families());
+    v.push(&glue::FAMILY);
     v.extend(sampling::families());
     v
 }

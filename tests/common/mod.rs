@@ -55,3 +55,6 @@ pub fn available_targets() -> Vec<Target> {
 pub fn cli_bin() -> String {
     std::env::var("ROCMFORGE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_rocmforge").to_string())
 }
+
+/// The HF transformers reference check of the model runtime.
+pub mod hf;

@@ -1,0 +1,280 @@
+//! `rocmforge run`, `chat` and `bench`: run a GGUF model from the command line.
+
+use clap::Args;
+use rocmforge::error::{Error, Result};
+use rocmforge::model::chat::ChatMessage;
+use rocmforge::model::engine::{StepInput, Want};
+use rocmforge::model::sampler::SamplingParams;
+use rocmforge::model::{DeviceChoice, LoadOptions, Model};
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Options shared by run, chat and bench: where and how the model is loaded.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// The GGUF model file.
+    pub model: PathBuf,
+    /// cpu, cuda[:N], hip[:N], gpu or auto (first GPU, else the CPU).
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Tokens per sequence (default: the model's context length, at most 4096).
+    #[arg(long, short = 'c')]
+    pub ctx_size: Option<usize>,
+    /// Tokens per forward step at most (longer prompts are prefilled in chunks).
+    #[arg(long, default_value_t = 512)]
+    pub batch: usize,
+}
+
+impl ModelArgs {
+    fn load(&self, max_seqs: usize, verbose: bool) -> Result<Model> {
+        let device: DeviceChoice = self.device.parse()?;
+        Model::load(
+            &self.model,
+            &LoadOptions {
+                device,
+                ctx_size: self.ctx_size,
+                max_seqs,
+                max_batch_tokens: self.batch,
+                verbose,
+                ..Default::default()
+            },
+        )
+    }
+}
+
+/// Sampling options (llama.cpp's names and defaults).
+#[derive(Args, Debug, Clone)]
+pub struct SampleArgs {
+    /// Tokens to generate at most.
+    #[arg(short = 'n', long = "n-predict", default_value_t = 128)]
+    pub n_predict: usize,
+    /// 0 = greedy.
+    #[arg(long, default_value_t = 0.8)]
+    pub temp: f32,
+    #[arg(long, default_value_t = 40)]
+    pub top_k: usize,
+    #[arg(long, default_value_t = 0.95)]
+    pub top_p: f32,
+    #[arg(long, default_value_t = 0.05)]
+    pub min_p: f32,
+    #[arg(long, default_value_t = 1.0)]
+    pub repeat_penalty: f32,
+    #[arg(long, default_value_t = 0.0)]
+    pub presence_penalty: f32,
+    #[arg(long, default_value_t = 0.0)]
+    pub frequency_penalty: f32,
+    /// Same seed, same tokens.
+    #[arg(long, short = 's')]
+    pub seed: Option<u64>,
+    /// Stop when this text is generated (repeatable).
+    #[arg(long = "stop")]
+    pub stop: Vec<String>,
+}
+
+impl SampleArgs {
+    fn params(&self) -> SamplingParams {
+        SamplingParams {
+            temperature: self.temp,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            repetition_penalty: self.repeat_penalty,
+            presence_penalty: self.presence_penalty,
+            frequency_penalty: self.frequency_penalty,
+            seed: self.seed,
+            max_tokens: self.n_predict,
+            stop: self.stop.clone(),
+            ..SamplingParams::default()
+        }
+    }
+}
+
+fn print_timings(load_ms: f64, st: &rocmforge::model::runtime::GenerateStats) {
+    let per = |ms: f64, n: usize| {
+        if n == 0 {
+            (0.0, 0.0)
+        } else {
+            (ms / n as f64, n as f64 * 1e3 / ms.max(1e-9))
+        }
+    };
+    let (pp, pps) = per(st.prompt_ms, st.prompt_tokens);
+    let (tp, tps) = per(st.generate_ms, st.generated_tokens);
+    eprintln!();
+    eprintln!("load time        = {load_ms:10.2} ms");
+    eprintln!(
+        "prompt eval time = {:10.2} ms / {:5} tokens ({pp:8.2} ms per token, {pps:9.2} tokens per second)",
+        st.prompt_ms, st.prompt_tokens
+    );
+    eprintln!(
+        "eval time        = {:10.2} ms / {:5} runs   ({tp:8.2} ms per token, {tps:9.2} tokens per second)",
+        st.generate_ms, st.generated_tokens
+    );
+}
+
+/// `rocmforge run MODEL -p PROMPT`.
+pub fn run(m: &ModelArgs, prompt: &str, chat: bool, s: &SampleArgs, verbose: bool) -> Result<i32> {
+    let mut model = m.load(1, verbose)?;
+    let text = if chat {
+        model.render_chat(&[ChatMessage::new("user", prompt)])?
+    } else {
+        prompt.to_string()
+    };
+    let ids = model.tokenize(&text)?;
+    print!("{prompt}");
+    let mut out = std::io::stdout();
+    let _ = out.flush();
+    let (_, stats, _) = model.generate(&ids, &s.params(), |t| {
+        print!("{t}");
+        out.flush().is_ok()
+    })?;
+    println!();
+    print_timings(model.load_stats.total_ms, &stats);
+    Ok(0)
+}
+
+/// `rocmforge chat MODEL`: read user turns from stdin, stream the answers.
+pub fn chat(m: &ModelArgs, system: Option<&str>, s: &SampleArgs, verbose: bool) -> Result<i32> {
+    let mut model = m.load(1, verbose)?;
+    if model.chat_template.is_none() {
+        return Err(rocmforge::model::chat::no_template_error(&model.engine.config.name));
+    }
+    let mut messages = Vec::new();
+    if let Some(sys) = system {
+        messages.push(ChatMessage::new("system", sys));
+    }
+    let stdin = std::io::stdin();
+    let mut out = std::io::stdout();
+    loop {
+        eprint!("> ");
+        let mut line = String::new();
+        if stdin.lock().read_line(&mut line).map_err(|e| Error::io("stdin", e))? == 0 {
+            break;
+        }
+        let line = line.trim_end_matches(['\n', '\r']);
+        if line.is_empty() {
+            continue;
+        }
+        if line == "/exit" || line == "/quit" {
+            break;
+        }
+        messages.push(ChatMessage::new("user", line));
+        let ids = model.tokenize(&model.render_chat(&messages)?)?;
+        let mut answer = String::new();
+        let (_, stats, _) = model.generate(&ids, &s.params(), |t| {
+            answer.push_str(t);
+            print!("{t}");
+            out.flush().is_ok()
+        })?;
+        println!();
+        if verbose {
+            print_timings(0.0, &stats);
+        }
+        messages.push(ChatMessage::new("assistant", answer));
+    }
+    Ok(0)
+}
+
+#[derive(serde::Serialize)]
+struct BenchRow {
+    model: String,
+    backend: String,
+    test: String,
+    n_prompt: usize,
+    n_gen: usize,
+    reps: usize,
+    avg_ts: f64,
+    stddev_ts: f64,
+    samples_ts: Vec<f64>,
+}
+
+/// `rocmforge bench MODEL`: prompt processing (ppN: one N-token prompt) and generation (tgN: N
+/// tokens from an empty context, greedy on the device), like llama-bench; random token ids.
+pub fn bench(m: &ModelArgs, prompts: &[usize], gens: &[usize], reps: usize, json: bool, verbose: bool) -> Result<i32> {
+    let t0 = Instant::now();
+    let mut model = m.load(1, verbose)?;
+    let load_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let vocab = model.tokenizer.vocab_size().min(model.engine.config.vocab_size) as u64;
+    let mut rng: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut rand_tok = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        (rng % vocab) as u32
+    };
+    let mut rows = Vec::new();
+    let mut run_test = |model: &mut Model, n_prompt: usize, n_gen: usize| -> Result<BenchRow> {
+        let mut samples = Vec::new();
+        for rep in 0..reps + 1 {
+            let toks: Vec<u32> = (0..n_prompt.max(1)).map(|_| rand_tok()).collect();
+            let seq = model.engine.open();
+            let t = Instant::now();
+            let res = (|| -> Result<()> {
+                if n_prompt > 0 {
+                    model.engine.prefill(seq, &toks, Want::Last)?;
+                } else {
+                    let mut next = toks[0];
+                    for _ in 0..n_gen {
+                        let out = model.engine.step(&[StepInput { seq, tokens: &[next], want: Want::Last }], true)?;
+                        next = out.last_argmax(0).unwrap_or(0);
+                    }
+                }
+                Ok(())
+            })();
+            let secs = t.elapsed().as_secs_f64();
+            model.engine.free(seq);
+            res?;
+            if rep > 0 {
+                // the first run warms up (kernel loads, graph capture)
+                samples.push((n_prompt + n_gen) as f64 / secs);
+            }
+        }
+        let avg = samples.iter().sum::<f64>() / samples.len() as f64;
+        let sd = (samples.iter().map(|s| (s - avg).powi(2)).sum::<f64>() / (samples.len().max(2) - 1) as f64).sqrt();
+        Ok(BenchRow {
+            model: model.engine.config.name.clone(),
+            backend: model.engine.backend_name(),
+            test: if n_prompt > 0 { format!("pp{n_prompt}") } else { format!("tg{n_gen}") },
+            n_prompt,
+            n_gen,
+            reps,
+            avg_ts: avg,
+            stddev_ts: sd,
+            samples_ts: samples,
+        })
+    };
+    for &p in prompts {
+        if p > 0 {
+            rows.push(run_test(&mut model, p, 0)?);
+        }
+    }
+    for &g in gens {
+        if g > 0 {
+            rows.push(run_test(&mut model, 0, g)?);
+        }
+    }
+    if json {
+        let v = serde_json::json!({
+            "model": model.path.display().to_string(),
+            "load_ms": load_ms,
+            "kernels_compiled": model.load_stats.kernels_compiled,
+            "kernels_cached": model.load_stats.kernels_cached,
+            "memory": model.engine.memory(),
+            "results": rows,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        println!(
+            "load {load_ms:.0} ms ({} kernels compiled, {} from the disk cache); {}",
+            model.load_stats.kernels_compiled,
+            model.load_stats.kernels_cached,
+            model.engine.memory()
+        );
+        println!("| model | backend | test | t/s |");
+        println!("| --- | --- | --- | --- |");
+        for r in &rows {
+            println!("| {} | {} | {} | {:.2} ± {:.2} |", r.model, r.backend, r.test, r.avg_ts, r.stddev_ts);
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,687 @@
+//! The GPU backend: weights stay in their GGUF formats on the device (the fused GEMV/GEMM kernels
+//! read them), one device pool holds weights, KV pages and activation scratch, and a step is a
+//! fixed sequence of launches on one stream with no host synchronisation until its outputs are
+//! read. Decode steps (one token per sequence) are captured once per (sequences, KV-length bucket)
+//! as a graph and replayed: their inputs live in fixed device buffers refreshed by async copies
+//! from pinned memory before each replay.
+
+use super::arch::Activation;
+use super::batch::ForwardBatch;
+use super::config::{layer_tensor, ModelConfig};
+use super::engine::EngineLimits;
+use super::runtime::LoadStats;
+use super::{Backend, MemoryReport, StepResult};
+use crate::error::{Error, Result};
+use crate::gguf::GgufFile;
+use crate::gpu::{Buffer, Device, GraphExec, PinnedBuffer, Pool, Stream, Target};
+use crate::jit::{Jit, KernelSpec};
+use crate::ops::attention::decode::{self, DecodePlan};
+use crate::ops::attention::kv_cache::{self, Append};
+use crate::ops::attention::prefill;
+use crate::ops::attention::rope::{self, Rope};
+use crate::ops::attention::{AttnParams, Batch, PagedCache, PagedLayout};
+use crate::ops::mlp::activation::{self, Act};
+use crate::ops::mlp::linear::{linear, LinearPath};
+use crate::ops::mlp::{embedding, norm, qgemm};
+use crate::ops::quantized::gemv;
+use crate::ops::{glue, sampling};
+use crate::quant::QuantType;
+use half::f16;
+use std::collections::HashMap;
+
+/// Logits rows computed per launch of the output projection (bounds the logits scratch).
+const LOGIT_ROWS: usize = 64;
+
+struct Linear {
+    w: Buffer<u8>,
+    fmt: QuantType,
+    n: usize,
+    k: usize,
+}
+
+struct Layer {
+    attn_norm: Buffer<f32>,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    bias: Option<[Buffer<f16>; 3]>,
+    qk_norm: Option<[Buffer<f16>; 2]>,
+    post: Option<[Buffer<f32>; 2]>,
+    ffn_norm: Buffer<f32>,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+    k_cache: Buffer<f16>,
+    v_cache: Buffer<f16>,
+}
+
+/// Activation scratch for up to `t` tokens.
+struct Scratch {
+    x: Buffer<f32>,
+    h: Buffer<f16>,
+    q: Buffer<f16>,
+    k: Buffer<f16>,
+    v: Buffer<f16>,
+    qn: Buffer<f16>,
+    kn: Buffer<f16>,
+    attn: Buffer<f16>,
+    o: Buffer<f16>,
+    g: Buffer<f16>,
+    u: Buffer<f16>,
+    a: Buffer<f16>,
+    rows_h: Buffer<f16>,
+    logits: Buffer<f16>,
+    // step inputs (device side) and outputs
+    ids: Buffer<i32>,
+    pos: Buffer<i32>,
+    cu: Buffer<i32>,
+    ctx: Buffer<i32>,
+    kvl: Buffer<i32>,
+    bt: Buffer<i32>,
+    out_rows: Buffer<i32>,
+    amax: Buffer<i32>,
+}
+
+/// A captured decode step and the plan it was captured with.
+struct Captured {
+    exec: GraphExec,
+}
+
+/// The GPU backend.
+pub struct GpuBackend {
+    dev: Device,
+    stream: Stream,
+    cfg: ModelConfig,
+    limits: EngineLimits,
+    pool: Pool,
+    emb: (Buffer<u8>, QuantType),
+    out: Linear,
+    out_norm: Buffer<f32>,
+    layers: Vec<Layer>,
+    s: Scratch,
+    layout: PagedLayout,
+    /// Pinned staging: step inputs (ints) and outputs.
+    pin_in: PinnedBuffer<i32>,
+    pin_amax: PinnedBuffer<i32>,
+    pin_logits: PinnedBuffer<f16>,
+    plans: HashMap<(usize, usize), DecodePlan>,
+    /// Captured decode steps by (sequences, KV-length bucket, output rows).
+    graphs: HashMap<(usize, usize, usize), Captured>,
+    /// Decode shapes seen once (captured the second time, after every kernel is loaded).
+    seen: HashMap<(usize, usize, usize), u32>,
+    weight_bytes: usize,
+    kv_bytes: usize,
+    scratch_bytes: usize,
+    /// Launch count of the last step (eager) and graph replays so far.
+    pub launches_last_step: usize,
+    pub graph_replays: u64,
+    use_graphs: bool,
+}
+
+fn align(b: usize) -> usize {
+    b.div_ceil(256) * 256
+}
+
+/// Every kernel instance a model needs on `target` (for parallel compilation at load and for
+/// `rocmforge compile --model`). Instances missing from this list still compile on first use.
+pub fn plan_specs(cfg: &ModelConfig, g: &GgufFile, target: &Target, limits: &EngineLimits) -> Result<Vec<KernelSpec>> {
+    let wave = target.wave_size;
+    let mut v = Vec::new();
+    let emb_ty = g.tensor("token_embd.weight")?.ty();
+    v.push(embedding::spec(emb_ty.name(), "f32", cfg.d_model, wave)?);
+    for k in ["resid_norm", "gather", if cfg.activation == Activation::GeluTanh { "gated_gelu" } else { "gated_silu" }] {
+        v.push(KernelSpec::new(&glue::FAMILY, &[("kind", k.into()), ("block", 256i64.into())], wave)?);
+    }
+    let mut fmts: Vec<QuantType> = Vec::new();
+    for (name, shape) in cfg.tensor_list() {
+        if shape.len() == 2 {
+            let ty = g.tensor(&name)?.ty();
+            if !fmts.contains(&ty) {
+                fmts.push(ty);
+            }
+        }
+    }
+    let out_ty = if cfg.tied_output { emb_ty } else { g.tensor("output.weight")?.ty() };
+    if !fmts.contains(&out_ty) {
+        fmts.push(out_ty);
+    }
+    let path = qgemm::path_for(target);
+    for &ty in &fmts {
+        for b in 1..=8usize.min(limits.max_batch_tokens) {
+            let c = gemv::GemvConfig::default_for(ty, "f16", b, target);
+            if let Ok(s) = gemv::spec(ty, "f16", b, c, wave) {
+                if !v.contains(&s) {
+                    v.push(s);
+                }
+            }
+        }
+        for m in [9usize, 17, 129, 257] {
+            if m <= limits.max_batch_tokens {
+                if let Ok(s) = qgemm::spec(ty, target, Some(path), qgemm::default_tile(path, m)) {
+                    if !v.contains(&s) {
+                        v.push(s);
+                    }
+                }
+            }
+        }
+    }
+    if cfg.qkv_bias {
+        for n in [cfg.q_dim(), cfg.kv_dim()] {
+            let s = activation::spec(Act::Add, "f16", n, wave)?;
+            if !v.contains(&s) {
+                v.push(s);
+            }
+        }
+    }
+    if cfg.qk_norm {
+        v.push(norm::spec(norm::NormKind::Rms, "f16", cfg.head_dim, wave)?);
+    }
+    v.push(rope::spec("f16", cfg.rope_style, wave)?);
+    v.push(kv_cache::spec("f16", None, wave)?);
+    v.push(prefill::spec(cfg.head_dim, "f16", true, prefill::native_path(target), wave)?);
+    let rows = decode::ROWS
+        .iter()
+        .map(|&r| r as usize)
+        .find(|&r| r >= cfg.group())
+        .unwrap_or(8);
+    v.push(decode::spec(cfg.head_dim, "f16", rows, wave)?);
+    v.push(KernelSpec::new(&decode::MERGE, &[("dtype", "f16".into())], wave)?);
+    v.push(sampling::spec("f16", cfg.vocab_size, wave)?);
+    Ok(v)
+}
+
+/// Upload every byte of `data` into `dst` through two pinned staging buffers on `stream`
+/// (copies overlap the memcpy into the other staging buffer).
+fn upload_bytes(
+    dst: &mut Buffer<u8>,
+    data: &[u8],
+    staging: &mut [PinnedBuffer<u8>; 2],
+    turn: &mut usize,
+    stream: &Stream,
+    bar: &indicatif::ProgressBar,
+) -> Result<()> {
+    let chunk = staging[0].len();
+    for (i, part) in data.chunks(chunk).enumerate() {
+        let st = &mut staging[*turn % 2];
+        *turn += 1;
+        st.synchronize()?;
+        st.as_mut_slice()[..part.len()].copy_from_slice(part);
+        dst.copy_from_pinned(i * chunk, st, 0..part.len(), stream)?;
+        bar.inc(part.len() as u64);
+    }
+    Ok(())
+}
+
+impl GpuBackend {
+    pub fn new(
+        dev: &Device,
+        g: &GgufFile,
+        cfg: &ModelConfig,
+        limits: &EngineLimits,
+        verbose: bool,
+        stats: &mut LoadStats,
+    ) -> Result<GpuBackend> {
+        let target = dev.target().clone();
+        // compile the model's kernels on other threads while the weights upload
+        let specs = plan_specs(cfg, g, &target, limits)?;
+        let compile = {
+            let work: Vec<(KernelSpec, Target)> = specs.iter().map(|s| (s.clone(), target.clone())).collect();
+            std::thread::spawn(move || Jit::global().compile_many(&work, || {}))
+        };
+        let d = cfg.d_model;
+        let t = limits.max_batch_tokens;
+        let hd = cfg.head_dim;
+        let layout = PagedLayout {
+            num_pages: limits.num_pages,
+            page_size: limits.page_size,
+            n_kv_heads: cfg.n_kv_heads,
+            head_dim: hd,
+            max_pages: limits.ctx_size.div_ceil(limits.page_size),
+        };
+        layout.validate("model")?;
+        crate::ops::attention::check_head_dim("model", hd)?;
+        // sizes: weights, KV, scratch
+        let mut weight_bytes = 0usize;
+        for (name, shape) in cfg.tensor_list() {
+            let ti = g.tensor(&name)?;
+            weight_bytes += if shape.len() == 1 {
+                align(ti.info().n_elems() as usize * 4) + align(ti.info().n_elems() as usize * 2)
+            } else {
+                align(ti.bytes().len())
+            };
+        }
+        let kv_bytes = 2 * cfg.n_layers * align(layout.elements() * 2);
+        let sm = limits.max_seqs;
+        let (qd, kvd, ff) = (cfg.q_dim(), cfg.kv_dim(), cfg.d_ff);
+        let ints = 3 * t + (sm + 1) + 2 * sm + sm * layout.max_pages + t;
+        let scratch_bytes = align(t * d * 4)
+            + [t * d, t * qd, t * kvd, t * kvd, t * qd, t * kvd, t * qd, t * d, t * ff, t * ff, t * ff, t * d]
+                .iter()
+                .map(|&n| align(n * 2))
+                .sum::<usize>()
+            + align(LOGIT_ROWS * cfg.vocab_size * 2)
+            + 8 * align(ints * 4);
+        let pool = Pool::new(dev, weight_bytes + kv_bytes + scratch_bytes + (1 << 20))?;
+        let stream = dev.create_stream()?;
+        let upload_stream = dev.create_stream()?;
+        let bar = if verbose {
+            let b = indicatif::ProgressBar::new(g.tensors().iter().map(|t| t.n_bytes() as u64).sum());
+            b.set_style(
+                indicatif::ProgressStyle::with_template("upload {bar:40} {bytes}/{total_bytes} {bytes_per_sec}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            b
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        let mut staging = [PinnedBuffer::<u8>::new(dev, 32 << 20)?, PinnedBuffer::<u8>::new(dev, 32 << 20)?];
+        let mut turn = 0usize;
+        let mut mat = |name: &str, n: usize, k: usize| -> Result<Linear> {
+            let ti = g.tensor(name)?;
+            let mut w = pool.alloc::<u8>(ti.bytes().len())?;
+            upload_bytes(&mut w, ti.bytes(), &mut staging, &mut turn, &upload_stream, &bar)?;
+            Ok(Linear { w, fmt: ti.ty(), n, k })
+        };
+        let vec32 = |name: &str| -> Result<Buffer<f32>> {
+            let v = g.tensor(name)?.dequantize_f32()?;
+            let mut b = pool.alloc::<f32>(v.len())?;
+            b.copy_from_host(&v)?;
+            Ok(b)
+        };
+        let vec16 = |name: &str| -> Result<Buffer<f16>> {
+            let v: Vec<f16> = g.tensor(name)?.dequantize_f32()?.iter().map(|&x| f16::from_f32(x)).collect();
+            let mut b = pool.alloc::<f16>(v.len())?;
+            b.copy_from_host(&v)?;
+            Ok(b)
+        };
+        let emb_lin = mat("token_embd.weight", cfg.vocab_size, d)?;
+        let out = if cfg.tied_output {
+            Linear {
+                w: emb_lin.w.view(0, emb_lin.w.len())?,
+                fmt: emb_lin.fmt,
+                n: cfg.vocab_size,
+                k: d,
+            }
+        } else {
+            mat("output.weight", cfg.vocab_size, d)?
+        };
+        let mut layers = Vec::with_capacity(cfg.n_layers);
+        for l in 0..cfg.n_layers {
+            let n = |s: &str| layer_tensor(l, s);
+            layers.push(Layer {
+                attn_norm: vec32(&n("attn_norm.weight"))?,
+                q: mat(&n("attn_q.weight"), qd, d)?,
+                k: mat(&n("attn_k.weight"), kvd, d)?,
+                v: mat(&n("attn_v.weight"), kvd, d)?,
+                o: mat(&n("attn_output.weight"), d, qd)?,
+                bias: if cfg.qkv_bias {
+                    Some([vec16(&n("attn_q.bias"))?, vec16(&n("attn_k.bias"))?, vec16(&n("attn_v.bias"))?])
+                } else {
+                    None
+                },
+                qk_norm: if cfg.qk_norm {
+                    Some([vec16(&n("attn_q_norm.weight"))?, vec16(&n("attn_k_norm.weight"))?])
+                } else {
+                    None
+                },
+                post: if cfg.post_norms {
+                    Some([vec32(&n("post_attention_norm.weight"))?, vec32(&n("post_ffw_norm.weight"))?])
+                } else {
+                    None
+                },
+                ffn_norm: vec32(&n("ffn_norm.weight"))?,
+                gate: mat(&n("ffn_gate.weight"), ff, d)?,
+                up: mat(&n("ffn_up.weight"), ff, d)?,
+                down: mat(&n("ffn_down.weight"), d, ff)?,
+                k_cache: pool.alloc::<f16>(layout.elements())?,
+                v_cache: pool.alloc::<f16>(layout.elements())?,
+            });
+        }
+        let out_norm = vec32("output_norm.weight")?;
+        upload_stream.synchronize()?;
+        bar.finish_and_clear();
+        let s = Scratch {
+            x: pool.alloc(t * d)?,
+            h: pool.alloc(t * d)?,
+            q: pool.alloc(t * qd)?,
+            k: pool.alloc(t * kvd)?,
+            v: pool.alloc(t * kvd)?,
+            qn: pool.alloc(t * qd)?,
+            kn: pool.alloc(t * kvd)?,
+            attn: pool.alloc(t * qd)?,
+            o: pool.alloc(t * d)?,
+            g: pool.alloc(t * ff)?,
+            u: pool.alloc(t * ff)?,
+            a: pool.alloc(t * ff)?,
+            rows_h: pool.alloc(t * d)?,
+            logits: pool.alloc(LOGIT_ROWS * cfg.vocab_size)?,
+            ids: pool.alloc(t)?,
+            pos: pool.alloc(t)?,
+            cu: pool.alloc(sm + 1)?,
+            ctx: pool.alloc(sm)?,
+            kvl: pool.alloc(sm)?,
+            bt: pool.alloc(sm * layout.max_pages)?,
+            out_rows: pool.alloc(t)?,
+            amax: pool.alloc(t)?,
+        };
+        // the compile thread's results: count compiles and disk hits
+        let results = compile
+            .join()
+            .map_err(|_| Error::Model("the kernel compile thread panicked".into()))?;
+        for r in results {
+            match r {
+                Ok(c) if c.origin == crate::jit::Origin::Compiled => stats.kernels_compiled += 1,
+                Ok(_) => stats.kernels_cached += 1,
+                Err(e) => return Err(e),
+            }
+        }
+        let emb = (emb_lin.w, emb_lin.fmt);
+        Ok(GpuBackend {
+            dev: dev.clone(),
+            stream,
+            cfg: cfg.clone(),
+            limits: *limits,
+            pool,
+            emb,
+            out,
+            out_norm,
+            layers,
+            s,
+            layout,
+            pin_in: PinnedBuffer::new(dev, ints)?,
+            pin_amax: PinnedBuffer::new(dev, t)?,
+            pin_logits: PinnedBuffer::new(dev, LOGIT_ROWS * cfg.vocab_size)?,
+            plans: HashMap::new(),
+            graphs: HashMap::new(),
+            seen: HashMap::new(),
+            weight_bytes,
+            kv_bytes,
+            scratch_bytes,
+            launches_last_step: 0,
+            graph_replays: 0,
+            use_graphs: std::env::var("ROCMFORGE_GRAPHS").map(|v| v != "0" && v != "off").unwrap_or(true),
+        })
+    }
+
+    /// Copy the step's integer inputs into their device buffers (one pinned staging area).
+    fn upload_inputs(&mut self, b: &ForwardBatch) -> Result<()> {
+        let n = b.nseq();
+        let kv = b.kv_lens();
+        let pos = b.positions();
+        let ids: Vec<i32> = b.tokens.iter().map(|&t| t as i32).collect();
+        let rows: Vec<i32> = b.out_rows.iter().map(|&r| r as i32).collect();
+        let parts: [(&[i32], &mut Buffer<i32>); 7] = [
+            (&ids, &mut self.s.ids),
+            (&pos, &mut self.s.pos),
+            (&b.cu, &mut self.s.cu),
+            (&b.ctx_lens, &mut self.s.ctx),
+            (&kv, &mut self.s.kvl),
+            (&b.block_tables, &mut self.s.bt),
+            (&rows, &mut self.s.out_rows),
+        ];
+        self.pin_in.synchronize()?;
+        let mut off = 0;
+        let total: usize = parts.iter().map(|(h, _)| h.len()).sum();
+        if total > self.pin_in.len() {
+            return Err(Error::Model(format!("step inputs of {total} ints exceed the staging area {}", self.pin_in.len())));
+        }
+        let _ = n;
+        for (h, _) in parts.iter() {
+            self.pin_in.as_mut_slice()[off..off + h.len()].copy_from_slice(h);
+            off += h.len();
+        }
+        let mut off = 0;
+        for (h, d) in parts {
+            d.copy_from_pinned(0, &self.pin_in, off..off + h.len(), &self.stream)?;
+            off += h.len();
+        }
+        Ok(())
+    }
+
+    fn lin(&self, l: &Linear, x: &Buffer<f16>, m: usize, bias: Option<&Buffer<f16>>, y: &Buffer<f16>) -> Result<()> {
+        let xv = x.view(0, m * l.k)?;
+        let mut yv = y.view(0, m * l.n)?;
+        linear(&self.dev, &self.stream, &xv, &l.w, l.fmt, (m, l.n, l.k), bias, &mut yv, LinearPath::Auto)
+    }
+
+    /// Every launch of one step (also what a graph captures). `decode`: all sequences have one
+    /// new token (the decode attention kernel with `plan`).
+    fn launch_layers(&self, t: usize, nseq: usize, host: &HostStep, mut plan: Option<&mut DecodePlan>) -> Result<usize> {
+        let c = &self.cfg;
+        let (d, hd, hq, hk) = (c.d_model, c.head_dim, c.n_heads, c.n_kv_heads);
+        let (qd, kvd, ff) = (c.q_dim(), c.kv_dim(), c.d_ff);
+        let dev = &self.dev;
+        let st = &self.stream;
+        let s = &self.s;
+        let mut launches = 0usize;
+        let ids = s.ids.view(0, t)?;
+        let mut x = s.x.view(0, t * d)?;
+        let mut h = s.h.view(0, t * d)?;
+        embedding::embed_quant::<f32>(dev, st, self.emb.1, &self.emb.0, d, &ids, &mut x)?;
+        glue::resid_norm(dev, st, &mut x, t, d, c.embed_scale, None, None, &self.layers[0].attn_norm, c.rms_eps, Some(&mut h))?;
+        launches += 2;
+        let pos = s.pos.view(0, t)?;
+        let cu = s.cu.view(0, nseq + 1)?;
+        let ctx = s.ctx.view(0, nseq)?;
+        let kvl = s.kvl.view(0, nseq)?;
+        let batch = Batch {
+            cu_q_host: host.cu.clone(),
+            kv_lens_host: host.kv_lens.clone(),
+            cu_q: cu.view(0, nseq + 1)?,
+            kv_lens: kvl.view(0, nseq)?,
+        };
+        for li in 0..c.n_layers {
+            let l = &self.layers[li];
+            let lc = c.layers[li];
+            let bias = l.bias.as_ref();
+            self.lin(&l.q, &h, t, bias.map(|b| &b[0]), &s.q)?;
+            self.lin(&l.k, &h, t, bias.map(|b| &b[1]), &s.k)?;
+            self.lin(&l.v, &h, t, bias.map(|b| &b[2]), &s.v)?;
+            launches += 3;
+            let (mut q, mut k) = (s.q.view(0, t * qd)?, s.k.view(0, t * kvd)?);
+            if let Some([nq, nk]) = &l.qk_norm {
+                let (mut qn, mut kn) = (s.qn.view(0, t * qd)?, s.kn.view(0, t * kvd)?);
+                norm::rms_norm(dev, st, &q, nq, c.rms_eps, hd, &mut qn)?;
+                norm::rms_norm(dev, st, &k, nk, c.rms_eps, hd, &mut kn)?;
+                launches += 2;
+                q = qn;
+                k = kn;
+            }
+            let r = Rope { style: c.rope_style, n_rot: c.n_rot, base: lc.rope_base };
+            rope::rope(dev, st, &mut q, &mut k, &pos, hq, hk, hd, &r)?;
+            let v = s.v.view(0, t * kvd)?;
+            let mut cache = PagedCache {
+                layout: self.layout,
+                k: l.k_cache.view(0, l.k_cache.len())?,
+                v: l.v_cache.view(0, l.v_cache.len())?,
+                block_tables: s.bt.view(0, nseq * self.layout.max_pages)?,
+            };
+            kv_cache::append(
+                dev,
+                st,
+                &mut cache,
+                &Append {
+                    k_new: &k,
+                    v_new: &v,
+                    pos: &pos,
+                    cu_new: &cu,
+                    ctx_lens: &ctx,
+                    cu_new_host: &host.cu,
+                    ctx_lens_host: &host.ctx,
+                },
+                None,
+            )?;
+            launches += 2;
+            let p = AttnParams { causal: true, scale: c.attn_scale, softcap: c.attn_softcap, window: lc.window as i32 };
+            let mut attn = s.attn.view(0, t * qd)?;
+            match plan.as_deref_mut() {
+                Some(plan) => {
+                    decode::decode(dev, st, &q, &cache, &batch, plan, &mut attn, &p)?;
+                    launches += if plan.splits > 1 { 2 } else { 1 };
+                }
+                None => {
+                    prefill::prefill(dev, st, &q, &cache, &batch, hq, &mut attn, &p, None)?;
+                    launches += 1;
+                }
+            }
+            let l = &self.layers[li];
+            self.lin(&l.o, &attn, t, None, &s.o)?;
+            let o = s.o.view(0, t * d)?;
+            let post = l.post.as_ref();
+            glue::resid_norm(dev, st, &mut x, t, d, 1.0, Some(&o), post.map(|p| &p[0]), &l.ffn_norm, c.rms_eps, Some(&mut h))?;
+            self.lin(&l.gate, &h, t, None, &s.g)?;
+            self.lin(&l.up, &h, t, None, &s.u)?;
+            let (gt, up) = (s.g.view(0, t * ff)?, s.u.view(0, t * ff)?);
+            let mut a = s.a.view(0, t * ff)?;
+            glue::gated(dev, st, &gt, &up, &mut a, t, ff, c.activation == Activation::GeluTanh)?;
+            self.lin(&l.down, &a, t, None, &s.o)?;
+            let next = if li + 1 < c.n_layers { &self.layers[li + 1].attn_norm } else { &self.out_norm };
+            glue::resid_norm(dev, st, &mut x, t, d, 1.0, Some(&o), post.map(|p| &p[1]), next, c.rms_eps, Some(&mut h))?;
+            launches += 7;
+        }
+        // the wanted rows (already normalized by the output norm)
+        let r = host.out_rows;
+        let rows = s.out_rows.view(0, r.max(1))?;
+        let mut rh = s.rows_h.view(0, r * d)?;
+        glue::gather_rows(dev, st, &h, &rows, r, d, &mut rh)?;
+        Ok(launches + 1)
+    }
+
+    /// Logits (f16, into the logits scratch) and argmax of wanted rows `c0..c0+n` (n ≤ LOGIT_ROWS).
+    fn launch_logits(&self, c0: usize, n: usize) -> Result<()> {
+        let (d, vocab) = (self.cfg.d_model, self.cfg.vocab_size);
+        let xr = self.s.rows_h.view(c0 * d, n * d)?;
+        let mut lg = self.s.logits.view(0, n * vocab)?;
+        linear(&self.dev, &self.stream, &xr, &self.out.w, self.out.fmt, (n, vocab, d), None, &mut lg, LinearPath::Auto)?;
+        let mut am = self.s.amax.view(c0, n)?;
+        sampling::argmax_rows(&self.dev, &self.stream, &lg, n, vocab, &mut am)
+    }
+
+    /// Copy `n` logits rows from the scratch to `out` (f32).
+    fn read_logits(&mut self, n: usize, out: &mut Vec<f32>) -> Result<()> {
+        let len = n * self.cfg.vocab_size;
+        self.s.logits.copy_to_pinned(0..len, &mut self.pin_logits, 0, &self.stream)?;
+        self.stream.synchronize()?;
+        out.extend(self.pin_logits.as_slice()[..len].iter().map(|v| v.to_f32()));
+        Ok(())
+    }
+}
+
+/// Host-side facts of a step that the ops check (and that do not change between graph replays of
+/// the same shape).
+struct HostStep {
+    cu: Vec<i32>,
+    ctx: Vec<i32>,
+    kv_lens: Vec<i32>,
+    out_rows: usize,
+}
+
+impl Backend for GpuBackend {
+    fn name(&self) -> String {
+        format!("{} ({})", self.dev.target().name, self.dev.target().full_name())
+    }
+
+    fn memory(&self) -> MemoryReport {
+        MemoryReport {
+            weights: self.weight_bytes,
+            kv: self.kv_bytes,
+            scratch: self.scratch_bytes.min(self.pool.capacity()),
+            free: self.dev.mem_info().ok().map(|(f, _)| f as usize),
+        }
+    }
+
+    fn counters(&self) -> super::BackendCounters {
+        super::BackendCounters {
+            launches_last_step: self.launches_last_step,
+            graph_replays: self.graph_replays,
+            graphs: self.graphs.len(),
+            device_allocated: self.dev.allocated_bytes(),
+        }
+    }
+
+    fn forward(&mut self, b: &ForwardBatch, want_logits: bool) -> Result<StepResult> {
+        b.validate(self.cfg.vocab_size, self.limits.page_size, self.limits.num_pages)?;
+        let t = b.total();
+        let nseq = b.nseq();
+        let r = b.out_rows.len();
+        if t > self.limits.max_batch_tokens || nseq > self.limits.max_seqs || b.max_pages != self.layout.max_pages {
+            return Err(Error::Model(format!(
+                "step of {t} tokens / {nseq} sequences / {} pages per sequence does not fit the backend ({} / {} / {})",
+                b.max_pages, self.limits.max_batch_tokens, self.limits.max_seqs, self.layout.max_pages
+            )));
+        }
+        self.upload_inputs(b)?;
+        let decode_step = nseq > 0 && b.cu.windows(2).all(|w| w[1] - w[0] == 1) && r <= LOGIT_ROWS;
+        let kv = b.kv_lens();
+        let host = HostStep { cu: b.cu.clone(), ctx: b.ctx_lens.clone(), kv_lens: kv.clone(), out_rows: r };
+        let mut logits = Vec::new();
+        if decode_step {
+            let maxkv = kv.iter().copied().max().unwrap_or(1).max(1) as usize;
+            let bucket = maxkv.next_power_of_two().max(256).min(self.limits.ctx_size.next_power_of_two());
+            let pkey = (nseq, bucket);
+            let mut plan = match self.plans.remove(&pkey) {
+                Some(p) => p,
+                None => {
+                    let fake = Batch::new(&self.dev, &(0..=nseq as i32).collect::<Vec<_>>(), &vec![bucket as i32; nseq])?;
+                    DecodePlan::new(&self.dev, &fake, self.cfg.n_heads, self.cfg.n_kv_heads, self.cfg.head_dim)?
+                }
+            };
+            let gkey = (nseq, bucket, r);
+            let seen = self.seen.entry(gkey).or_insert(0);
+            *seen += 1;
+            let replay = self.use_graphs && *seen >= 2;
+            let res = (|| -> Result<()> {
+                if replay {
+                    if !self.graphs.contains_key(&gkey) {
+                        self.stream.begin_capture()?;
+                        let res = self.launch_layers(t, nseq, &host, Some(&mut plan)).and_then(|n| {
+                            if r > 0 {
+                                self.launch_logits(0, r)?;
+                            }
+                            Ok(n + 2)
+                        });
+                        let graph = self.stream.end_capture();
+                        self.launches_last_step = res?;
+                        let exec = graph?.instantiate()?;
+                        self.graphs.insert(gkey, Captured { exec });
+                    }
+                    let g = self.graphs.get(&gkey).ok_or_else(|| Error::Model("graph missing".into()))?;
+                    g.exec.launch(&self.stream)?;
+                    self.graph_replays += 1;
+                } else {
+                    self.launches_last_step = self.launch_layers(t, nseq, &host, Some(&mut plan))? + 2;
+                    if r > 0 {
+                        self.launch_logits(0, r)?;
+                    }
+                }
+                if want_logits && r > 0 {
+                    self.read_logits(r, &mut logits)?;
+                }
+                Ok(())
+            })();
+            self.plans.insert(pkey, plan);
+            res?;
+        } else {
+            let mut launches = self.launch_layers(t, nseq, &host, None)?;
+            for c0 in (0..r).step_by(LOGIT_ROWS) {
+                let n = LOGIT_ROWS.min(r - c0);
+                self.launch_logits(c0, n)?;
+                launches += 2;
+                if want_logits {
+                    self.read_logits(n, &mut logits)?;
+                }
+            }
+            self.launches_last_step = launches;
+        }
+        self.s.amax.copy_to_pinned(0..r, &mut self.pin_amax, 0, &self.stream)?;
+        self.stream.synchronize()?;
+        let argmax = self.pin_amax.as_slice()[..r].iter().map(|&v| v.max(0) as u32).collect();
+        if self.cfg.final_softcap > 0.0 {
+            let cap = self.cfg.final_softcap;
+            logits.iter_mut().for_each(|v| *v = cap * (*v / cap).tanh());
+        }
+        Ok(StepResult { logits: if want_logits { logits } else { Vec::new() }, argmax })
+    }
+}
+

@@ -1,0 +1,67 @@
+// Model glue: the small kernels between a decoder layer's big ops. One block of BLOCK threads per
+// row, f32 arithmetic. The residual stream is f32; matrix-product inputs and outputs are f16.
+//
+//  resid_norm: x[row] = x[row] * scale + post_norm(r[row])  (r and the post-norm optional), then
+//              out[row] = RMSNorm(x[row]) * w  as f16 (out optional: the last residual add).
+//  gated:      out = act(gate) * up, rows of `cols` from two f16 tensors (act = silu or gelu_tanh).
+//  gather:     out[i] = x[rows[i]] (f16 rows of `cols`), the rows whose logits are wanted.
+
+template <int BLOCK>
+RF_DEVICE float glue_rms_scale(float sumsq, int n, float eps, float* scratch) {
+    const float t = rf_block_sum<BLOCK>(sumsq, scratch);
+    return rsqrtf(t / (float)n + eps);
+}
+
+template <int BLOCK>
+RF_DEVICE void glue_resid_norm(float* RF_RESTRICT x, const rf_half* RF_RESTRICT r, const float* RF_RESTRICT post_w,
+                               const float* RF_RESTRICT w, rf_half* RF_RESTRICT out, int d, float eps, float scale) {
+    __shared__ float scratch[BLOCK / RF_WAVE];
+    const long long row = blockIdx.x;
+    float* xr = x + row * d;
+    float post = 1.0f;
+    if (r != nullptr && post_w != nullptr) {
+        float acc = 0.0f;
+        for (int i = threadIdx.x; i < d; i += BLOCK) {
+            const float v = rf_to_f32(r[row * d + i]);
+            acc += v * v;
+        }
+        post = glue_rms_scale<BLOCK>(acc, d, eps, scratch);
+    }
+    float acc = 0.0f;
+    for (int i = threadIdx.x; i < d; i += BLOCK) {
+        float v = xr[i] * scale;
+        if (r != nullptr) {
+            float a = rf_to_f32(r[row * d + i]);
+            if (post_w != nullptr) a = a * post * post_w[i];
+            v += a;
+        }
+        xr[i] = v;
+        acc += v * v;
+    }
+    if (out == nullptr) return;
+    const float inv = glue_rms_scale<BLOCK>(acc, d, eps, scratch);
+    for (int i = threadIdx.x; i < d; i += BLOCK) out[row * d + i] = rf_from_f32<rf_half>(xr[i] * inv * w[i]);
+}
+
+RF_DEVICE float glue_silu(float g) { return g / (1.0f + __expf(-g)); }
+RF_DEVICE float glue_gelu_tanh(float g) {
+    const float k = 0.7978845608028654f;  // sqrt(2 / pi)
+    return 0.5f * g * (1.0f + tanhf(k * (g + 0.044715f * g * g * g)));
+}
+
+template <int BLOCK, int GELU>
+RF_DEVICE void glue_gated(const rf_half* RF_RESTRICT gate, const rf_half* RF_RESTRICT up, rf_half* RF_RESTRICT out, int cols) {
+    const long long row = blockIdx.x;
+    for (int i = threadIdx.x; i < cols; i += BLOCK) {
+        const float g = rf_to_f32(gate[row * cols + i]);
+        const float a = GELU ? glue_gelu_tanh(g) : glue_silu(g);
+        out[row * cols + i] = rf_from_f32<rf_half>(a * rf_to_f32(up[row * cols + i]));
+    }
+}
+
+template <int BLOCK>
+RF_DEVICE void glue_gather(const rf_half* RF_RESTRICT x, const int* RF_RESTRICT rows, rf_half* RF_RESTRICT out, int cols) {
+    const long long i = blockIdx.x;
+    const long long src = rows[i];
+    for (int c = threadIdx.x; c < cols; c += BLOCK) out[i * cols + c] = x[src * cols + c];
+}
