@@ -51,10 +51,15 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 /// CPU's greedy token to both; cosine of every logits row ≥ 0.9999.
 fn gpu_vs_cpu(path: &PathBuf) {
     let _ = common::device();
-    let mut cpu = engine(path, DeviceChoice::Cpu, 1);
+    let opts = LoadOptions { device: DeviceChoice::Cpu, ctx_size: Some(512), max_batch_tokens: 256, ..Default::default() };
+    let cpu_model = Model::load(path, &opts).unwrap();
+    // a real text prompt (the model's own tokenizer), continued greedily by the CPU for 256 steps
+    let prompt = cpu_model
+        .tokenize("The history of the printing press begins in the fifteenth century, when Johannes Gutenberg combined movable metal type, oil-based ink and a wooden screw press. Within fifty years")
+        .unwrap();
+    let mut cpu = cpu_model.engine;
     let mut gpu = engine(path, DeviceChoice::Gpu(None, 0), 1);
     let vocab = cpu.config.vocab_size as u32;
-    let prompt: Vec<u32> = (0..40u32).map(|i| (i * 7919 + 13) % vocab.min(30000)).collect();
     let (sc, sg) = (cpu.open(), gpu.open());
     let lc = cpu.prefill(sc, &prompt, Want::All).unwrap();
     let lg = gpu.prefill(sg, &prompt, Want::All).unwrap();
