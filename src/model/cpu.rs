@@ -135,10 +135,46 @@ struct SendPtr(*mut f32);
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
-/// y[m, n] = x[m, k] · w[n, k]ᵀ, split over output columns.
+/// Dot product with 8 independent accumulators (so the compiler can vectorize it).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
+/// y[m, n] = x[m, k] · w[n, k]ᵀ, split over output columns. Few rows (decode) read W once with
+/// dot products; more rows go through a packed GEMM.
 pub fn matmul(x: &[f32], m: usize, k: usize, w: &[f32], n: usize) -> Vec<f32> {
     let mut y = vec![0f32; m * n];
     if m == 0 || n == 0 {
+        return y;
+    }
+    if m <= 4 {
+        // yt[j][i] = w_j · x_i, one task per block of W rows, then transposed into y
+        let mut yt = vec![0f32; n * m];
+        yt.par_chunks_mut(64 * m).enumerate().for_each(|(c, out)| {
+            for (r, o) in out.chunks_mut(m).enumerate() {
+                let wr = &w[(c * 64 + r) * k..][..k];
+                for (i, v) in o.iter_mut().enumerate() {
+                    *v = dot(wr, &x[i * k..][..k]);
+                }
+            }
+        });
+        for j in 0..n {
+            for i in 0..m {
+                y[i * n + j] = yt[j * m + i];
+            }
+        }
         return y;
     }
     debug_assert!(x.len() >= m * k && w.len() >= n * k);
