@@ -288,3 +288,20 @@ fn cli_run_streams_and_reports_timings() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("The capital of France is") && text.contains("Paris"), "{text}");
 }
+
+#[test]
+fn cli_chat_answers_from_stdin() {
+    use std::io::Write;
+    let mut child = Command::new(common::cli_bin())
+        .args(["chat", smollm().to_str().unwrap(), "--device", "cpu", "-n", "24", "--temp", "0", "-c", "512"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"What is the capital of France?\n/exit\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("Paris"), "chat answered {text:?}");
+}

@@ -305,7 +305,7 @@ impl CpuBackend {
                 let mut mx = f32::NEG_INFINITY;
                 for (j, sc) in (lo..=p).zip(scores.iter_mut()) {
                     let o = self.slot(table[j / self.page_size] as usize, kh, j % self.page_size);
-                    let dot: f32 = qr.iter().zip(&kc[o..o + hd]).map(|(a, b)| a * b).sum();
+                    let dot = dot(qr, &kc[o..o + hd]);
                     *sc = softcap(dot * c.attn_scale, c.attn_softcap);
                     mx = mx.max(*sc);
                 }
