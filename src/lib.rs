@@ -12,5 +12,6 @@ pub mod jit;
 pub mod model;
 pub mod ops;
 pub mod quant;
+pub mod server;
 
 pub use error::{Error, Result};

@@ -1,8 +1,9 @@
-//! `rocmforge gguf info FILE` and `rocmforge gguf dequant FILE --tensor NAME --out OUT.f32 [--device]`.
+//! `rocmforge gguf info FILE`, `rocmforge gguf dequant FILE --tensor NAME --out OUT.f32 [--device]`
+//! and `rocmforge gguf synth --out FILE (--preset NAME | --like FILE) [--type T] ...`.
 
 use clap::Subcommand;
 use rocmforge::error::{Error, Result};
-use rocmforge::gguf::{GgufFile, Value};
+use rocmforge::gguf::{synth, GgufFile, Value};
 use rocmforge::gpu::Device;
 use rocmforge::ops::quantized::dequant;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,34 @@ pub enum GgufOp {
         #[arg(long)]
         device: bool,
     },
+    /// Write a GGUF with an architecture's shapes and metadata and random weights (for benchmarks).
+    Synth {
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+        /// Architecture preset: llama-3-8b, qwen2.5-7b, smollm2-135m, gemma3-270m.
+        #[arg(long, required_unless_present = "like", conflicts_with = "like")]
+        preset: Option<String>,
+        /// Copy the architecture metadata and tensor shapes (and types, unless --type) of this GGUF.
+        #[arg(long)]
+        like: Option<PathBuf>,
+        /// Matrix type: q4_0 q4_1 q5_0 q5_1 q8_0 q2_K q3_K q4_K q5_K q6_K mxfp4 f16 bf16 f32, or
+        /// q4_k_m (llama.cpp's Q4_K_M mix; the default for presets).
+        #[arg(long = "type")]
+        ty: Option<String>,
+        /// Copy every tokenizer.* key of this GGUF (the vocabulary size follows it unless --vocab).
+        #[arg(long)]
+        tokenizer_from: Option<PathBuf>,
+        /// Embedding rows and token count (a copied vocabulary is padded with [PADn] tokens).
+        #[arg(long)]
+        vocab: Option<usize>,
+        /// Block count (fewer layers for small files).
+        #[arg(long)]
+        layers: Option<usize>,
+        /// Seed of the random weights (same seed, same bytes).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
 }
 
 pub fn run(op: GgufOp) -> Result<i32> {
@@ -35,7 +64,55 @@ pub fn run(op: GgufOp) -> Result<i32> {
             out,
             device,
         } => dequant_cmd(&file, &tensor, &out, device),
+        GgufOp::Synth {
+            out,
+            preset,
+            like,
+            ty,
+            tokenizer_from,
+            vocab,
+            layers,
+            seed,
+        } => {
+            let source = match (preset, like) {
+                (_, Some(l)) => synth::Source::Like(l),
+                (Some(p), None) => synth::Source::Preset(p),
+                (None, None) => {
+                    return Err(Error::Gguf {
+                        path: out.display().to_string(),
+                        message: "give --preset NAME or --like FILE".into(),
+                    })
+                }
+            };
+            let opts = synth::SynthOptions {
+                source,
+                types: ty.as_deref().map(synth::TypeChoice::parse).transpose()?,
+                tokenizer_from,
+                vocab,
+                layers,
+                seed,
+            };
+            synth_cmd(&out, &opts)
+        }
     }
+}
+
+fn synth_cmd(out: &Path, opts: &synth::SynthOptions) -> Result<i32> {
+    let s = synth::synth(out, opts)?;
+    let types: Vec<String> = s.types.iter().map(|(t, n)| format!("{t} x{n}")).collect();
+    eprintln!(
+        "{}: {} arch, {} layers, vocab {}, {} tensors ({}), {:.2} GiB in {:.2} s ({:.2} GiB/s)",
+        s.path.display(),
+        s.arch,
+        s.n_layers,
+        s.vocab,
+        s.tensors,
+        types.join(", "),
+        s.bytes as f64 / (1u64 << 30) as f64,
+        s.seconds,
+        s.bytes as f64 / (1u64 << 30) as f64 / s.seconds.max(1e-9)
+    );
+    Ok(0)
 }
 
 fn short(v: &Value) -> String {

@@ -122,6 +122,37 @@ enum Cmd {
         #[arg(short = 'v', long)]
         verbose: bool,
     },
+    /// OpenAI-compatible HTTP server (completions and chat, streamed or whole) with continuous batching.
+    Serve {
+        #[command(flatten)]
+        model: run::ModelArgs,
+        /// Address to bind (loopback by default).
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Port (0 = any free port; the address is printed).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Sequences generated together at most (also the sequences in one step).
+        #[arg(long, default_value_t = 16)]
+        max_seqs: usize,
+        /// KV cache capacity in tokens, shared by all sequences (default: max-seqs x ctx-size).
+        #[arg(long)]
+        kv_tokens: Option<usize>,
+        /// Requests queued beyond --max-seqs before new ones get 429.
+        #[arg(long, default_value_t = 256)]
+        max_queue: usize,
+        /// Require `Authorization: Bearer KEY` on /v1/*.
+        #[arg(long)]
+        api_key: Option<String>,
+        /// The model name clients pass (default: the file name without .gguf).
+        #[arg(long)]
+        alias: Option<String>,
+        /// Seconds running requests may continue after SIGINT/SIGTERM.
+        #[arg(long, default_value_t = 30)]
+        shutdown_grace: u64,
+        #[arg(short = 'v', long)]
+        verbose: bool,
+    },
     /// Inspect a GGUF file or dequantize one of its tensors.
     Gguf {
         #[command(subcommand)]
@@ -182,6 +213,30 @@ pub fn run() -> Result<i32> {
         Cmd::Run { model, prompt, chat, sample, verbose } => run::run(&model, &prompt, chat, &sample, verbose),
         Cmd::Chat { model, system, sample, verbose } => run::chat(&model, system.as_deref(), &sample, verbose),
         Cmd::Bench { model, prompts, gens, reps, json, verbose } => run::bench(&model, &prompts, &gens, reps, json, verbose),
+        Cmd::Serve { model, host, port, max_seqs, kv_tokens, max_queue, api_key, alias, shutdown_grace, verbose } => {
+            rocmforge::server::serve_cli(rocmforge::server::ServeOptions {
+                load: rocmforge::model::LoadOptions {
+                    device: model.device.parse()?,
+                    ctx_size: model.ctx_size,
+                    max_seqs,
+                    kv_tokens,
+                    // every running sequence's decode token fits in one step
+                    max_batch_tokens: model.batch.max(max_seqs),
+                    verbose,
+                    ..Default::default()
+                },
+                model: model.model,
+                server: rocmforge::server::ServerConfig {
+                    host,
+                    port,
+                    api_key,
+                    model_id: alias,
+                    max_queue,
+                    shutdown_grace: std::time::Duration::from_secs(shutdown_grace),
+                    ..Default::default()
+                },
+            })
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! is allocated, so malformed or malicious files give [`Error::Gguf`], never a panic or a huge
 //! allocation. Tensor sizes come from the quantization layout table ([`crate::quant`]).
 
+pub mod synth;
 mod value;
 mod writer;
 
