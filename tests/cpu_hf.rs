@@ -7,12 +7,20 @@ use rocmforge::model::DeviceChoice;
 
 #[test]
 fn smollm2_matches_hf_on_the_cpu() {
-    let s = common::hf::check("smollm2-135m-instruct-q4_1", "smollm2-135m-instruct-q4_1.gguf", DeviceChoice::Cpu);
+    let s = common::hf::check(
+        "smollm2-135m-instruct-q4_1",
+        "smollm2-135m-instruct-q4_1.gguf",
+        DeviceChoice::Cpu,
+    );
     eprintln!("{s}");
 }
 
 #[test]
 fn gemma3_matches_hf_on_the_cpu() {
-    let s = common::hf::check("gemma-3-270m-q4_k_m", "gemma-3-270m-q4_k_m.gguf", DeviceChoice::Cpu);
+    let s = common::hf::check(
+        "gemma-3-270m-q4_k_m",
+        "gemma-3-270m-q4_k_m.gguf",
+        DeviceChoice::Cpu,
+    );
     eprintln!("{s}");
 }

@@ -24,13 +24,21 @@ fn gemma() -> PathBuf {
     if real.exists() {
         return real;
     }
-    let p = PathBuf::from(std::env::var("ROCMFORGE_TEST_GEMMA").expect("no Gemma 3 model: set ROCMFORGE_TEST_GEMMA"));
+    let p = PathBuf::from(
+        std::env::var("ROCMFORGE_TEST_GEMMA").expect("no Gemma 3 model: set ROCMFORGE_TEST_GEMMA"),
+    );
     assert!(p.exists(), "{} missing", p.display());
     p
 }
 
 fn engine(path: &PathBuf, device: DeviceChoice, max_seqs: usize) -> Engine {
-    let opts = LoadOptions { device, ctx_size: Some(512), max_seqs, max_batch_tokens: 256, ..Default::default() };
+    let opts = LoadOptions {
+        device,
+        ctx_size: Some(512),
+        max_seqs,
+        max_batch_tokens: 256,
+        ..Default::default()
+    };
     match Model::load(path, &opts) {
         Ok(m) => m.engine,
         Err(e) => panic!("loading {} on {device:?}: {e}", path.display()),
@@ -51,7 +59,12 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 /// CPU's greedy token to both; cosine of every logits row ≥ 0.9999.
 fn gpu_vs_cpu(path: &PathBuf) {
     let _ = common::device();
-    let opts = LoadOptions { device: DeviceChoice::Cpu, ctx_size: Some(512), max_batch_tokens: 256, ..Default::default() };
+    let opts = LoadOptions {
+        device: DeviceChoice::Cpu,
+        ctx_size: Some(512),
+        max_batch_tokens: 256,
+        ..Default::default()
+    };
     let cpu_model = Model::load(path, &opts).unwrap();
     // a real text prompt (the model's own tokenizer), continued greedily by the CPU for 256 steps
     let prompt = cpu_model
@@ -66,14 +79,35 @@ fn gpu_vs_cpu(path: &PathBuf) {
     let v = vocab as usize;
     let mut worst = 1f64;
     for i in 0..prompt.len() {
-        worst = worst.min(cosine(&lc.logits_of(0).unwrap()[i * v..][..v], &lg.logits_of(0).unwrap()[i * v..][..v]));
+        worst = worst.min(cosine(
+            &lc.logits_of(0).unwrap()[i * v..][..v],
+            &lg.logits_of(0).unwrap()[i * v..][..v],
+        ));
     }
     assert!(worst >= 0.9999, "prefill cosine {worst}");
     let mut next = lc.last_argmax(0).unwrap();
     let mut agree = 0;
     for step in 0..256 {
-        let a = cpu.step(&[StepInput { seq: sc, tokens: &[next], want: Want::Last }], false).unwrap();
-        let b = gpu.step(&[StepInput { seq: sg, tokens: &[next], want: Want::Last }], false).unwrap();
+        let a = cpu
+            .step(
+                &[StepInput {
+                    seq: sc,
+                    tokens: &[next],
+                    want: Want::Last,
+                }],
+                false,
+            )
+            .unwrap();
+        let b = gpu
+            .step(
+                &[StepInput {
+                    seq: sg,
+                    tokens: &[next],
+                    want: Want::Last,
+                }],
+                false,
+            )
+            .unwrap();
         let c = cosine(a.last_logits(0).unwrap(), b.last_logits(0).unwrap());
         worst = worst.min(c);
         assert!(c >= 0.9999, "decode step {step}: cosine {c}");
@@ -89,7 +123,10 @@ fn gpu_vs_cpu(path: &PathBuf) {
         k.launches_last_step,
         k.graph_replays
     );
-    assert!(k.graph_replays >= 250, "decode steps should replay graphs: {k:?}");
+    assert!(
+        k.graph_replays >= 250,
+        "decode steps should replay graphs: {k:?}"
+    );
     assert!(agree >= 250, "greedy tokens agree on {agree}/256 steps");
 }
 
@@ -112,7 +149,11 @@ fn gpu_equals_cpu_gemma3() {
 #[serial]
 fn gpu_matches_hf_smollm2() {
     let _ = common::device();
-    let s = common::hf::check("smollm2-135m-instruct-q4_1", "smollm2-135m-instruct-q4_1.gguf", DeviceChoice::Gpu(None, 0));
+    let s = common::hf::check(
+        "smollm2-135m-instruct-q4_1",
+        "smollm2-135m-instruct-q4_1.gguf",
+        DeviceChoice::Gpu(None, 0),
+    );
     eprintln!("{s}");
 }
 
@@ -124,14 +165,24 @@ fn gpu_matches_hf_gemma3() {
     if !model_dir().join("gemma-3-270m-q4_k_m.gguf").exists() {
         panic!("the real Gemma 3 file is not on this machine (ROCMFORGE_MODEL_DIR)");
     }
-    let s = common::hf::check("gemma-3-270m-q4_k_m", "gemma-3-270m-q4_k_m.gguf", DeviceChoice::Gpu(None, 0));
+    let s = common::hf::check(
+        "gemma-3-270m-q4_k_m",
+        "gemma-3-270m-q4_k_m.gguf",
+        DeviceChoice::Gpu(None, 0),
+    );
     eprintln!("{s}");
 }
 
 /// Logits rows of `prompts` over `steps` decode steps, one sequence at a time or all together.
 /// The token fed at step k is `streams[i][k]` (teacher forcing) when given, else the greedy one.
 /// Returns the tokens fed and the logits of every step.
-fn decode_rows(e: &mut Engine, prompts: &[Vec<u32>], streams: Option<&[Vec<u32>]>, steps: usize, together: bool) -> (Vec<Vec<u32>>, Vec<Vec<Vec<f32>>>) {
+fn decode_rows(
+    e: &mut Engine,
+    prompts: &[Vec<u32>],
+    streams: Option<&[Vec<u32>]>,
+    steps: usize,
+    together: bool,
+) -> (Vec<Vec<u32>>, Vec<Vec<Vec<f32>>>) {
     if !together {
         let mut toks = Vec::new();
         let mut rows = Vec::new();
@@ -159,7 +210,15 @@ fn decode_rows(e: &mut Engine, prompts: &[Vec<u32>], streams: Option<&[Vec<u32>]
             }
             fed[i].push(nexts[i]);
         }
-        let inputs: Vec<StepInput> = seqs.iter().zip(&nexts).map(|(s, n)| StepInput { seq: *s, tokens: std::slice::from_ref(n), want: Want::Last }).collect();
+        let inputs: Vec<StepInput> = seqs
+            .iter()
+            .zip(&nexts)
+            .map(|(s, n)| StepInput {
+                seq: *s,
+                tokens: std::slice::from_ref(n),
+                want: Want::Last,
+            })
+            .collect();
         let o = e.step(&inputs, false).unwrap();
         for i in 0..seqs.len() {
             rows[i].push(o.last_logits(i).unwrap().to_vec());
@@ -181,9 +240,18 @@ fn decode_rows(e: &mut Engine, prompts: &[Vec<u32>], streams: Option<&[Vec<u32>]
 fn gpu_batched_decode_equals_cpu_and_does_not_allocate() {
     let dev = common::device();
     let path = smollm();
-    let prompts: Vec<Vec<u32>> = [3usize, 17, 40, 100].iter().map(|&n| (0..n as u32).map(|i| (i * 31 + n as u32) % 20000).collect()).collect();
+    let prompts: Vec<Vec<u32>> = [3usize, 17, 40, 100]
+        .iter()
+        .map(|&n| (0..n as u32).map(|i| (i * 31 + n as u32) % 20000).collect())
+        .collect();
     let steps = 24;
-    let (streams, want) = decode_rows(&mut engine(&path, DeviceChoice::Cpu, 4), &prompts, None, steps, true);
+    let (streams, want) = decode_rows(
+        &mut engine(&path, DeviceChoice::Cpu, 4),
+        &prompts,
+        None,
+        steps,
+        true,
+    );
     let mut worst = 1f64;
     for graphs in ["1", "0"] {
         std::env::set_var("ROCMFORGE_GRAPHS", graphs);
@@ -192,13 +260,24 @@ fn gpu_batched_decode_equals_cpu_and_does_not_allocate() {
         let before = dev.allocated_bytes();
         let (_, together) = decode_rows(&mut e, &prompts, Some(&streams), steps, true);
         let (_, again) = decode_rows(&mut e, &prompts, Some(&streams), steps, true);
-        assert_eq!(dev.allocated_bytes(), before, "decode steps of seen shapes allocated device memory");
-        for (name, got) in [("alone", &alone), ("together", &together), ("together again", &again)] {
+        assert_eq!(
+            dev.allocated_bytes(),
+            before,
+            "decode steps of seen shapes allocated device memory"
+        );
+        for (name, got) in [
+            ("alone", &alone),
+            ("together", &together),
+            ("together again", &again),
+        ] {
             for i in 0..prompts.len() {
                 for k in 0..=steps {
                     let c = cosine(&got[i][k], &want[i][k]);
                     worst = worst.min(c);
-                    assert!(c >= 0.9999, "graphs={graphs} {name}: sequence {i} step {k}: cosine {c} to the CPU");
+                    assert!(
+                        c >= 0.9999,
+                        "graphs={graphs} {name}: sequence {i} step {k}: cosine {c} to the CPU"
+                    );
                 }
             }
         }

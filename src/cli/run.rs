@@ -137,7 +137,9 @@ pub fn run(m: &ModelArgs, prompt: &str, chat: bool, s: &SampleArgs, verbose: boo
 pub fn chat(m: &ModelArgs, system: Option<&str>, s: &SampleArgs, verbose: bool) -> Result<i32> {
     let mut model = m.load(1, verbose)?;
     if model.chat_template.is_none() {
-        return Err(rocmforge::model::chat::no_template_error(&model.engine.config.name));
+        return Err(rocmforge::model::chat::no_template_error(
+            &model.engine.config.name,
+        ));
     }
     let mut messages = Vec::new();
     if let Some(sys) = system {
@@ -148,7 +150,12 @@ pub fn chat(m: &ModelArgs, system: Option<&str>, s: &SampleArgs, verbose: bool) 
     loop {
         eprint!("> ");
         let mut line = String::new();
-        if stdin.lock().read_line(&mut line).map_err(|e| Error::io("stdin", e))? == 0 {
+        if stdin
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| Error::io("stdin", e))?
+            == 0
+        {
             break;
         }
         let line = line.trim_end_matches(['\n', '\r']);
@@ -190,11 +197,21 @@ struct BenchRow {
 
 /// `rocmforge bench MODEL`: prompt processing (ppN: one N-token prompt) and generation (tgN: N
 /// tokens from an empty context, greedy on the device), like llama-bench; random token ids.
-pub fn bench(m: &ModelArgs, prompts: &[usize], gens: &[usize], reps: usize, json: bool, verbose: bool) -> Result<i32> {
+pub fn bench(
+    m: &ModelArgs,
+    prompts: &[usize],
+    gens: &[usize],
+    reps: usize,
+    json: bool,
+    verbose: bool,
+) -> Result<i32> {
     let t0 = Instant::now();
     let mut model = m.load(1, verbose)?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
-    let vocab = model.tokenizer.vocab_size().min(model.engine.config.vocab_size) as u64;
+    let vocab = model
+        .tokenizer
+        .vocab_size()
+        .min(model.engine.config.vocab_size) as u64;
     let mut rng: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut rand_tok = move || {
         rng ^= rng << 13;
@@ -215,7 +232,14 @@ pub fn bench(m: &ModelArgs, prompts: &[usize], gens: &[usize], reps: usize, json
                 } else {
                     let mut next = toks[0];
                     for _ in 0..n_gen {
-                        let out = model.engine.step(&[StepInput { seq, tokens: &[next], want: Want::Last }], true)?;
+                        let out = model.engine.step(
+                            &[StepInput {
+                                seq,
+                                tokens: &[next],
+                                want: Want::Last,
+                            }],
+                            true,
+                        )?;
                         next = out.last_argmax(0).unwrap_or(0);
                     }
                 }
@@ -230,11 +254,17 @@ pub fn bench(m: &ModelArgs, prompts: &[usize], gens: &[usize], reps: usize, json
             }
         }
         let avg = samples.iter().sum::<f64>() / samples.len() as f64;
-        let sd = (samples.iter().map(|s| (s - avg).powi(2)).sum::<f64>() / (samples.len().max(2) - 1) as f64).sqrt();
+        let sd = (samples.iter().map(|s| (s - avg).powi(2)).sum::<f64>()
+            / (samples.len().max(2) - 1) as f64)
+            .sqrt();
         Ok(BenchRow {
             model: model.engine.config.name.clone(),
             backend: model.engine.backend_name(),
-            test: if n_prompt > 0 { format!("pp{n_prompt}") } else { format!("tg{n_gen}") },
+            test: if n_prompt > 0 {
+                format!("pp{n_prompt}")
+            } else {
+                format!("tg{n_gen}")
+            },
             n_prompt,
             n_gen,
             reps,
@@ -273,7 +303,10 @@ pub fn bench(m: &ModelArgs, prompts: &[usize], gens: &[usize], reps: usize, json
         println!("| model | backend | test | t/s |");
         println!("| --- | --- | --- | --- |");
         for r in &rows {
-            println!("| {} | {} | {} | {:.2} ± {:.2} |", r.model, r.backend, r.test, r.avg_ts, r.stddev_ts);
+            println!(
+                "| {} | {} | {} | {:.2} ± {:.2} |",
+                r.model, r.backend, r.test, r.avg_ts, r.stddev_ts
+            );
         }
     }
     Ok(0)

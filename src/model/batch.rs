@@ -50,7 +50,10 @@ impl ForwardBatch {
     pub fn seq_of_token(&self) -> Vec<usize> {
         let mut s = Vec::with_capacity(self.tokens.len());
         for b in 0..self.nseq() {
-            s.extend(std::iter::repeat_n(b, (self.cu[b + 1] - self.cu[b]) as usize));
+            s.extend(std::iter::repeat_n(
+                b,
+                (self.cu[b + 1] - self.cu[b]) as usize,
+            ));
         }
         s
     }
@@ -65,7 +68,10 @@ impl ForwardBatch {
         let n = self.nseq();
         let bad = |m: String| Err(Error::Model(format!("forward batch: {m}")));
         if self.cu.len() != n + 1 || self.cu.first() != Some(&0) {
-            return bad(format!("cu has {} entries for {n} sequences", self.cu.len()));
+            return bad(format!(
+                "cu has {} entries for {n} sequences",
+                self.cu.len()
+            ));
         }
         if self.cu.windows(2).any(|w| w[1] < w[0])
             || *self.cu.last().unwrap_or(&0) as usize != self.tokens.len()
@@ -96,7 +102,10 @@ impl ForwardBatch {
             }
         }
         if self.out_rows.windows(2).any(|w| w[1] <= w[0])
-            || self.out_rows.last().is_some_and(|&r| r >= self.tokens.len())
+            || self
+                .out_rows
+                .last()
+                .is_some_and(|&r| r >= self.tokens.len())
         {
             return bad("output rows must be ascending token indices".into());
         }

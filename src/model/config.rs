@@ -63,10 +63,11 @@ fn req_u(g: &GgufFile, arch: &str, k: &str) -> Result<usize> {
     let full = key(arch, k);
     match g.get(&full) {
         None => Err(Error::Model(format!("missing key `{full}`"))),
-        Some(v) => v
-            .as_u64()
-            .map(|x| x as usize)
-            .ok_or_else(|| Error::Model(format!("key `{full}` is {v:?}, expected an unsigned integer"))),
+        Some(v) => v.as_u64().map(|x| x as usize).ok_or_else(|| {
+            Error::Model(format!(
+                "key `{full}` is {v:?}, expected an unsigned integer"
+            ))
+        }),
     }
 }
 
@@ -75,7 +76,9 @@ fn opt_u(g: &GgufFile, arch: &str, k: &str) -> Result<Option<usize>> {
     match g.get(&full) {
         None => Ok(None),
         Some(v) => v.as_u64().map(|x| Some(x as usize)).ok_or_else(|| {
-            Error::Model(format!("key `{full}` is {v:?}, expected an unsigned integer"))
+            Error::Model(format!(
+                "key `{full}` is {v:?}, expected an unsigned integer"
+            ))
         }),
     }
 }
@@ -88,7 +91,9 @@ fn opt_f(g: &GgufFile, arch: &str, k: &str) -> Result<Option<f32>> {
             .as_f32()
             .filter(|x| x.is_finite())
             .map(Some)
-            .ok_or_else(|| Error::Model(format!("key `{full}` is {v:?}, expected a finite number"))),
+            .ok_or_else(|| {
+                Error::Model(format!("key `{full}` is {v:?}, expected a finite number"))
+            }),
     }
 }
 
@@ -144,7 +149,9 @@ impl ModelConfig {
         }
         let rope_base = opt_f(g, a, "rope.freq_base")?.unwrap_or(10000.0);
         if rope_base <= 1.0 {
-            return Err(Error::Model(format!("`{a}.rope.freq_base` {rope_base} must be > 1")));
+            return Err(Error::Model(format!(
+                "`{a}.rope.freq_base` {rope_base} must be > 1"
+            )));
         }
         check_rope_scaling(g, a)?;
         if g.tensor_info("rope_freqs.weight").is_some() {
@@ -172,7 +179,10 @@ impl ModelConfig {
                         rope_base: t.swa_rope_base.unwrap_or(rope_base),
                     }
                 } else {
-                    LayerConfig { window: 0, rope_base }
+                    LayerConfig {
+                        window: 0,
+                        rope_base,
+                    }
                 }
             })
             .collect();
@@ -234,7 +244,10 @@ impl ModelConfig {
     /// length, then rows) and whether it is a norm/bias vector (read as f32).
     pub fn tensor_list(&self) -> Vec<(String, Vec<u64>)> {
         let d = self.d_model as u64;
-        let mut v = vec![("token_embd.weight".to_string(), vec![d, self.vocab_size as u64])];
+        let mut v = vec![(
+            "token_embd.weight".to_string(),
+            vec![d, self.vocab_size as u64],
+        )];
         v.push(("output_norm.weight".into(), vec![d]));
         if !self.tied_output {
             v.push(("output.weight".into(), vec![d, self.vocab_size as u64]));
@@ -296,7 +309,10 @@ impl ModelConfig {
                 )));
             }
         }
-        if t.qk_norm == Presence::Absent && g.tensor_info(&layer_tensor(0, "attn_q_norm.weight")).is_some() {
+        if t.qk_norm == Presence::Absent
+            && g.tensor_info(&layer_tensor(0, "attn_q_norm.weight"))
+                .is_some()
+        {
             return Err(Error::Model(format!(
                 "tensor `blk.0.attn_q_norm.weight` present but architecture {} has no q/k norm",
                 t.name
@@ -353,7 +369,9 @@ fn vocab_size(g: &GgufFile, a: &str, d_model: usize) -> Result<usize> {
     let rows = emb.shape[1] as usize;
     if let Some(k) = opt_u(g, a, "vocab_size")? {
         if k != rows {
-            tracing::warn!("`{a}.vocab_size` {k} disagrees with token_embd rows {rows}; using {rows}");
+            tracing::warn!(
+                "`{a}.vocab_size` {k} disagrees with token_embd rows {rows}; using {rows}"
+            );
         }
     }
     if let Some(tokens) = g.get("tokenizer.ggml.tokens").and_then(|v| v.as_array()) {

@@ -46,7 +46,12 @@ fn load(g: &GgufFile, name: &str) -> Result<Vec<f32>> {
 }
 
 impl CpuBackend {
-    pub fn new(g: &GgufFile, cfg: &ModelConfig, num_pages: usize, page_size: usize) -> Result<Self> {
+    pub fn new(
+        g: &GgufFile,
+        cfg: &ModelConfig,
+        num_pages: usize,
+        page_size: usize,
+    ) -> Result<Self> {
         let layers = (0..cfg.n_layers)
             .into_par_iter()
             .map(|l| -> Result<Layer> {
@@ -114,7 +119,12 @@ impl CpuBackend {
                 for v in l.bias.iter().flatten() {
                     n += v.len();
                 }
-                for v in l.qk_norm.iter().flatten().chain(l.post_norms.iter().flatten()) {
+                for v in l
+                    .qk_norm
+                    .iter()
+                    .flatten()
+                    .chain(l.post_norms.iter().flatten())
+                {
                     n += v.len();
                 }
                 n
@@ -266,16 +276,20 @@ impl CpuBackend {
             n_rot: c.n_rot,
             base: lc.rope_base,
         };
-        q.par_chunks_mut(hq * hd).zip(pos.par_iter()).for_each(|(row, &p)| {
-            for head in row.chunks_mut(hd) {
-                rotate_row(head, p, &rope);
-            }
-        });
-        k.par_chunks_mut(hk * hd).zip(pos.par_iter()).for_each(|(row, &p)| {
-            for head in row.chunks_mut(hd) {
-                rotate_row(head, p, &rope);
-            }
-        });
+        q.par_chunks_mut(hq * hd)
+            .zip(pos.par_iter())
+            .for_each(|(row, &p)| {
+                for head in row.chunks_mut(hd) {
+                    rotate_row(head, p, &rope);
+                }
+            });
+        k.par_chunks_mut(hk * hd)
+            .zip(pos.par_iter())
+            .for_each(|(row, &p)| {
+                for head in row.chunks_mut(hd) {
+                    rotate_row(head, p, &rope);
+                }
+            });
         // write the new K/V rows into their pages
         for i in 0..t {
             let (s, p) = (seq[i], pos[i] as usize);
@@ -290,40 +304,44 @@ impl CpuBackend {
         let (kc, vc) = (&self.k_cache[li], &self.v_cache[li]);
         let group = c.group();
         let mut attn = vec![0f32; t * hq * hd];
-        attn.par_chunks_mut(hq * hd).enumerate().for_each(|(i, out)| {
-            let (s, p) = (seq[i], pos[i] as usize);
-            let lo = if lc.window > 0 {
-                (p + 1).saturating_sub(lc.window)
-            } else {
-                0
-            };
-            let table = &b.block_tables[s * b.max_pages..][..b.max_pages];
-            let mut scores = vec![0f32; p + 1 - lo];
-            for head in 0..hq {
-                let kh = head / group;
-                let qr = &q[(i * hq + head) * hd..][..hd];
-                let mut mx = f32::NEG_INFINITY;
-                for (j, sc) in (lo..=p).zip(scores.iter_mut()) {
-                    let o = self.slot(table[j / self.page_size] as usize, kh, j % self.page_size);
-                    let dot = dot(qr, &kc[o..o + hd]);
-                    *sc = softcap(dot * c.attn_scale, c.attn_softcap);
-                    mx = mx.max(*sc);
-                }
-                let mut sum = 0f32;
-                for sc in scores.iter_mut() {
-                    *sc = (*sc - mx).exp();
-                    sum += *sc;
-                }
-                let orow = &mut out[head * hd..][..hd];
-                for (j, &w) in (lo..=p).zip(scores.iter()) {
-                    let o = self.slot(table[j / self.page_size] as usize, kh, j % self.page_size);
-                    let w = w / sum;
-                    for (a, vv) in orow.iter_mut().zip(&vc[o..o + hd]) {
-                        *a += w * vv;
+        attn.par_chunks_mut(hq * hd)
+            .enumerate()
+            .for_each(|(i, out)| {
+                let (s, p) = (seq[i], pos[i] as usize);
+                let lo = if lc.window > 0 {
+                    (p + 1).saturating_sub(lc.window)
+                } else {
+                    0
+                };
+                let table = &b.block_tables[s * b.max_pages..][..b.max_pages];
+                let mut scores = vec![0f32; p + 1 - lo];
+                for head in 0..hq {
+                    let kh = head / group;
+                    let qr = &q[(i * hq + head) * hd..][..hd];
+                    let mut mx = f32::NEG_INFINITY;
+                    for (j, sc) in (lo..=p).zip(scores.iter_mut()) {
+                        let o =
+                            self.slot(table[j / self.page_size] as usize, kh, j % self.page_size);
+                        let dot = dot(qr, &kc[o..o + hd]);
+                        *sc = softcap(dot * c.attn_scale, c.attn_softcap);
+                        mx = mx.max(*sc);
+                    }
+                    let mut sum = 0f32;
+                    for sc in scores.iter_mut() {
+                        *sc = (*sc - mx).exp();
+                        sum += *sc;
+                    }
+                    let orow = &mut out[head * hd..][..hd];
+                    for (j, &w) in (lo..=p).zip(scores.iter()) {
+                        let o =
+                            self.slot(table[j / self.page_size] as usize, kh, j % self.page_size);
+                        let w = w / sum;
+                        for (a, vv) in orow.iter_mut().zip(&vc[o..o + hd]) {
+                            *a += w * vv;
+                        }
                     }
                 }
-            }
-        });
+            });
         let mut o = matmul(&attn, t, hq * hd, &l.wo, d);
         if let Some([pa, _]) = &l.post_norms {
             rms_norm(&mut o, pa, d, c.rms_eps);
@@ -396,12 +414,11 @@ impl Backend for CpuBackend {
             logits.par_iter_mut().for_each(|v| *v = softcap(*v, cap));
         }
         if logits.iter().any(|v| !v.is_finite()) {
-            return Err(Error::Model("non-finite logits from the CPU forward pass".into()));
+            return Err(Error::Model(
+                "non-finite logits from the CPU forward pass".into(),
+            ));
         }
-        let argmax = logits
-            .chunks(vocab)
-            .map(|r| super::argmax(r))
-            .collect();
+        let argmax = logits.chunks(vocab).map(|r| super::argmax(r)).collect();
         Ok(StepResult {
             logits: if want_logits { logits } else { Vec::new() },
             argmax,

@@ -94,7 +94,11 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(config: ModelConfig, limits: EngineLimits, backend: Box<dyn Backend>) -> Result<Engine> {
+    pub fn new(
+        config: ModelConfig,
+        limits: EngineLimits,
+        backend: Box<dyn Backend>,
+    ) -> Result<Engine> {
         Ok(Engine {
             kv: KvPages::new(limits.num_pages, limits.page_size)?,
             config,
@@ -162,7 +166,9 @@ impl Engine {
 
     /// Pages a sequence would need to grow by `extra` tokens.
     pub fn pages_needed(&self, id: SeqId, extra: usize) -> usize {
-        let Some(s) = self.seqs.get(&id) else { return 0 };
+        let Some(s) = self.seqs.get(&id) else {
+            return 0;
+        };
         self.kv
             .pages_for(s.len() + extra)
             .saturating_sub(s.pages.len())
@@ -191,7 +197,10 @@ impl Engine {
         }
         for (i, inp) in inputs.iter().enumerate() {
             if inputs[..i].iter().any(|o| o.seq == inp.seq) {
-                return Err(Error::Model(format!("sequence {} twice in one step", inp.seq)));
+                return Err(Error::Model(format!(
+                    "sequence {} twice in one step",
+                    inp.seq
+                )));
             }
             let s = self
                 .seqs
@@ -206,7 +215,9 @@ impl Engine {
                 )));
             }
             if inp.tokens.is_empty() && inp.want != Want::Nothing {
-                return Err(Error::Model("an input wants output but has no tokens".into()));
+                return Err(Error::Model(
+                    "an input wants output but has no tokens".into(),
+                ));
             }
         }
         // pages first, all or nothing
@@ -230,9 +241,10 @@ impl Engine {
         let mut rows = Vec::with_capacity(inputs.len());
         let mut nrows = 0;
         for inp in inputs {
-            let s = self.seqs.get_mut(&inp.seq).ok_or_else(|| {
-                Error::Model(format!("no sequence {}", inp.seq))
-            })?;
+            let s = self
+                .seqs
+                .get_mut(&inp.seq)
+                .ok_or_else(|| Error::Model(format!("no sequence {}", inp.seq)))?;
             self.kv.reserve(s, inp.tokens.len())?;
             let base = b.tokens.len();
             b.tokens.extend_from_slice(inp.tokens);

@@ -30,7 +30,7 @@ use half::f16;
 use std::collections::HashMap;
 
 /// Logits rows computed per launch of the output projection (bounds the logits scratch).
-const LOGIT_ROWS: usize = 64;
+const LOGIT_ROWS: usize = 256;
 
 struct Linear {
     w: Buffer<u8>,
@@ -125,13 +125,30 @@ fn align(b: usize) -> usize {
 
 /// Every kernel instance a model needs on `target` (for parallel compilation at load and for
 /// `rocmforge compile --model`). Instances missing from this list still compile on first use.
-pub fn plan_specs(cfg: &ModelConfig, g: &GgufFile, target: &Target, limits: &EngineLimits) -> Result<Vec<KernelSpec>> {
+pub fn plan_specs(
+    cfg: &ModelConfig,
+    g: &GgufFile,
+    target: &Target,
+    limits: &EngineLimits,
+) -> Result<Vec<KernelSpec>> {
     let wave = target.wave_size;
     let mut v = Vec::new();
     let emb_ty = g.tensor("token_embd.weight")?.ty();
     v.push(embedding::spec(emb_ty.name(), "f32", cfg.d_model, wave)?);
-    for k in ["resid_norm", "gather", if cfg.activation == Activation::GeluTanh { "gated_gelu" } else { "gated_silu" }] {
-        v.push(KernelSpec::new(&glue::FAMILY, &[("kind", k.into()), ("block", 256i64.into())], wave)?);
+    for k in [
+        "resid_norm",
+        "gather",
+        if cfg.activation == Activation::GeluTanh {
+            "gated_gelu"
+        } else {
+            "gated_silu"
+        },
+    ] {
+        v.push(KernelSpec::new(
+            &glue::FAMILY,
+            &[("kind", k.into()), ("block", 256i64.into())],
+            wave,
+        )?);
     }
     let mut fmts: Vec<QuantType> = Vec::new();
     for (name, shape) in cfg.tensor_list() {
@@ -142,7 +159,11 @@ pub fn plan_specs(cfg: &ModelConfig, g: &GgufFile, target: &Target, limits: &Eng
             }
         }
     }
-    let out_ty = if cfg.tied_output { emb_ty } else { g.tensor("output.weight")?.ty() };
+    let out_ty = if cfg.tied_output {
+        emb_ty
+    } else {
+        g.tensor("output.weight")?.ty()
+    };
     if !fmts.contains(&out_ty) {
         fmts.push(out_ty);
     }
@@ -179,14 +200,24 @@ pub fn plan_specs(cfg: &ModelConfig, g: &GgufFile, target: &Target, limits: &Eng
     }
     v.push(rope::spec("f16", cfg.rope_style, wave)?);
     v.push(kv_cache::spec("f16", None, wave)?);
-    v.push(prefill::spec(cfg.head_dim, "f16", true, prefill::native_path(target), wave)?);
+    v.push(prefill::spec(
+        cfg.head_dim,
+        "f16",
+        true,
+        prefill::native_path(target),
+        wave,
+    )?);
     let rows = decode::ROWS
         .iter()
         .map(|&r| r as usize)
         .find(|&r| r >= cfg.group())
         .unwrap_or(8);
     v.push(decode::spec(cfg.head_dim, "f16", rows, wave)?);
-    v.push(KernelSpec::new(&decode::MERGE, &[("dtype", "f16".into())], wave)?);
+    v.push(KernelSpec::new(
+        &decode::MERGE,
+        &[("dtype", "f16".into())],
+        wave,
+    )?);
     v.push(sampling::spec("f16", cfg.vocab_size, wave)?);
     Ok(v)
 }
@@ -226,7 +257,8 @@ impl GpuBackend {
         // compile the model's kernels on other threads while the weights upload
         let specs = plan_specs(cfg, g, &target, limits)?;
         let compile = {
-            let work: Vec<(KernelSpec, Target)> = specs.iter().map(|s| (s.clone(), target.clone())).collect();
+            let work: Vec<(KernelSpec, Target)> =
+                specs.iter().map(|s| (s.clone(), target.clone())).collect();
             std::thread::spawn(move || Jit::global().compile_many(&work, || {}))
         };
         let d = cfg.d_model;
@@ -256,32 +288,63 @@ impl GpuBackend {
         let (qd, kvd, ff) = (cfg.q_dim(), cfg.kv_dim(), cfg.d_ff);
         let ints = 3 * t + (sm + 1) + 2 * sm + sm * layout.max_pages + t;
         let scratch_bytes = align(t * d * 4)
-            + [t * d, t * qd, t * kvd, t * kvd, t * qd, t * kvd, t * qd, t * d, t * ff, t * ff, t * ff, t * d]
-                .iter()
-                .map(|&n| align(n * 2))
-                .sum::<usize>()
+            + [
+                t * d,
+                t * qd,
+                t * kvd,
+                t * kvd,
+                t * qd,
+                t * kvd,
+                t * qd,
+                t * d,
+                t * ff,
+                t * ff,
+                t * ff,
+                t * d,
+            ]
+            .iter()
+            .map(|&n| align(n * 2))
+            .sum::<usize>()
             + align(LOGIT_ROWS * cfg.vocab_size * 2)
             + 8 * align(ints * 4);
         let pool = Pool::new(dev, weight_bytes + kv_bytes + scratch_bytes + (1 << 20))?;
         let stream = dev.create_stream()?;
         let upload_stream = dev.create_stream()?;
         let bar = if verbose {
-            let b = indicatif::ProgressBar::new(g.tensors().iter().map(|t| t.n_bytes() as u64).sum());
+            let b =
+                indicatif::ProgressBar::new(g.tensors().iter().map(|t| t.n_bytes() as u64).sum());
             b.set_style(
-                indicatif::ProgressStyle::with_template("upload {bar:40} {bytes}/{total_bytes} {bytes_per_sec}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                indicatif::ProgressStyle::with_template(
+                    "upload {bar:40} {bytes}/{total_bytes} {bytes_per_sec}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             b
         } else {
             indicatif::ProgressBar::hidden()
         };
-        let mut staging = [PinnedBuffer::<u8>::new(dev, 32 << 20)?, PinnedBuffer::<u8>::new(dev, 32 << 20)?];
+        let mut staging = [
+            PinnedBuffer::<u8>::new(dev, 32 << 20)?,
+            PinnedBuffer::<u8>::new(dev, 32 << 20)?,
+        ];
         let mut turn = 0usize;
         let mut mat = |name: &str, n: usize, k: usize| -> Result<Linear> {
             let ti = g.tensor(name)?;
             let mut w = pool.alloc::<u8>(ti.bytes().len())?;
-            upload_bytes(&mut w, ti.bytes(), &mut staging, &mut turn, &upload_stream, &bar)?;
-            Ok(Linear { w, fmt: ti.ty(), n, k })
+            upload_bytes(
+                &mut w,
+                ti.bytes(),
+                &mut staging,
+                &mut turn,
+                &upload_stream,
+                &bar,
+            )?;
+            Ok(Linear {
+                w,
+                fmt: ti.ty(),
+                n,
+                k,
+            })
         };
         let vec32 = |name: &str| -> Result<Buffer<f32>> {
             let v = g.tensor(name)?.dequantize_f32()?;
@@ -290,7 +353,12 @@ impl GpuBackend {
             Ok(b)
         };
         let vec16 = |name: &str| -> Result<Buffer<f16>> {
-            let v: Vec<f16> = g.tensor(name)?.dequantize_f32()?.iter().map(|&x| f16::from_f32(x)).collect();
+            let v: Vec<f16> = g
+                .tensor(name)?
+                .dequantize_f32()?
+                .iter()
+                .map(|&x| f16::from_f32(x))
+                .collect();
             let mut b = pool.alloc::<f16>(v.len())?;
             b.copy_from_host(&v)?;
             Ok(b)
@@ -316,17 +384,27 @@ impl GpuBackend {
                 v: mat(&n("attn_v.weight"), kvd, d)?,
                 o: mat(&n("attn_output.weight"), d, qd)?,
                 bias: if cfg.qkv_bias {
-                    Some([vec16(&n("attn_q.bias"))?, vec16(&n("attn_k.bias"))?, vec16(&n("attn_v.bias"))?])
+                    Some([
+                        vec16(&n("attn_q.bias"))?,
+                        vec16(&n("attn_k.bias"))?,
+                        vec16(&n("attn_v.bias"))?,
+                    ])
                 } else {
                     None
                 },
                 qk_norm: if cfg.qk_norm {
-                    Some([vec16(&n("attn_q_norm.weight"))?, vec16(&n("attn_k_norm.weight"))?])
+                    Some([
+                        vec16(&n("attn_q_norm.weight"))?,
+                        vec16(&n("attn_k_norm.weight"))?,
+                    ])
                 } else {
                     None
                 },
                 post: if cfg.post_norms {
-                    Some([vec32(&n("post_attention_norm.weight"))?, vec32(&n("post_ffw_norm.weight"))?])
+                    Some([
+                        vec32(&n("post_attention_norm.weight"))?,
+                        vec32(&n("post_ffw_norm.weight"))?,
+                    ])
                 } else {
                     None
                 },
@@ -400,7 +478,9 @@ impl GpuBackend {
             scratch_bytes,
             launches_last_step: 0,
             graph_replays: 0,
-            use_graphs: std::env::var("ROCMFORGE_GRAPHS").map(|v| v != "0" && v != "off").unwrap_or(true),
+            use_graphs: std::env::var("ROCMFORGE_GRAPHS")
+                .map(|v| v != "0" && v != "off")
+                .unwrap_or(true),
         })
     }
 
@@ -424,7 +504,10 @@ impl GpuBackend {
         let mut off = 0;
         let total: usize = parts.iter().map(|(h, _)| h.len()).sum();
         if total > self.pin_in.len() {
-            return Err(Error::Model(format!("step inputs of {total} ints exceed the staging area {}", self.pin_in.len())));
+            return Err(Error::Model(format!(
+                "step inputs of {total} ints exceed the staging area {}",
+                self.pin_in.len()
+            )));
         }
         let _ = n;
         for (h, _) in parts.iter() {
@@ -439,15 +522,38 @@ impl GpuBackend {
         Ok(())
     }
 
-    fn lin(&self, l: &Linear, x: &Buffer<f16>, m: usize, bias: Option<&Buffer<f16>>, y: &Buffer<f16>) -> Result<()> {
+    fn lin(
+        &self,
+        l: &Linear,
+        x: &Buffer<f16>,
+        m: usize,
+        bias: Option<&Buffer<f16>>,
+        y: &Buffer<f16>,
+    ) -> Result<()> {
         let xv = x.view(0, m * l.k)?;
         let mut yv = y.view(0, m * l.n)?;
-        linear(&self.dev, &self.stream, &xv, &l.w, l.fmt, (m, l.n, l.k), bias, &mut yv, LinearPath::Auto)
+        linear(
+            &self.dev,
+            &self.stream,
+            &xv,
+            &l.w,
+            l.fmt,
+            (m, l.n, l.k),
+            bias,
+            &mut yv,
+            LinearPath::Auto,
+        )
     }
 
     /// Every launch of one step (also what a graph captures). `decode`: all sequences have one
     /// new token (the decode attention kernel with `plan`).
-    fn launch_layers(&self, t: usize, nseq: usize, host: &HostStep, mut plan: Option<&mut DecodePlan>) -> Result<usize> {
+    fn launch_layers(
+        &self,
+        t: usize,
+        nseq: usize,
+        host: &HostStep,
+        mut plan: Option<&mut DecodePlan>,
+    ) -> Result<usize> {
         let c = &self.cfg;
         let (d, hd, hq, hk) = (c.d_model, c.head_dim, c.n_heads, c.n_kv_heads);
         let (qd, kvd, ff) = (c.q_dim(), c.kv_dim(), c.d_ff);
@@ -459,7 +565,19 @@ impl GpuBackend {
         let mut x = s.x.view(0, t * d)?;
         let mut h = s.h.view(0, t * d)?;
         embedding::embed_quant::<f32>(dev, st, self.emb.1, &self.emb.0, d, &ids, &mut x)?;
-        glue::resid_norm(dev, st, &mut x, t, d, c.embed_scale, None, None, &self.layers[0].attn_norm, c.rms_eps, Some(&mut h))?;
+        glue::resid_norm(
+            dev,
+            st,
+            &mut x,
+            t,
+            d,
+            c.embed_scale,
+            None,
+            None,
+            &self.layers[0].attn_norm,
+            c.rms_eps,
+            Some(&mut h),
+        )?;
         launches += 2;
         let pos = s.pos.view(0, t)?;
         let cu = s.cu.view(0, nseq + 1)?;
@@ -488,7 +606,11 @@ impl GpuBackend {
                 q = qn;
                 k = kn;
             }
-            let r = Rope { style: c.rope_style, n_rot: c.n_rot, base: lc.rope_base };
+            let r = Rope {
+                style: c.rope_style,
+                n_rot: c.n_rot,
+                base: lc.rope_base,
+            };
             rope::rope(dev, st, &mut q, &mut k, &pos, hq, hk, hd, &r)?;
             let v = s.v.view(0, t * kvd)?;
             let mut cache = PagedCache {
@@ -513,7 +635,12 @@ impl GpuBackend {
                 None,
             )?;
             launches += 2;
-            let p = AttnParams { causal: true, scale: c.attn_scale, softcap: c.attn_softcap, window: lc.window as i32 };
+            let p = AttnParams {
+                causal: true,
+                scale: c.attn_scale,
+                softcap: c.attn_softcap,
+                window: lc.window as i32,
+            };
             let mut attn = s.attn.view(0, t * qd)?;
             match plan.as_deref_mut() {
                 Some(plan) => {
@@ -529,15 +656,52 @@ impl GpuBackend {
             self.lin(&l.o, &attn, t, None, &s.o)?;
             let o = s.o.view(0, t * d)?;
             let post = l.post.as_ref();
-            glue::resid_norm(dev, st, &mut x, t, d, 1.0, Some(&o), post.map(|p| &p[0]), &l.ffn_norm, c.rms_eps, Some(&mut h))?;
+            glue::resid_norm(
+                dev,
+                st,
+                &mut x,
+                t,
+                d,
+                1.0,
+                Some(&o),
+                post.map(|p| &p[0]),
+                &l.ffn_norm,
+                c.rms_eps,
+                Some(&mut h),
+            )?;
             self.lin(&l.gate, &h, t, None, &s.g)?;
             self.lin(&l.up, &h, t, None, &s.u)?;
             let (gt, up) = (s.g.view(0, t * ff)?, s.u.view(0, t * ff)?);
             let mut a = s.a.view(0, t * ff)?;
-            glue::gated(dev, st, &gt, &up, &mut a, t, ff, c.activation == Activation::GeluTanh)?;
+            glue::gated(
+                dev,
+                st,
+                &gt,
+                &up,
+                &mut a,
+                t,
+                ff,
+                c.activation == Activation::GeluTanh,
+            )?;
             self.lin(&l.down, &a, t, None, &s.o)?;
-            let next = if li + 1 < c.n_layers { &self.layers[li + 1].attn_norm } else { &self.out_norm };
-            glue::resid_norm(dev, st, &mut x, t, d, 1.0, Some(&o), post.map(|p| &p[1]), next, c.rms_eps, Some(&mut h))?;
+            let next = if li + 1 < c.n_layers {
+                &self.layers[li + 1].attn_norm
+            } else {
+                &self.out_norm
+            };
+            glue::resid_norm(
+                dev,
+                st,
+                &mut x,
+                t,
+                d,
+                1.0,
+                Some(&o),
+                post.map(|p| &p[1]),
+                next,
+                c.rms_eps,
+                Some(&mut h),
+            )?;
             launches += 7;
         }
         // the wanted rows (already normalized by the output norm)
@@ -553,7 +717,17 @@ impl GpuBackend {
         let (d, vocab) = (self.cfg.d_model, self.cfg.vocab_size);
         let xr = self.s.rows_h.view(c0 * d, n * d)?;
         let mut lg = self.s.logits.view(0, n * vocab)?;
-        linear(&self.dev, &self.stream, &xr, &self.out.w, self.out.fmt, (n, vocab, d), None, &mut lg, LinearPath::Auto)?;
+        linear(
+            &self.dev,
+            &self.stream,
+            &xr,
+            &self.out.w,
+            self.out.fmt,
+            (n, vocab, d),
+            None,
+            &mut lg,
+            LinearPath::Auto,
+        )?;
         let mut am = self.s.amax.view(c0, n)?;
         sampling::argmax_rows(&self.dev, &self.stream, &lg, n, vocab, &mut am)
     }
@@ -561,7 +735,9 @@ impl GpuBackend {
     /// Copy `n` logits rows from the scratch to `out` (f32).
     fn read_logits(&mut self, n: usize, out: &mut Vec<f32>) -> Result<()> {
         let len = n * self.cfg.vocab_size;
-        self.s.logits.copy_to_pinned(0..len, &mut self.pin_logits, 0, &self.stream)?;
+        self.s
+            .logits
+            .copy_to_pinned(0..len, &mut self.pin_logits, 0, &self.stream)?;
         self.stream.synchronize()?;
         out.extend(self.pin_logits.as_slice()[..len].iter().map(|v| v.to_f32()));
         Ok(())
@@ -579,7 +755,11 @@ struct HostStep {
 
 impl Backend for GpuBackend {
     fn name(&self) -> String {
-        format!("{} ({})", self.dev.target().name, self.dev.target().full_name())
+        format!(
+            "{} ({})",
+            self.dev.target().name,
+            self.dev.target().full_name()
+        )
     }
 
     fn memory(&self) -> MemoryReport {
@@ -601,11 +781,18 @@ impl Backend for GpuBackend {
     }
 
     fn forward(&mut self, b: &ForwardBatch, want_logits: bool) -> Result<StepResult> {
-        b.validate(self.cfg.vocab_size, self.limits.page_size, self.limits.num_pages)?;
+        b.validate(
+            self.cfg.vocab_size,
+            self.limits.page_size,
+            self.limits.num_pages,
+        )?;
         let t = b.total();
         let nseq = b.nseq();
         let r = b.out_rows.len();
-        if t > self.limits.max_batch_tokens || nseq > self.limits.max_seqs || b.max_pages != self.layout.max_pages {
+        if t > self.limits.max_batch_tokens
+            || nseq > self.limits.max_seqs
+            || b.max_pages != self.layout.max_pages
+        {
             return Err(Error::Model(format!(
                 "step of {t} tokens / {nseq} sequences / {} pages per sequence does not fit the backend ({} / {} / {})",
                 b.max_pages, self.limits.max_batch_tokens, self.limits.max_seqs, self.layout.max_pages
@@ -614,17 +801,35 @@ impl Backend for GpuBackend {
         self.upload_inputs(b)?;
         let decode_step = nseq > 0 && b.cu.windows(2).all(|w| w[1] - w[0] == 1) && r <= LOGIT_ROWS;
         let kv = b.kv_lens();
-        let host = HostStep { cu: b.cu.clone(), ctx: b.ctx_lens.clone(), kv_lens: kv.clone(), out_rows: r };
+        let host = HostStep {
+            cu: b.cu.clone(),
+            ctx: b.ctx_lens.clone(),
+            kv_lens: kv.clone(),
+            out_rows: r,
+        };
         let mut logits = Vec::new();
         if decode_step {
             let maxkv = kv.iter().copied().max().unwrap_or(1).max(1) as usize;
-            let bucket = maxkv.next_power_of_two().max(256).min(self.limits.ctx_size.next_power_of_two());
+            let bucket = maxkv
+                .next_power_of_two()
+                .max(256)
+                .min(self.limits.ctx_size.next_power_of_two());
             let pkey = (nseq, bucket);
             let mut plan = match self.plans.remove(&pkey) {
                 Some(p) => p,
                 None => {
-                    let fake = Batch::new(&self.dev, &(0..=nseq as i32).collect::<Vec<_>>(), &vec![bucket as i32; nseq])?;
-                    DecodePlan::new(&self.dev, &fake, self.cfg.n_heads, self.cfg.n_kv_heads, self.cfg.head_dim)?
+                    let fake = Batch::new(
+                        &self.dev,
+                        &(0..=nseq as i32).collect::<Vec<_>>(),
+                        &vec![bucket as i32; nseq],
+                    )?;
+                    DecodePlan::new(
+                        &self.dev,
+                        &fake,
+                        self.cfg.n_heads,
+                        self.cfg.n_kv_heads,
+                        self.cfg.head_dim,
+                    )?
                 }
             };
             let gkey = (nseq, bucket, r);
@@ -635,22 +840,28 @@ impl Backend for GpuBackend {
                 if replay {
                     if !self.graphs.contains_key(&gkey) {
                         self.stream.begin_capture()?;
-                        let res = self.launch_layers(t, nseq, &host, Some(&mut plan)).and_then(|n| {
-                            if r > 0 {
-                                self.launch_logits(0, r)?;
-                            }
-                            Ok(n + 2)
-                        });
+                        let res = self
+                            .launch_layers(t, nseq, &host, Some(&mut plan))
+                            .and_then(|n| {
+                                if r > 0 {
+                                    self.launch_logits(0, r)?;
+                                }
+                                Ok(n + 2)
+                            });
                         let graph = self.stream.end_capture();
                         self.launches_last_step = res?;
                         let exec = graph?.instantiate()?;
                         self.graphs.insert(gkey, Captured { exec });
                     }
-                    let g = self.graphs.get(&gkey).ok_or_else(|| Error::Model("graph missing".into()))?;
+                    let g = self
+                        .graphs
+                        .get(&gkey)
+                        .ok_or_else(|| Error::Model("graph missing".into()))?;
                     g.exec.launch(&self.stream)?;
                     self.graph_replays += 1;
                 } else {
-                    self.launches_last_step = self.launch_layers(t, nseq, &host, Some(&mut plan))? + 2;
+                    self.launches_last_step =
+                        self.launch_layers(t, nseq, &host, Some(&mut plan))? + 2;
                     if r > 0 {
                         self.launch_logits(0, r)?;
                     }
@@ -674,14 +885,21 @@ impl Backend for GpuBackend {
             }
             self.launches_last_step = launches;
         }
-        self.s.amax.copy_to_pinned(0..r, &mut self.pin_amax, 0, &self.stream)?;
+        self.s
+            .amax
+            .copy_to_pinned(0..r, &mut self.pin_amax, 0, &self.stream)?;
         self.stream.synchronize()?;
-        let argmax = self.pin_amax.as_slice()[..r].iter().map(|&v| v.max(0) as u32).collect();
+        let argmax = self.pin_amax.as_slice()[..r]
+            .iter()
+            .map(|&v| v.max(0) as u32)
+            .collect();
         if self.cfg.final_softcap > 0.0 {
             let cap = self.cfg.final_softcap;
             logits.iter_mut().for_each(|v| *v = cap * (*v / cap).tanh());
         }
-        Ok(StepResult { logits: if want_logits { logits } else { Vec::new() }, argmax })
+        Ok(StepResult {
+            logits: if want_logits { logits } else { Vec::new() },
+            argmax,
+        })
     }
 }
-

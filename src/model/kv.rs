@@ -153,7 +153,10 @@ impl KvPages {
         let after_full = seq.tokens.len() / self.page_size;
         for i in before_full..after_full {
             let prev = if i == 0 { 0 } else { seq.hashes[i - 1] };
-            let h = page_hash(prev, &seq.tokens[i * self.page_size..(i + 1) * self.page_size]);
+            let h = page_hash(
+                prev,
+                &seq.tokens[i * self.page_size..(i + 1) * self.page_size],
+            );
             seq.hashes.push(h);
             let p = seq.pages[i];
             if let std::collections::hash_map::Entry::Vacant(e) = self.index.entry(h) {
@@ -254,6 +257,10 @@ mod tests {
         kv.reserve(&mut a, 8).unwrap();
         kv.commit(&mut a, &p);
         let b = kv.open_with_prefix(&p);
-        assert_eq!(b.len(), 4, "the last page is recomputed so its last token has logits");
+        assert_eq!(
+            b.len(),
+            4,
+            "the last page is recomputed so its last token has logits"
+        );
     }
 }

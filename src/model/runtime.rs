@@ -126,7 +126,12 @@ fn make_backend(
     stats: &mut LoadStats,
 ) -> Result<Box<dyn Backend>> {
     let cpu = |g: &GgufFile| -> Result<Box<dyn Backend>> {
-        Ok(Box::new(CpuBackend::new(g, cfg, limits.num_pages, limits.page_size)?))
+        Ok(Box::new(CpuBackend::new(
+            g,
+            cfg,
+            limits.num_pages,
+            limits.page_size,
+        )?))
     };
     match opts.device {
         DeviceChoice::Cpu => cpu(g),
@@ -135,7 +140,14 @@ fn make_backend(
                 Some(v) => crate::gpu::Device::open_vendor(v, ord)?,
                 None => crate::gpu::Device::open()?,
             };
-            Ok(Box::new(super::gpu::GpuBackend::new(&dev, g, cfg, limits, opts.verbose, stats)?))
+            Ok(Box::new(super::gpu::GpuBackend::new(
+                &dev,
+                g,
+                cfg,
+                limits,
+                opts.verbose,
+                stats,
+            )?))
         }
         DeviceChoice::Auto => match crate::gpu::Device::open() {
             Ok(dev) => Ok(Box::new(super::gpu::GpuBackend::new(
@@ -172,10 +184,7 @@ impl Model {
             )));
         }
         let chat_template = ChatTemplate::from_gguf(&g)?;
-        let ctx_size = opts
-            .ctx_size
-            .unwrap_or(cfg.context_length.min(4096))
-            .max(1);
+        let ctx_size = opts.ctx_size.unwrap_or(cfg.context_length.min(4096)).max(1);
         if ctx_size > cfg.context_length {
             tracing::warn!(
                 "context size {ctx_size} exceeds the model's trained context {}",

@@ -52,8 +52,8 @@ fn kernel(dev: &Device, kind: &str) -> Result<std::sync::Arc<crate::gpu::Kernel>
 }
 
 fn rows_cfg(rows: usize) -> Result<LaunchConfig> {
-    let grid = u32::try_from(rows)
-        .map_err(|_| Error::op(OP, format!("{rows} rows exceed the grid")))?;
+    let grid =
+        u32::try_from(rows).map_err(|_| Error::op(OP, format!("{rows} rows exceed the grid")))?;
     Ok(LaunchConfig {
         grid: [grid, 1, 1],
         block: [BLOCK, 1, 1],
@@ -63,7 +63,10 @@ fn rows_cfg(rows: usize) -> Result<LaunchConfig> {
 
 fn check(what: &str, len: usize, want: usize) -> Result<()> {
     if len != want {
-        return Err(Error::op(OP, format!("{what} has {len} elements, expected {want}")));
+        return Err(Error::op(
+            OP,
+            format!("{what} has {len} elements, expected {want}"),
+        ));
     }
     Ok(())
 }
@@ -85,12 +88,18 @@ pub fn resid_norm(
     out: Option<&mut Buffer<f16>>,
 ) -> Result<()> {
     if x.len() < rows * d {
-        return Err(Error::op(OP, format!("x has {} elements for {rows} rows of {d}", x.len())));
+        return Err(Error::op(
+            OP,
+            format!("x has {} elements for {rows} rows of {d}", x.len()),
+        ));
     }
     check("norm weight", w.len(), d)?;
     if let Some(r) = r {
         if r.len() < rows * d {
-            return Err(Error::op(OP, format!("r has {} elements for {rows} rows of {d}", r.len())));
+            return Err(Error::op(
+                OP,
+                format!("r has {} elements for {rows} rows of {d}", r.len()),
+            ));
         }
     }
     if let Some(p) = post_w {
@@ -101,7 +110,10 @@ pub fn resid_norm(
     }
     let op = match &out {
         Some(o) if o.len() < rows * d => {
-            return Err(Error::op(OP, format!("out has {} elements for {rows} rows of {d}", o.len())))
+            return Err(Error::op(
+                OP,
+                format!("out has {} elements for {rows} rows of {d}", o.len()),
+            ))
         }
         Some(o) => o.device_ptr(),
         None => 0,
@@ -138,7 +150,10 @@ pub fn gated(
 ) -> Result<()> {
     for (n, b) in [("gate", gate.len()), ("up", up.len()), ("out", out.len())] {
         if b < rows * cols {
-            return Err(Error::op(OP, format!("{n} has {b} elements for {rows} rows of {cols}")));
+            return Err(Error::op(
+                OP,
+                format!("{n} has {b} elements for {rows} rows of {cols}"),
+            ));
         }
     }
     if rows == 0 {
@@ -148,7 +163,12 @@ pub fn gated(
     k.launch(
         stream,
         rows_cfg(rows)?,
-        &[gate.into(), up.into(), Arg::from(&*out), (cols as i32).into()],
+        &[
+            gate.into(),
+            up.into(),
+            Arg::from(&*out),
+            (cols as i32).into(),
+        ],
     )
 }
 
@@ -164,7 +184,10 @@ pub fn gather_rows(
     out: &mut Buffer<f16>,
 ) -> Result<()> {
     if rows.len() < n || out.len() < n * cols {
-        return Err(Error::op(OP, format!("gather of {n} rows of {cols}: index or output too small")));
+        return Err(Error::op(
+            OP,
+            format!("gather of {n} rows of {cols}: index or output too small"),
+        ));
     }
     if n == 0 {
         return Ok(());
@@ -172,7 +195,12 @@ pub fn gather_rows(
     kernel(dev, "gather")?.launch(
         stream,
         rows_cfg(n)?,
-        &[x.into(), rows.into(), Arg::from(&*out), (cols as i32).into()],
+        &[
+            x.into(),
+            rows.into(),
+            Arg::from(&*out),
+            (cols as i32).into(),
+        ],
     )
 }
 
@@ -188,7 +216,10 @@ pub fn resid_norm_ref(
     w: &[f32],
     eps: f32,
 ) -> Vec<f32> {
-    let rms = |v: &[f32]| 1.0 / ((v.iter().map(|a| (*a as f64) * (*a as f64)).sum::<f64>() / d as f64) as f32 + eps).sqrt();
+    let rms = |v: &[f32]| {
+        1.0 / ((v.iter().map(|a| (*a as f64) * (*a as f64)).sum::<f64>() / d as f64) as f32 + eps)
+            .sqrt()
+    };
     let mut out = vec![0f32; x.len()];
     for (i, row) in x.chunks_mut(d).enumerate() {
         let add: Option<Vec<f32>> = r.map(|r| {
@@ -218,7 +249,9 @@ pub fn gated_ref(gate: &[f32], up: &[f32], gelu: bool) -> Vec<f32> {
         .zip(up)
         .map(|(&g, &u)| {
             let a = if gelu {
-                0.5 * g * (1.0 + ((2.0 / std::f32::consts::PI).sqrt() * (g + 0.044715 * g * g * g)).tanh())
+                0.5 * g
+                    * (1.0
+                        + ((2.0 / std::f32::consts::PI).sqrt() * (g + 0.044715 * g * g * g)).tanh())
             } else {
                 g / (1.0 + (-g).exp())
             };

@@ -31,7 +31,9 @@ pub fn data_dir(model: &str) -> PathBuf {
 
 pub fn load_reference(model: &str) -> (Reference, Vec<f32>) {
     let dir = data_dir(model);
-    let r: Reference = serde_json::from_slice(&std::fs::read(dir.join("ref.json")).expect("ref.json")).expect("parse ref.json");
+    let r: Reference =
+        serde_json::from_slice(&std::fs::read(dir.join("ref.json")).expect("ref.json"))
+            .expect("parse ref.json");
     let raw = std::fs::read(dir.join("logits.f16")).expect("logits.f16");
     let full = raw
         .chunks_exact(2)
@@ -60,10 +62,27 @@ pub fn check(model: &str, file: &str, device: DeviceChoice) -> String {
     let (r, full) = load_reference(model);
     let dir = std::env::var("ROCMFORGE_MODEL_DIR").unwrap_or_else(|_| ".model".into());
     let path = PathBuf::from(dir).join(file);
-    assert!(path.exists(), "{} missing: run `bash tools/models.sh`", path.display());
-    let max_len = r.prompts.iter().map(|p| p.prompt_ids.len() + p.continuation_ids.len()).max().unwrap_or(0);
-    let mut m = Model::load(&path, &LoadOptions { device, ctx_size: Some(max_len + 16), max_batch_tokens: 512, ..Default::default() })
-        .expect("load");
+    assert!(
+        path.exists(),
+        "{} missing: run `bash tools/models.sh`",
+        path.display()
+    );
+    let max_len = r
+        .prompts
+        .iter()
+        .map(|p| p.prompt_ids.len() + p.continuation_ids.len())
+        .max()
+        .unwrap_or(0);
+    let mut m = Model::load(
+        &path,
+        &LoadOptions {
+            device,
+            ctx_size: Some(max_len + 16),
+            max_batch_tokens: 512,
+            ..Default::default()
+        },
+    )
+    .expect("load");
     assert_eq!(m.engine.config.vocab_size, r.vocab_size);
     let vocab = r.vocab_size;
     let (mut pos_total, mut top1_same, mut cos_min, mut cos_n) = (0usize, 0usize, 1f64, 0usize);
@@ -77,7 +96,9 @@ pub fn check(model: &str, file: &str, device: DeviceChoice) -> String {
         let s = m.engine.open();
         // positions before `first` need no logits
         if first > 0 {
-            m.engine.prefill(s, &seq_ids[..first], Want::Nothing).expect("prefill");
+            m.engine
+                .prefill(s, &seq_ids[..first], Want::Nothing)
+                .expect("prefill");
         }
         let n_pos = p.topk_positions.len();
         let tail = &seq_ids[first..first + n_pos];
@@ -99,16 +120,32 @@ pub fn check(model: &str, file: &str, device: DeviceChoice) -> String {
         }
         // free-running greedy: 32 tokens
         let s = m.engine.open();
-        let out = m.engine.prefill(s, &p.prompt_ids, Want::Last).expect("prefill");
+        let out = m
+            .engine
+            .prefill(s, &p.prompt_ids, Want::Last)
+            .expect("prefill");
         let mut next = out.last_argmax(0).expect("argmax");
         let mut gen = vec![next];
         while gen.len() < 32 {
-            let o = m.engine.step(&[StepInput { seq: s, tokens: &[next], want: Want::Last }], true).expect("decode");
+            let o = m
+                .engine
+                .step(
+                    &[StepInput {
+                        seq: s,
+                        tokens: &[next],
+                        want: Want::Last,
+                    }],
+                    true,
+                )
+                .expect("decode");
             next = o.last_argmax(0).expect("argmax");
             gen.push(next);
         }
         m.engine.free(s);
-        let div = gen.iter().zip(&p.continuation_ids).position(|(a, b)| a != b);
+        let div = gen
+            .iter()
+            .zip(&p.continuation_ids)
+            .position(|(a, b)| a != b);
         match div {
             None => greedy_ok += 1,
             Some(k) => report.push(format!(
@@ -131,6 +168,9 @@ pub fn check(model: &str, file: &str, device: DeviceChoice) -> String {
     );
     assert!(frac >= 0.99, "{summary}");
     assert!(cos_min >= 0.999, "{summary}");
-    assert!(greedy_ok + 1 >= r.prompts.len() && greedy_ok >= 7.min(r.prompts.len()), "{summary}");
+    assert!(
+        greedy_ok + 1 >= r.prompts.len() && greedy_ok >= 7.min(r.prompts.len()),
+        "{summary}"
+    );
     summary
 }
