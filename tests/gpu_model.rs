@@ -45,15 +45,7 @@ fn engine(path: &PathBuf, device: DeviceChoice, max_seqs: usize) -> Engine {
     }
 }
 
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
-    for (x, y) in a.iter().zip(b) {
-        ab += *x as f64 * *y as f64;
-        aa += (*x as f64).powi(2);
-        bb += (*y as f64).powi(2);
-    }
-    ab / (aa.sqrt() * bb.sqrt()).max(1e-30)
-}
+use common::hf::cosine;
 
 /// Prefill a prompt on both backends (every position's logits), then 256 decode steps feeding the
 /// CPU's greedy token to both; cosine of every logits row ≥ 0.9999.

@@ -42,7 +42,8 @@ pub fn load_reference(model: &str) -> (Reference, Vec<f32>) {
     (r, full)
 }
 
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
+/// Cosine similarity in f64.
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
     let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
     for (x, y) in a.iter().zip(b) {
         ab += *x as f64 * *y as f64;
