@@ -225,6 +225,8 @@ def main():
     ap.add_argument("--api-key", default=None)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--warmup", type=int, default=1, help="requests sent before the runs, not counted")
+    ap.add_argument("--wait", type=float, default=60.0,
+                    help="seconds to wait for the server to answer /v1/models (it may still be loading)")
     args = ap.parse_args()
     try:
         concs = [int(c) for c in args.concurrency.split(",") if c.strip()]
@@ -234,11 +236,16 @@ def main():
         raise SystemExit("loadgen: --concurrency needs positive integers")
 
     t = Target(args.url, args.api_key, args.timeout)
-    try:
-        models = t.get_json("/v1/models")
-    except (OSError, RuntimeError, ValueError) as e:
-        print(f"loadgen: cannot reach {args.url}: {e}", file=sys.stderr)
-        return 1
+    ready_by = time.monotonic() + args.wait
+    while True:
+        try:
+            models = t.get_json("/v1/models")
+            break
+        except (OSError, RuntimeError, ValueError) as e:
+            if time.monotonic() >= ready_by:
+                print(f"loadgen: cannot reach {args.url}: {e}", file=sys.stderr)
+                return 1
+            time.sleep(0.5)
     data = models.get("data") or [{}]
     model = args.model or data[0].get("id")
     meta = data[0].get("meta") or {}
