@@ -331,6 +331,32 @@ fn q4_k_m_mix_gemma3_full_vocab() {
 }
 
 #[test]
+fn large_byte_level_vocab() {
+    // llama-3-sized synthetic BPE vocabulary (on a small body): loads, merges consistent, round trip
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big-vocab.gguf");
+    synth::synth(
+        &path,
+        &preset("smollm2-135m", Some("q4_0"), Some(128256), Some(1)),
+    )
+    .unwrap();
+    let g = GgufFile::open(&path).unwrap();
+    assert_eq!(ModelConfig::from_gguf(&g).unwrap().vocab_size, 128256);
+    let tokens = g.get_str_array("tokenizer.ggml.tokens").unwrap();
+    let set: std::collections::HashSet<&str> = tokens.iter().copied().collect();
+    assert_eq!(set.len(), 128256, "tokens are distinct");
+    let tok = check_tokenizer(&g);
+    // merged pieces are used: text costs fewer tokens than bytes
+    let text = "the quick brown fox jumps over the lazy dog and then some more words follow";
+    let n = tok.encode(text, false).unwrap().len();
+    assert!(
+        n < text.len() * 3 / 4,
+        "{n} tokens for {} bytes",
+        text.len()
+    );
+}
+
+#[test]
 fn q4_k_m_types_match_the_real_gemma3_file() {
     // The real gemma-3-270m Q4_K_M file was made by llama.cpp: our rule must pick the same types.
     let real = GgufFile::open(real_model("gemma-3-270m-q4_k_m.gguf")).unwrap();

@@ -373,6 +373,78 @@ def run_model(model_key: str, model_dir: Path, out_dir: Path, command: str):
     print(f"[{model_key}] wrote {mdir}/ref.json and {logits_path} ({row} rows x {vocab})", flush=True)
 
 
+# ---------------------------------------------------------------------------------------------
+def _log_softmax(x):
+    m = x.max(axis=-1, keepdims=True)
+    return x - (m + np.log(np.exp(x - m).sum(axis=-1, keepdims=True)))
+
+
+def crosscheck_llama_cpp(model_dir: Path, out_dir: Path, tiny_dir: Path, out_file: Path, command: str):
+    """Compare the committed HF references with llama.cpp on the CPU (llama-cpp-python, built from its sdist).
+    Informative: it says how far a correct quantized GGUF runtime may land from HF's float32 logits."""
+    import base64
+    from importlib.metadata import version
+    from llama_cpp import Llama
+    res = {"what": "llama.cpp (llama-cpp-python, CPU, default settings: f16 KV cache, quantized activations in "
+                   "quantized matmuls) vs the HF reference in this directory; same GGUF files",
+           "llama_cpp_python": version("llama_cpp_python"), "command": command, "real": {}, "tiny": {}}
+    for key in MODELS:
+        mdir = out_dir / Path(MODELS[key]["gguf"]).stem
+        r = json.loads((mdir / "ref.json").read_text())
+        V = r["vocab_size"]
+        full = np.fromfile(mdir / r["logits_file"], dtype="<f2").reshape(-1, V).astype(np.float32)
+        llm = Llama(model_path=str(model_dir / r["gguf_file"]), n_ctx=2048, n_batch=2048, logits_all=True,
+                    n_threads=os.cpu_count() or 2, verbose=False)
+        rows = []
+        for p in r["prompts"]:
+            add_bos = (not p["chat"]) and p["prompt_ids"][0] == r["config"].get("bos_token_id")
+            toks = llm.tokenize(p["text"].encode(), add_bos=add_bos, special=p["chat"])
+            seq = p["prompt_ids"] + p["continuation_ids"]
+            llm.reset()
+            llm.eval(seq)
+            sc = np.array(llm.scores[:len(seq)], dtype=np.float32)
+            lc = sc[p["topk_positions"]]
+            ref_top = np.array([t[0] for t in p["topk_ids"]])
+            agree = lc.argmax(1) == ref_top
+            d_top = max(float(np.abs(lc[i][p["topk_ids"][i]] - np.array(p["topk_logits"][i])).max())
+                        for i in range(len(lc)))
+            hf = full[p["full_rows_offset"]:p["full_rows_offset"] + len(p["full_positions"])]
+            lf = sc[p["full_positions"]]
+            d = lf - hf
+            kl = (np.exp(_log_softmax(hf)) * (_log_softmax(hf) - _log_softmax(lf))).sum(1)
+            rows.append({"name": p["name"], "tokenizer_ids_equal": toks == p["prompt_ids"],
+                         "argmax_agree": int(agree.sum()), "positions": len(agree),
+                         "disagree_at_hf_gap": [round(float(p["top1_top2_gap"][i]), 4) for i in np.where(~agree)[0]],
+                         "max_abs_diff_top10": round(d_top, 4),
+                         "max_abs_diff_full_rows": round(float(np.abs(d).max()), 4),
+                         "max_abs_diff_full_rows_minus_row_mean": round(float(np.abs(d - d.mean(1, keepdims=True)).max()), 4),
+                         "std_diff_full_rows": round(float(d.std(1).max()), 4),
+                         "max_kl_hf_llama_full_rows": float(kl.max())})
+            print(f"[xcheck] {key} {rows[-1]}", flush=True)
+        res["real"][r["model"]] = rows
+        del llm
+    for arch in ("qwen2", "qwen3", "mistral"):
+        r = json.loads((tiny_dir / f"{arch}.ref.json").read_text())
+        llm = Llama(model_path=str(tiny_dir / r["gguf_file"]), n_ctx=128, logits_all=True, n_threads=2, verbose=False)
+        rows = []
+        for sq in r["sequences"]:
+            ref = np.frombuffer(base64.b64decode(sq["logits_f32_b64"]), dtype="<f4").reshape(sq["logits_shape"])
+            llm.reset()
+            llm.eval(sq["ids"])
+            sc = np.array(llm.scores[:len(sq["ids"])], dtype=np.float32)
+            rows.append({"name": sq["name"], "max_abs_diff": float(np.abs(sc - ref).max()),
+                         "max_abs_ref": float(np.abs(ref).max()), "argmax_equal": bool((sc.argmax(1) == ref.argmax(1)).all())})
+        toks_ok = all(llm.tokenize(t["text"].encode(), add_bos=r["tokenizer"]["bos"] is not None, special=False) == t["ids"]
+                      for t in r["tokenizer"]["samples"])
+        res["tiny"][arch] = {"sequences": rows, "tokenizer_samples_equal": toks_ok}
+        print(f"[xcheck] tiny {arch} {res['tiny'][arch]}", flush=True)
+        del llm
+    with open(out_file, "w") as f:
+        json.dump(res, f, indent=1)
+        f.write("\n")
+    print(f"wrote {out_file}")
+
+
 def _pkg_version(name):
     from importlib.metadata import version, PackageNotFoundError
     try:
@@ -386,8 +458,16 @@ def main():
     ap.add_argument("--models", default="smollm2,gemma3")
     ap.add_argument("--model-dir", default=".model")
     ap.add_argument("--out", default="tests/data/hf")
+    ap.add_argument("--crosscheck-llama-cpp", action="store_true",
+                    help="instead: compare the committed references with llama-cpp-python (CPU) and write "
+                         "<out>/llama_cpp_crosscheck.json")
+    ap.add_argument("--tiny-dir", default="tests/data/tiny")
     a = ap.parse_args()
     command = "python tools/hf_reference.py " + " ".join(sys.argv[1:])
+    if a.crosscheck_llama_cpp:
+        crosscheck_llama_cpp(Path(a.model_dir), Path(a.out), Path(a.tiny_dir),
+                             Path(a.out) / "llama_cpp_crosscheck.json", command.strip())
+        return
     import torch
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     for key in a.models.split(","):

@@ -14,8 +14,8 @@ if ! ls /usr/lib/x86_64-linux-gnu/libamdhip64.so.5 >/dev/null 2>&1 && ! ls /opt/
   DEBIAN_FRONTEND=noninteractive sudo_ apt-get install -y -qq libamdhip64-dev >/dev/null
 fi
 py_has() { python3 -c "import importlib.util,sys; sys.exit(0 if all(importlib.util.find_spec(m) for m in sys.argv[1:]) else 1)" "$@" 2>/dev/null; }
-if ! py_has nvidia.cuda_nvrtc nvidia.cuda_runtime gguf numpy; then
-  python3 -m pip install -q nvidia-cuda-nvrtc-cu12 nvidia-cuda-runtime-cu12 gguf numpy
+if ! py_has nvidia.cuda_nvrtc nvidia.cuda_runtime gguf numpy openai; then
+  python3 -m pip install -q nvidia-cuda-nvrtc-cu12 nvidia-cuda-runtime-cu12 gguf numpy openai
 fi
 bash tools/models.sh
 bash tools/build_ggml_ref.sh >/dev/null

@@ -271,7 +271,7 @@ async fn serve(
     listener: tokio::net::TcpListener,
     st: Arc<AppState>,
     mut stop: watch::Receiver<bool>,
-    signals: Option<Signals>,
+    mut signals: Option<Signals>,
     grace: Duration,
 ) -> Result<()> {
     let app = http::router(st.clone());
@@ -287,14 +287,23 @@ async fn serve(
                 }
                 "shutdown requested"
             };
-            match signals {
-                Some(mut s) => tokio::select! {
+            match signals.as_mut() {
+                Some(s) => tokio::select! {
                     w = asked => w,
                     w = s.recv() => w,
                 },
                 None => asked.await,
             }
         };
+        if let Some(mut s) = signals {
+            // a second signal ends the running requests at once
+            let st3 = st2.clone();
+            tokio::spawn(async move {
+                let w = s.recv().await;
+                tracing::warn!("{w} again: cancelling the running requests");
+                st3.sched.cancel_all("the server is shutting down");
+            });
+        }
         st2.draining.store(true, Ordering::Release);
         let running = st2.inflight.load(Ordering::Acquire);
         tracing::warn!(

@@ -174,6 +174,7 @@ struct Seq<'t> {
     argmax_ok: bool,
     cached_tokens: Option<usize>,
     preemptions: u32,
+    first_token: Option<Instant>,
     last_token: Option<Instant>,
 }
 
@@ -285,6 +286,7 @@ impl<'t> Scheduler<'t> {
             argmax_ok,
             cached_tokens: None,
             preemptions: 0,
+            first_token: None,
             last_token: None,
         });
     }
@@ -580,6 +582,18 @@ impl<'t> Scheduler<'t> {
                         preemptions: s.preemptions,
                     }));
                     self.metrics.finished(reason.as_str());
+                    let ms = |a: Instant, b: Instant| b.duration_since(a).as_secs_f64() * 1e3;
+                    let now = Instant::now();
+                    tracing::info!(
+                        "request done ({}): {} prompt tokens ({} cached) + {} generated; first token after {:.1} ms, {:.1} ms in all, {} preemptions",
+                        reason.as_str(),
+                        s.prompt_len,
+                        s.cached_tokens.unwrap_or(0),
+                        s.generated(),
+                        s.first_token.map_or(0.0, |t| ms(s.req.arrived, t)),
+                        ms(s.req.arrived, now),
+                        s.preemptions
+                    );
                 }
                 Err(message) => {
                     let _ = s.req.events.send(Event::Error {
@@ -624,6 +638,7 @@ fn accept(
         Some(t) => (None, Some(now.duration_since(t))),
     };
     s.last_token = Some(now);
+    s.first_token.get_or_insert(now);
     if !s.req.ignore_eos && tok.is_eog(next) {
         return Some(Ok(Finish::Stop));
     }
