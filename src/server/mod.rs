@@ -64,7 +64,7 @@ impl Default for ServerConfig {
             body_limit: 8 << 20,
             shutdown_grace: Duration::from_secs(30),
             handle_signals: false,
-            http_threads: 2,
+            http_threads: 4,
         }
     }
 }
