@@ -6,13 +6,15 @@
 //! Servers run in-process ([`Server::start`]) on ephemeral ports, except where the binary itself is
 //! under test (disconnect, SIGTERM), which spawn `rocmforge serve`.
 
-mod common;
 #[path = "cpu_server/client.rs"]
 mod client;
+mod common;
 #[path = "cpu_server/scheduler.rs"]
 mod scheduler;
 
-use client::{get, metric, metrics, parse_response, post, raw_request, request_bytes, sse_events, stream_text};
+use client::{
+    get, metric, metrics, parse_response, post, raw_request, request_bytes, sse_events, stream_text,
+};
 
 use rocmforge::model::sampler::SamplingParams;
 use rocmforge::model::{DeviceChoice, LoadOptions, Model};
@@ -28,7 +30,11 @@ use std::time::{Duration, Instant};
 fn model_path() -> PathBuf {
     let dir = std::env::var("ROCMFORGE_MODEL_DIR").unwrap_or_else(|_| ".model".into());
     let p = PathBuf::from(dir).join("smollm2-135m-instruct-q4_1.gguf");
-    assert!(p.exists(), "{} missing: run `bash tools/models.sh`", p.display());
+    assert!(
+        p.exists(),
+        "{} missing: run `bash tools/models.sh`",
+        p.display()
+    );
     p
 }
 
@@ -111,7 +117,10 @@ fn solo() -> &'static Vec<(String, usize)> {
 }
 
 /// Stream every prompt at once (one thread each); (text, finish, usage) per prompt.
-fn concurrent_streams(addr: SocketAddr, prompts: &[&str]) -> Vec<(String, Option<String>, Option<Value>)> {
+fn concurrent_streams(
+    addr: SocketAddr,
+    prompts: &[&str],
+) -> Vec<(String, Option<String>, Option<Value>)> {
     let handles: Vec<_> = prompts
         .iter()
         .map(|p| {
@@ -140,16 +149,28 @@ fn sixteen_concurrent_greedy_streams_equal_solo_runs() {
     let got = concurrent_streams(addr, &PROMPTS);
     let after = metrics(addr);
     for (i, ((text, finish, usage), (want, n))) in got.iter().zip(refs.iter()).enumerate() {
-        assert_eq!(text, want, "prompt {i} ({:?}): batched output differs from the solo run", PROMPTS[i]);
+        assert_eq!(
+            text, want,
+            "prompt {i} ({:?}): batched output differs from the solo run",
+            PROMPTS[i]
+        );
         let usage = usage.as_ref().expect("usage chunk");
-        assert_eq!(usage["completion_tokens"].as_u64(), Some(*n as u64), "prompt {i}");
+        assert_eq!(
+            usage["completion_tokens"].as_u64(),
+            Some(*n as u64),
+            "prompt {i}"
+        );
         let f = finish.as_deref().unwrap();
         assert_eq!(f, if *n == GEN { "length" } else { "stop" }, "prompt {i}");
     }
     // they really ran together: far fewer steps than tokens
-    let steps = metric(&after, "rocmforge_engine_steps_total") - metric(&before, "rocmforge_engine_steps_total");
+    let steps = metric(&after, "rocmforge_engine_steps_total")
+        - metric(&before, "rocmforge_engine_steps_total");
     let tokens: usize = refs.iter().map(|r| r.1).sum();
-    assert!(steps <= (GEN + 8) as f64, "{steps} steps for {tokens} tokens of 16 streams: not batched");
+    assert!(
+        steps <= (GEN + 8) as f64,
+        "{steps} steps for {tokens} tokens of 16 streams: not batched"
+    );
     eprintln!(
         "16 streams: solo references {:.1} s, concurrent {:.1} s in {steps} steps",
         (t1 - t0).as_secs_f64(),
@@ -167,52 +188,24 @@ fn preemption_recomputes_without_changing_outputs() {
     let prompts: Vec<&str> = pick.iter().map(|&i| PROMPTS[i]).collect();
     let got = concurrent_streams(addr, &prompts);
     for (k, &i) in pick.iter().enumerate() {
-        assert_eq!(got[k].0, refs[i].0, "prompt {i}: output changed by preemption");
+        assert_eq!(
+            got[k].0, refs[i].0,
+            "prompt {i}: output changed by preemption"
+        );
     }
     let m = metrics(addr);
-    assert!(metric(&m, "rocmforge_preemptions_total") > 0.0, "no preemption happened:\n{m}");
+    assert!(
+        metric(&m, "rocmforge_preemptions_total") > 0.0,
+        "no preemption happened:\n{m}"
+    );
     assert_eq!(metric(&m, "rocmforge_kv_pages_used"), 0.0);
     assert!(!m.contains("reason=\"error\""), "a request failed:\n{m}");
 }
 
 // ---------------------------------------------------------------------------------------------
 
-const OPENAI_SCRIPT: &str = r#"
-import json, os, sys
-from openai import OpenAI
-c = OpenAI(base_url=os.environ["BASE_URL"], api_key="unused", max_retries=0, timeout=300)
-model = c.models.list().data[0].id
-out = {"model": model}
-r = c.completions.create(model=model, prompt="The capital of France is", max_tokens=8, temperature=0)
-out["completion"] = {"text": r.choices[0].text, "finish": r.choices[0].finish_reason,
-                     "prompt_tokens": r.usage.prompt_tokens, "completion_tokens": r.usage.completion_tokens}
-text, finish, usage = "", None, None
-for ch in c.completions.create(model=model, prompt="The capital of France is", max_tokens=8, temperature=0,
-                               stream=True, stream_options={"include_usage": True}):
-    if ch.usage: usage = ch.usage.completion_tokens
-    for ch_c in ch.choices:
-        text += ch_c.text
-        finish = ch_c.finish_reason or finish
-out["completion_stream"] = {"text": text, "finish": finish, "completion_tokens": usage}
-msgs = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Name a fruit."}]
-r = c.chat.completions.create(model=model, messages=msgs, max_tokens=8, temperature=0, logprobs=True, top_logprobs=2)
-out["chat"] = {"text": r.choices[0].message.content, "role": r.choices[0].message.role,
-               "finish": r.choices[0].finish_reason, "completion_tokens": r.usage.completion_tokens,
-               "logprobs": [(t.token, t.logprob, len(t.top_logprobs)) for t in r.choices[0].logprobs.content]}
-text, finish, roles = "", None, []
-for ch in c.chat.completions.create(model=model, messages=msgs, max_tokens=8, temperature=0, stream=True):
-    for ch_c in ch.choices:
-        if ch_c.delta.role: roles.append(ch_c.delta.role)
-        text += ch_c.delta.content or ""
-        finish = ch_c.finish_reason or finish
-out["chat_stream"] = {"text": text, "finish": finish, "roles": roles}
-try:
-    c.completions.create(model="no-such-model", prompt="x", max_tokens=1)
-    out["unknown_model"] = "accepted"
-except Exception as e:
-    out["unknown_model"] = type(e).__name__
-print(json.dumps(out))
-"#;
+/// The official `openai` client: completions and chat, whole and streamed; prints JSON.
+const OPENAI_SCRIPT: &str = include_str!("cpu_server/openai_client.py");
 
 #[test]
 fn openai_python_client_completions_and_chat() {
@@ -234,7 +227,10 @@ fn openai_python_client_completions_and_chat() {
     assert_eq!(c["finish"], "length");
     assert_eq!(c["completion_tokens"], 8);
     assert_eq!(c["prompt_tokens"], 5);
-    assert_eq!(v["completion_stream"]["text"], c["text"], "streamed text differs");
+    assert_eq!(
+        v["completion_stream"]["text"], c["text"],
+        "streamed text differs"
+    );
     assert_eq!(v["completion_stream"]["finish"], "length");
     assert_eq!(v["completion_stream"]["completion_tokens"], 8);
     let ch = &v["chat"];
@@ -247,7 +243,10 @@ fn openai_python_client_completions_and_chat() {
         assert!(lp <= 0.0 && lp > -100.0, "{t}");
         assert_eq!(t[2], 2);
     }
-    assert_eq!(v["chat_stream"]["text"], ch["text"], "streamed chat differs");
+    assert_eq!(
+        v["chat_stream"]["text"], ch["text"],
+        "streamed chat differs"
+    );
     assert_eq!(v["chat_stream"]["finish"], ch["finish"]);
     assert_eq!(v["chat_stream"]["roles"], json!(["assistant"]));
     assert_eq!(v["unknown_model"], "NotFoundError");
@@ -257,7 +256,10 @@ fn openai_python_client_completions_and_chat() {
 fn sse_framing_is_exact_and_matches_the_whole_response() {
     let addr = shared().addr();
     for (path, body) in [
-        ("/v1/completions", json!({"prompt": "Water boils at", "max_tokens": 8, "temperature": 0})),
+        (
+            "/v1/completions",
+            json!({"prompt": "Water boils at", "max_tokens": 8, "temperature": 0}),
+        ),
         (
             "/v1/chat/completions",
             json!({"messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 8, "temperature": 0}),
@@ -265,7 +267,10 @@ fn sse_framing_is_exact_and_matches_the_whole_response() {
     ] {
         let whole = post(addr, path, &body);
         assert_eq!(whole.status, 200, "{}", whole.text());
-        assert!(whole.header("content-type").unwrap().starts_with("application/json"));
+        assert!(whole
+            .header("content-type")
+            .unwrap()
+            .starts_with("application/json"));
         let w = whole.json();
         let mut sb = body.clone();
         sb["stream"] = json!(true);
@@ -274,7 +279,11 @@ fn sse_framing_is_exact_and_matches_the_whole_response() {
         assert_eq!(r.status, 200);
         assert_eq!(r.header("content-type"), Some("text/event-stream"));
         assert_eq!(r.header("transfer-encoding"), Some("chunked"));
-        assert!(r.raw_body.ends_with(b"data: [DONE]\n\n\r\n0\r\n\r\n"), "{:?}", String::from_utf8_lossy(&r.raw_body));
+        assert!(
+            r.raw_body.ends_with(b"data: [DONE]\n\n\r\n0\r\n\r\n"),
+            "{:?}",
+            String::from_utf8_lossy(&r.raw_body)
+        );
         let events = sse_events(&r.body);
         let chunks: Vec<Value> = events[..events.len() - 1]
             .iter()
@@ -284,7 +293,14 @@ fn sse_framing_is_exact_and_matches_the_whole_response() {
         let chat = path.contains("chat");
         for c in &chunks {
             assert_eq!(c["id"], id, "one id per stream");
-            assert_eq!(c["object"], if chat { "chat.completion.chunk" } else { "text_completion" });
+            assert_eq!(
+                c["object"],
+                if chat {
+                    "chat.completion.chunk"
+                } else {
+                    "text_completion"
+                }
+            );
             assert_eq!(c["model"], "smollm2-135m-instruct-q4_1");
             assert!(c["created"].as_u64().unwrap() > 1_600_000_000);
         }
@@ -298,7 +314,10 @@ fn sse_framing_is_exact_and_matches_the_whole_response() {
         for k in ["prompt_tokens", "completion_tokens", "total_tokens"] {
             assert_eq!(chunks[n - 1]["usage"][k], w["usage"][k], "{k}");
         }
-        assert_eq!(chunks[n - 2]["choices"][0]["finish_reason"], w["choices"][0]["finish_reason"]);
+        assert_eq!(
+            chunks[n - 2]["choices"][0]["finish_reason"],
+            w["choices"][0]["finish_reason"]
+        );
         for c in &chunks[..n - 2] {
             assert!(c["choices"][0]["finish_reason"].is_null());
         }
@@ -308,7 +327,10 @@ fn sse_framing_is_exact_and_matches_the_whole_response() {
         } else {
             w["choices"][0]["text"].as_str().unwrap()
         };
-        assert_eq!(text, want, "{path}: streamed text differs from the whole response");
+        assert_eq!(
+            text, want,
+            "{path}: streamed text differs from the whole response"
+        );
     }
     // logprobs on a stream: one chunk per token, each with its log-probability
     let r = post(
@@ -347,7 +369,9 @@ fn prefix_reuse_shows_in_usage_and_metrics() {
     let a = post(addr, "/v1/chat/completions", &body("What is the sun?"));
     assert_eq!(a.status, 200);
     let b = post(addr, "/v1/chat/completions", &body("What is the moon?")).json();
-    let cached = b["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap();
+    let cached = b["usage"]["prompt_tokens_details"]["cached_tokens"]
+        .as_u64()
+        .unwrap();
     assert!(cached >= 16, "the shared system prompt was not reused: {b}");
     let after = metric(&metrics(addr), "rocmforge_prefix_cache_tokens_reused_total");
     assert!(after - before >= cached as f64);
@@ -356,7 +380,11 @@ fn prefix_reuse_shows_in_usage_and_metrics() {
 #[test]
 fn metrics_are_prometheus_text() {
     let addr = shared().addr();
-    let r = post(addr, "/v1/completions", &json!({"prompt": "Hello", "max_tokens": 3, "temperature": 0}));
+    let r = post(
+        addr,
+        "/v1/completions",
+        &json!({"prompt": "Hello", "max_tokens": 3, "temperature": 0}),
+    );
     assert_eq!(r.status, 200);
     let m = metrics(addr);
     for name in [
@@ -445,26 +473,43 @@ fn bad_inputs_get_openai_errors_and_the_server_keeps_serving() {
         ("unknown fields are ignored", c, br#"{"prompt":"x","max_tokens":1,"frobnicate":{"a":[1]},"user":"u"}"#.to_vec(), 200, key),
     ];
     for (what, path, body, status, k) in &table {
-        let a = if k.is_empty() { None } else { Some(format!("Bearer {k}")) };
+        let a = if k.is_empty() {
+            None
+        } else {
+            Some(format!("Bearer {k}"))
+        };
         let r = send(path, body, a.as_deref());
         assert_eq!(r.status, *status, "{what}: {}", r.text());
         if *status != 200 {
             let e = r.json();
             let msg = e["error"]["message"].as_str().unwrap_or("");
-            assert!(!msg.is_empty() && e["error"]["type"].is_string(), "{what}: not OpenAI's error shape: {e}");
+            assert!(
+                !msg.is_empty() && e["error"]["type"].is_string(),
+                "{what}: not OpenAI's error shape: {e}"
+            );
         }
     }
     // the context error says the numbers
-    let r = send(c, br#"{"prompt":"x","max_tokens":1000000000000000}"#, Some(&auth));
+    let r = send(
+        c,
+        br#"{"prompt":"x","max_tokens":1000000000000000}"#,
+        Some(&auth),
+    );
     let msg = r.json()["error"]["message"].as_str().unwrap().to_string();
-    assert!(msg.contains("256") && msg.contains("1000000000000000"), "{msg}");
+    assert!(
+        msg.contains("256") && msg.contains("1000000000000000"),
+        "{msg}"
+    );
     // 413 from the Content-Length alone
     let r = raw_request(
         addr,
         format!("POST {c} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", 1 << 20).as_bytes(),
     );
     assert_eq!(r.status, 413, "{}", r.text());
-    assert!(r.json()["error"]["message"].as_str().unwrap().contains("65536"));
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("65536"));
     // 413 from a chunked body that grows past the limit
     let big = vec![b' '; 70 << 10];
     let mut req = format!("POST {c} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n").into_bytes();
@@ -476,15 +521,27 @@ fn bad_inputs_get_openai_errors_and_the_server_keeps_serving() {
     req.extend_from_slice(b"0\r\n\r\n");
     assert_eq!(raw_request(addr, &req).status, 413);
     // 405
-    let r = raw_request(addr, &request_bytes("GET", c, &[("Authorization", &auth)], b""));
+    let r = raw_request(
+        addr,
+        &request_bytes("GET", c, &[("Authorization", &auth)], b""),
+    );
     assert_eq!(r.status, 405);
     assert!(r.json()["error"]["message"].is_string());
     // /v1/models needs the key too; /health does not
     assert_eq!(get(addr, "/v1/models").status, 401);
     // queue full: one sequence, no queue; a running stream takes the only place
     let mut s = TcpStream::connect(addr).unwrap();
-    let body = serde_json::to_vec(&json!({"prompt": "Once upon a time", "max_tokens": 200, "temperature": 0, "stream": true})).unwrap();
-    s.write_all(&request_bytes("POST", c, &[("Authorization", &auth)], &body)).unwrap();
+    let body = serde_json::to_vec(
+        &json!({"prompt": "Once upon a time", "max_tokens": 200, "temperature": 0, "stream": true}),
+    )
+    .unwrap();
+    s.write_all(&request_bytes(
+        "POST",
+        c,
+        &[("Authorization", &auth)],
+        &body,
+    ))
+    .unwrap();
     let mut first = [0u8; 256];
     let n = s.read(&mut first).unwrap();
     assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
@@ -498,19 +555,36 @@ fn bad_inputs_get_openai_errors_and_the_server_keeps_serving() {
     assert_eq!(h.json()["status"], "ok");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let r = send(c, br#"{"prompt":"The capital of France is","max_tokens":2,"temperature":0}"#, Some(&auth));
+        let r = send(
+            c,
+            br#"{"prompt":"The capital of France is","max_tokens":2,"temperature":0}"#,
+            Some(&auth),
+        );
         if r.status == 200 {
             assert_eq!(r.json()["usage"]["completion_tokens"], 2);
             break;
         }
         // the dropped stream's place frees once the scheduler notices
         assert_eq!(r.status, 429, "{}", r.text());
-        assert!(Instant::now() < deadline, "the cancelled stream never freed its place");
+        assert!(
+            Instant::now() < deadline,
+            "the cancelled stream never freed its place"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let m = metrics(addr);
-    assert!(metric(&m, "rocmforge_requests_total{endpoint=\"/v1/completions\",status=\"400\"}") >= 20.0);
-    assert!(metric(&m, "rocmforge_requests_total{endpoint=\"other\",status=\"404\"}") >= 1.0);
+    assert!(
+        metric(
+            &m,
+            "rocmforge_requests_total{endpoint=\"/v1/completions\",status=\"400\"}"
+        ) >= 20.0
+    );
+    assert!(
+        metric(
+            &m,
+            "rocmforge_requests_total{endpoint=\"other\",status=\"404\"}"
+        ) >= 1.0
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -532,7 +606,16 @@ fn spawn_cli(extra: &[&str]) -> Cli {
     let mut child = Command::new(common::cli_bin())
         .arg("serve")
         .arg(model_path())
-        .args(["--device", "cpu", "--port", "0", "--ctx-size", "512", "--max-seqs", "4"])
+        .args([
+            "--device",
+            "cpu",
+            "--port",
+            "0",
+            "--ctx-size",
+            "512",
+            "--max-seqs",
+            "4",
+        ])
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -556,12 +639,17 @@ fn stream_until(addr: SocketAddr, body: &Value, n: usize) -> (TcpStream, Vec<u8>
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
     let b = serde_json::to_vec(body).unwrap();
-    s.write_all(&request_bytes("POST", "/v1/completions", &[], &b)).unwrap();
+    s.write_all(&request_bytes("POST", "/v1/completions", &[], &b))
+        .unwrap();
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     while got.windows(6).filter(|w| w == b"data: ").count() < n {
         let k = s.read(&mut buf).unwrap();
-        assert!(k > 0, "stream ended early: {}", String::from_utf8_lossy(&got));
+        assert!(
+            k > 0,
+            "stream ended early: {}",
+            String::from_utf8_lossy(&got)
+        );
         got.extend_from_slice(&buf[..k]);
     }
     (s, got)
@@ -583,7 +671,11 @@ fn disconnect_mid_stream_frees_its_pages() {
     assert_eq!(metric(&m0, "rocmforge_kv_pages_used"), 0.0);
     // a prompt of 40+ tokens and a long generation: several pages while it runs
     let prompt = "The history of the city begins in the ancient world, when traders from the coast built a small harbour, and over the centuries it grew into a busy port. Merchants, sailors and craftsmen came from every land around the sea, and the town walls were rebuilt three times as it grew into";
-    let (s, _) = stream_until(addr, &json!({"prompt": prompt, "max_tokens": 400, "temperature": 0, "stream": true}), 3);
+    let (s, _) = stream_until(
+        addr,
+        &json!({"prompt": prompt, "max_tokens": 400, "temperature": 0, "stream": true}),
+        3,
+    );
     let m1 = metrics(addr);
     assert_eq!(metric(&m1, "rocmforge_requests_running"), 1.0);
     let used = metric(&m1, "rocmforge_kv_pages_used");
@@ -592,13 +684,20 @@ fn disconnect_mid_stream_frees_its_pages() {
     let t = Instant::now();
     wait_for("the pages to be freed", 30, || {
         let m = metrics(addr);
-        metric(&m, "rocmforge_kv_pages_used") == 0.0 && metric(&m, "rocmforge_requests_running") == 0.0
+        metric(&m, "rocmforge_kv_pages_used") == 0.0
+            && metric(&m, "rocmforge_requests_running") == 0.0
     });
     let m2 = metrics(addr);
     assert_eq!(metric(&m2, "rocmforge_cancelled_total"), 1.0);
     let generated = metric(&m2, "rocmforge_generation_tokens_total");
-    assert!(generated < 100.0, "{generated} tokens generated: the stream was not cut short");
-    eprintln!("pages freed {:.0} ms after the disconnect", t.elapsed().as_secs_f64() * 1e3);
+    assert!(
+        generated < 100.0,
+        "{generated} tokens generated: the stream was not cut short"
+    );
+    eprintln!(
+        "pages freed {:.0} ms after the disconnect",
+        t.elapsed().as_secs_f64() * 1e3
+    );
     // the server is fine afterwards
     assert_eq!(get(addr, "/health").status, 200);
 }
@@ -622,7 +721,10 @@ fn sigterm_finishes_streams_refuses_new_ones_and_exits_zero() {
         let _ = c.write_all(&request_bytes("GET", "/health", &[], b""));
         let mut r = Vec::new();
         let _ = c.read_to_end(&mut r);
-        assert!(!String::from_utf8_lossy(&r).starts_with("HTTP/1.1 200"), "served after SIGTERM");
+        assert!(
+            !String::from_utf8_lossy(&r).starts_with("HTTP/1.1 200"),
+            "served after SIGTERM"
+        );
     }
     // the running stream ends normally
     s.read_to_end(&mut got).unwrap();
@@ -634,7 +736,10 @@ fn sigterm_finishes_streams_refuses_new_ones_and_exits_zero() {
         if let Some(st) = cli.child.try_wait().unwrap() {
             break st;
         }
-        assert!(Instant::now() < deadline, "server still running after SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "server still running after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(0), "exit status after SIGTERM");
@@ -663,14 +768,21 @@ fn loadgen_reports_json() {
         ])
         .output()
         .expect("python3");
-    assert!(o.status.success(), "loadgen failed:\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "loadgen failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     let run = &v["runs"][0];
     assert_eq!(run["concurrency"], 2);
     assert_eq!(run["requests"], 3);
     assert_eq!(run["failed"], 0, "{v}");
     let gen = run["generated_tokens"].as_u64().unwrap();
-    assert!((12..=18).contains(&gen), "{gen} tokens for 3 requests of 4-6");
+    assert!(
+        (12..=18).contains(&gen),
+        "{gen} tokens for 3 requests of 4-6"
+    );
     assert!(run["gen_tok_s"].as_f64().unwrap() > 0.0);
     for k in ["ttft_ms", "itl_ms"] {
         let p50 = run[k]["p50"].as_f64().unwrap();

@@ -197,16 +197,24 @@ pub fn prepare(b: RequestBody, ep: Endpoint) -> Result<Prepared, ApiError> {
         if n != 1 {
             return Err(ApiError::bad_param(
                 "n",
-                format!("n = {n} is not supported: this server returns one choice per request (n = 1)"),
+                format!(
+                    "n = {n} is not supported: this server returns one choice per request (n = 1)"
+                ),
             ));
         }
     }
     if matches!(&b.tools, Some(Value::Array(a)) if !a.is_empty()) {
-        return Err(ApiError::bad_param("tools", "tools (function calling) are not supported"));
+        return Err(ApiError::bad_param(
+            "tools",
+            "tools (function calling) are not supported",
+        ));
     }
     let max_tokens = match b.max_completion_tokens.or(b.max_tokens) {
         Some(0) => {
-            return Err(ApiError::bad_param("max_tokens", "max_tokens must be at least 1"))
+            return Err(ApiError::bad_param(
+                "max_tokens",
+                "max_tokens must be at least 1",
+            ))
         }
         Some(n) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
         None => None,
@@ -241,7 +249,10 @@ pub fn prepare(b: RequestBody, ep: Endpoint) -> Result<Prepared, ApiError> {
                 None | Some(Value::Null) => false,
                 Some(Value::Bool(x)) => *x,
                 Some(_) => {
-                    return Err(ApiError::bad_param("logprobs", "logprobs must be a boolean"))
+                    return Err(ApiError::bad_param(
+                        "logprobs",
+                        "logprobs must be a boolean",
+                    ))
                 }
             };
             let top = b.top_logprobs.unwrap_or(0);
@@ -472,10 +483,24 @@ mod tests {
     fn prompts_in_every_shape() {
         let p = |v: Value| prepare(body(json!({"prompt": v})), Endpoint::Completions);
         assert!(matches!(p(json!("hi")).unwrap().source, PromptSource::Text(s) if s == "hi"));
-        assert!(matches!(p(json!(["hi"])).unwrap().source, PromptSource::Text(_)));
-        assert!(matches!(p(json!([1, 2, 3])).unwrap().source, PromptSource::Tokens(t) if t == vec![1, 2, 3]));
-        assert!(matches!(p(json!([[4, 5]])).unwrap().source, PromptSource::Tokens(t) if t == vec![4, 5]));
-        for bad in [json!(["a", "b"]), json!([]), json!([-1]), json!([1.5]), json!({"a": 1}), json!(3)] {
+        assert!(matches!(
+            p(json!(["hi"])).unwrap().source,
+            PromptSource::Text(_)
+        ));
+        assert!(
+            matches!(p(json!([1, 2, 3])).unwrap().source, PromptSource::Tokens(t) if t == vec![1, 2, 3])
+        );
+        assert!(
+            matches!(p(json!([[4, 5]])).unwrap().source, PromptSource::Tokens(t) if t == vec![4, 5])
+        );
+        for bad in [
+            json!(["a", "b"]),
+            json!([]),
+            json!([-1]),
+            json!([1.5]),
+            json!({"a": 1}),
+            json!(3),
+        ] {
             assert_eq!(p(bad.clone()).unwrap_err().status, 400, "{bad}");
         }
     }
@@ -497,9 +522,16 @@ mod tests {
             (c, json!({"messages": [{"role": "user", "content": "x"}]})),
             (Endpoint::Chat, json!({"messages": []})),
             (Endpoint::Chat, json!({"prompt": "x"})),
-            (Endpoint::Chat, json!({"messages": [{"role": "user", "content": 5}]})),
+            (
+                Endpoint::Chat,
+                json!({"messages": [{"role": "user", "content": 5}]}),
+            ),
         ] {
-            assert_eq!(prepare(body(bad.clone()), ep).unwrap_err().status, 400, "{bad}");
+            assert_eq!(
+                prepare(body(bad.clone()), ep).unwrap_err().status,
+                400,
+                "{bad}"
+            );
         }
         let chat = prepare(
             body(json!({"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}], "logprobs": true, "top_logprobs": 3})),

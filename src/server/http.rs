@@ -108,7 +108,10 @@ impl AppState {
                 if let Some(&bad) = ids.iter().find(|&&t| t as usize >= self.vocab) {
                     return Err(ApiError::bad_param(
                         "prompt",
-                        format!("token id {bad} is outside the {}-token vocabulary", self.vocab),
+                        format!(
+                            "token id {bad} is outside the {}-token vocabulary",
+                            self.vocab
+                        ),
                     ));
                 }
                 ids
@@ -133,7 +136,10 @@ impl AppState {
             }
         };
         if ids.is_empty() {
-            return Err(ApiError::bad_param("prompt", "the prompt is empty (no tokens)"));
+            return Err(ApiError::bad_param(
+                "prompt",
+                "the prompt is empty (no tokens)",
+            ));
         }
         Ok(ids)
     }
@@ -153,7 +159,9 @@ struct Slot(Arc<AtomicUsize>);
 impl Slot {
     fn acquire(count: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
         count
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
             .ok()
             .map(|_| Slot(count.clone()))
     }
@@ -219,7 +227,10 @@ async fn health(State(st): State<Arc<AppState>>) -> Response {
 
 async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         st.metrics.render(),
     )
         .into_response()
@@ -420,7 +431,13 @@ struct StreamState {
 
 /// Server-sent events: one `data: {chunk}` per piece of text, the finish reason, the usage when
 /// asked, then `data: [DONE]`.
-fn stream(ep: Endpoint, h: Header, prep: &Prepared, rx: UnboundedReceiver<Event>, slot: Slot) -> Response {
+fn stream(
+    ep: Endpoint,
+    h: Header,
+    prep: &Prepared,
+    rx: UnboundedReceiver<Event>,
+    slot: Slot,
+) -> Response {
     let mut pending = VecDeque::new();
     if ep == Endpoint::Chat {
         pending.push_back(api::chunk(ep, &h, Some(""), true, None, None).to_string());
@@ -466,13 +483,15 @@ fn stream(ep: Endpoint, h: Header, prep: &Prepared, rx: UnboundedReceiver<Event>
                     let c = api::chunk(s.ep, &s.h, text, false, None, Some(f.reason.as_str()));
                     s.pending.push_back(c.to_string());
                     if s.include_usage {
-                        s.pending.push_back(api::usage_chunk(s.ep, &s.h, &f).to_string());
+                        s.pending
+                            .push_back(api::usage_chunk(s.ep, &s.h, &f).to_string());
                     }
                     s.pending.push_back("[DONE]".into());
                     s.done = true;
                 }
                 Some(Event::Error { message, shutdown }) => {
-                    s.pending.push_back(event_error(message, shutdown).body().to_string());
+                    s.pending
+                        .push_back(event_error(message, shutdown).body().to_string());
                     s.pending.push_back("[DONE]".into());
                     s.done = true;
                 }

@@ -133,7 +133,11 @@ impl Metrics {
 
     /// One HTTP response.
     pub fn request(&self, endpoint: &str, status: u16) {
-        self.with(|m| *m.requests.entry((endpoint.to_string(), status)).or_insert(0) += 1);
+        self.with(|m| {
+            *m.requests
+                .entry((endpoint.to_string(), status))
+                .or_insert(0) += 1
+        });
     }
     /// A request admitted for generation with this many prompt tokens.
     pub fn prompt_tokens(&self, n: usize) {
@@ -187,7 +191,10 @@ impl Metrics {
                 let _ = writeln!(o, "# TYPE {name} gauge");
                 let _ = writeln!(o, "{name} {v}");
             };
-            let _ = writeln!(o, "# HELP rocmforge_requests_total HTTP requests by endpoint and status.");
+            let _ = writeln!(
+                o,
+                "# HELP rocmforge_requests_total HTTP requests by endpoint and status."
+            );
             let _ = writeln!(o, "# TYPE rocmforge_requests_total counter");
             for ((ep, st), n) in &m.requests {
                 let _ = writeln!(
@@ -195,30 +202,121 @@ impl Metrics {
                     "rocmforge_requests_total{{endpoint=\"{ep}\",status=\"{st}\"}} {n}"
                 );
             }
-            let _ = writeln!(o, "# HELP rocmforge_requests_finished_total Generation requests by how they ended.");
+            let _ = writeln!(
+                o,
+                "# HELP rocmforge_requests_finished_total Generation requests by how they ended."
+            );
             let _ = writeln!(o, "# TYPE rocmforge_requests_finished_total counter");
             for (r, n) in &m.finished {
                 let _ = writeln!(o, "rocmforge_requests_finished_total{{reason=\"{r}\"}} {n}");
             }
-            counter(&mut o, "rocmforge_prompt_tokens_total", "Prompt tokens of admitted requests.", m.prompt_tokens);
-            counter(&mut o, "rocmforge_generation_tokens_total", "Generated tokens.", m.generated_tokens);
-            m.ttft.render(&mut o, "rocmforge_time_to_first_token_seconds", "Time from request arrival to its first generated token.");
-            m.itl.render(&mut o, "rocmforge_inter_token_latency_seconds", "Time between consecutive generated tokens of a request.");
+            counter(
+                &mut o,
+                "rocmforge_prompt_tokens_total",
+                "Prompt tokens of admitted requests.",
+                m.prompt_tokens,
+            );
+            counter(
+                &mut o,
+                "rocmforge_generation_tokens_total",
+                "Generated tokens.",
+                m.generated_tokens,
+            );
+            m.ttft.render(
+                &mut o,
+                "rocmforge_time_to_first_token_seconds",
+                "Time from request arrival to its first generated token.",
+            );
+            m.itl.render(
+                &mut o,
+                "rocmforge_inter_token_latency_seconds",
+                "Time between consecutive generated tokens of a request.",
+            );
             let g = &m.gauges;
-            gauge(&mut o, "rocmforge_requests_running", "Sequences holding KV pages (decoding or prefilling).", g.running as u64);
-            gauge(&mut o, "rocmforge_requests_waiting", "Requests queued for KV pages (new or preempted).", g.waiting as u64);
-            gauge(&mut o, "rocmforge_kv_pages_total", "KV cache pages.", g.kv.pages_total as u64);
-            gauge(&mut o, "rocmforge_kv_pages_used", "KV cache pages referenced by sequences.", g.kv.pages_used as u64);
-            gauge(&mut o, "rocmforge_kv_pages_free", "KV cache pages free (cached prefix pages included).", g.kv.pages_free as u64);
-            gauge(&mut o, "rocmforge_kv_page_size", "Tokens per KV page.", g.kv.page_size as u64);
-            counter(&mut o, "rocmforge_prefix_cache_tokens_reused_total", "Prompt tokens whose KV came from cached prefix pages.", g.kv.prefix_tokens_reused);
-            gauge(&mut o, "rocmforge_prefix_cache_pages", "Full pages registered in the prefix index.", g.kv.prefix_pages_cached as u64);
-            counter(&mut o, "rocmforge_preemptions_total", "Sequences preempted (pages freed, recomputed later).", m.preemptions);
-            counter(&mut o, "rocmforge_cancelled_total", "Requests whose client went away before the end.", m.cancelled);
-            counter(&mut o, "rocmforge_engine_steps_total", "Forward steps run.", g.steps);
-            counter(&mut o, "rocmforge_engine_step_tokens_total", "Tokens processed by forward steps.", g.step_tokens);
-            gauge(&mut o, "rocmforge_kernels_compiled", "Kernels compiled while loading the model (0 with a warm cache or on the CPU).", m.kernels_compiled as u64);
-            gauge(&mut o, "rocmforge_kernels_cached", "Kernels loaded from the disk cache while loading the model.", m.kernels_cached as u64);
+            gauge(
+                &mut o,
+                "rocmforge_requests_running",
+                "Sequences holding KV pages (decoding or prefilling).",
+                g.running as u64,
+            );
+            gauge(
+                &mut o,
+                "rocmforge_requests_waiting",
+                "Requests queued for KV pages (new or preempted).",
+                g.waiting as u64,
+            );
+            gauge(
+                &mut o,
+                "rocmforge_kv_pages_total",
+                "KV cache pages.",
+                g.kv.pages_total as u64,
+            );
+            gauge(
+                &mut o,
+                "rocmforge_kv_pages_used",
+                "KV cache pages referenced by sequences.",
+                g.kv.pages_used as u64,
+            );
+            gauge(
+                &mut o,
+                "rocmforge_kv_pages_free",
+                "KV cache pages free (cached prefix pages included).",
+                g.kv.pages_free as u64,
+            );
+            gauge(
+                &mut o,
+                "rocmforge_kv_page_size",
+                "Tokens per KV page.",
+                g.kv.page_size as u64,
+            );
+            counter(
+                &mut o,
+                "rocmforge_prefix_cache_tokens_reused_total",
+                "Prompt tokens whose KV came from cached prefix pages.",
+                g.kv.prefix_tokens_reused,
+            );
+            gauge(
+                &mut o,
+                "rocmforge_prefix_cache_pages",
+                "Full pages registered in the prefix index.",
+                g.kv.prefix_pages_cached as u64,
+            );
+            counter(
+                &mut o,
+                "rocmforge_preemptions_total",
+                "Sequences preempted (pages freed, recomputed later).",
+                m.preemptions,
+            );
+            counter(
+                &mut o,
+                "rocmforge_cancelled_total",
+                "Requests whose client went away before the end.",
+                m.cancelled,
+            );
+            counter(
+                &mut o,
+                "rocmforge_engine_steps_total",
+                "Forward steps run.",
+                g.steps,
+            );
+            counter(
+                &mut o,
+                "rocmforge_engine_step_tokens_total",
+                "Tokens processed by forward steps.",
+                g.step_tokens,
+            );
+            gauge(
+                &mut o,
+                "rocmforge_kernels_compiled",
+                "Kernels compiled while loading the model (0 with a warm cache or on the CPU).",
+                m.kernels_compiled as u64,
+            );
+            gauge(
+                &mut o,
+                "rocmforge_kernels_cached",
+                "Kernels loaded from the disk cache while loading the model.",
+                m.kernels_cached as u64,
+            );
             o
         })
     }

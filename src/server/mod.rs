@@ -64,7 +64,7 @@ impl Default for ServerConfig {
             body_limit: 8 << 20,
             shutdown_grace: Duration::from_secs(30),
             handle_signals: false,
-            http_threads: 2,
+            http_threads: 4,
         }
     }
 }
@@ -103,7 +103,10 @@ impl Server {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let model_id = cfg.model_id.clone().unwrap_or_else(|| default_model_id(&path));
+        let model_id = cfg
+            .model_id
+            .clone()
+            .unwrap_or_else(|| default_model_id(&path));
         let limits = engine.limits;
         let meta = json!({
             "name": engine.config.name,
@@ -118,7 +121,10 @@ impl Server {
             "kv_page_size": limits.page_size,
         });
         let vocab = engine.config.vocab_size;
-        let metrics = Arc::new(Metrics::new(load_stats.kernels_compiled, load_stats.kernels_cached));
+        let metrics = Arc::new(Metrics::new(
+            load_stats.kernels_compiled,
+            load_stats.kernels_cached,
+        ));
         let tokenizer = Arc::new(tokenizer);
 
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -149,8 +155,7 @@ impl Server {
             (l, s)
         };
 
-        let (sched, sched_join) =
-            scheduler::spawn(engine, tokenizer.clone(), metrics.clone())?;
+        let (sched, sched_join) = scheduler::spawn(engine, tokenizer.clone(), metrics.clone())?;
         let aliases = if file != model_id { vec![file] } else { vec![] };
         let state = Arc::new(AppState {
             model_id,
@@ -242,7 +247,8 @@ impl Signals {
         {
             use tokio::signal::unix::{signal, SignalKind};
             Ok(Signals {
-                int: signal(SignalKind::interrupt()).map_err(|e| server_err("SIGINT handler", e))?,
+                int: signal(SignalKind::interrupt())
+                    .map_err(|e| server_err("SIGINT handler", e))?,
                 term: signal(SignalKind::terminate())
                     .map_err(|e| server_err("SIGTERM handler", e))?,
             })

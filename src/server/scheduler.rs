@@ -94,7 +94,10 @@ pub struct Finished {
 pub enum Event {
     /// Text that became final (may be empty: held back by a stop string or an incomplete UTF-8
     /// character) and the token that produced it (`None` for text released at the end).
-    Delta { text: String, token: Option<TokenOut> },
+    Delta {
+        text: String,
+        token: Option<TokenOut>,
+    },
     /// Generation ended; nothing follows.
     Done(Finished),
     /// The request failed (an engine error, or the server shutting down); nothing follows.
@@ -503,7 +506,11 @@ impl<'t> Scheduler<'t> {
                 inputs.push(StepInput {
                     seq,
                     tokens: &s.tokens[s.computed..s.computed + s.planned],
-                    want: if wants_last(s) { Want::Last } else { Want::Nothing },
+                    want: if wants_last(s) {
+                        Want::Last
+                    } else {
+                        Want::Nothing
+                    },
                 });
             }
             self.engine.step(&inputs, argmax_only)
@@ -651,7 +658,11 @@ fn accept(
     let (emit, hit) = s.stops.push(&text);
     let token = TokenOut {
         id: next,
-        piece: if lp.is_some() { piece(tok, next) } else { String::new() },
+        piece: if lp.is_some() {
+            piece(tok, next)
+        } else {
+            String::new()
+        },
         logprobs: lp,
     };
     let _ = s.req.events.send(Event::Delta {

@@ -23,9 +23,8 @@ impl Resp {
             .map(|(_, v)| v.as_str())
     }
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body))
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
@@ -35,7 +34,10 @@ impl Resp {
 pub fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
-        let nl = b.windows(2).position(|w| w == b"\r\n").expect("chunk size line");
+        let nl = b
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size line");
         let size_str = std::str::from_utf8(&b[..nl]).unwrap();
         let size = usize::from_str_radix(size_str.split(';').next().unwrap().trim(), 16).unwrap();
         b = &b[nl + 2..];
@@ -55,7 +57,14 @@ pub fn parse_response(raw: &[u8]) -> Resp {
         .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(raw)));
     let head = std::str::from_utf8(&raw[..end]).unwrap();
     let mut lines = head.split("\r\n");
-    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers: Vec<(String, String)> = lines
         .map(|l| {
             let (k, v) = l.split_once(':').unwrap();
@@ -66,7 +75,11 @@ pub fn parse_response(raw: &[u8]) -> Resp {
     let chunked = headers
         .iter()
         .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    let body = if chunked { dechunk(&raw_body) } else { raw_body.clone() };
+    let body = if chunked {
+        dechunk(&raw_body)
+    } else {
+        raw_body.clone()
+    };
     Resp {
         status,
         headers,
@@ -117,16 +130,28 @@ pub fn sse_events(body: &[u8]) -> Vec<String> {
     let mut events = Vec::new();
     let mut rest = text;
     while !rest.is_empty() {
-        assert!(rest.starts_with("data: "), "record does not start with `data: `: {rest:?}");
-        let end = rest.find("\n\n").unwrap_or_else(|| panic!("record without blank line: {rest:?}"));
+        assert!(
+            rest.starts_with("data: "),
+            "record does not start with `data: `: {rest:?}"
+        );
+        let end = rest
+            .find("\n\n")
+            .unwrap_or_else(|| panic!("record without blank line: {rest:?}"));
         let data = &rest[6..end];
-        assert!(!data.contains('\n') && !data.contains('\r'), "newline inside data: {data:?}");
+        assert!(
+            !data.contains('\n') && !data.contains('\r'),
+            "newline inside data: {data:?}"
+        );
         events.push(data.to_string());
         rest = &rest[end + 2..];
     }
     let rebuilt: String = events.iter().map(|e| format!("data: {e}\n\n")).collect();
     assert_eq!(rebuilt.as_bytes(), body, "framing");
-    assert_eq!(events.last().map(String::as_str), Some("[DONE]"), "stream must end with [DONE]");
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("[DONE]"),
+        "stream must end with [DONE]"
+    );
     assert_eq!(events.iter().filter(|e| *e == "[DONE]").count(), 1);
     events
 }

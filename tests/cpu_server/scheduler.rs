@@ -38,11 +38,16 @@ mod fake {
             MemoryReport::default()
         }
         fn forward(&mut self, b: &ForwardBatch, want_logits: bool) -> Result<StepResult> {
-            b.validate(self.vocab, self.page_size, self.slots.len() / self.page_size)?;
+            b.validate(
+                self.vocab,
+                self.page_size,
+                self.slots.len() / self.page_size,
+            )?;
             let pos = b.positions();
             let seq = b.seq_of_token();
             let slot = |s: usize, p: usize| {
-                b.block_tables[s * b.max_pages + p / self.page_size] as usize * self.page_size + p % self.page_size
+                b.block_tables[s * b.max_pages + p / self.page_size] as usize * self.page_size
+                    + p % self.page_size
             };
             for (i, &t) in b.tokens.iter().enumerate() {
                 let at = slot(seq[i], pos[i] as usize);
@@ -51,7 +56,9 @@ mod fake {
             let mut argmax = Vec::new();
             let mut logits = Vec::new();
             for &r in &b.out_rows {
-                let hist: Vec<u32> = (0..=pos[r] as usize).map(|p| self.slots[slot(seq[r], p)]).collect();
+                let hist: Vec<u32> = (0..=pos[r] as usize)
+                    .map(|p| self.slots[slot(seq[r], p)])
+                    .collect();
                 let t = next(&hist);
                 argmax.push(t);
                 if want_logits {
@@ -67,13 +74,13 @@ mod fake {
 
 #[test]
 fn scheduler_keeps_every_sequence_exact_under_preemption_prefix_reuse_and_cancellation() {
+    use rand::{Rng, SeedableRng};
     use rocmforge::gguf::GgufFile;
     use rocmforge::model::config::ModelConfig;
     use rocmforge::model::engine::{Engine, EngineLimits};
     use rocmforge::model::tokenizer::Tokenizer;
     use rocmforge::server::metrics::Metrics;
     use rocmforge::server::scheduler::{self, Event, Request};
-    use rand::{Rng, SeedableRng};
     use std::sync::Arc;
 
     let g = GgufFile::open(model_path()).unwrap();
@@ -99,7 +106,11 @@ fn scheduler_keeps_every_sequence_exact_under_preemption_prefix_reuse_and_cancel
     let shared: Vec<u32> = (0..12).map(|i| 2000 + i).collect();
     let mut jobs = Vec::new();
     for i in 0..40 {
-        let mut prompt: Vec<u32> = if i % 3 == 0 { shared.clone() } else { Vec::new() };
+        let mut prompt: Vec<u32> = if i % 3 == 0 {
+            shared.clone()
+        } else {
+            Vec::new()
+        };
         let extra = rng.gen_range(1..30);
         prompt.extend((0..extra).map(|_| rng.gen_range(3000..4000u32)));
         let max_tokens = rng.gen_range(1..40);
@@ -144,7 +155,10 @@ fn scheduler_keeps_every_sequence_exact_under_preemption_prefix_reuse_and_cancel
                     if i % 5 == 2 {
                         let lp = t.logprobs.as_ref().expect("logprobs asked for");
                         assert_eq!(lp.top.len(), 2);
-                        assert!(lp.logprob > -1e-3, "one-hot row: the chosen token has probability ~1");
+                        assert!(
+                            lp.logprob > -1e-3,
+                            "one-hot row: the chosen token has probability ~1"
+                        );
                     }
                     got.push(t.id);
                 }
@@ -167,8 +181,14 @@ fn scheduler_keeps_every_sequence_exact_under_preemption_prefix_reuse_and_cancel
         g.running == 0 && g.waiting == 0 && g.kv.pages_used == 0
     });
     let m = metrics.render();
-    assert!(metric(&m, "rocmforge_preemptions_total") > 0.0, "no preemption:\n{m}");
-    assert!(metric(&m, "rocmforge_prefix_cache_tokens_reused_total") >= 12.0, "no prefix reuse:\n{m}");
+    assert!(
+        metric(&m, "rocmforge_preemptions_total") > 0.0,
+        "no preemption:\n{m}"
+    );
+    assert!(
+        metric(&m, "rocmforge_prefix_cache_tokens_reused_total") >= 12.0,
+        "no prefix reuse:\n{m}"
+    );
     assert_eq!(metric(&m, "rocmforge_cancelled_total"), cancel.len() as f64);
     sched.shutdown();
     join.join().unwrap();
