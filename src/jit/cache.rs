@@ -67,6 +67,41 @@ pub fn cache_key(source: &str, options: &[String], target_full: &str, compiler: 
     hex::encode(h.finalize())
 }
 
+/// The cache root the environment names: `ROCMFORGE_CACHE_DIR`, else the platform cache dir +
+/// `rocmforge` (shared by the kernel cache and the tuning database).
+pub fn cache_base() -> Option<PathBuf> {
+    std::env::var_os("ROCMFORGE_CACHE_DIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| dirs::cache_dir().map(|d| d.join("rocmforge")))
+}
+
+/// Open (creating) the lock file `path` and take an exclusive lock on it; dropping or unlocking the
+/// returned file releases it.
+pub(crate) fn lock_exclusive(path: &Path) -> Result<File> {
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    lock.lock_exclusive().map_err(|e| Error::io(path, e))?;
+    Ok(lock)
+}
+
+/// Replace `path` with `bytes` atomically: a synced temporary file in the same directory, renamed
+/// into place, so readers see the old file or the new one, never a torn one.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| Error::Cache(format!("{} has no parent", path.display())))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+    tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}
+
 /// The disk store.
 pub struct DiskCache {
     root: Option<PathBuf>,
@@ -104,10 +139,7 @@ impl DiskCache {
             std::env::var("ROCMFORGE_CACHE").as_deref(),
             Ok("off" | "0" | "false")
         );
-        let base = std::env::var_os("ROCMFORGE_CACHE_DIR")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| dirs::cache_dir().map(|d| d.join("rocmforge")));
+        let base = cache_base();
         let max = std::env::var("ROCMFORGE_CACHE_MAX_BYTES")
             .ok()
             .and_then(|v| v.trim().parse().ok())
@@ -427,14 +459,7 @@ fn write_entry(path: &Path, meta: &EntryMeta, code: &[u8]) -> Result<()> {
     buf.extend_from_slice(&(code.len() as u64).to_le_bytes());
     buf.extend_from_slice(&Sha256::digest(&body));
     buf.extend_from_slice(&body);
-    let dir = path
-        .parent()
-        .ok_or_else(|| Error::Cache(format!("{} has no parent", path.display())))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(&buf).map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
+    write_atomic(path, &buf)
 }
 
 #[cfg(test)]

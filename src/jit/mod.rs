@@ -7,6 +7,7 @@ pub mod cache;
 pub mod spec;
 pub mod template;
 pub mod tune;
+pub mod tunedb;
 
 pub use cache::{DiskCache, Origin};
 pub use spec::{Family, KernelSpec, ParamDef, ParamKind, Value};

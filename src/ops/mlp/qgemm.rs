@@ -78,6 +78,10 @@ pub type Tile = (i64, i64, i64, i64);
 /// The default tile for `m` rows on `path`: the smallest M tile that covers M (more blocks for small M).
 pub fn default_tile(path: &str, m: usize) -> Tile {
     let t = tiles(path);
+    // A tuned tile from the tuning database (rocmforge tune) wins, if this path is built for it.
+    if let Some(tuned) = crate::jit::tunedb::qgemm_tile(path, m).filter(|x| t.contains(x)) {
+        return tuned;
+    }
     if path != "mma" {
         return t[0];
     }

@@ -84,6 +84,12 @@ impl GemvConfig {
     /// kernel (rows 8), except q4_K (staged kernel, rows 4); at batch 2..8 the mma tile where it
     /// exists (NVIDIA, f16/bf16, a format of [`MMA_FORMATS`]), else 2 rows.
     pub fn default_for(ty: QuantType, dtype: &str, batch: usize, target: &Target) -> GemvConfig {
+        // A tuned choice from the tuning database (rocmforge tune) wins, if it is still a candidate.
+        if let Some(rows) = crate::jit::tunedb::gemv_rows(target, ty.name(), dtype, batch)
+            .filter(|&rows| Self::candidates(ty, dtype, batch).contains(&GemvConfig { rows }))
+        {
+            return GemvConfig { rows };
+        }
         let rows = if batch <= 1 {
             if ty == QuantType::Q4_K {
                 4
