@@ -266,7 +266,8 @@ fn py_json(
         ValueKind::Undefined | ValueKind::None => out.push_str("null"),
         ValueKind::Bool => out.push_str(if v.is_true() { "true" } else { "false" }),
         ValueKind::Number => {
-            if let Some(i) = v.as_i64() {
+            // integers print as integers; floats keep a fraction (Python's json: 2.0 -> "2.0")
+            if let Some(i) = v.as_i64().filter(|_| v.is_integer()) {
                 let _ = write!(out, "{i}");
             } else {
                 let f = f64::try_from(v.clone()).map_err(|_| bad("this number"))?;
