@@ -477,3 +477,92 @@ fn mode_parses() {
     );
     assert!(TuneMode::parse(Some("yes please")).is_err());
 }
+
+fn cli() -> std::process::Command {
+    let bin = std::env::var("ROCMFORGE_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_rocmforge").to_string());
+    let mut c = std::process::Command::new(bin);
+    c.env_remove("ROCMFORGE_TUNE");
+    c
+}
+
+fn has_gpu() -> bool {
+    rocmforge::gpu::Device::open().is_ok()
+}
+
+#[test]
+fn cli_tune_without_gpu_is_one_clear_line() {
+    if has_gpu() {
+        eprintln!("a GPU is present: `tune` would sweep; checked on machines without one");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let out = cli()
+        .args(["tune", "--family", "gemv"])
+        .env("ROCMFORGE_CACHE_DIR", d.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no GPU: tuning measures kernels on the device"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+}
+
+#[test]
+fn cli_export_import_round_trip_and_refusal() {
+    if has_gpu() {
+        eprintln!("a GPU is present: export/import use its key; checked on machines without one");
+        return;
+    }
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let k = key("MI210", "hipRTC 6.4");
+    let mut db = TuneDb::open_in(Some(a.path().join("tune")), k.clone());
+    db.insert("gemv", "q4_0.f16.b1", entry(&[("rows", "4")], false));
+    assert!(db.save().unwrap());
+    let file = a.path().join("fleet.json");
+    let out = cli()
+        .args(["tune", "export"])
+        .arg(&file)
+        .env("ROCMFORGE_CACHE_DIR", a.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli()
+        .args(["tune", "import"])
+        .arg(&file)
+        .env("ROCMFORGE_CACHE_DIR", b.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let back = TuneDb::open_in(Some(b.path().join("tune")), k.clone());
+    assert_eq!(back.entries(), db.entries());
+    // a machine whose database under that name has another compiler refuses the import
+    let c = tempfile::tempdir().unwrap();
+    let mut other = TuneDb::open_in(Some(c.path().join("tune")), key("MI210", "hipRTC 5.2"));
+    other.insert("gemv", "q8_0.f16.b1", entry(&[("rows", "8")], false));
+    assert!(other.save().unwrap());
+    let out = cli()
+        .args(["tune", "import"])
+        .arg(&file)
+        .env("ROCMFORGE_CACHE_DIR", c.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("another device key"),
+        "{err}"
+    );
+    let kept = TuneDb::open_in(Some(c.path().join("tune")), key("MI210", "hipRTC 5.2"));
+    assert_eq!(kept.len(), 1, "the local database is untouched");
+}

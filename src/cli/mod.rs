@@ -4,6 +4,7 @@ mod compile;
 mod gguf;
 mod run;
 mod selftest;
+mod tune;
 
 use clap::{Parser, Subcommand};
 use rocmforge::error::Result;
@@ -153,6 +154,8 @@ enum Cmd {
         #[arg(short = 'v', long)]
         verbose: bool,
     },
+    /// Sweep gemv/qgemm configurations on the device into the tuning database; export/import it.
+    Tune(tune::TuneArgs),
     /// Inspect a GGUF file or dequantize one of its tensors.
     Gguf {
         #[command(subcommand)]
@@ -210,6 +213,7 @@ pub fn run() -> Result<i32> {
         Cmd::Kernels => kernels(),
         Cmd::Selftest { json } => selftest::run(json),
         Cmd::Gguf { op } => gguf::run(op),
+        Cmd::Tune(a) => tune::run(a),
         Cmd::Run { model, prompt, chat, sample, verbose } => run::run(&model, &prompt, chat, &sample, verbose),
         Cmd::Chat { model, system, sample, verbose } => run::chat(&model, system.as_deref(), &sample, verbose),
         Cmd::Bench { model, prompts, gens, reps, json, verbose } => run::bench(&model, &prompts, &gens, reps, json, verbose),

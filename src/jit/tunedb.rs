@@ -43,9 +43,10 @@ impl TuneMode {
             "" | "readonly" | "ro" => Ok(TuneMode::ReadOnly),
             "off" | "0" | "false" => Ok(TuneMode::Off),
             "on" | "1" | "true" | "rw" => Ok(TuneMode::On),
-            other => Err(Error::Cache(format!(
-                "ROCMFORGE_TUNE={other}: expected off, readonly or on"
-            ))),
+            other => Err(Error::op(
+                "tuning database",
+                format!("ROCMFORGE_TUNE={other}: expected off, readonly or on"),
+            )),
         }
     }
 
@@ -163,7 +164,8 @@ struct FileRepr {
 }
 
 fn checksum(body: &Body) -> Result<String> {
-    let bytes = serde_json::to_vec(body).map_err(|e| Error::Cache(format!("tuning db: {e}")))?;
+    let bytes =
+        serde_json::to_vec(body).map_err(|e| Error::op("tuning database", e.to_string()))?;
     Ok(hex::encode(Sha256::digest(&bytes)))
 }
 
@@ -175,7 +177,7 @@ fn encode(key: &DeviceKey, entries: &BTreeMap<String, Entry>) -> Result<Vec<u8>>
     };
     let sha256 = checksum(&body)?;
     serde_json::to_vec_pretty(&FileRepr { body, sha256 })
-        .map_err(|e| Error::Cache(format!("tuning db: {e}")))
+        .map_err(|e| Error::op("tuning database", e.to_string()))
 }
 
 /// Parse and verify a database file's bytes: format version and checksum.
@@ -206,7 +208,6 @@ fn read_file(
 
 fn warn(msg: &str) {
     tracing::warn!("tuning database: {msg}");
-    eprintln!("rocmforge: warning: tuning database: {msg}");
 }
 
 /// Today's UTC date as `YYYY-MM-DD`.
@@ -341,9 +342,12 @@ impl TuneDb {
     }
 
     fn save_locked(&mut self, path: &Path) -> Result<()> {
-        let dir = path
-            .parent()
-            .ok_or_else(|| Error::Cache(format!("{} has no parent", path.display())))?;
+        let dir = path.parent().ok_or_else(|| {
+            Error::op(
+                "tuning database",
+                format!("{} has no parent", path.display()),
+            )
+        })?;
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let lock = lock_exclusive(&path.with_extension("lock"))?;
         // Second look: whatever other writers stored while we tuned.
@@ -390,19 +394,22 @@ impl TuneDb {
             Ok(Some(x)) => x,
             Ok(None) => return Err(Error::io(path, std::io::ErrorKind::NotFound.into())),
             Err(why) => {
-                return Err(Error::Cache(format!(
-                    "{} is not a valid tuning database: {why}",
-                    path.display()
-                )))
+                return Err(Error::op(
+                    "tuning database",
+                    format!("{} is not a valid tuning database: {why}", path.display()),
+                ))
             }
         };
         let diff = self.key.differences(&k);
         if !diff.is_empty() {
-            return Err(Error::Cache(format!(
-                "{} was tuned on another device key, refusing to import ({})",
-                path.display(),
-                diff.join(", ")
-            )));
+            return Err(Error::op(
+                "tuning database",
+                format!(
+                    "{} was tuned on another device key, refusing to import ({})",
+                    path.display(),
+                    diff.join(", ")
+                ),
+            ));
         }
         let n = entries.len();
         for (k, v) in entries {
@@ -411,6 +418,35 @@ impl TuneDb {
         }
         Ok(n)
     }
+}
+
+/// The device key of the database file at `path` (verified: format and checksum).
+pub fn file_key(path: &Path) -> Result<DeviceKey> {
+    match read_file(path) {
+        Ok(Some((k, _))) => Ok(k),
+        Ok(None) => Err(Error::io(path, std::io::ErrorKind::NotFound.into())),
+        Err(why) => Err(Error::op(
+            "tuning database",
+            format!("{} is not a valid tuning database: {why}", path.display()),
+        )),
+    }
+}
+
+/// The database files in `dir` with their keys (or why each is unusable), sorted by path.
+pub fn list(dir: &Path) -> Vec<(PathBuf, std::result::Result<DeviceKey, String>)> {
+    let mut out: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| {
+            let k = file_key(&p).map_err(|e| e.to_string());
+            (p, k)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
 }
 
 fn entry_key(family: &str, bucket: &str) -> String {
