@@ -272,7 +272,8 @@ struct Planned {
     work: Work,
 }
 
-/// The matrices to tune on: the model's largest matrix per format (rows × cols), or a 4096² default.
+/// The matrices to tune on: per quantized format of the model, its most frequent matrix shape (the
+/// per-layer weights that dominate a step; ties go to the larger), or a 4096² default set.
 fn matrices(model: Option<&Path>) -> Result<Vec<(QuantType, usize, usize)>> {
     let Some(p) = model else {
         return Ok([
@@ -286,15 +287,22 @@ fn matrices(model: Option<&Path>) -> Result<Vec<(QuantType, usize, usize)>> {
         .collect());
     };
     let g = GgufFile::open(p)?;
-    let mut best: BTreeMap<&'static str, (QuantType, usize, usize)> = BTreeMap::new();
+    let mut count: BTreeMap<(&'static str, usize, usize), (QuantType, usize)> = BTreeMap::new();
     for t in g.tensors() {
         if t.shape.len() != 2 || matches!(t.ty.name(), "f32" | "f16" | "bf16") {
             continue;
         }
         let (cols, rows) = (t.shape[0] as usize, t.shape[1] as usize);
-        let e = best.entry(t.ty.name()).or_insert((t.ty, rows, cols));
-        if rows * cols > e.1 * e.2 {
-            *e = (t.ty, rows, cols);
+        count
+            .entry((t.ty.name(), rows, cols))
+            .or_insert((t.ty, 0))
+            .1 += 1;
+    }
+    let mut best: BTreeMap<&'static str, (QuantType, usize, usize, usize)> = BTreeMap::new();
+    for ((name, rows, cols), (ty, n)) in count {
+        let e = best.entry(name).or_insert((ty, rows, cols, n));
+        if (n, rows * cols) > (e.3, e.1 * e.2) {
+            *e = (ty, rows, cols, n);
         }
     }
     if best.is_empty() {
@@ -303,7 +311,7 @@ fn matrices(model: Option<&Path>) -> Result<Vec<(QuantType, usize, usize)>> {
             p.display()
         )));
     }
-    Ok(best.into_values().collect())
+    Ok(best.into_values().map(|(t, r, c, _)| (t, r, c)).collect())
 }
 
 fn plan(a: &TuneArgs, target: &Target) -> Result<Vec<Planned>> {
