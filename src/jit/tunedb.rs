@@ -180,8 +180,11 @@ fn encode(key: &DeviceKey, entries: &BTreeMap<String, Entry>) -> Result<Vec<u8>>
         .map_err(|e| Error::op("tuning database", e.to_string()))
 }
 
+/// A file's key and entries.
+type Contents = (DeviceKey, BTreeMap<String, Entry>);
+
 /// Parse and verify a database file's bytes: format version and checksum.
-fn decode(bytes: &[u8]) -> std::result::Result<(DeviceKey, BTreeMap<String, Entry>), String> {
+fn decode(bytes: &[u8]) -> std::result::Result<Contents, String> {
     let v: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
     let format = v.pointer("/body/format").and_then(|f| f.as_u64());
@@ -196,9 +199,7 @@ fn decode(bytes: &[u8]) -> std::result::Result<(DeviceKey, BTreeMap<String, Entr
 }
 
 /// Read a file: `Ok(None)` when absent, `Err(why)` when unreadable, corrupt or of another format.
-fn read_file(
-    path: &Path,
-) -> std::result::Result<Option<(DeviceKey, BTreeMap<String, Entry>)>, String> {
+fn read_file(path: &Path) -> std::result::Result<Option<Contents>, String> {
     match std::fs::read(path) {
         Ok(b) => decode(&b).map(Some),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
