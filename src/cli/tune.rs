@@ -36,6 +36,10 @@ pub struct TuneArgs {
     /// Write one SVG per family (time against configuration, one line per shape) into DIR.
     #[arg(long, value_name = "DIR")]
     plot: Option<PathBuf>,
+    /// Sweep shapes the database already has an entry for (by default they are skipped, so a
+    /// second run does no tuning).
+    #[arg(long)]
+    retune: bool,
 }
 
 #[derive(Subcommand)]
@@ -183,7 +187,17 @@ fn sweep_all(a: &TuneArgs) -> Result<i32> {
     // Sweeps compare against the built-in defaults: an empty database for this target meanwhile.
     tunedb::install(TuneDb::open_in(None, key.clone()));
     let mut db = TuneDb::open(key);
-    let plan = plan(a, &target)?;
+    let mut plan = plan(a, &target)?;
+    let before = plan.len();
+    if !a.retune {
+        plan.retain(|s| db.get(&s.shape.family, &s.shape.bucket).is_none());
+    }
+    if plan.len() < before {
+        eprintln!(
+            "{} of {before} shapes already tuned for this device (--retune sweeps them again)",
+            before - plan.len()
+        );
+    }
     let total: usize = plan.iter().map(|s| s.cands.len()).sum();
     let bar = ProgressBar::new(total as u64);
     bar.set_style(
