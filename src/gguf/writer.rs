@@ -148,12 +148,14 @@ impl GgufWriter {
     }
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
+/// A GGUF string: u64 length, then the bytes.
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&(s.len() as u64).to_le_bytes());
     out.extend_from_slice(s.as_bytes());
 }
 
-fn put_value(out: &mut Vec<u8>, v: &Value) -> Result<()> {
+/// A GGUF metadata value's bytes (arrays: element type, count, elements of that one type).
+pub(crate) fn put_value(out: &mut Vec<u8>, v: &Value) -> Result<()> {
     match v {
         Value::U8(x) => out.push(*x),
         Value::I8(x) => out.push(*x as u8),

@@ -9,43 +9,8 @@ use rayon::prelude::*;
 
 use super::{err, random, SynthPlan, SynthSummary, ALIGNMENT, MATRIX_STD, PIECE_BYTES};
 use crate::error::{Error, Result};
-use crate::gguf::{align_up, Value};
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u64).to_le_bytes());
-    out.extend_from_slice(s.as_bytes());
-}
-
-fn put_value(out: &mut Vec<u8>, v: &Value) -> Result<()> {
-    match v {
-        Value::U8(x) => out.push(*x),
-        Value::I8(x) => out.push(*x as u8),
-        Value::U16(x) => out.extend_from_slice(&x.to_le_bytes()),
-        Value::I16(x) => out.extend_from_slice(&x.to_le_bytes()),
-        Value::U32(x) => out.extend_from_slice(&x.to_le_bytes()),
-        Value::I32(x) => out.extend_from_slice(&x.to_le_bytes()),
-        Value::F32(x) => out.extend_from_slice(&x.to_le_bytes()),
-        Value::Bool(x) => out.push(*x as u8),
-        Value::String(s) => put_str(out, s),
-        Value::U64(x) => out.extend_from_slice(&x.to_le_bytes()),
-        Value::I64(x) => out.extend_from_slice(&x.to_le_bytes()),
-        Value::F64(x) => out.extend_from_slice(&x.to_le_bytes()),
-        Value::Array(et, items) => {
-            out.extend_from_slice(&(*et as u32).to_le_bytes());
-            out.extend_from_slice(&(items.len() as u64).to_le_bytes());
-            for it in items {
-                if it.value_type() != *et {
-                    return Err(err(format!(
-                        "array of {et:?} holds a {:?}",
-                        it.value_type()
-                    )));
-                }
-                put_value(out, it)?;
-            }
-        }
-    }
-    Ok(())
-}
+use crate::gguf::align_up;
+use crate::gguf::writer::{put_str, put_value};
 
 /// A tensor's (offset in the data section, byte size).
 type Span = (u64, u64);
