@@ -52,6 +52,10 @@ struct Layer {
     gate: Linear,
     up: Linear,
     down: Linear,
+    /// q, k and v (and gate and up) as one matrix when they share a format: the separate ones
+    /// are views of its rows, and single-token steps run one GEMV instead of three (two).
+    qkv: Option<Linear>,
+    gate_up: Option<Linear>,
     k_cache: Buffer<f16>,
     v_cache: Buffer<f16>,
 }
@@ -328,24 +332,47 @@ impl GpuBackend {
             PinnedBuffer::<u8>::new(dev, 32 << 20)?,
         ];
         let mut turn = 0usize;
-        let mut mat = |name: &str, n: usize, k: usize| -> Result<Linear> {
-            let ti = g.tensor(name)?;
-            let mut w = pool.alloc::<u8>(ti.bytes().len())?;
-            upload_bytes(
-                &mut w,
-                ti.bytes(),
-                &mut staging,
-                &mut turn,
-                &upload_stream,
-                &bar,
-            )?;
-            Ok(Linear {
-                w,
-                fmt: ti.ty(),
-                n,
-                k,
-            })
+        // Matrices with the same K (row length): one allocation, uploaded back to back, when they share
+        // a format (rows of GGUF blocks are independent, so the stacked bytes are the stacked matrix).
+        let mut mats = |parts: &[(String, usize)], k: usize| -> Result<(Vec<Linear>, Option<Linear>)> {
+            let infos = parts
+                .iter()
+                .map(|(name, _)| g.tensor(name))
+                .collect::<Result<Vec<_>>>()?;
+            let fmt = infos[0].ty();
+            // the kernels want 16-byte aligned matrices: every part must end on a 16-byte boundary
+            let stack = parts.len() > 1
+                && infos.iter().all(|t| t.ty() == fmt && t.bytes().len() % 16 == 0);
+            let mut out = Vec::with_capacity(parts.len());
+            if stack {
+                let total: usize = infos.iter().map(|t| t.bytes().len()).sum();
+                let all = pool.alloc::<u8>(total)?;
+                let mut off = 0;
+                for (ti, (_, n)) in infos.iter().zip(parts) {
+                    let mut w = all.view(off, ti.bytes().len())?;
+                    upload_bytes(&mut w, ti.bytes(), &mut staging, &mut turn, &upload_stream, &bar)?;
+                    off += ti.bytes().len();
+                    out.push(Linear { w, fmt, n: *n, k });
+                }
+                let n = parts.iter().map(|(_, n)| n).sum();
+                return Ok((out, Some(Linear { w: all, fmt, n, k })));
+            }
+            for (ti, (_, n)) in infos.iter().zip(parts) {
+                let mut w = pool.alloc::<u8>(ti.bytes().len())?;
+                upload_bytes(&mut w, ti.bytes(), &mut staging, &mut turn, &upload_stream, &bar)?;
+                out.push(Linear { w, fmt: ti.ty(), n: *n, k });
+            }
+            Ok((out, None))
         };
+        fn one(
+            mats: &mut impl FnMut(&[(String, usize)], usize) -> Result<(Vec<Linear>, Option<Linear>)>,
+            name: &str,
+            n: usize,
+            k: usize,
+        ) -> Result<Linear> {
+            let (mut v, _) = mats(&[(name.to_string(), n)], k)?;
+            v.pop().ok_or_else(|| Error::Model(format!("tensor `{name}` not uploaded")))
+        }
         let vec32 = |name: &str| -> Result<Buffer<f32>> {
             let v = g.tensor(name)?.dequantize_f32()?;
             let mut b = pool.alloc::<f32>(v.len())?;
@@ -363,7 +390,7 @@ impl GpuBackend {
             b.copy_from_host(&v)?;
             Ok(b)
         };
-        let emb_lin = mat("token_embd.weight", cfg.vocab_size, d)?;
+        let emb_lin = one(&mut mats, "token_embd.weight", cfg.vocab_size, d)?;
         let out = if cfg.tied_output {
             Linear {
                 w: emb_lin.w.view(0, emb_lin.w.len())?,
@@ -372,17 +399,28 @@ impl GpuBackend {
                 k: d,
             }
         } else {
-            mat("output.weight", cfg.vocab_size, d)?
+            one(&mut mats, "output.weight", cfg.vocab_size, d)?
         };
         let mut layers = Vec::with_capacity(cfg.n_layers);
         for l in 0..cfg.n_layers {
             let n = |s: &str| layer_tensor(l, s);
+            let (qkv, qkv_fused) = mats(
+                &[(n("attn_q.weight"), qd), (n("attn_k.weight"), kvd), (n("attn_v.weight"), kvd)],
+                d,
+            )?;
+            let (gu, gu_fused) = mats(&[(n("ffn_gate.weight"), ff), (n("ffn_up.weight"), ff)], d)?;
+            let [q, k, v]: [Linear; 3] = qkv
+                .try_into()
+                .map_err(|_| Error::Model("q/k/v upload".into()))?;
+            let [gate, up]: [Linear; 2] = gu
+                .try_into()
+                .map_err(|_| Error::Model("gate/up upload".into()))?;
             layers.push(Layer {
                 attn_norm: vec32(&n("attn_norm.weight"))?,
-                q: mat(&n("attn_q.weight"), qd, d)?,
-                k: mat(&n("attn_k.weight"), kvd, d)?,
-                v: mat(&n("attn_v.weight"), kvd, d)?,
-                o: mat(&n("attn_output.weight"), d, qd)?,
+                q,
+                k,
+                v,
+                o: one(&mut mats, &n("attn_output.weight"), d, qd)?,
                 bias: if cfg.qkv_bias {
                     Some([
                         vec16(&n("attn_q.bias"))?,
@@ -409,9 +447,12 @@ impl GpuBackend {
                     None
                 },
                 ffn_norm: vec32(&n("ffn_norm.weight"))?,
-                gate: mat(&n("ffn_gate.weight"), ff, d)?,
-                up: mat(&n("ffn_up.weight"), ff, d)?,
-                down: mat(&n("ffn_down.weight"), d, ff)?,
+                gate,
+                up,
+                down: one(&mut mats, &n("ffn_down.weight"), d, ff)?,
+                // single-token steps write the stacked outputs into the g / u scratch
+                qkv: qkv_fused.filter(|_| t * ff >= qd + 2 * kvd),
+                gate_up: gu_fused.filter(|_| t >= 2),
                 k_cache: pool.alloc::<f16>(layout.elements())?,
                 v_cache: pool.alloc::<f16>(layout.elements())?,
             });
@@ -593,11 +634,28 @@ impl GpuBackend {
             let l = &self.layers[li];
             let lc = c.layers[li];
             let bias = l.bias.as_ref();
-            self.lin(&l.q, &h, t, bias.map(|b| &b[0]), &s.q)?;
-            self.lin(&l.k, &h, t, bias.map(|b| &b[1]), &s.k)?;
-            self.lin(&l.v, &h, t, bias.map(|b| &b[2]), &s.v)?;
+            let (mut q, mut k, v) = match &l.qkv {
+                Some(f) if t == 1 => {
+                    // one GEMV for q, k and v; the outputs are consecutive in one row
+                    self.lin(f, &h, 1, None, &s.g)?;
+                    let (mut q, mut k, mut v) = (s.g.view(0, qd)?, s.g.view(qd, kvd)?, s.g.view(qd + kvd, kvd)?);
+                    if let Some([bq, bk, bv]) = bias {
+                        activation::add_bias(dev, st, &mut q, bq, qd)?;
+                        activation::add_bias(dev, st, &mut k, bk, kvd)?;
+                        activation::add_bias(dev, st, &mut v, bv, kvd)?;
+                        launches += 3;
+                    }
+                    launches -= 2;
+                    (q, k, v)
+                }
+                _ => {
+                    self.lin(&l.q, &h, t, bias.map(|b| &b[0]), &s.q)?;
+                    self.lin(&l.k, &h, t, bias.map(|b| &b[1]), &s.k)?;
+                    self.lin(&l.v, &h, t, bias.map(|b| &b[2]), &s.v)?;
+                    (s.q.view(0, t * qd)?, s.k.view(0, t * kvd)?, s.v.view(0, t * kvd)?)
+                }
+            };
             launches += 3;
-            let (mut q, mut k) = (s.q.view(0, t * qd)?, s.k.view(0, t * kvd)?);
             if let Some([nq, nk]) = &l.qk_norm {
                 let (mut qn, mut kn) = (s.qn.view(0, t * qd)?, s.kn.view(0, t * kvd)?);
                 norm::rms_norm(dev, st, &q, nq, c.rms_eps, hd, &mut qn)?;
@@ -612,7 +670,6 @@ impl GpuBackend {
                 base: lc.rope_base,
             };
             rope::rope(dev, st, &mut q, &mut k, &pos, hq, hk, hd, &r)?;
-            let v = s.v.view(0, t * kvd)?;
             let mut cache = PagedCache {
                 layout: self.layout,
                 k: l.k_cache.view(0, l.k_cache.len())?,
@@ -669,9 +726,18 @@ impl GpuBackend {
                 c.rms_eps,
                 Some(&mut h),
             )?;
-            self.lin(&l.gate, &h, t, None, &s.g)?;
-            self.lin(&l.up, &h, t, None, &s.u)?;
-            let (gt, up) = (s.g.view(0, t * ff)?, s.u.view(0, t * ff)?);
+            let (gt, up) = match &l.gate_up {
+                Some(f) if t == 1 => {
+                    self.lin(f, &h, 1, None, &s.u)?;
+                    launches -= 1;
+                    (s.u.view(0, ff)?, s.u.view(ff, ff)?)
+                }
+                _ => {
+                    self.lin(&l.gate, &h, t, None, &s.g)?;
+                    self.lin(&l.up, &h, t, None, &s.u)?;
+                    (s.g.view(0, t * ff)?, s.u.view(0, t * ff)?)
+                }
+            };
             let mut a = s.a.view(0, t * ff)?;
             glue::gated(
                 dev,
