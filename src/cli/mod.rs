@@ -110,10 +110,20 @@ enum Cmd {
         #[command(flatten)]
         model: run::ModelArgs,
         /// Prompt lengths (pp tests).
-        #[arg(short = 'p', long = "n-prompt", value_delimiter = ',', default_value = "512")]
+        #[arg(
+            short = 'p',
+            long = "n-prompt",
+            value_delimiter = ',',
+            default_value = "512"
+        )]
         prompts: Vec<usize>,
         /// Generation lengths (tg tests).
-        #[arg(short = 'n', long = "n-gen", value_delimiter = ',', default_value = "128")]
+        #[arg(
+            short = 'n',
+            long = "n-gen",
+            value_delimiter = ',',
+            default_value = "128"
+        )]
         gens: Vec<usize>,
         /// Timed repetitions (after one warm-up run).
         #[arg(short = 'r', long, default_value_t = 3)]
@@ -214,10 +224,39 @@ pub fn run() -> Result<i32> {
         Cmd::Selftest { json } => selftest::run(json),
         Cmd::Gguf { op } => gguf::run(op),
         Cmd::Tune(a) => tune::run(a),
-        Cmd::Run { model, prompt, chat, sample, verbose } => run::run(&model, &prompt, chat, &sample, verbose),
-        Cmd::Chat { model, system, sample, verbose } => run::chat(&model, system.as_deref(), &sample, verbose),
-        Cmd::Bench { model, prompts, gens, reps, json, verbose } => run::bench(&model, &prompts, &gens, reps, json, verbose),
-        Cmd::Serve { model, host, port, max_seqs, kv_tokens, max_queue, api_key, alias, shutdown_grace, verbose } => {
+        Cmd::Run {
+            model,
+            prompt,
+            chat,
+            sample,
+            verbose,
+        } => run::run(&model, &prompt, chat, &sample, verbose),
+        Cmd::Chat {
+            model,
+            system,
+            sample,
+            verbose,
+        } => run::chat(&model, system.as_deref(), &sample, verbose),
+        Cmd::Bench {
+            model,
+            prompts,
+            gens,
+            reps,
+            json,
+            verbose,
+        } => run::bench(&model, &prompts, &gens, reps, json, verbose),
+        Cmd::Serve {
+            model,
+            host,
+            port,
+            max_seqs,
+            kv_tokens,
+            max_queue,
+            api_key,
+            alias,
+            shutdown_grace,
+            verbose,
+        } => {
             rocmforge::server::serve_cli(rocmforge::server::ServeOptions {
                 load: rocmforge::model::LoadOptions {
                     device: model.device.parse()?,

@@ -334,36 +334,58 @@ impl GpuBackend {
         let mut turn = 0usize;
         // Matrices with the same K (row length): one allocation, uploaded back to back, when they share
         // a format (rows of GGUF blocks are independent, so the stacked bytes are the stacked matrix).
-        let mut mats = |parts: &[(String, usize)], k: usize| -> Result<(Vec<Linear>, Option<Linear>)> {
-            let infos = parts
-                .iter()
-                .map(|(name, _)| g.tensor(name))
-                .collect::<Result<Vec<_>>>()?;
-            let fmt = infos[0].ty();
-            // the kernels want 16-byte aligned matrices: every part must end on a 16-byte boundary
-            let stack = parts.len() > 1
-                && infos.iter().all(|t| t.ty() == fmt && t.bytes().len() % 16 == 0);
-            let mut out = Vec::with_capacity(parts.len());
-            if stack {
-                let total: usize = infos.iter().map(|t| t.bytes().len()).sum();
-                let all = pool.alloc::<u8>(total)?;
-                let mut off = 0;
-                for (ti, (_, n)) in infos.iter().zip(parts) {
-                    let mut w = all.view(off, ti.bytes().len())?;
-                    upload_bytes(&mut w, ti.bytes(), &mut staging, &mut turn, &upload_stream, &bar)?;
-                    off += ti.bytes().len();
-                    out.push(Linear { w, fmt, n: *n, k });
+        let mut mats =
+            |parts: &[(String, usize)], k: usize| -> Result<(Vec<Linear>, Option<Linear>)> {
+                let infos = parts
+                    .iter()
+                    .map(|(name, _)| g.tensor(name))
+                    .collect::<Result<Vec<_>>>()?;
+                let fmt = infos[0].ty();
+                // the kernels want 16-byte aligned matrices: every part must end on a 16-byte boundary
+                let stack = parts.len() > 1
+                    && infos
+                        .iter()
+                        .all(|t| t.ty() == fmt && t.bytes().len() % 16 == 0);
+                let mut out = Vec::with_capacity(parts.len());
+                if stack {
+                    let total: usize = infos.iter().map(|t| t.bytes().len()).sum();
+                    let all = pool.alloc::<u8>(total)?;
+                    let mut off = 0;
+                    for (ti, (_, n)) in infos.iter().zip(parts) {
+                        let mut w = all.view(off, ti.bytes().len())?;
+                        upload_bytes(
+                            &mut w,
+                            ti.bytes(),
+                            &mut staging,
+                            &mut turn,
+                            &upload_stream,
+                            &bar,
+                        )?;
+                        off += ti.bytes().len();
+                        out.push(Linear { w, fmt, n: *n, k });
+                    }
+                    let n = parts.iter().map(|(_, n)| n).sum();
+                    return Ok((out, Some(Linear { w: all, fmt, n, k })));
                 }
-                let n = parts.iter().map(|(_, n)| n).sum();
-                return Ok((out, Some(Linear { w: all, fmt, n, k })));
-            }
-            for (ti, (_, n)) in infos.iter().zip(parts) {
-                let mut w = pool.alloc::<u8>(ti.bytes().len())?;
-                upload_bytes(&mut w, ti.bytes(), &mut staging, &mut turn, &upload_stream, &bar)?;
-                out.push(Linear { w, fmt: ti.ty(), n: *n, k });
-            }
-            Ok((out, None))
-        };
+                for (ti, (_, n)) in infos.iter().zip(parts) {
+                    let mut w = pool.alloc::<u8>(ti.bytes().len())?;
+                    upload_bytes(
+                        &mut w,
+                        ti.bytes(),
+                        &mut staging,
+                        &mut turn,
+                        &upload_stream,
+                        &bar,
+                    )?;
+                    out.push(Linear {
+                        w,
+                        fmt: ti.ty(),
+                        n: *n,
+                        k,
+                    });
+                }
+                Ok((out, None))
+            };
         fn one(
             mats: &mut impl FnMut(&[(String, usize)], usize) -> Result<(Vec<Linear>, Option<Linear>)>,
             name: &str,
@@ -371,7 +393,8 @@ impl GpuBackend {
             k: usize,
         ) -> Result<Linear> {
             let (mut v, _) = mats(&[(name.to_string(), n)], k)?;
-            v.pop().ok_or_else(|| Error::Model(format!("tensor `{name}` not uploaded")))
+            v.pop()
+                .ok_or_else(|| Error::Model(format!("tensor `{name}` not uploaded")))
         }
         let vec32 = |name: &str| -> Result<Buffer<f32>> {
             let v = g.tensor(name)?.dequantize_f32()?;
@@ -405,7 +428,11 @@ impl GpuBackend {
         for l in 0..cfg.n_layers {
             let n = |s: &str| layer_tensor(l, s);
             let (qkv, qkv_fused) = mats(
-                &[(n("attn_q.weight"), qd), (n("attn_k.weight"), kvd), (n("attn_v.weight"), kvd)],
+                &[
+                    (n("attn_q.weight"), qd),
+                    (n("attn_k.weight"), kvd),
+                    (n("attn_v.weight"), kvd),
+                ],
                 d,
             )?;
             let (gu, gu_fused) = mats(&[(n("ffn_gate.weight"), ff), (n("ffn_up.weight"), ff)], d)?;
@@ -638,7 +665,11 @@ impl GpuBackend {
                 Some(f) if t == 1 => {
                     // one GEMV for q, k and v; the outputs are consecutive in one row
                     self.lin(f, &h, 1, None, &s.g)?;
-                    let (mut q, mut k, mut v) = (s.g.view(0, qd)?, s.g.view(qd, kvd)?, s.g.view(qd + kvd, kvd)?);
+                    let (mut q, mut k, mut v) = (
+                        s.g.view(0, qd)?,
+                        s.g.view(qd, kvd)?,
+                        s.g.view(qd + kvd, kvd)?,
+                    );
                     if let Some([bq, bk, bv]) = bias {
                         activation::add_bias(dev, st, &mut q, bq, qd)?;
                         activation::add_bias(dev, st, &mut k, bk, kvd)?;
@@ -652,7 +683,11 @@ impl GpuBackend {
                     self.lin(&l.q, &h, t, bias.map(|b| &b[0]), &s.q)?;
                     self.lin(&l.k, &h, t, bias.map(|b| &b[1]), &s.k)?;
                     self.lin(&l.v, &h, t, bias.map(|b| &b[2]), &s.v)?;
-                    (s.q.view(0, t * qd)?, s.k.view(0, t * kvd)?, s.v.view(0, t * kvd)?)
+                    (
+                        s.q.view(0, t * qd)?,
+                        s.k.view(0, t * kvd)?,
+                        s.v.view(0, t * kvd)?,
+                    )
                 }
             };
             launches += 3;
