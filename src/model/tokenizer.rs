@@ -26,12 +26,12 @@ use crate::error::{Error, Result};
 use crate::gguf::{GgufFile, Value};
 
 /// GGUF / SentencePiece token types (`tokenizer.ggml.token_type`).
-const TYPE_NORMAL: i32 = 1;
-const TYPE_UNKNOWN: i32 = 2;
-const TYPE_CONTROL: i32 = 3;
-const TYPE_USER_DEFINED: i32 = 4;
-const TYPE_UNUSED: i32 = 5;
-const TYPE_BYTE: i32 = 6;
+pub(crate) const TYPE_NORMAL: i32 = 1;
+pub(crate) const TYPE_UNKNOWN: i32 = 2;
+pub(crate) const TYPE_CONTROL: i32 = 3;
+pub(crate) const TYPE_USER_DEFINED: i32 = 4;
+pub(crate) const TYPE_UNUSED: i32 = 5;
+pub(crate) const TYPE_BYTE: i32 = 6;
 
 /// Llama 3's split regex (case-insensitive contractions written out, as llama.cpp does).
 const RE_LLAMA3: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";

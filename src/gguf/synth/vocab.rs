@@ -19,12 +19,11 @@ use super::random::Rng;
 use crate::error::{Error, Result};
 use crate::gguf::{Value, ValueType};
 
-/// GGUF token types.
-const NORMAL: i32 = 1;
-const UNKNOWN: i32 = 2;
-const CONTROL: i32 = 3;
-const UNUSED: i32 = 5;
-const BYTE: i32 = 6;
+/// GGUF token types (the tokenizer's one table).
+use crate::model::tokenizer::{
+    TYPE_BYTE as BYTE, TYPE_CONTROL as CONTROL, TYPE_NORMAL as NORMAL, TYPE_UNKNOWN as UNKNOWN,
+    TYPE_UNUSED as UNUSED,
+};
 
 /// Longest merged piece, in characters.
 const MAX_PIECE_CHARS: usize = 12;
