@@ -2,10 +2,10 @@
 // (dp4a on NVIDIA, sdot4 / sudot4 on AMD), W in its GGUF block format read straight from global
 // memory. Two kernels:
 //
-//  * rf_q8_act (family q8_act): x (batch x cols, f32/f16/bf16) -> per 32 elements d = amax / 127 and
-//    q = rint(x * (127 / amax)) as int8 (xq, batch x cols), and per 16 elements the pair
-//    (d, d * sum q) (xs, float2, batch x cols/16). The CPU reference (ops::quantized::gemv_q8)
-//    does the same f32 operations, so xq and xs are bit-exact.
+//  * rf_q8_act (family q8_act): x (batch x cols, f32/f16/bf16) -> per 16 elements d = amax / 127 and
+//    q = rint(x * (127 / amax)) as int8 (xq, batch x cols) and the pair (d, d * sum q) (xs, float2,
+//    batch x cols/16), by rf_q8_put (prelude_common.h), which the glue kernels call too. The CPU
+//    reference (ops::quantized::gemv_q8) does the same f32 operations, so xq and xs are bit-exact.
 //  * rf_gemv_q8 (family gemv_q8): every block format is cut into lane units (rf_w8<F>): a unit is
 //    NS segments of 16 consecutive elements whose weights are a * code + b with one (a, b) per
 //    segment and integer codes that fit a signed byte. A segment against x costs four dp4a:
@@ -15,13 +15,13 @@
 //    B right-hand sides per thread, and reduce through shuffles and shared memory.
 
 // N little-endian words at p, whose alignment is known to be at least A bytes. Below 4 the words
-// come from aligned loads joined by funnel shifts (never touching a word past the one that holds
-// the last byte wanted).
+// come from aligned loads joined by funnel shifts; the aligned word holding the last byte wanted
+// is read byte by byte when it would reach past `end` (the end of the matrix).
 RF_DEVICE uint32_t rf_funnel(uint32_t lo, uint32_t hi, uint32_t sh) {
     return (uint32_t)((((unsigned long long)hi << 32) | (unsigned long long)lo) >> sh);
 }
 template <int N, int A>
-RF_DEVICE void rf_ldw(const uint8_t* p, uint32_t* w) {
+RF_DEVICE void rf_ldw(const uint8_t* p, uint32_t* w, const uint8_t* end) {
     if constexpr (A >= 16 && N % 4 == 0) {
 #pragma unroll
         for (int i = 0; i < N / 4; ++i) {
@@ -38,7 +38,15 @@ RF_DEVICE void rf_ldw(const uint8_t* p, uint32_t* w) {
         uint32_t r[N + 1];
 #pragma unroll
         for (int i = 0; i < N; ++i) r[i] = b[i];
-        r[N] = sh ? b[N] : 0u;
+        r[N] = 0u;
+        if (sh) {
+            const uint8_t* t = (const uint8_t*)(b + N);
+            if (t + 4 <= end) {
+                r[N] = b[N];
+            } else {
+                for (int i = 0; i < 4 && t + i < end; ++i) r[N] |= (uint32_t)t[i] << (8 * i);
+            }
+        }
 #pragma unroll
         for (int i = 0; i < N; ++i) w[i] = rf_funnel(r[i], r[i + 1], sh);
     }
@@ -60,9 +68,9 @@ template <int UPB_, int NS_> struct rf_w8_geom {
 };
 template <> struct rf_w8<rf_fmt_q4_0> : rf_w8_geom<1, 2> {
     RF_DEVICE static int elem(int, int s) { return 16 * s; }
-    RF_DEVICE static void unit(const uint8_t* blk, int, uint32_t (*c)[4], float* a, float* b) {
+    RF_DEVICE static void unit(const uint8_t* blk, int, uint32_t (*c)[4], float* a, float* b, const uint8_t* end) {
         uint32_t w[4];
-        rf_ldw<4, rf_fmt_q4_0::AQ>(blk + rf_off_block_q4_0_qs, w);
+        rf_ldw<4, rf_fmt_q4_0::AQ>(blk + rf_off_block_q4_0_qs, w, end);
         const float d = rf_ldh(blk + rf_off_block_q4_0_d);
 #pragma unroll
         for (int i = 0; i < 4; ++i) { c[0][i] = w[i] & 0x0F0F0F0Fu; c[1][i] = (w[i] >> 4) & 0x0F0F0F0Fu; }
@@ -72,9 +80,9 @@ template <> struct rf_w8<rf_fmt_q4_0> : rf_w8_geom<1, 2> {
 };
 template <> struct rf_w8<rf_fmt_q4_1> : rf_w8_geom<1, 2> {
     RF_DEVICE static int elem(int, int s) { return 16 * s; }
-    RF_DEVICE static void unit(const uint8_t* blk, int, uint32_t (*c)[4], float* a, float* b) {
+    RF_DEVICE static void unit(const uint8_t* blk, int, uint32_t (*c)[4], float* a, float* b, const uint8_t* end) {
         uint32_t w[4];
-        rf_ldw<4, rf_fmt_q4_1::AQ>(blk + rf_off_block_q4_1_qs, w);
+        rf_ldw<4, rf_fmt_q4_1::AQ>(blk + rf_off_block_q4_1_qs, w, end);
         const float d = rf_ldh(blk + rf_off_block_q4_1_d), m = rf_ldh(blk + rf_off_block_q4_1_m);
 #pragma unroll
         for (int i = 0; i < 4; ++i) { c[0][i] = w[i] & 0x0F0F0F0Fu; c[1][i] = (w[i] >> 4) & 0x0F0F0F0Fu; }
@@ -84,10 +92,10 @@ template <> struct rf_w8<rf_fmt_q4_1> : rf_w8_geom<1, 2> {
 };
 // 5-bit codes: nibble of qs[j] plus bit j (low segment) or 16 + j (high segment) of qh.
 template <typename FMT, int OQS, int OQH>
-RF_DEVICE void rf_w8_q5(const uint8_t* blk, uint32_t (*c)[4]) {
+RF_DEVICE void rf_w8_q5(const uint8_t* blk, uint32_t (*c)[4], const uint8_t* end) {
     uint32_t w[4], h[1];
-    rf_ldw<4, FMT::AQ>(blk + OQS, w);
-    rf_ldw<1, FMT::AH>(blk + OQH, h);
+    rf_ldw<4, FMT::AQ>(blk + OQS, w, end);
+    rf_ldw<1, FMT::AH>(blk + OQH, h, end);
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
         c[0][i] = (w[i] & 0x0F0F0F0Fu) | (rf_spread4(h[0] >> (4 * i)) << 4);
@@ -96,8 +104,8 @@ RF_DEVICE void rf_w8_q5(const uint8_t* blk, uint32_t (*c)[4]) {
 }
 template <> struct rf_w8<rf_fmt_q5_0> : rf_w8_geom<1, 2> {
     RF_DEVICE static int elem(int, int s) { return 16 * s; }
-    RF_DEVICE static void unit(const uint8_t* blk, int, uint32_t (*c)[4], float* a, float* b) {
-        rf_w8_q5<rf_fmt_q5_0, rf_off_block_q5_0_qs, rf_off_block_q5_0_qh>(blk, c);
+    RF_DEVICE static void unit(const uint8_t* blk, int, uint32_t (*c)[4], float* a, float* b, const uint8_t* end) {
+        rf_w8_q5<rf_fmt_q5_0, rf_off_block_q5_0_qs, rf_off_block_q5_0_qh>(blk, c, end);
         const float d = rf_ldh(blk + rf_off_block_q5_0_d);
         a[0] = a[1] = d;
         b[0] = b[1] = -16.0f * d;
@@ -105,17 +113,17 @@ template <> struct rf_w8<rf_fmt_q5_0> : rf_w8_geom<1, 2> {
 };
 template <> struct rf_w8<rf_fmt_q5_1> : rf_w8_geom<1, 2> {
     RF_DEVICE static int elem(int, int s) { return 16 * s; }
-    RF_DEVICE static void unit(const uint8_t* blk, int, uint32_t (*c)[4], float* a, float* b) {
-        rf_w8_q5<rf_fmt_q5_1, rf_off_block_q5_1_qs, rf_off_block_q5_1_qh>(blk, c);
+    RF_DEVICE static void unit(const uint8_t* blk, int, uint32_t (*c)[4], float* a, float* b, const uint8_t* end) {
+        rf_w8_q5<rf_fmt_q5_1, rf_off_block_q5_1_qs, rf_off_block_q5_1_qh>(blk, c, end);
         a[0] = a[1] = rf_ldh(blk + rf_off_block_q5_1_d);
         b[0] = b[1] = rf_ldh(blk + rf_off_block_q5_1_m);
     }
 };
 template <> struct rf_w8<rf_fmt_q8_0> : rf_w8_geom<1, 2> {
     RF_DEVICE static int elem(int, int s) { return 16 * s; }
-    RF_DEVICE static void unit(const uint8_t* blk, int, uint32_t (*c)[4], float* a, float* b) {
+    RF_DEVICE static void unit(const uint8_t* blk, int, uint32_t (*c)[4], float* a, float* b, const uint8_t* end) {
         uint32_t w[8];
-        rf_ldw<8, rf_fmt_q8_0::AQ>(blk + rf_off_block_q8_0_qs, w);
+        rf_ldw<8, rf_fmt_q8_0::AQ>(blk + rf_off_block_q8_0_qs, w, end);
 #pragma unroll
         for (int i = 0; i < 4; ++i) { c[0][i] = w[i]; c[1][i] = w[4 + i]; }
         a[0] = a[1] = rf_ldh(blk + rf_off_block_q8_0_d);
@@ -135,9 +143,9 @@ RF_DEVICE uint32_t rf_e2m1_bytes(uint32_t v) {
 }
 template <> struct rf_w8<rf_fmt_mxfp4> : rf_w8_geom<1, 2> {
     RF_DEVICE static int elem(int, int s) { return 16 * s; }
-    RF_DEVICE static void unit(const uint8_t* blk, int, uint32_t (*c)[4], float* a, float* b) {
+    RF_DEVICE static void unit(const uint8_t* blk, int, uint32_t (*c)[4], float* a, float* b, const uint8_t* end) {
         uint32_t w[4];
-        rf_ldw<4, rf_fmt_mxfp4::AQ>(blk + rf_off_block_mxfp4_qs, w);
+        rf_ldw<4, rf_fmt_mxfp4::AQ>(blk + rf_off_block_mxfp4_qs, w, end);
 #pragma unroll
         for (int i = 0; i < 4; ++i) { c[0][i] = rf_e2m1_bytes(w[i]); c[1][i] = rf_e2m1_bytes(w[i] >> 4); }
         a[0] = a[1] = rf_e8m0_half(blk[rf_off_block_mxfp4_e]);
@@ -173,10 +181,10 @@ RF_DEVICE void rf_w8_k45_scales(const uint8_t* blk, int p, float* a, float* b) {
 }
 template <> struct rf_w8<rf_fmt_q4_K> : rf_w8_geom<8, 2> {
     RF_DEVICE static int elem(int u, int s) { return 64 * (u >> 1) + 32 * s + 16 * (u & 1); }
-    RF_DEVICE static void unit(const uint8_t* blk, int u, uint32_t (*c)[4], float* a, float* b) {
+    RF_DEVICE static void unit(const uint8_t* blk, int u, uint32_t (*c)[4], float* a, float* b, const uint8_t* end) {
         const int p = u >> 1, h = u & 1;
         uint32_t w[4];
-        rf_ldw<4, rf_fmt_q4_K::AQ>(blk + rf_off_block_q4_K_qs + 32 * p + 16 * h, w);
+        rf_ldw<4, rf_fmt_q4_K::AQ>(blk + rf_off_block_q4_K_qs + 32 * p + 16 * h, w, end);
 #pragma unroll
         for (int i = 0; i < 4; ++i) { c[0][i] = w[i] & 0x0F0F0F0Fu; c[1][i] = (w[i] >> 4) & 0x0F0F0F0Fu; }
         rf_w8_k45_scales<rf_fmt_q4_K, rf_off_block_q4_K_d, rf_off_block_q4_K_dmin, rf_off_block_q4_K_scales>(blk, p, a, b);
@@ -184,11 +192,11 @@ template <> struct rf_w8<rf_fmt_q4_K> : rf_w8_geom<8, 2> {
 };
 template <> struct rf_w8<rf_fmt_q5_K> : rf_w8_geom<8, 2> {
     RF_DEVICE static int elem(int u, int s) { return 64 * (u >> 1) + 32 * s + 16 * (u & 1); }
-    RF_DEVICE static void unit(const uint8_t* blk, int u, uint32_t (*c)[4], float* a, float* b) {
+    RF_DEVICE static void unit(const uint8_t* blk, int u, uint32_t (*c)[4], float* a, float* b, const uint8_t* end) {
         const int p = u >> 1, h = u & 1;
         uint32_t w[4], q[4];
-        rf_ldw<4, rf_fmt_q5_K::AQ>(blk + rf_off_block_q5_K_qs + 32 * p + 16 * h, w);
-        rf_ldw<4, rf_fmt_q5_K::AH>(blk + rf_off_block_q5_K_qh + 16 * h, q);  // bit e / 32 of qh[e % 32]
+        rf_ldw<4, rf_fmt_q5_K::AQ>(blk + rf_off_block_q5_K_qs + 32 * p + 16 * h, w, end);
+        rf_ldw<4, rf_fmt_q5_K::AH>(blk + rf_off_block_q5_K_qh + 16 * h, q, end);  // bit e / 32 of qh[e % 32]
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
             c[0][i] = (w[i] & 0x0F0F0F0Fu) | (((q[i] >> (2 * p)) & 0x01010101u) << 4);
@@ -202,11 +210,11 @@ template <> struct rf_w8<rf_fmt_q5_K> : rf_w8_geom<8, 2> {
 // at bit 2(j / 2) and 2(j / 2) + 4. Codes are 6-bit minus 32.
 template <> struct rf_w8<rf_fmt_q6_K> : rf_w8_geom<8, 2> {
     RF_DEVICE static int elem(int u, int s) { return 128 * (u >> 2) + 64 * s + 16 * (u & 3); }
-    RF_DEVICE static void unit(const uint8_t* blk, int u, uint32_t (*c)[4], float* a, float* b) {
+    RF_DEVICE static void unit(const uint8_t* blk, int u, uint32_t (*c)[4], float* a, float* b, const uint8_t* end) {
         const int H = u >> 2, j = u & 3;
         uint32_t l[4], q[4];
-        rf_ldw<4, rf_fmt_q6_K::AL>(blk + rf_off_block_q6_K_ql + 64 * H + 16 * j, l);
-        rf_ldw<4, rf_fmt_q6_K::AH>(blk + rf_off_block_q6_K_qh + 32 * H + 16 * (j & 1), q);
+        rf_ldw<4, rf_fmt_q6_K::AL>(blk + rf_off_block_q6_K_ql + 64 * H + 16 * j, l, end);
+        rf_ldw<4, rf_fmt_q6_K::AH>(blk + rf_off_block_q6_K_qh + 32 * H + 16 * (j & 1), q, end);
         const int hs = 2 * (j >> 1);
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
@@ -224,11 +232,11 @@ template <> struct rf_w8<rf_fmt_q6_K> : rf_w8_geom<8, 2> {
 // of byte k is element 128n + 32s + 16q + k, in scale group 8n + 2s + q.
 template <> struct rf_w8<rf_fmt_q2_K> : rf_w8_geom<4, 4> {
     RF_DEVICE static int elem(int u, int s) { return 128 * (u >> 1) + 32 * s + 16 * (u & 1); }
-    RF_DEVICE static void unit(const uint8_t* blk, int u, uint32_t (*c)[4], float* a, float* b) {
+    RF_DEVICE static void unit(const uint8_t* blk, int u, uint32_t (*c)[4], float* a, float* b, const uint8_t* end) {
         const int n = u >> 1, q = u & 1;
         uint32_t w[4], sw[2];
-        rf_ldw<4, rf_fmt_q2_K::AQ>(blk + rf_off_block_q2_K_qs + 32 * n + 16 * q, w);
-        rf_ldw<2, rf_qmin(rf_qalign(rf_fmt_q2_K::BYTES), rf_qalign(rf_off_block_q2_K_scales))>(blk + rf_off_block_q2_K_scales + 8 * n, sw);
+        rf_ldw<4, rf_fmt_q2_K::AQ>(blk + rf_off_block_q2_K_qs + 32 * n + 16 * q, w, end);
+        rf_ldw<2, rf_qmin(rf_qalign(rf_fmt_q2_K::BYTES), rf_qalign(rf_off_block_q2_K_scales))>(blk + rf_off_block_q2_K_scales + 8 * n, sw, end);
         const float d = rf_ldh(blk + rf_off_block_q2_K_d), dmin = rf_ldh(blk + rf_off_block_q2_K_dmin);
 #pragma unroll
         for (int s = 0; s < 4; ++s) {
@@ -242,12 +250,12 @@ template <> struct rf_w8<rf_fmt_q2_K> : rf_w8_geom<4, 4> {
 };
 template <> struct rf_w8<rf_fmt_q3_K> : rf_w8_geom<4, 4> {
     RF_DEVICE static int elem(int u, int s) { return 128 * (u >> 1) + 32 * s + 16 * (u & 1); }
-    RF_DEVICE static void unit(const uint8_t* blk, int u, uint32_t (*c)[4], float* a, float* b) {
+    RF_DEVICE static void unit(const uint8_t* blk, int u, uint32_t (*c)[4], float* a, float* b, const uint8_t* end) {
         const int n = u >> 1, q = u & 1;
         uint32_t w[4], hm[4], sw[3];
-        rf_ldw<4, rf_fmt_q3_K::AQ>(blk + rf_off_block_q3_K_qs + 32 * n + 16 * q, w);
-        rf_ldw<4, rf_fmt_q3_K::AH>(blk + rf_off_block_q3_K_hmask + 16 * q, hm);  // bit e / 32 of hmask[e % 32]
-        rf_ldw<3, rf_qmin(rf_qalign(rf_fmt_q3_K::BYTES), rf_qalign(rf_off_block_q3_K_scales))>(blk + rf_off_block_q3_K_scales, sw);
+        rf_ldw<4, rf_fmt_q3_K::AQ>(blk + rf_off_block_q3_K_qs + 32 * n + 16 * q, w, end);
+        rf_ldw<4, rf_fmt_q3_K::AH>(blk + rf_off_block_q3_K_hmask + 16 * q, hm, end);  // bit e / 32 of hmask[e % 32]
+        rf_ldw<3, rf_qmin(rf_qalign(rf_fmt_q3_K::BYTES), rf_qalign(rf_off_block_q3_K_scales))>(blk + rf_off_block_q3_K_scales, sw, end);
         const float d = rf_ldh(blk + rf_off_block_q3_K_d);
 #pragma unroll
         for (int s = 0; s < 4; ++s) {
@@ -283,6 +291,7 @@ RF_DEVICE void rf_gemv_q8(const uint8_t* RF_RESTRICT w, const int8_t* RF_RESTRIC
     const int nb = cols / F::QK;
     const int nu = nb * W::UPB;
     const long long row_bytes = (long long)nb * F::BYTES;
+    const uint8_t* end = w + (long long)rows * row_bytes;
     const int row0 = blockIdx.x * R;
     const uint8_t* wr[R];
 #pragma unroll
@@ -307,7 +316,7 @@ RF_DEVICE void rf_gemv_q8(const uint8_t* RF_RESTRICT w, const int8_t* RF_RESTRIC
         for (int r = 0; r < R; ++r) {
             uint32_t c[NS][4];
             float a[NS], bo[NS];
-            W::unit(wr[r] + (long long)blk * F::BYTES, u, c, a, bo);
+            W::unit(wr[r] + (long long)blk * F::BYTES, u, c, a, bo, end);
 #pragma unroll
             for (int s = 0; s < NS; ++s) {
                 const int el = blk * F::QK + W::elem(u, s);

@@ -1,12 +1,12 @@
-//! Decode GEMV on 8-bit activations: `y = W · x` with `x` first quantized to int8 per 32 elements
+//! Decode GEMV on 8-bit activations: `y = W · x` with `x` first quantized to int8 per 16 elements
 //! ([`quantize_x`], family `q8_act`) and `W` in its GGUF block format, multiplied with integer dot
 //! products (dp4a on NVIDIA, `sdot4`/`sudot4` on AMD) — four instructions per 16 weights instead of
 //! a float decode and sixteen FMAs, so that the kernel stays at the memory roofline where the
 //! float GEMV ([`super::gemv`]) is bound by instruction issue. `templates/gemv_q8.hip` explains the
 //! lane units each format is cut into.
 //!
-//! Quantized x (`Q8Act` bytes, see [`act_bytes`]): `batch × cols` int8 codes, then per 16 elements
-//! the f32 pair (d, d·Σq) with d = amax/127 of the element's 32-block. The CPU reference
+//! Quantized x (see [`act_bytes`]): `batch × cols` int8 codes, then per 16 elements the f32 pair
+//! (d, d·Σq) with d = amax/127 of those 16 elements. The CPU reference
 //! [`quantize_x_ref`] gives the same bytes (same f32 operations, round half to even).
 
 use super::{check_matrix, preamble};
@@ -35,7 +35,7 @@ pub const DTYPES: &[&str] = &["f32", "f16"];
 /// The integer-dot GEMV family: (format, y dtype, compiled batch, rows per block, waves).
 pub static FAMILY: Family = Family {
     name: "gemv_q8",
-    doc: "y = W x with x quantized to int8 per 32 (q8_act) and W in a GGUF format; integer dot products",
+    doc: "y = W x with x quantized to int8 per 16 (q8_act) and W in a GGUF format; integer dot products",
     body: "gemv_q8.hip",
     instance: "gemv_q8.inst",
     params: &[
@@ -59,7 +59,7 @@ pub static FAMILY: Family = Family {
 /// The activation quantizer: x (f32/f16/bf16) → int8 codes and per-16 (d, d·Σq).
 pub static ACT_FAMILY: Family = Family {
     name: "q8_act",
-    doc: "x -> int8 per 32 elements (d = amax/127) with per-16 (d, d*sum q), the input of gemv_q8",
+    doc: "x -> int8 per 16 elements (d = amax/127) with (d, d*sum q), the input of gemv_q8",
     body: "gemv_q8.hip",
     instance: "q8_act.inst",
     params: &[ParamDef {
@@ -82,8 +82,8 @@ pub struct GemvQ8Config {
 }
 
 impl GemvQ8Config {
-    /// The default for a call: a tuned entry where the database has one, else 2 rows per block at
-    /// batch ≤ 2 and 1 row above (fewer accumulators, more blocks).
+    /// The default for a call: a tuned entry where the database has one, else the most rows per
+    /// block the batch allows (4 at batch ≤ 2, 2 at ≤ 4, 1 above: the H200 sweep in docs/PERF.md).
     pub fn default_for(ty: QuantType, dtype: &str, batch: usize, target: &Target) -> GemvQ8Config {
         let cands = Self::candidates(batch);
         if let Some(rows) = crate::jit::tunedb::gemv_q8_rows(target, ty.name(), dtype, batch)
@@ -92,7 +92,11 @@ impl GemvQ8Config {
             return GemvQ8Config { rows, waves: 4 };
         }
         GemvQ8Config {
-            rows: if batch <= 2 { 2 } else { 1 },
+            rows: match batch {
+                0..=2 => 4,
+                3..=4 => 2,
+                _ => 1,
+            },
             waves: 4,
         }
     }
@@ -313,17 +317,15 @@ pub fn quantize_x_ref(x: &[f32], batch: usize, cols: usize) -> Result<(Vec<i8>, 
     }
     let mut q = vec![0i8; batch * cols];
     let mut s = vec![[0f32; 2]; batch * cols / 16];
-    for (bi, (xb, qb)) in x.chunks_exact(32).zip(q.chunks_exact_mut(32)).enumerate() {
+    for ((xb, qb), sb) in x.chunks_exact(16).zip(q.chunks_exact_mut(16)).zip(&mut s) {
         let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
         let d = amax / 127.0;
         let id = if amax > 0.0 { 127.0 / amax } else { 0.0 };
         for (o, v) in qb.iter_mut().zip(xb) {
             *o = (v * id).round_ties_even() as i8;
         }
-        for h in 0..2 {
-            let sum: i32 = qb[16 * h..16 * h + 16].iter().map(|&v| v as i32).sum();
-            s[2 * bi + h] = [d, d * sum as f32];
-        }
+        let sum: i32 = qb.iter().map(|&v| v as i32).sum();
+        *sb = [d, d * sum as f32];
     }
     Ok((q, s))
 }
