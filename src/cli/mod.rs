@@ -266,6 +266,7 @@ pub fn run() -> Result<i32> {
                     // every running sequence's decode token fits in one step
                     max_batch_tokens: model.batch.max(max_seqs),
                     verbose,
+                    early: model.early(),
                     ..Default::default()
                 },
                 model: model.model,
