@@ -259,3 +259,22 @@ fn a_deferred_compile_lands_through_the_jit() {
         );
     }
 }
+
+#[test]
+fn held_landings_are_not_handed_out() {
+    let d = Deferred::default();
+    let (s, fb) = mma_and_simt();
+    d.register("sm_90", &s, &fb).unwrap();
+    d.hold(true);
+    d.land("sm_90", s.uri(), Ok(vec![5]));
+    assert!(d.take_ready("sm_90").is_empty(), "held");
+    assert_eq!(d.fallback("sm_90", &s).as_ref(), Some(&fb));
+    let g = d.generation();
+    d.hold(false);
+    assert!(
+        d.generation() > g,
+        "releasing makes graph holders look again"
+    );
+    assert_eq!(d.take_ready("sm_90").len(), 1);
+    assert_eq!(d.fallback("sm_90", &s), None);
+}

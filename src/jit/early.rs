@@ -56,6 +56,8 @@ pub struct Deferred {
     slots: Mutex<HashMap<Key, Slot>>,
     landed: Condvar,
     generation: AtomicU64,
+    /// While set, landed instances are not handed out ([`Deferred::hold`]).
+    held: std::sync::atomic::AtomicBool,
 }
 
 impl Deferred {
@@ -137,9 +139,23 @@ impl Deferred {
         }
     }
 
+    /// Keep the stand-ins in use even after their instances land (`true`), or let the landed
+    /// instances be taken again (`false`): tests and measurements of serving on stand-ins.
+    pub fn hold(&self, on: bool) {
+        self.held.store(on, Ordering::Release);
+        if !on {
+            // holders of captured launches look at the generation: make them look again
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
     /// Every landed code object for `target` not taken yet, as (URI, code object); they count as
     /// taken from here (the caller loads them, or reports a failure with [`Deferred::fail`]).
+    /// Nothing while held.
     pub fn take_ready(&self, target: &str) -> Vec<(String, Vec<u8>)> {
+        if self.held.load(Ordering::Acquire) {
+            return Vec::new();
+        }
         let Ok(mut m) = self.slots.lock() else {
             return Vec::new();
         };

@@ -551,16 +551,18 @@ impl GpuBackend {
     fn refresh_graphs(&mut self) {
         let g = Jit::global().generation();
         if g != self.jit_generation {
-            let loaded = Jit::global().adopt(&self.dev);
-            tracing::debug!(
-                graphs = self.graphs.len(),
-                generation = g,
-                loaded,
-                "specialized kernels landed; recapturing"
-            );
-            self.graphs.clear();
-            self.seen.clear();
             self.jit_generation = g;
+            let loaded = Jit::global().adopt(&self.dev);
+            if loaded > 0 {
+                tracing::debug!(
+                    graphs = self.graphs.len(),
+                    generation = g,
+                    loaded,
+                    "specialized kernels landed; recapturing"
+                );
+                self.graphs.clear();
+                self.seen.clear();
+            }
         }
     }
 
