@@ -65,9 +65,9 @@ finally:
 EOF
 }
 
-median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) {print "-"; exit} m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.0f %.0f %.0f", m, a[1], a[NR]}'; }
+median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) {print "- - -"; exit} m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.0f %.0f %.0f\n", m, a[1], a[NR]}'; }
 
-printf "%-36s %-6s %-22s %9s %9s %9s\n" model what mode median_ms min_ms max_ms
+printf "%-36s %-6s %-24s %9s %9s %9s\n" model what mode median_ms min_ms max_ms
 for m in "${MODELS[@]}"; do
   [ -f "$m" ] || { echo "ttft.sh: $m missing" >&2; continue; }
   kinds=(run); [ "$SERVE" = 1 ] && kinds+=(serve)
@@ -76,8 +76,8 @@ for m in "${MODELS[@]}"; do
       flag=""; [ "$mode" = full ] && flag="--no-early-serve"
       vals=()
       for _ in $(seq "$REPS"); do vals+=("$("ttft_$k" "$m" "$flag")"); done
-      read -r med lo hi < <(printf "%s\n" "${vals[@]}" | median)
-      printf "%-36s %-6s %-22s %9s %9s %9s\n" "$(basename "$m" .gguf)" "$k" \
+      read -r med lo hi < <(printf "%s\n" "${vals[@]}" | grep . | median)
+      printf "%-36s %-6s %-24s %9s %9s %9s\n" "$(basename "$m" .gguf)" "$k" \
         "$([ $mode = early ] && echo serving-while-compiling || echo compile-all-first)" "$med" "$lo" "$hi"
     done
   done
