@@ -39,13 +39,16 @@ pub fn group_size(n: usize) -> usize {
         .clamp(1, GROUP)
 }
 
+/// A deferred instance and the stand-in that runs until it lands.
+pub type Deferral = (KernelSpec, KernelSpec);
+
 /// Split `specs` into the set compiled now and the (instance, stand-in) pairs deferred: an instance
 /// is deferred when it has a stand-in and `cached` says its code object is not at hand.
 pub fn split(
     specs: &[KernelSpec],
     target: &Target,
     cached: impl Fn(&KernelSpec) -> bool,
-) -> Result<(Vec<KernelSpec>, Vec<(KernelSpec, KernelSpec)>)> {
+) -> Result<(Vec<KernelSpec>, Vec<Deferral>)> {
     let mut now: Vec<KernelSpec> = Vec::new();
     let mut later = Vec::new();
     for s in specs {
