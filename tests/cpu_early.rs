@@ -164,23 +164,14 @@ fn stand_ins_are_the_same_op_on_the_portable_path() {
                     "gemv" => {
                         same("format");
                         same("dtype");
-                        if fb.family().name == "gemv" {
-                            same("batch");
-                        } else {
-                            assert_eq!(s.int("batch"), 1, "gemv_wave stands in at batch 1");
-                        }
-                    }
-                    "attn_prefill" => {
-                        for k in ["head_dim", "dtype", "causal"] {
-                            same(k);
-                        }
-                        assert_eq!(fb.str("path"), "scalar");
+                        assert_eq!(fb.family().name, "gemv_wave");
+                        assert_eq!(s.int("batch"), 1, "gemv_wave stands in at batch 1");
                     }
                     f => panic!("unexpected stand-in for family {f}"),
                 }
             }
-            // every plan has at least the prefill GEMM and attention on a matrix path
-            assert!(with >= 2, "{file} on {t}: {with} instances with a stand-in");
+            // every plan has its prefill GEMM on a matrix path
+            assert!(with >= 1, "{file} on {t}: {with} instances with a stand-in");
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Serving while compiling on the GPU: SmolLM2 loaded with an empty kernel cache answers on the
-//! stand-ins (SIMT qgemm, scalar prefill, SIMT gemv) while the specialized instances compile in the
+//! stand-ins (the SIMT qgemm for its four mma tiles per format) while the specialized instances compile in the
 //! background; the answer matches the CPU backend; once the specialized instances land, the
 //! backend swaps them in (graphs captured again) and the answer still matches the CPU and the
 //! first answer. Model: .model/ (ROCMFORGE_MODEL_DIR).
@@ -137,7 +137,7 @@ fn answers_on_stand_ins_then_swaps_in_the_specialized_kernels() {
     assert_eq!(st.kernels_deferred, deferred.len(), "{st:?}");
     assert!(
         st.kernels_deferred >= 3,
-        "qgemm, prefill and gemv on matrix paths: {st:?}"
+        "qgemm mma tiles of each format: {st:?}"
     );
     assert_eq!(st.kernels_cached, 0, "the cache was empty");
     for s in &deferred {

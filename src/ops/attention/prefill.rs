@@ -216,24 +216,7 @@ pub fn prefill<T: Element>(
     let l = cache.layout;
     check_shapes("attn_prefill", q, out, &l, cache.nseq(), batch, hq, p)?;
     let t = dev.target();
-    let path = match path {
-        Some(p) => p,
-        // the native instance may still be compiling in the background: the scalar one runs
-        None => {
-            let native = native_path(t);
-            match spec(l.head_dim, T::DTYPE, p.causal, native, t.wave_size)
-                .ok()
-                .and_then(|s| Jit::global().substitute(t, &s))
-            {
-                Some(fb) => PATHS
-                    .iter()
-                    .copied()
-                    .find(|&q| q == fb.str("path"))
-                    .unwrap_or(native),
-                None => native,
-            }
-        }
-    };
+    let path = path.unwrap_or_else(|| native_path(t));
     if !path_applies(path, t) {
         return Err(Error::op(
             "attn_prefill",
