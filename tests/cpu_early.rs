@@ -36,6 +36,8 @@ fn pending_instances_stand_in_until_taken() {
     let t = "sm_90";
     assert_eq!(d.fallback(t, &s), None, "not deferred: no stand-in");
     d.register(t, &s, &fb).unwrap();
+    assert_eq!(d.pending_for(t), 1);
+    assert_eq!(d.pending_for("sm_80"), 0);
     assert_eq!(d.fallback(t, &s).as_ref(), Some(&fb));
     assert_eq!(
         d.fallback("sm_80", &s),
@@ -46,6 +48,7 @@ fn pending_instances_stand_in_until_taken() {
     assert_eq!(d.status().pending, 1);
     d.land(t, s.uri(), Ok(vec![1, 2, 3]));
     assert_eq!(d.generation(), 1, "a landing moves the generation");
+    assert_eq!(d.pending_for(t), 0);
     // landed but not loaded: the stand-in stays until someone takes it (between steps)
     assert_eq!(d.fallback(t, &s).as_ref(), Some(&fb));
     let taken = d.take_ready(t);

@@ -214,6 +214,18 @@ impl Deferred {
         }
     }
 
+    /// Deferred instances for `target` still compiling.
+    pub fn pending_for(&self, target: &str) -> usize {
+        self.slots
+            .lock()
+            .map(|m| {
+                m.iter()
+                    .filter(|((t, _), s)| t == target && matches!(s.state, SlotState::Pending))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
     /// Bumped by every landing: launches captured before a change must be captured again.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)

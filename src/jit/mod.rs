@@ -287,12 +287,16 @@ impl Jit {
         self.deferred.fallback(&target.full_name(), spec)
     }
 
-    /// Load the deferred instances that landed for `dev`'s target into the memory cache (call it
-    /// between steps: ops switch from a stand-in to its instance only once it is loaded, so no
-    /// module is loaded inside a graph capture). Returns how many were loaded; one that fails to
-    /// load keeps its stand-in.
+    /// Load the deferred instances that landed for `dev`'s target into the memory cache, once none
+    /// is pending any more (so that holders of captured graphs capture again once, not after every
+    /// landing). Call it between steps: ops switch from a stand-in to its instance only once it is
+    /// loaded, so no module is loaded inside a graph capture. Returns how many were loaded; one
+    /// that fails to load keeps its stand-in.
     pub fn adopt(&self, dev: &Device) -> usize {
         let full = dev.target().full_name();
+        if self.deferred.pending_for(&full) > 0 {
+            return 0;
+        }
         let mut n = 0;
         for (uri, image) in self.deferred.take_ready(&full) {
             match dev

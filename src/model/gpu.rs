@@ -545,9 +545,9 @@ impl GpuBackend {
         })
     }
 
-    /// Drop the captured graphs when specialized instances landed since they were captured (they
-    /// hold the stand-ins): the next step of a shape runs eagerly and loads the new kernels, the
-    /// one after captures again.
+    /// When the JIT's generation moved, load the specialized instances that landed (all at once,
+    /// when none is pending) and drop the captured graphs, which hold their stand-ins: the next
+    /// step of a shape runs eagerly, the one after captures again.
     fn refresh_graphs(&mut self) {
         let g = Jit::global().generation();
         if g != self.jit_generation {
