@@ -333,13 +333,11 @@ pub fn bench(
             model.load_stats.kernels_cached,
             model.engine.memory()
         );
-        if verbose && model.load_stats.kernels > 0 {
-            println!("{}", model.load_stats.warmup_line());
-            if model.load_stats.kernels_deferred > 0 {
-                println!(
-                    "waited {deferred_wait_ms:.0} ms for the deferred specialized kernels before measuring"
-                );
-            }
+        // (-v: the load printed its warm-up report on stderr)
+        if verbose && model.load_stats.kernels_deferred > 0 {
+            eprintln!(
+                "waited {deferred_wait_ms:.0} ms for the deferred specialized kernels before measuring"
+            );
         }
         println!("| model | backend | test | t/s |");
         println!("| --- | --- | --- | --- |");

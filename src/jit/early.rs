@@ -2,12 +2,13 @@
 //! a fallback instance of the same op (same arguments and semantics, a launch shape the op derives
 //! from the fallback's own parameters) that compiles fast.
 //!
-//! An op that picks its default instance asks [`Deferred::fallback`] first: while the instance is
-//! pending (or its background compile failed) it gets the fallback and launches that. A landed
-//! instance is taken from here by the next lookup ([`Deferred::take_or_wait`]); every landing bumps
-//! the [`Deferred::generation`], which tells holders of captured launches (CUDA graphs) to capture
-//! again. Nothing here compiles: the caller injects the results ([`Deferred::land`]), so the state
-//! machine is tested without a compiler.
+//! An op that picks its default instance asks [`Deferred::fallback`] first: until the instance has
+//! landed and been taken (or when its background compile failed) it gets the stand-in and launches
+//! that. Every landing bumps the [`Deferred::generation`]; the holder of captured launches (the GPU
+//! backend's graphs) then takes the landed code objects between steps ([`Deferred::take_ready`],
+//! through `Jit::adopt`), loads them and captures again. A direct lookup of a deferred instance
+//! waits for it ([`Deferred::take_or_wait`]). Nothing here compiles: the caller injects the results
+//! ([`Deferred::land`]), so the state machine is tested without a compiler.
 
 use super::KernelSpec;
 use crate::error::{Error, Result};
