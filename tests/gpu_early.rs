@@ -8,6 +8,7 @@ mod common;
 
 use common::hf::cosine;
 use rocmforge::gguf::GgufFile;
+use rocmforge::jit::early::SlotState;
 use rocmforge::jit::{Jit, KernelSpec};
 use rocmforge::model::config::ModelConfig;
 use rocmforge::model::engine::{Engine, EngineLimits, StepInput, Want};
@@ -164,7 +165,13 @@ fn answers_on_stand_ins_then_swaps_in_the_specialized_kernels() {
             jit.substitute(&target, s).is_none(),
             "{s}: the specialized instance runs"
         );
-        assert!(jit.lookup(&dev, s).is_some(), "{s}: loaded");
+        assert!(
+            matches!(
+                jit.deferred().state(&target.full_name(), s.uri()),
+                Some(SlotState::Taken)
+            ),
+            "{s}: loaded by the backend"
+        );
     }
     let k = gpu.counters();
     assert!(
