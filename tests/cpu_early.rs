@@ -15,6 +15,7 @@ use rocmforge::model::gpu::plan_specs;
 use rocmforge::model::warmup;
 use rocmforge::ops::fallback::fallback;
 use rocmforge::ops::mlp::qgemm;
+use rocmforge::ops::quantized::gemv;
 use rocmforge::quant::QuantType;
 use std::time::Duration;
 
@@ -271,4 +272,56 @@ fn held_landings_are_not_handed_out() {
     );
     assert_eq!(d.take_ready("sm_90").len(), 1);
     assert_eq!(d.fallback("sm_90", &s), None);
+}
+
+#[test]
+fn the_plan_uses_tuned_entries_and_reports_them() {
+    use rocmforge::jit::tunedb::{self, DeviceKey, Entry, TuneDb, TuneMode};
+    if TuneMode::current() == TuneMode::Off {
+        eprintln!("ROCMFORGE_TUNE=off: database lookups are disabled, nothing to check");
+        return;
+    }
+    // gfx1030 (no matrix cores): no other test here plants a database for it
+    let t = Target::named("gfx1030").unwrap();
+    let g = GgufFile::open("tests/data/tiny/qwen2.gguf").unwrap();
+    let cfg = ModelConfig::from_gguf(&g).unwrap();
+    let limits = EngineLimits {
+        ctx_size: 256,
+        page_size: 16,
+        num_pages: 16,
+        max_batch_tokens: 512,
+        max_seqs: 1,
+    };
+    let fmt = g.tensor("blk.0.attn_q.weight").unwrap().ty();
+    let bucket = tunedb::gemv_bucket(fmt.name(), "f16", 1);
+    let mut db = TuneDb::open_in(None, DeviceKey::new(&t, "test"));
+    db.insert(
+        "gemv",
+        &bucket,
+        Entry {
+            config: [("rows".to_string(), "4".to_string())].into(),
+            shape: "64x64".into(),
+            is_default: false,
+            default_ms: 1.0,
+            best_ms: 0.5,
+            spread_ms: 0.01,
+            date: tunedb::today(),
+        },
+    );
+    tunedb::install(db);
+    let specs = plan_specs(&cfg, &g, &t, &limits).unwrap();
+    tunedb::uninstall(&t.full_name());
+    let tuned = gemv::spec(fmt, "f16", 1, gemv::GemvConfig { rows: 4 }, t.wave_size).unwrap();
+    assert!(specs.contains(&tuned), "the plan has the tuned {tuned}");
+    let want = format!("gemv/{bucket}: rows=4");
+    assert!(
+        tunedb::used().contains(&want),
+        "{want} not reported: {:?}",
+        tunedb::used()
+    );
+    // the tuned gemv rows 4 compiles slowly: it is deferred behind gemv_wave
+    let (_, later) = warmup::split(&specs, &t, |_| false).unwrap();
+    assert!(later
+        .iter()
+        .any(|(s, fb)| s == &tuned && fb.family().name == "gemv_wave"));
 }
