@@ -325,3 +325,28 @@ fn the_plan_uses_tuned_entries_and_reports_them() {
         .iter()
         .any(|(s, fb)| s == &tuned && fb.family().name == "gemv_wave"));
 }
+
+#[test]
+fn an_abandoned_instance_wakes_its_waiters() {
+    let d = std::sync::Arc::new(Deferred::default());
+    let (s, fb) = mma_and_simt();
+    d.register("sm_90", &s, &fb).unwrap();
+    let d2 = d.clone();
+    let uri = s.uri().to_string();
+    let h = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        d2.abandon("sm_90", &uri, "panicked");
+    });
+    assert_eq!(d.take_or_wait("sm_90", s.uri()), None);
+    d.wait_all();
+    h.join().unwrap();
+    assert_eq!(d.status().failed, 1);
+    assert_eq!(d.fallback("sm_90", &s).as_ref(), Some(&fb));
+    // landing after abandoning is harmless (and is not undone by a late abandon)
+    d.land("sm_90", s.uri(), Ok(vec![1]));
+    d.abandon("sm_90", s.uri(), "late");
+    assert!(matches!(
+        d.state("sm_90", s.uri()),
+        Some(SlotState::Ready(_))
+    ));
+}

@@ -192,6 +192,20 @@ impl Deferred {
         }
     }
 
+    /// Mark `uri` failed if it is still pending (a background compile that ended without landing
+    /// it, e.g. by a panic): waiters wake and its stand-in stays.
+    pub fn abandon(&self, target: &str, uri: &str, why: &str) {
+        if let Ok(mut m) = self.slots.lock() {
+            if let Some(s) = m.get_mut(&(target.to_string(), uri.to_string())) {
+                if matches!(s.state, SlotState::Pending) {
+                    tracing::warn!(uri, target, "deferred compile abandoned: {why}");
+                    s.state = SlotState::Failed(why.to_string());
+                }
+            }
+        }
+        self.landed.notify_all();
+    }
+
     /// A code object handed out by [`Deferred::take_or_wait`] did not load: put it back as failed.
     pub fn fail(&self, target: &str, uri: &str, why: String) {
         if let Ok(mut m) = self.slots.lock() {

@@ -259,6 +259,20 @@ impl Jit {
         std::thread::Builder::new()
             .name("rocmforge-deferred-compile".into())
             .spawn(move || {
+                // whatever happens below, nothing stays pending (waiters would wait forever)
+                struct Guard<'a>(&'a Deferred, &'a [(KernelSpec, Target)]);
+                impl Drop for Guard<'_> {
+                    fn drop(&mut self) {
+                        for (s, t) in self.1 {
+                            self.0.abandon(
+                                &t.full_name(),
+                                s.uri(),
+                                "the compile thread ended early",
+                            );
+                        }
+                    }
+                }
+                let _guard = Guard(&self.deferred, &work);
                 let t0 = Instant::now();
                 self.compile_many_each(&work, group, |i, r| {
                     let uri = work[i].0.uri();
