@@ -350,3 +350,22 @@ fn an_abandoned_instance_wakes_its_waiters() {
         Some(SlotState::Ready(_))
     ));
 }
+
+#[test]
+fn the_table_is_idle_once_everything_is_taken() {
+    let d = Deferred::default();
+    assert!(d.is_idle());
+    let (s, fb) = mma_and_simt();
+    d.register("sm_90", &s, &fb).unwrap();
+    assert!(!d.is_idle());
+    d.land("sm_90", s.uri(), Ok(vec![1]));
+    assert!(!d.is_idle(), "landed, not taken");
+    d.take_ready("sm_90");
+    assert!(d.is_idle());
+    assert_eq!(d.fallback("sm_90", &s), None);
+    // a failed instance keeps the table busy: its stand-in must keep answering
+    d.register("sm_90", &s, &fb).unwrap();
+    d.land("sm_90", s.uri(), Err("no".into()));
+    assert!(!d.is_idle());
+    assert_eq!(d.fallback("sm_90", &s).as_ref(), Some(&fb));
+}

@@ -59,6 +59,18 @@ pub struct Deferred {
     generation: AtomicU64,
     /// While set, landed instances are not handed out ([`Deferred::hold`]).
     held: std::sync::atomic::AtomicBool,
+    /// Slots not taken yet: 0 lets [`Deferred::fallback`] answer without the lock (every launch
+    /// of a qgemm or gemv asks).
+    active: std::sync::atomic::AtomicUsize,
+}
+
+/// Count the slots not taken (call with the table locked, after changing it).
+fn recount(active: &std::sync::atomic::AtomicUsize, m: &HashMap<Key, Slot>) {
+    let n = m
+        .values()
+        .filter(|s| !matches!(s.state, SlotState::Taken))
+        .count();
+    active.store(n, Ordering::Release);
 }
 
 impl Deferred {
@@ -97,6 +109,7 @@ impl Deferred {
                 fallback: fallback.clone(),
                 state: SlotState::Pending,
             });
+        recount(&self.active, &m);
         Ok(())
     }
 
@@ -122,6 +135,7 @@ impl Deferred {
                     tracing::info!(uri, target, "specialized instance landed");
                 }
             }
+            recount(&self.active, &m);
         }
         self.landed.notify_all();
     }
@@ -130,6 +144,9 @@ impl Deferred {
     /// and been taken ([`Deferred::take_ready`] loads it between steps, never inside a graph
     /// capture); `None` when `spec` is not deferred or has been taken.
     pub fn fallback(&self, target: &str, spec: &KernelSpec) -> Option<KernelSpec> {
+        if self.is_idle() {
+            return None;
+        }
         let m = self.slots.lock().ok()?;
         let s = m.get(&(target.to_string(), spec.uri().to_string()))?;
         match s.state {
@@ -168,6 +185,7 @@ impl Deferred {
                 }
             }
         }
+        recount(&self.active, &m);
         out
     }
 
@@ -182,10 +200,12 @@ impl Deferred {
             match &s.state {
                 SlotState::Pending => m = self.landed.wait(m).ok()?,
                 SlotState::Ready(_) => {
-                    return match std::mem::replace(&mut s.state, SlotState::Taken) {
+                    let image = match std::mem::replace(&mut s.state, SlotState::Taken) {
                         SlotState::Ready(image) => Some(image),
                         _ => None,
                     };
+                    recount(&self.active, &m);
+                    return image;
                 }
                 SlotState::Taken | SlotState::Failed(_) => return None,
             }
@@ -202,6 +222,7 @@ impl Deferred {
                     s.state = SlotState::Failed(why.to_string());
                 }
             }
+            recount(&self.active, &m);
         }
         self.landed.notify_all();
     }
@@ -212,6 +233,7 @@ impl Deferred {
             if let Some(s) = m.get_mut(&(target.to_string(), uri.to_string())) {
                 s.state = SlotState::Failed(why);
             }
+            recount(&self.active, &m);
         }
         self.landed.notify_all();
     }
@@ -227,6 +249,11 @@ impl Deferred {
                 Err(_) => return,
             };
         }
+    }
+
+    /// Nothing deferred is waiting to be taken (every op launches its own instance).
+    pub fn is_idle(&self) -> bool {
+        self.active.load(Ordering::Acquire) == 0
     }
 
     /// Deferred instances for `target` still compiling.

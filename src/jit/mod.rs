@@ -222,10 +222,10 @@ impl Jit {
         if let Ok(m) = self.kernels.lock() {
             // loaded on a device of this target
             if m.values().any(|per| per.contains_key(spec.uri()))
-                && self
-                    .deferred
-                    .state(&target.full_name(), spec.uri())
-                    .is_none()
+                && matches!(
+                    self.deferred.state(&target.full_name(), spec.uri()),
+                    None | Some(early::SlotState::Taken)
+                )
             {
                 return true;
             }
@@ -298,6 +298,9 @@ impl Jit {
     /// The instance to launch in place of `spec` on `target` now: its fallback while `spec` is
     /// compiling in the background (see [`Jit::defer`]), else `None` (launch `spec`).
     pub fn substitute(&self, target: &Target, spec: &KernelSpec) -> Option<KernelSpec> {
+        if self.deferred.is_idle() {
+            return None;
+        }
         self.deferred.fallback(&target.full_name(), spec)
     }
 
