@@ -430,7 +430,10 @@ impl Jit {
             return Ok(k);
         }
         let target = dev.target();
-        if let Some(image) = self.deferred.take_or_wait(&target.full_name(), spec.uri()) {
+        if let Some(image) = Some(&self.deferred)
+            .filter(|d| !d.is_idle())
+            .and_then(|d| d.take_or_wait(&target.full_name(), spec.uri()))
+        {
             match dev
                 .load_module(&image)
                 .and_then(|m| Arc::new(m).kernel(&spec.symbol()))
