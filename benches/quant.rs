@@ -5,45 +5,11 @@
 #[path = "common/mod.rs"]
 mod common;
 
+use common::{rand_vals, weights};
 use rocmforge::gpu::{Buffer, Device};
 use rocmforge::jit::tune;
 use rocmforge::ops::quantized::{dequant, gemv};
-use rocmforge::quant::{self, QuantType};
-
-const ROTATE_BYTES: usize = 256 << 20;
-
-fn rand_vals(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
-
-/// `copies` device copies of a random `rows × cols` matrix quantized to `ty`.
-fn weights(
-    dev: &Device,
-    ty: QuantType,
-    rows: usize,
-    cols: usize,
-) -> rocmforge::Result<Vec<Buffer<u8>>> {
-    // quantize one row block and tile it (quantizing 58M values per format on the CPU is slow)
-    let tile_rows = rows.min(256);
-    let q = quant::quantize_to_vec(ty, &rand_vals(tile_rows * cols, ty as u64 + 1))?;
-    let mut bytes = Vec::with_capacity(q.len() * rows.div_ceil(tile_rows));
-    while bytes.len() < ty.row_bytes(cols)? * rows {
-        bytes.extend_from_slice(&q);
-    }
-    bytes.truncate(ty.row_bytes(cols)? * rows);
-    let copies = ROTATE_BYTES.div_ceil(bytes.len()).clamp(2, 64);
-    (0..copies).map(|_| dev.upload(&bytes)).collect()
-}
+use rocmforge::quant::QuantType;
 
 fn main() -> rocmforge::Result<()> {
     let dev = Device::shared()?;

@@ -5,6 +5,8 @@
 //              out[row] = RMSNorm(x[row]) * w  as f16 (out optional: the last residual add).
 //  gated:      out = act(gate) * up, rows of `cols` from two f16 tensors (act = silu or gelu_tanh).
 //  gather:     out[i] = x[rows[i]] (f16 rows of `cols`), the rows whose logits are wanted.
+// resid_norm and gated also quantize their f16 output to 8 bits (rf_q8_put) when xq is not null: the
+// input of the next gemv_q8, without a launch of its own (rows a multiple of 32 elements).
 
 template <int BLOCK>
 RF_DEVICE float glue_rms_scale(float sumsq, int n, float eps, float* scratch) {
@@ -14,7 +16,8 @@ RF_DEVICE float glue_rms_scale(float sumsq, int n, float eps, float* scratch) {
 
 template <int BLOCK>
 RF_DEVICE void glue_resid_norm(float* RF_RESTRICT x, const rf_half* RF_RESTRICT r, const float* RF_RESTRICT post_w,
-                               const float* RF_RESTRICT w, rf_half* RF_RESTRICT out, int d, float eps, float scale) {
+                               const float* RF_RESTRICT w, rf_half* RF_RESTRICT out, signed char* RF_RESTRICT xq,
+                               float2* RF_RESTRICT xs, int d, float eps, float scale) {
     __shared__ float scratch[BLOCK / RF_WAVE];
     const long long row = blockIdx.x;
     float* xr = x + row * d;
@@ -40,7 +43,20 @@ RF_DEVICE void glue_resid_norm(float* RF_RESTRICT x, const rf_half* RF_RESTRICT 
     }
     if (out == nullptr) return;
     const float inv = glue_rms_scale<BLOCK>(acc, d, eps, scratch);
-    for (int i = threadIdx.x; i < d; i += BLOCK) out[row * d + i] = rf_from_f32<rf_half>(xr[i] * inv * w[i]);
+    if (xq == nullptr) {
+        for (int i = threadIdx.x; i < d; i += BLOCK) out[row * d + i] = rf_from_f32<rf_half>(xr[i] * inv * w[i]);
+        return;
+    }
+    for (int i0 = 0; i0 < d; i0 += BLOCK) {  // every lane takes part in each group's quantization
+        const int i = i0 + threadIdx.x;
+        float h = 0.0f;
+        if (i < d) {
+            const rf_half o = rf_from_f32<rf_half>(xr[i] * inv * w[i]);
+            out[row * d + i] = o;
+            h = rf_to_f32(o);
+        }
+        rf_q8_put(h, i < d, row * d + i, xq, xs);
+    }
 }
 
 RF_DEVICE float glue_silu(float g) { return g / (1.0f + __expf(-g)); }
@@ -50,12 +66,20 @@ RF_DEVICE float glue_gelu_tanh(float g) {
 }
 
 template <int BLOCK, int GELU>
-RF_DEVICE void glue_gated(const rf_half* RF_RESTRICT gate, const rf_half* RF_RESTRICT up, rf_half* RF_RESTRICT out, int cols) {
+RF_DEVICE void glue_gated(const rf_half* RF_RESTRICT gate, const rf_half* RF_RESTRICT up, rf_half* RF_RESTRICT out,
+                          signed char* RF_RESTRICT xq, float2* RF_RESTRICT xs, int cols) {
     const long long row = blockIdx.x;
-    for (int i = threadIdx.x; i < cols; i += BLOCK) {
-        const float g = rf_to_f32(gate[row * cols + i]);
-        const float a = GELU ? glue_gelu_tanh(g) : glue_silu(g);
-        out[row * cols + i] = rf_from_f32<rf_half>(a * rf_to_f32(up[row * cols + i]));
+    for (int i0 = 0; i0 < cols; i0 += BLOCK) {
+        const int i = i0 + threadIdx.x;
+        float h = 0.0f;
+        if (i < cols) {
+            const float g = rf_to_f32(gate[row * cols + i]);
+            const float a = GELU ? glue_gelu_tanh(g) : glue_silu(g);
+            const rf_half o = rf_from_f32<rf_half>(a * rf_to_f32(up[row * cols + i]));
+            out[row * cols + i] = o;
+            h = rf_to_f32(o);
+        }
+        if (xq != nullptr) rf_q8_put(h, i < cols, row * cols + i, xq, xs);
     }
 }
 

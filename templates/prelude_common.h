@@ -62,3 +62,23 @@ RF_DEVICE float rf_block_max(float v, float* scratch) {
     float t = lane < NW ? scratch[lane] : RF_NEG_INF;
     return rf_wave_max(t);
 }
+
+// Quantize 32 consecutive values to 8 bits, one per lane of an aligned group of 32 lanes: every lane
+// of the group calls it (v = 0, valid = false where there is no element). Codes q = rint(v * 127 / amax)
+// go to xq[at], and per 16 elements (d, d * sum q) with d = amax / 127 to xs[at / 16]: the input of
+// the gemv_q8 kernels (reference: rocmforge::ops::quantized::gemv_q8::quantize_x_ref).
+RF_DEVICE void rf_q8_put(float v, bool valid, long long at, signed char* xq, float2* xs) {
+    float amax = fabsf(v);
+#pragma unroll
+    for (int m = 16; m > 0; m >>= 1) amax = fmaxf(amax, RF_SHFL_XOR(amax, m));
+    const float d = amax / 127.0f;
+    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    const int q = (int)rintf(v * id);
+    int s = q;
+#pragma unroll
+    for (int m = 8; m > 0; m >>= 1) s += RF_SHFL_XOR(s, m);
+    if (valid) {
+        xq[at] = (signed char)q;
+        if ((at & 15) == 0) xs[at >> 4] = make_float2(d, d * (float)s);
+    }
+}

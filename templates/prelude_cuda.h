@@ -18,3 +18,5 @@ typedef unsigned long long uint64_t;
 #define RF_SHFL(v, l) __shfl_sync(0xffffffffu, (v), (l), RF_WAVE)
 #define RF_SYNC_WAVE() __syncwarp()
 typedef __half rf_half;
+// Four signed-byte products added to c (dp4a, sm_61+).
+RF_DEVICE int rf_dp4a(int a, int b, int c) { return __dp4a(a, b, c); }

@@ -8,3 +8,17 @@
 #define RF_SHFL(v, l) __shfl((v), (l), RF_WAVE)
 #define RF_SYNC_WAVE() __builtin_amdgcn_wave_barrier()
 typedef __half rf_half;
+// Four signed-byte products added to c: v_dot4_i32_i8 on gfx906 / CDNA (dot1-insts) and RDNA2,
+// v_dot4_i32_iu8 with both operands signed on RDNA3/4, four multiply-adds elsewhere.
+RF_DEVICE int rf_dp4a(int a, int b, int c) {
+#if RF_GFX >= 0x1100
+    return __builtin_amdgcn_sudot4(true, a, true, b, c, false);
+#elif RF_GFX == 0x906 || RF_GFX == 0x908 || RF_GFX == 0x90a || (RF_GFX >= 0x940 && RF_GFX <= 0x950) || \
+    (RF_GFX >= 0x1030 && RF_GFX <= 0x1036)
+    return __builtin_amdgcn_sdot4(a, b, c, false);
+#else
+#pragma unroll
+    for (int i = 0; i < 4; ++i) c += (int)(signed char)(a >> (8 * i)) * (int)(signed char)(b >> (8 * i));
+    return c;
+#endif
+}

@@ -325,3 +325,42 @@ fn gguf_cli_errors_are_clear() {
     let err = String::from_utf8_lossy(&r.stderr);
     assert!(!r.status.success() && err.contains("type"), "{err}");
 }
+
+#[test]
+fn q8_activation_reference() {
+    use rocmforge::ops::quantized::gemv_q8;
+    // one block with amax 127: d = 1, codes are x rounded half to even; one all-zero block
+    let mut x = vec![0f32; 64];
+    x[0] = 127.0;
+    x[1] = 0.5;
+    x[2] = -1.5;
+    x[3] = 2.5;
+    x[20] = -127.0;
+    let (q, s) = gemv_q8::quantize_x_ref(&x, 1, 64).unwrap();
+    assert_eq!(&q[..4], &[127, 0, -2, 2]);
+    assert_eq!(q[20], -127);
+    assert_eq!(s[0], [1.0, 127.0]);
+    assert_eq!(s[1], [1.0, -127.0]);
+    assert_eq!(s[2], [0.0, 0.0]);
+    assert_eq!(s[3], [0.0, 0.0]);
+    assert!(q[32..].iter().all(|&v| v == 0));
+    // the reference gemv is W·(d q): exact for a one-hot row against these codes
+    let w = quant::quantize_to_vec(QuantType::Q8_0, &{
+        let mut r = vec![0f32; 64];
+        r[0] = 1.0;
+        r
+    })
+    .unwrap();
+    let y = gemv_q8::gemv_q8_ref(QuantType::Q8_0, &w, 1, 64, &x, 1).unwrap();
+    let w0 = quant::dequantize_to_vec(QuantType::Q8_0, &w, 64).unwrap()[0] as f64;
+    assert_eq!(y, vec![w0 * 127.0]);
+    // bad shapes are errors
+    assert!(gemv_q8::quantize_x_ref(&x[..48], 1, 48).is_err());
+    assert!(gemv_q8::quantize_x_ref(&x, 2, 64).is_err());
+    // every integer format of the family has a CPU layout and kernel block size
+    for f in gemv_q8::FORMATS {
+        let ty = QuantType::from_name(f).unwrap();
+        assert!(gemv_q8::supports(ty));
+        assert!(kernel_qk(ty) % 32 == 0, "{f}");
+    }
+}

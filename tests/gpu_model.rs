@@ -47,8 +47,15 @@ fn engine(path: &PathBuf, device: DeviceChoice, max_seqs: usize) -> Engine {
 
 use common::hf::cosine;
 
+/// Least cosine of a decode step's logits to the CPU's: decode GEMVs (steps of ≤ 4 tokens) read 8-bit
+/// activations (gemv_q8, int8 per 32 elements as llama.cpp's mmvq does) where the CPU backend keeps
+/// f32, so they agree less closely than the f16 prefill path (0.9999). `ROCMFORGE_Q8=off` restores
+/// the float GEMV.
+const DECODE_COS: f64 = 0.999;
+
 /// Prefill a prompt on both backends (every position's logits), then 256 decode steps feeding the
-/// CPU's greedy token to both; cosine of every logits row ≥ 0.9999.
+/// CPU's greedy token to both; cosine of every prefill logits row ≥ 0.9999, of every decode row ≥
+/// [`DECODE_COS`].
 fn gpu_vs_cpu(path: &PathBuf) {
     let _ = common::device();
     let opts = LoadOptions {
@@ -79,6 +86,7 @@ fn gpu_vs_cpu(path: &PathBuf) {
     assert!(worst >= 0.9999, "prefill cosine {worst}");
     let mut next = lc.last_argmax(0).unwrap();
     let mut agree = 0;
+    let mut dworst = 1f64;
     for step in 0..256 {
         let a = cpu
             .step(
@@ -101,8 +109,10 @@ fn gpu_vs_cpu(path: &PathBuf) {
             )
             .unwrap();
         let c = cosine(a.last_logits(0).unwrap(), b.last_logits(0).unwrap());
-        worst = worst.min(c);
-        assert!(c >= 0.9999, "decode step {step}: cosine {c}");
+        if c < dworst {
+            dworst = c;
+            eprintln!("decode step {step}: cosine {c:.6}");
+        }
         if a.last_argmax(0) == b.last_argmax(0) {
             agree += 1;
         }
@@ -110,7 +120,7 @@ fn gpu_vs_cpu(path: &PathBuf) {
     }
     let k = gpu.counters();
     eprintln!(
-        "{}: GPU vs CPU cosine min {worst:.6} over prefill + 256 decode steps; greedy agree {agree}/256; launches per decode step {}, graph replays {}",
+        "{}: GPU vs CPU cosine min {worst:.6} over the prefill, {dworst:.6} over 256 decode steps; greedy agree {agree}/256; launches per decode step {}, graph replays {}",
         path.display(),
         k.launches_last_step,
         k.graph_replays
@@ -119,7 +129,8 @@ fn gpu_vs_cpu(path: &PathBuf) {
         k.graph_replays >= 250,
         "decode steps should replay graphs: {k:?}"
     );
-    assert!(agree >= 250, "greedy tokens agree on {agree}/256 steps");
+    assert!(dworst >= DECODE_COS, "decode cosine {dworst}");
+    assert!(agree >= 245, "greedy tokens agree on {agree}/256 steps");
 }
 
 #[test]
@@ -224,7 +235,7 @@ fn decode_rows(
 }
 
 /// Sequences of different lengths decoding alone and together (graphs replayed, also ones captured
-/// on other sequences) give the CPU backend's logits (cosine ≥ 0.9999 at every step, fed the CPU's
+/// on other sequences) give the CPU backend's logits (cosine ≥ [`DECODE_COS`] at every step, fed the CPU's
 /// greedy tokens), and decode steps allocate no device memory once their shape has been seen.
 #[test]
 #[ignore = "needs a GPU"]
@@ -267,7 +278,7 @@ fn gpu_batched_decode_equals_cpu_and_does_not_allocate() {
                     let c = cosine(&got[i][k], &want[i][k]);
                     worst = worst.min(c);
                     assert!(
-                        c >= 0.9999,
+                        c >= DECODE_COS,
                         "graphs={graphs} {name}: sequence {i} step {k}: cosine {c} to the CPU"
                     );
                 }

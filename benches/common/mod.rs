@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use rocmforge::gpu::{Buffer, Device};
+use rocmforge::quant::{self, QuantType};
 use rocmforge::Result;
 
 /// Median milliseconds of `f` over `iters` runs after `warmup` runs, timed with device events on the
@@ -58,4 +59,40 @@ pub fn run_peer(script: &str, args: &[String]) -> std::result::Result<serde_json
         .find(|l| l.trim_start().starts_with('{'))
         .ok_or(format!("{script} printed no JSON"))?;
     serde_json::from_str(last).map_err(|e| format!("{script}: {e}"))
+}
+
+/// Bytes of rotated weight copies: past the L2 of any current GPU.
+pub const ROTATE_BYTES: usize = 256 << 20;
+
+pub fn rand_vals(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// Device copies (enough to pass [`ROTATE_BYTES`]) of a random `rows × cols` matrix quantized to `ty`.
+pub fn weights(
+    dev: &Device,
+    ty: QuantType,
+    rows: usize,
+    cols: usize,
+) -> rocmforge::Result<Vec<Buffer<u8>>> {
+    // quantize one row block and tile it (quantizing 58M values per format on the CPU is slow)
+    let tile_rows = rows.min(256);
+    let q = quant::quantize_to_vec(ty, &rand_vals(tile_rows * cols, ty as u64 + 1))?;
+    let mut bytes = Vec::with_capacity(q.len() * rows.div_ceil(tile_rows));
+    while bytes.len() < ty.row_bytes(cols)? * rows {
+        bytes.extend_from_slice(&q);
+    }
+    bytes.truncate(ty.row_bytes(cols)? * rows);
+    let copies = ROTATE_BYTES.div_ceil(bytes.len()).clamp(2, 64);
+    (0..copies).map(|_| dev.upload(&bytes)).collect()
 }

@@ -562,6 +562,14 @@ pub fn gemv_rows(target: &Target, format: &str, dtype: &str, batch: usize) -> Op
         .ok()
 }
 
+/// Tuned rows per block for a gemv_q8 call on `target` (hook of `GemvQ8Config::default_for`).
+pub fn gemv_q8_rows(target: &Target, format: &str, dtype: &str, batch: usize) -> Option<usize> {
+    lookup(target, "gemv_q8", &gemv_bucket(format, dtype, batch))?
+        .get("rows")?
+        .parse()
+        .ok()
+}
+
 /// Tuned qgemm tile `(bm, bn, warps, bk)` for `m` rows on `path` (hook of `qgemm::default_tile`,
 /// which sees no target): the tile the loaded databases agree on; none where they disagree.
 pub fn qgemm_tile(path: &str, m: usize) -> Option<(i64, i64, i64, i64)> {

@@ -23,7 +23,7 @@ use crate::ops::attention::{AttnParams, Batch, PagedCache, PagedLayout};
 use crate::ops::mlp::activation::{self, Act};
 use crate::ops::mlp::linear::{linear, LinearPath};
 use crate::ops::mlp::{embedding, norm, qgemm};
-use crate::ops::quantized::gemv;
+use crate::ops::quantized::{gemv, gemv_q8};
 use crate::ops::{glue, sampling};
 use crate::quant::QuantType;
 use half::f16;
@@ -31,6 +31,10 @@ use std::collections::HashMap;
 
 /// Logits rows computed per launch of the output projection (bounds the logits scratch).
 const LOGIT_ROWS: usize = 256;
+/// Steps of at most this many tokens run their GEMVs on 8-bit activations (`gemv_q8`: integer dot
+/// products, at the memory roofline where the float GEMV is instruction-bound); above it the float
+/// GEMV's matrix-core tile is faster (docs/PERF.md, "Decode GEMV on 8-bit activations").
+const Q8_MAX_ROWS: usize = 4;
 
 struct Linear {
     w: Buffer<u8>,
@@ -76,6 +80,8 @@ struct Scratch {
     a: Buffer<f16>,
     rows_h: Buffer<f16>,
     logits: Buffer<f16>,
+    /// The current GEMV input quantized to 8 bits (gemv_q8::act_bytes of Q8_MAX_ROWS rows).
+    xq: Buffer<u8>,
     // step inputs (device side) and outputs
     ids: Buffer<i32>,
     pos: Buffer<i32>,
@@ -123,6 +129,18 @@ pub struct GpuBackend {
     use_graphs: bool,
     /// The JIT generation the graphs were captured at (a landed deferred instance moves it).
     jit_generation: u64,
+    /// GEMVs of small steps on 8-bit activations (ROCMFORGE_Q8=off turns it off).
+    use_q8: bool,
+    /// The output projection on 8-bit activations too (a quantize launch per layer;
+    /// ROCMFORGE_Q8_ATTN_OUT=off keeps it on f16).
+    q8_attn_out: bool,
+}
+
+/// Whether small steps use the 8-bit-activation GEMV (`ROCMFORGE_Q8=off|0` turns it off).
+fn q8_enabled() -> bool {
+    std::env::var("ROCMFORGE_Q8")
+        .map(|v| v != "0" && v != "off")
+        .unwrap_or(true)
 }
 
 fn align(b: usize) -> usize {
@@ -174,8 +192,24 @@ pub fn plan_specs(
         fmts.push(out_ty);
     }
     let path = qgemm::path_for(target);
+    let q8_rows = Q8_MAX_ROWS.min(limits.max_batch_tokens);
+    if q8_enabled() && fmts.iter().any(|&ty| gemv_q8::supports(ty)) {
+        v.push(gemv_q8::act_spec("f16", wave)?);
+    }
     for &ty in &fmts {
+        if q8_enabled() && gemv_q8::supports(ty) {
+            for b in 1..=q8_rows {
+                let c = gemv_q8::GemvQ8Config::default_for(ty, "f16", b, target);
+                let s = gemv_q8::spec(ty, "f16", b, c, wave)?;
+                if !v.contains(&s) {
+                    v.push(s);
+                }
+            }
+        }
         for b in 1..=8usize.min(limits.max_batch_tokens) {
+            if q8_enabled() && gemv_q8::supports(ty) && b <= q8_rows {
+                continue;
+            }
             let c = gemv::GemvConfig::default_for(ty, "f16", b, target);
             if let Ok(s) = gemv::spec(ty, "f16", b, c, wave) {
                 if !v.contains(&s) {
@@ -309,6 +343,7 @@ impl GpuBackend {
             .map(|&n| align(n * 2))
             .sum::<usize>()
             + align(LOGIT_ROWS * cfg.vocab_size * 2)
+            + align(gemv_q8::act_bytes(Q8_MAX_ROWS, d.max(qd).max(ff)))
             + 8 * align(ints * 4);
         let upload_start = std::time::Instant::now();
         let pool = Pool::new(dev, weight_bytes + kv_bytes + scratch_bytes + (1 << 20))?;
@@ -503,6 +538,7 @@ impl GpuBackend {
             a: pool.alloc(t * ff)?,
             rows_h: pool.alloc(t * d)?,
             logits: pool.alloc(LOGIT_ROWS * cfg.vocab_size)?,
+            xq: pool.alloc(gemv_q8::act_bytes(Q8_MAX_ROWS, d.max(qd).max(ff)))?,
             ids: pool.alloc(t)?,
             pos: pool.alloc(t)?,
             cu: pool.alloc(sm + 1)?,
@@ -540,6 +576,10 @@ impl GpuBackend {
             graph_replays: 0,
             jit_generation: Jit::global().generation(),
             use_graphs: std::env::var("ROCMFORGE_GRAPHS")
+                .map(|v| v != "0" && v != "off")
+                .unwrap_or(true),
+            use_q8: q8_enabled(),
+            q8_attn_out: std::env::var("ROCMFORGE_Q8_ATTN_OUT")
                 .map(|v| v != "0" && v != "off")
                 .unwrap_or(true),
         })
@@ -604,6 +644,35 @@ impl GpuBackend {
         Ok(())
     }
 
+    /// Whether an `m`-row step quantizes its GEMV inputs to 8 bits ([`Self::quantize`] before
+    /// every [`Self::lin`] of such a step).
+    fn q8(&self, m: usize) -> bool {
+        self.use_q8 && m <= Q8_MAX_ROWS
+    }
+
+    /// The 8-bit scratch as the quantized output of an `m × k` glue kernel (None when the step's
+    /// GEMVs read f16 or k is not a multiple of 32).
+    fn q8_out(&self, m: usize, k: usize) -> Result<Option<Buffer<u8>>> {
+        if !self.q8(m) || k % 32 != 0 {
+            return Ok(None);
+        }
+        Ok(Some(self.s.xq.view(0, gemv_q8::act_bytes(m, k))?))
+    }
+
+    /// Quantize the `m × k` GEMV input `x` into the 8-bit scratch (when [`Self::q8`]); returns the
+    /// launches made.
+    fn quantize(&self, x: &Buffer<f16>, m: usize, k: usize) -> Result<usize> {
+        if !self.q8(m) || k % 32 != 0 {
+            return Ok(0);
+        }
+        let xv = x.view(0, m * k)?;
+        let mut q = self.s.xq.view(0, gemv_q8::act_bytes(m, k))?;
+        gemv_q8::quantize_x(&self.dev, &self.stream, &xv, m, k, &mut q)?;
+        Ok(1)
+    }
+
+    /// `y = x · Wᵀ (+ bias)`: from the 8-bit scratch where [`Self::q8`] (the caller quantized x
+    /// into it), else from x.
     fn lin(
         &self,
         l: &Linear,
@@ -612,8 +681,52 @@ impl GpuBackend {
         bias: Option<&Buffer<f16>>,
         y: &Buffer<f16>,
     ) -> Result<()> {
+        self.lin_with(l, x, m, bias, y, self.q8(m))
+    }
+
+    /// [`Self::lin`] from the f16 x.
+    fn lin_f16(
+        &self,
+        l: &Linear,
+        x: &Buffer<f16>,
+        m: usize,
+        bias: Option<&Buffer<f16>>,
+        y: &Buffer<f16>,
+    ) -> Result<()> {
+        self.lin_with(l, x, m, bias, y, false)
+    }
+
+    fn lin_with(
+        &self,
+        l: &Linear,
+        x: &Buffer<f16>,
+        m: usize,
+        bias: Option<&Buffer<f16>>,
+        y: &Buffer<f16>,
+        q8: bool,
+    ) -> Result<()> {
         let xv = x.view(0, m * l.k)?;
         let mut yv = y.view(0, m * l.n)?;
+        if q8 && gemv_q8::supports(l.fmt) && l.k % 32 == 0 {
+            // x was quantized into s.xq by the caller (Self::quantize)
+            let q = self.s.xq.view(0, gemv_q8::act_bytes(m, l.k))?;
+            gemv_q8::gemv_q8(
+                &self.dev,
+                &self.stream,
+                l.fmt,
+                &l.w,
+                l.n,
+                l.k,
+                &q,
+                m,
+                &mut yv,
+                None,
+            )?;
+            if let Some(b) = bias {
+                activation::add_bias(&self.dev, &self.stream, &mut yv, b, l.n)?;
+            }
+            return Ok(());
+        }
         linear(
             &self.dev,
             &self.stream,
@@ -659,6 +772,7 @@ impl GpuBackend {
             &self.layers[0].attn_norm,
             c.rms_eps,
             Some(&mut h),
+            self.q8_out(t, d)?.as_mut(),
         )?;
         launches += 2;
         let pos = s.pos.view(0, t)?;
@@ -759,7 +873,14 @@ impl GpuBackend {
                 }
             }
             let l = &self.layers[li];
-            self.lin(&l.o, &attn, t, None, &s.o)?;
+            // the attention output has no glue kernel to quantize it: a launch of its own, unless
+            // ROCMFORGE_Q8_ATTN_OUT=off keeps the float GEMV there
+            if self.q8_attn_out {
+                launches += self.quantize(&attn, t, qd)?;
+                self.lin(&l.o, &attn, t, None, &s.o)?;
+            } else {
+                self.lin_f16(&l.o, &attn, t, None, &s.o)?;
+            }
             let o = s.o.view(0, t * d)?;
             let post = l.post.as_ref();
             glue::resid_norm(
@@ -774,6 +895,7 @@ impl GpuBackend {
                 &l.ffn_norm,
                 c.rms_eps,
                 Some(&mut h),
+                self.q8_out(t, d)?.as_mut(),
             )?;
             let (gt, up) = match &l.gate_up {
                 Some(f) if t == 1 => {
@@ -797,6 +919,7 @@ impl GpuBackend {
                 t,
                 ff,
                 c.activation == Activation::GeluTanh,
+                self.q8_out(t, ff)?.as_mut(),
             )?;
             self.lin(&l.down, &a, t, None, &s.o)?;
             let next = if li + 1 < c.n_layers {
@@ -816,6 +939,7 @@ impl GpuBackend {
                 next,
                 c.rms_eps,
                 Some(&mut h),
+                self.q8_out(t, d)?.as_mut(),
             )?;
             launches += 7;
         }
@@ -828,23 +952,16 @@ impl GpuBackend {
     }
 
     /// Logits (f16, into the logits scratch) and argmax of wanted rows `c0..c0+n` (n ≤ LOGIT_ROWS).
-    fn launch_logits(&self, c0: usize, n: usize) -> Result<()> {
+    /// Returns the launches made.
+    fn launch_logits(&self, c0: usize, n: usize) -> Result<usize> {
         let (d, vocab) = (self.cfg.d_model, self.cfg.vocab_size);
         let xr = self.s.rows_h.view(c0 * d, n * d)?;
-        let mut lg = self.s.logits.view(0, n * vocab)?;
-        linear(
-            &self.dev,
-            &self.stream,
-            &xr,
-            &self.out.w,
-            self.out.fmt,
-            (n, vocab, d),
-            None,
-            &mut lg,
-            LinearPath::Auto,
-        )?;
+        let lg = self.s.logits.view(0, n * vocab)?;
+        let launches = self.quantize(&xr, n, d)?;
+        self.lin(&self.out, &xr, n, None, &lg)?;
         let mut am = self.s.amax.view(c0, n)?;
-        sampling::argmax_rows(&self.dev, &self.stream, &lg, n, vocab, &mut am)
+        sampling::argmax_rows(&self.dev, &self.stream, &lg, n, vocab, &mut am)?;
+        Ok(launches + 2)
     }
 
     /// Copy `n` logits rows from the scratch to `out` (f32).
@@ -959,10 +1076,7 @@ impl Backend for GpuBackend {
                         let res = self
                             .launch_layers(t, nseq, &host, Some(&mut plan))
                             .and_then(|n| {
-                                if r > 0 {
-                                    self.launch_logits(0, r)?;
-                                }
-                                Ok(n + 2)
+                                Ok(n + if r > 0 { self.launch_logits(0, r)? } else { 0 })
                             });
                         let graph = self.stream.end_capture();
                         self.launches_last_step = res?;
@@ -977,10 +1091,8 @@ impl Backend for GpuBackend {
                     self.graph_replays += 1;
                 } else {
                     self.launches_last_step =
-                        self.launch_layers(t, nseq, &host, Some(&mut plan))? + 2;
-                    if r > 0 {
-                        self.launch_logits(0, r)?;
-                    }
+                        self.launch_layers(t, nseq, &host, Some(&mut plan))?
+                            + if r > 0 { self.launch_logits(0, r)? } else { 0 };
                 }
                 if want_logits && r > 0 {
                     self.read_logits(r, &mut logits)?;
@@ -993,8 +1105,7 @@ impl Backend for GpuBackend {
             let mut launches = self.launch_layers(t, nseq, &host, None)?;
             for c0 in (0..r).step_by(LOGIT_ROWS) {
                 let n = LOGIT_ROWS.min(r - c0);
-                self.launch_logits(c0, n)?;
-                launches += 2;
+                launches += self.launch_logits(c0, n)?;
                 if want_logits {
                     self.read_logits(n, &mut logits)?;
                 }

@@ -72,7 +72,8 @@ fn check(what: &str, len: usize, want: usize) -> Result<()> {
 }
 
 /// The residual step of a decoder layer, in place on `x` `[rows][d]` (f32): see the module docs.
-/// `r` with `post_w` applies RMSNorm·post_w to r before the add; `out` None skips the norm.
+/// `r` with `post_w` applies RMSNorm·post_w to r before the add; `out` None skips the norm; `q8`
+/// also writes out quantized to 8 bits (the input of a following `gemv_q8`).
 #[allow(clippy::too_many_arguments)]
 pub fn resid_norm(
     dev: &Device,
@@ -86,6 +87,7 @@ pub fn resid_norm(
     w: &Buffer<f32>,
     eps: f32,
     out: Option<&mut Buffer<f16>>,
+    q8: Option<&mut Buffer<u8>>,
 ) -> Result<()> {
     if x.len() < rows * d {
         return Err(Error::op(
@@ -118,6 +120,10 @@ pub fn resid_norm(
         Some(o) => o.device_ptr(),
         None => 0,
     };
+    if q8.is_some() && out.is_none() {
+        return Err(Error::op(OP, "8-bit output needs the f16 output"));
+    }
+    let (qp, sp) = q8_ptrs(q8, rows, d)?;
     if rows == 0 {
         return Ok(());
     }
@@ -130,6 +136,8 @@ pub fn resid_norm(
             Arg::Ptr(post_w.map_or(0, |b| b.device_ptr())),
             w.into(),
             Arg::Ptr(op),
+            Arg::Ptr(qp),
+            Arg::Ptr(sp),
             (d as i32).into(),
             eps.into(),
             scale.into(),
@@ -137,7 +145,25 @@ pub fn resid_norm(
     )
 }
 
-/// out = act(gate) · up over `rows` rows of `cols` (f16); `gelu` picks GELU-tanh, else SiLU.
+/// Device pointers of the 8-bit output (codes, then the per-16 pairs; see
+/// [`crate::ops::quantized::gemv_q8::act_bytes`]) for `rows × d`, or nulls.
+fn q8_ptrs(q8: Option<&mut Buffer<u8>>, rows: usize, d: usize) -> Result<(u64, u64)> {
+    let Some(q) = q8 else {
+        return Ok((0, 0));
+    };
+    let need = crate::ops::quantized::gemv_q8::act_bytes(rows, d);
+    if d % 32 != 0 || q.len() < need || q.device_ptr() % 16 != 0 {
+        return Err(Error::op(
+            OP,
+            format!("8-bit output of {rows} rows of {d} needs rows of a multiple of 32 and {need} bytes at a 16-byte aligned address"),
+        ));
+    }
+    Ok((q.device_ptr(), q.device_ptr() + (rows * d) as u64))
+}
+
+/// out = act(gate) · up over `rows` rows of `cols` (f16); `gelu` picks GELU-tanh, else SiLU. With
+/// `q8`, out is also written quantized to 8 bits (the input of a following `gemv_q8`).
+#[allow(clippy::too_many_arguments)]
 pub fn gated(
     dev: &Device,
     stream: &Stream,
@@ -147,6 +173,7 @@ pub fn gated(
     rows: usize,
     cols: usize,
     gelu: bool,
+    q8: Option<&mut Buffer<u8>>,
 ) -> Result<()> {
     for (n, b) in [("gate", gate.len()), ("up", up.len()), ("out", out.len())] {
         if b < rows * cols {
@@ -156,6 +183,7 @@ pub fn gated(
             ));
         }
     }
+    let (qp, sp) = q8_ptrs(q8, rows, cols)?;
     if rows == 0 {
         return Ok(());
     }
@@ -167,6 +195,8 @@ pub fn gated(
             gate.into(),
             up.into(),
             Arg::from(&*out),
+            Arg::Ptr(qp),
+            Arg::Ptr(sp),
             (cols as i32).into(),
         ],
     )

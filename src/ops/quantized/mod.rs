@@ -7,6 +7,7 @@
 
 pub mod dequant;
 pub mod gemv;
+pub mod gemv_q8;
 
 use crate::error::{Error, Result};
 use crate::jit::template::template_text;
@@ -15,7 +16,13 @@ use crate::quant::QuantType;
 
 /// Kernel families of this area.
 pub fn families() -> Vec<&'static Family> {
-    vec![&dequant::FAMILY, &gemv::FAMILY, &gemv::WAVE_FAMILY]
+    vec![
+        &dequant::FAMILY,
+        &gemv::FAMILY,
+        &gemv::WAVE_FAMILY,
+        &gemv_q8::FAMILY,
+        &gemv_q8::ACT_FAMILY,
+    ]
 }
 
 /// Every format name, as spec values (`QuantType::name`), in table order.

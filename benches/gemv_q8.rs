@@ -1,0 +1,168 @@
+//! The integer-dot decode GEMV (`gemv_q8`) per format at 4096x4096, 4096x14336 and 14336x4096
+//! (rows x cols), batches 1, 2, 4, 8, against the copy ceiling and the float GEMV (`gemv`), all in
+//! the same run:
+//!  * rotated: weight copies past L2, the GEMV alone (x already quantized) — "% copy" is weight
+//!    bytes per second over the device copy bandwidth;
+//!  * warm: one weight copy, L2-warm as llama.cpp's `test-backend-ops perf -o MUL_MAT` measures,
+//!    activation quantization included (µs per call), to compare with its MUL_MAT lines
+//!    (m = rows, n = batch, k = cols).
+//!
+//! `cargo bench --bench gemv_q8 [-- FORMAT,...]`
+
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{rand_vals, weights};
+use half::f16;
+use rocmforge::gpu::{Buffer, Device};
+use rocmforge::jit::tune;
+use rocmforge::ops::quantized::gemv;
+use rocmforge::ops::quantized::gemv_q8::{self, GemvQ8Config};
+use rocmforge::quant::QuantType;
+
+fn main() -> rocmforge::Result<()> {
+    let dev = Device::shared()?;
+    let s = dev.default_stream();
+    let copy = common::copy_bandwidth_gbs(&dev)?;
+    println!(
+        "device {}  copy ceiling {copy:.0} GB/s (read+write, 1 GiB device copy)",
+        dev.target().name
+    );
+    let only: Option<Vec<String>> = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .map(|a| a.split(',').map(String::from).collect());
+    println!(
+        "\n{:<8} {:>11} {:>5} {:>4} {:>9} {:>7} {:>10} {:>9} {:>9}",
+        "format",
+        "rows x cols",
+        "batch",
+        "cfg",
+        "rot us",
+        "% copy",
+        "warm us",
+        "gemv us",
+        "vs gemv"
+    );
+    let mut summary = Vec::new();
+    for (rows, cols) in [(4096usize, 4096usize), (4096, 14336), (14336, 4096)] {
+        for name in gemv_q8::FORMATS {
+            if only.as_ref().is_some_and(|o| !o.iter().any(|f| f == name)) {
+                continue;
+            }
+            let ty = QuantType::from_name(name)?;
+            let ws = weights(&dev, ty, rows, cols)?;
+            let n = ws.len();
+            let wbytes = ws[0].len() as f64;
+            let mut line = format!("{:<8} {:>11}", name, format!("{rows}x{cols}"));
+            let mut b1 = f64::NAN;
+            for batch in [1usize, 2, 4, 8] {
+                let xh: Vec<f16> = rand_vals(batch * cols, 9 + batch as u64)
+                    .iter()
+                    .map(|v| f16::from_f32(*v))
+                    .collect();
+                let x = dev.upload(&xh)?;
+                let mut xq: Buffer<u8> = dev.alloc(gemv_q8::act_bytes(batch, cols))?;
+                gemv_q8::quantize_x(&dev, &s, &x, batch, cols, &mut xq)?;
+                let y = std::cell::RefCell::new(dev.alloc::<f16>(batch * rows)?);
+                let cands: Vec<(String, Box<dyn FnMut() -> rocmforge::Result<()> + '_>)> =
+                    GemvQ8Config::candidates(batch)
+                        .into_iter()
+                        .map(|cfg| {
+                            let (ws, xq, y, s, dev) = (&ws, &xq, &y, &s, &dev);
+                            let f: Box<dyn FnMut() -> rocmforge::Result<()> + '_> =
+                                Box::new(move || {
+                                    let mut y = y.borrow_mut();
+                                    for w in ws {
+                                        gemv_q8::gemv_q8(
+                                            dev,
+                                            s,
+                                            ty,
+                                            w,
+                                            rows,
+                                            cols,
+                                            xq,
+                                            batch,
+                                            &mut y,
+                                            Some(cfg),
+                                        )?;
+                                    }
+                                    Ok(())
+                                });
+                            (format!("r{}w{}", cfg.rows, cfg.waves), f)
+                        })
+                        .collect();
+                let timings = tune::pick_fastest(&dev, cands)?;
+                let best = &timings[0];
+                let cfg = GemvQ8Config {
+                    rows: best.label[1..2].parse().unwrap_or(1),
+                    waves: best.label[3..].parse().unwrap_or(4),
+                };
+                let rot_us = 1e3 * best.median_ms / n as f64;
+                // L2-warm, activation quantization included (what MUL_MAT does)
+                let warm_us =
+                    1e3 * common::time_ms(&dev, 5, 50, |_| {
+                        let mut y = y.borrow_mut();
+                        for _ in 0..10 {
+                            gemv_q8::quantize_x(&dev, &s, &x, batch, cols, &mut xq)?;
+                            gemv_q8::gemv_q8(
+                                &dev,
+                                &s,
+                                ty,
+                                &ws[0],
+                                rows,
+                                cols,
+                                &xq,
+                                batch,
+                                &mut y,
+                                Some(cfg),
+                            )?;
+                        }
+                        Ok(())
+                    })? / 10.0;
+                // the float GEMV (default configuration), rotated
+                let fl_us = if batch == 1 || batch == 8 {
+                    1e3 * common::time_ms(&dev, 2, 15, |_| {
+                        let mut y = y.borrow_mut();
+                        for w in &ws {
+                            gemv::gemv(&dev, &s, ty, w, rows, cols, &x, batch, &mut y)?;
+                        }
+                        Ok(())
+                    })? / n as f64
+                } else {
+                    f64::NAN
+                };
+                let pct = 100.0 * wbytes / (rot_us * 1e-6) / 1e9 / copy;
+                println!(
+                    "{:<8} {:>11} {:>5} {:>4} {:>9.2} {:>6.1}% {:>10.2} {:>9.2} {:>8.2}x",
+                    name,
+                    format!("{rows}x{cols}"),
+                    batch,
+                    best.label,
+                    rot_us,
+                    pct,
+                    warm_us,
+                    fl_us,
+                    fl_us / rot_us
+                );
+                if batch == 1 {
+                    b1 = rot_us;
+                    line.push_str(&format!(
+                        " b1 {rot_us:>7.2} us {pct:>5.1}% copy warm {warm_us:>7.2}"
+                    ));
+                } else {
+                    line.push_str(&format!(
+                        "  b{batch}/b1 {:.2} warm {warm_us:>7.2}",
+                        rot_us / b1
+                    ));
+                }
+            }
+            summary.push(line);
+        }
+    }
+    println!("\nsummary (rotated us and % of copy at batch 1; batch-b time over batch 1; warm us incl. quantizing x):");
+    for l in summary {
+        println!("{l}");
+    }
+    Ok(())
+}
