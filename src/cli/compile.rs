@@ -49,6 +49,7 @@ struct Row {
     spills: usize,
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     targets: &[String],
     all: bool,
