@@ -594,11 +594,11 @@ impl GpuBackend {
             self.jit_generation = g;
             let loaded = Jit::global().adopt(&self.dev);
             if loaded > 0 {
-                tracing::debug!(
+                tracing::info!(
                     graphs = self.graphs.len(),
                     generation = g,
                     loaded,
-                    "specialized kernels landed; recapturing"
+                    "specialized kernels swapped in for their stand-ins; decode graphs recaptured"
                 );
                 self.graphs.clear();
                 self.seen.clear();
