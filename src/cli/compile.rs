@@ -4,6 +4,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rocmforge::error::Result;
 use rocmforge::gpu::{self, codeobj, Target};
 use rocmforge::jit::{Jit, KernelSpec, Origin};
+use rocmforge::model::warmup;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -48,6 +49,7 @@ struct Row {
     spills: usize,
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     targets: &[String],
     all: bool,
@@ -56,6 +58,7 @@ pub fn run(
     report: bool,
     json: Option<&std::path::Path>,
     deny_spills: bool,
+    early: bool,
 ) -> Result<i32> {
     let pattern = if all { None } else { pattern };
     if !all && pattern.is_none() && model.is_none() {
@@ -71,6 +74,8 @@ pub fn run(
         None => None,
     };
     let mut work = Vec::new();
+    // with --early: the deferred specialized instances, compiled after `work`
+    let mut later = Vec::new();
     let mut skipped = Vec::new();
     for name in targets {
         let t = Target::named(name)?;
@@ -85,7 +90,14 @@ pub fn run(
                         max_seqs: 1,
                     };
                     let specs = rocmforge::model::gpu::plan_specs(cfg, g, &t, &limits)?;
-                    work.extend(specs.into_iter().map(|s| (s, t.clone())))
+                    if early {
+                        let (now, defer) =
+                            warmup::split(&specs, &t, |s| Jit::global().cached(s, &t))?;
+                        work.extend(now.into_iter().map(|s| (s, t.clone())));
+                        later.extend(defer.into_iter().map(|(s, _)| (s, t.clone())));
+                    } else {
+                        work.extend(specs.into_iter().map(|s| (s, t.clone())))
+                    }
                 }
                 None => work.extend(instances(&t, pattern).into_iter().map(|s| (s, t.clone()))),
             },
@@ -101,7 +113,26 @@ pub fn run(
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     let t0 = Instant::now();
-    let results = Jit::global().compile_many(&work, || bar.inc(1));
+    // a model's instances are grouped as a load groups them (about one group per core)
+    let group = |n: usize| {
+        if model.is_some() {
+            warmup::group_size(n)
+        } else {
+            rocmforge::jit::GROUP
+        }
+    };
+    let mut results = Jit::global().compile_many_each(&work, group(work.len()), |_, _| bar.inc(1));
+    let phases = if early {
+        let first = t0.elapsed().as_secs_f64();
+        bar.inc_length(later.len() as u64);
+        let t1 = Instant::now();
+        results
+            .extend(Jit::global().compile_many_each(&later, group(later.len()), |_, _| bar.inc(1)));
+        Some((work.len(), first, later.len(), t1.elapsed().as_secs_f64()))
+    } else {
+        None
+    };
+    work.extend(later);
     bar.finish_and_clear();
     let mut rows: BTreeMap<String, Row> = BTreeMap::new();
     let mut failures = Vec::new();
@@ -197,6 +228,11 @@ pub fn run(
         work.len(),
         t0.elapsed().as_secs_f64()
     );
+    if let Some((n1, s1, n2, s2)) = phases {
+        println!(
+            "serving while compiling: warm-up set {n1} instances in {s1:.1} s wall (a load serves after this), then {n2} deferred specialized instances in {s2:.1} s wall"
+        );
+    }
     for f in failures.iter().take(40) {
         eprintln!("FAILED {f}");
     }

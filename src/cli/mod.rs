@@ -53,6 +53,11 @@ enum Cmd {
         /// Fail when an instance spills registers or uses scratch (AMD) / local memory (NVIDIA).
         #[arg(long)]
         deny_spills: bool,
+        /// With --model: compile as a load that serves while compiling does, the warm-up set
+        /// (stand-ins in place of specialized instances missing from the cache) first, then the
+        /// deferred specialized instances, and print the wall time of each.
+        #[arg(long, requires = "model")]
+        early: bool,
     },
     /// Inspect and manage the disk cache.
     Cache {
@@ -205,6 +210,7 @@ pub fn run() -> Result<i32> {
             report,
             json,
             deny_spills,
+            early,
         } => compile::run(
             &target,
             all,
@@ -213,6 +219,7 @@ pub fn run() -> Result<i32> {
             report,
             json.as_deref(),
             deny_spills,
+            early,
         ),
         Cmd::Cache { op } => cache(op),
         Cmd::Render {
@@ -266,6 +273,7 @@ pub fn run() -> Result<i32> {
                     // every running sequence's decode token fits in one step
                     max_batch_tokens: model.batch.max(max_seqs),
                     verbose,
+                    early: model.early(),
                     ..Default::default()
                 },
                 model: model.model,

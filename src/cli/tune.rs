@@ -11,12 +11,13 @@ use rocmforge::jit::tune::{
     self, Candidate, Failure, Measured, ShapeResult, SweepBackend, TuneShape,
 };
 use rocmforge::jit::tunedb::{self, DeviceKey, TuneDb, TuneMode};
-use rocmforge::jit::{Jit, KernelSpec};
+use rocmforge::jit::{Jit, KernelSpec, Origin};
 use rocmforge::ops::mlp::qgemm;
 use rocmforge::ops::quantized::gemv::{self, GemvConfig};
 use rocmforge::quant::{self, QuantType};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 #[derive(Args)]
@@ -199,6 +200,7 @@ fn sweep_all(a: &TuneArgs) -> Result<i32> {
         );
     }
     let total: usize = plan.iter().map(|s| s.cands.len()).sum();
+    let t0 = std::time::Instant::now();
     let bar = ProgressBar::new(total as u64);
     bar.set_style(
         ProgressStyle::with_template(
@@ -233,18 +235,31 @@ fn sweep_all(a: &TuneArgs) -> Result<i32> {
         TuneMode::On => db.save()?,
         _ => false,
     };
+    let summary = format!(
+        "swept {} of {before} shapes ({total} candidates) in {:.1} s: {} kernels compiled, {} from the disk cache",
+        plan.len(),
+        t0.elapsed().as_secs_f64(),
+        COMPILED.load(Ordering::Relaxed),
+        CACHED.load(Ordering::Relaxed)
+    );
     if a.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "device": db.key(),
                 "saved": saved,
+                "shapes": before,
+                "shapes_swept": plan.len(),
+                "candidates": total,
+                "kernels_compiled": COMPILED.load(Ordering::Relaxed),
+                "kernels_cached": CACHED.load(Ordering::Relaxed),
                 "results": results,
             }))
             .map_err(|e| Error::op("tune", e.to_string()))?
         );
     } else {
         print_tables(&results);
+        println!("\n{summary}");
         match (saved, db.path()) {
             (true, Some(p)) => println!("\nsaved {} entries to {}", db.len(), p.display()),
             _ if TuneMode::current() != TuneMode::On => {
@@ -456,6 +471,10 @@ fn weights(
     Ok((bytes, bufs))
 }
 
+/// Candidate kernels compiled and found in the disk cache by this process's sweeps.
+static COMPILED: AtomicUsize = AtomicUsize::new(0);
+static CACHED: AtomicUsize = AtomicUsize::new(0);
+
 /// Compile candidates with `compile_many`; a compile error or a spilling code object fails the candidate.
 fn compile_specs(
     target: &Target,
@@ -467,7 +486,14 @@ fn compile_specs(
         .filter_map(|(i, s)| s.as_ref().ok().map(|s| (i, (s.clone(), target.clone()))))
         .collect();
     let pairs: Vec<(KernelSpec, Target)> = work.iter().map(|w| w.1.clone()).collect();
-    let mut compiled = Jit::global().compile_many(&pairs, || {}).into_iter();
+    let results = Jit::global().compile_many(&pairs, || {});
+    for c in results.iter().flatten() {
+        match c.origin {
+            Origin::Compiled => COMPILED.fetch_add(1, Ordering::Relaxed),
+            _ => CACHED.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+    let mut compiled = results.into_iter();
     let mut out = Vec::with_capacity(specs.len());
     for s in specs {
         let r = match s {

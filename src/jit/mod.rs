@@ -4,12 +4,14 @@
 //! same path fills a cache for GPUs that are not present (`rocmforge compile --target ...`).
 
 pub mod cache;
+pub mod early;
 pub mod spec;
 pub mod template;
 pub mod tune;
 pub mod tunedb;
 
 pub use cache::{DiskCache, Origin};
+pub use early::{Deferred, DeferredStatus};
 pub use spec::{Family, KernelSpec, ParamDef, ParamKind, Value};
 
 use crate::error::{Error, Result};
@@ -80,6 +82,8 @@ pub struct Jit {
     disk: DiskCache,
     /// device id → URI → loaded kernel.
     kernels: Mutex<HashMap<usize, HashMap<String, Arc<Kernel>>>>,
+    /// Instances compiling in the background, with the fallbacks that stand in for them.
+    deferred: Deferred,
 }
 
 impl Jit {
@@ -93,6 +97,7 @@ impl Jit {
         Jit {
             disk,
             kernels: Mutex::new(HashMap::new()),
+            deferred: Deferred::default(),
         }
     }
 
@@ -166,6 +171,19 @@ impl Jit {
         work: &[(KernelSpec, Target)],
         progress: impl Fn() + Sync,
     ) -> Vec<Result<Compiled>> {
+        self.compile_many_each(work, GROUP, |_, _| progress())
+    }
+
+    /// [`Jit::compile_many`] with at most `group` instances per translation unit (1: each alone,
+    /// the shortest wall time when there are more cores than instances) and `on_done(index, result)`
+    /// called as each instance is ready (in the order groups finish).
+    pub fn compile_many_each(
+        &self,
+        work: &[(KernelSpec, Target)],
+        group: usize,
+        on_done: impl Fn(usize, &Result<Compiled>) + Sync,
+    ) -> Vec<Result<Compiled>> {
+        let group = group.max(1);
         let mut groups: Vec<Vec<usize>> = Vec::new();
         let mut index: HashMap<(String, String, String), usize> = HashMap::new();
         for (i, (s, t)) in work.iter().enumerate() {
@@ -175,7 +193,7 @@ impl Jit {
                 (s.family().preamble)(s),
             );
             match index.get(&k) {
-                Some(&g) if groups[g].len() < GROUP => groups[g].push(i),
+                Some(&g) if groups[g].len() < group => groups[g].push(i),
                 _ => {
                     index.insert(k, groups.len());
                     groups.push(vec![i]);
@@ -186,7 +204,7 @@ impl Jit {
             .par_iter()
             .map(|g| {
                 let r = self.compile_group(g.iter().map(|&i| &work[i]).collect());
-                g.iter().for_each(|_| progress());
+                g.iter().zip(&r).for_each(|(&i, r)| on_done(i, r));
                 g.iter().copied().zip(r).collect()
             })
             .collect();
@@ -197,6 +215,133 @@ impl Jit {
         out.into_iter()
             .map(|r| r.unwrap_or_else(|| Err(Error::Cache("instance left uncompiled".into()))))
             .collect()
+    }
+
+    /// Whether `spec`'s code object for `target` is in the disk cache (or loaded in this process).
+    pub fn cached(&self, spec: &KernelSpec, target: &Target) -> bool {
+        if let Ok(m) = self.kernels.lock() {
+            // loaded on a device of this target
+            if m.values().any(|per| per.contains_key(spec.uri()))
+                && matches!(
+                    self.deferred.state(&target.full_name(), spec.uri()),
+                    None | Some(early::SlotState::Taken)
+                )
+            {
+                return true;
+            }
+        }
+        self.prepare(spec, target)
+            .map(|p| {
+                self.disk
+                    .lookup(spec.uri(), &target.full_name(), &p.key)
+                    .is_some()
+            })
+            .unwrap_or(false)
+    }
+
+    /// Compile `pairs` (specialized instance, fallback) for `target` on a background thread. Until
+    /// an instance lands, [`Jit::substitute`] names its fallback, which ops launch instead; a lookup
+    /// of the instance itself waits for it. Each landing bumps [`Jit::generation`].
+    pub fn defer(
+        &'static self,
+        target: &Target,
+        pairs: &[(KernelSpec, KernelSpec)],
+        group: usize,
+    ) -> Result<std::thread::JoinHandle<()>> {
+        let full = target.full_name();
+        for (s, fb) in pairs {
+            self.deferred.register(&full, s, fb)?;
+        }
+        let work: Vec<(KernelSpec, Target)> = pairs
+            .iter()
+            .map(|(s, _)| (s.clone(), target.clone()))
+            .collect();
+        std::thread::Builder::new()
+            .name("rocmforge-deferred-compile".into())
+            .spawn(move || {
+                // whatever happens below, nothing stays pending (waiters would wait forever)
+                struct Guard<'a>(&'a Deferred, &'a [(KernelSpec, Target)]);
+                impl Drop for Guard<'_> {
+                    fn drop(&mut self) {
+                        for (s, t) in self.1 {
+                            self.0.abandon(
+                                &t.full_name(),
+                                s.uri(),
+                                "the compile thread ended early",
+                            );
+                        }
+                    }
+                }
+                let _guard = Guard(&self.deferred, &work);
+                let t0 = Instant::now();
+                self.compile_many_each(&work, group, |i, r| {
+                    let uri = work[i].0.uri();
+                    let full = work[i].1.full_name();
+                    self.deferred.land(
+                        &full,
+                        uri,
+                        match r {
+                            Ok(c) => Ok(c.image.clone()),
+                            Err(e) => Err(e.to_string()),
+                        },
+                    );
+                });
+                tracing::info!(
+                    instances = work.len(),
+                    ms = t0.elapsed().as_secs_f64() * 1e3,
+                    "deferred compiles done"
+                );
+            })
+            .map_err(|e| Error::Cache(format!("starting the background compile thread: {e}")))
+    }
+
+    /// The instance to launch in place of `spec` on `target` now: its fallback while `spec` is
+    /// compiling in the background (see [`Jit::defer`]), else `None` (launch `spec`).
+    pub fn substitute(&self, target: &Target, spec: &KernelSpec) -> Option<KernelSpec> {
+        if self.deferred.is_idle() {
+            return None;
+        }
+        self.deferred.fallback(&target.full_name(), spec)
+    }
+
+    /// Load the deferred instances that landed for `dev`'s target into the memory cache, once none
+    /// is pending any more (so that holders of captured graphs capture again once, not after every
+    /// landing). Call it between steps: ops switch from a stand-in to its instance only once it is
+    /// loaded, so no module is loaded inside a graph capture. Returns how many were loaded; one
+    /// that fails to load keeps its stand-in.
+    pub fn adopt(&self, dev: &Device) -> usize {
+        let full = dev.target().full_name();
+        if self.deferred.pending_for(&full) > 0 {
+            return 0;
+        }
+        let mut n = 0;
+        for (uri, image) in self.deferred.take_ready(&full) {
+            match dev
+                .load_module(&image)
+                .and_then(|m| Arc::new(m).kernel(&spec::symbol_for(&uri)))
+                .and_then(|k| self.remember(dev, &uri, Arc::new(k)))
+            {
+                Ok(_) => n += 1,
+                Err(e) => {
+                    tracing::warn!(
+                        uri,
+                        "landed instance failed to load ({e}); its stand-in stays"
+                    );
+                    self.deferred.fail(&full, &uri, e.to_string());
+                }
+            }
+        }
+        n
+    }
+
+    /// The deferred-compile table (status, waiting, tests).
+    pub fn deferred(&self) -> &Deferred {
+        &self.deferred
+    }
+
+    /// Bumped whenever a deferred instance lands: launches captured before must be captured again.
+    pub fn generation(&self) -> u64 {
+        self.deferred.generation()
     }
 
     fn compile_group(&self, items: Vec<&(KernelSpec, Target)>) -> Vec<Result<Compiled>> {
@@ -285,6 +430,20 @@ impl Jit {
             return Ok(k);
         }
         let target = dev.target();
+        if let Some(image) = Some(&self.deferred)
+            .filter(|d| !d.is_idle())
+            .and_then(|d| d.take_or_wait(&target.full_name(), spec.uri()))
+        {
+            match dev
+                .load_module(&image)
+                .and_then(|m| Arc::new(m).kernel(&spec.symbol()))
+            {
+                Ok(k) => return self.remember(dev, spec.uri(), Arc::new(k)),
+                Err(e) => self
+                    .deferred
+                    .fail(&target.full_name(), spec.uri(), e.to_string()),
+            }
+        }
         let c = self.compile(spec, target)?;
         let t0 = Instant::now();
         let module = match dev.load_module(&c.image) {
@@ -306,12 +465,17 @@ impl Jit {
             load_ms = t0.elapsed().as_secs_f64() * 1e3,
             "module loaded"
         );
+        self.remember(dev, spec.uri(), kernel)
+    }
+
+    /// Keep a loaded kernel in the memory cache (the first one stored wins a race).
+    fn remember(&self, dev: &Device, uri: &str, kernel: Arc<Kernel>) -> Result<Arc<Kernel>> {
         let mut map = self
             .kernels
             .lock()
             .map_err(|_| Error::Cache("kernel map poisoned".into()))?;
         let per = map.entry(dev.id()).or_default();
-        Ok(per.entry(spec.uri().to_string()).or_insert(kernel).clone())
+        Ok(per.entry(uri.to_string()).or_insert(kernel).clone())
     }
 
     /// In-process lookup only (about the cost of hashing the URI).

@@ -327,7 +327,7 @@ impl KernelSpec {
     }
     /// The C symbol of the instance: `rf_` + the URI with `.` → `_`.
     pub fn symbol(&self) -> String {
-        format!("rf_{}", self.uri.replace(['.', '-'], "_"))
+        symbol_for(&self.uri)
     }
     /// Value of a parameter by name.
     pub fn get(&self, name: &str) -> Option<&Value> {
@@ -379,4 +379,9 @@ impl fmt::Display for KernelSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.uri)
     }
+}
+
+/// The C symbol of the instance named `uri` (see [`KernelSpec::symbol`]).
+pub fn symbol_for(uri: &str) -> String {
+    format!("rf_{}", uri.replace(['.', '-'], "_"))
 }

@@ -526,9 +526,32 @@ pub fn lookup(target: &Target, family: &str, bucket: &str) -> Option<BTreeMap<St
     activate(target);
     let r = registry().read().ok()?;
     let db = r.get(&target.full_name())?.as_ref()?;
-    db.get(family, bucket)
+    let config = db
+        .get(family, bucket)
         .filter(|e| !e.is_default)
-        .map(|e| e.config.clone())
+        .map(|e| e.config.clone())?;
+    note_used(family, bucket, &config);
+    Some(config)
+}
+
+/// Tuned entries ops used in this process, as `family/bucket: name=value ...` (the load report).
+pub fn used() -> Vec<String> {
+    used_set()
+        .lock()
+        .map(|u| u.iter().cloned().collect())
+        .unwrap_or_default()
+}
+
+fn used_set() -> &'static std::sync::Mutex<std::collections::BTreeSet<String>> {
+    static USED: OnceLock<std::sync::Mutex<std::collections::BTreeSet<String>>> = OnceLock::new();
+    USED.get_or_init(Default::default)
+}
+
+fn note_used(family: &str, bucket: &str, config: &BTreeMap<String, String>) {
+    let kv: Vec<String> = config.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if let Ok(mut u) = used_set().lock() {
+        u.insert(format!("{family}/{bucket}: {}", kv.join(" ")));
+    }
 }
 
 /// Tuned rows per block for a gemv call on `target` (hook of `GemvConfig::default_for`).
@@ -566,6 +589,13 @@ pub fn qgemm_tile(path: &str, m: usize) -> Option<(i64, i64, i64, i64)> {
             return None;
         }
         found = Some(t);
+    }
+    if let Some((bm, bn, warps, bk)) = found {
+        let config = [("bm", bm), ("bn", bn), ("warps", warps), ("bk", bk)]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        note_used("qgemm", &bucket, &config);
     }
     found
 }

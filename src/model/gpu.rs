@@ -127,6 +127,8 @@ pub struct GpuBackend {
     pub launches_last_step: usize,
     pub graph_replays: u64,
     use_graphs: bool,
+    /// The JIT generation the graphs were captured at (a landed deferred instance moves it).
+    jit_generation: u64,
     /// GEMVs of small steps on 8-bit activations (ROCMFORGE_Q8=off turns it off).
     use_q8: bool,
     /// The output projection on 8-bit activations too (a quantize launch per layer;
@@ -289,16 +291,13 @@ impl GpuBackend {
         cfg: &ModelConfig,
         limits: &EngineLimits,
         verbose: bool,
+        early: bool,
         stats: &mut LoadStats,
     ) -> Result<GpuBackend> {
         let target = dev.target().clone();
         // compile the model's kernels on other threads while the weights upload
         let specs = plan_specs(cfg, g, &target, limits)?;
-        let compile = {
-            let work: Vec<(KernelSpec, Target)> =
-                specs.iter().map(|s| (s.clone(), target.clone())).collect();
-            std::thread::spawn(move || Jit::global().compile_many(&work, || {}))
-        };
+        let warmup = super::warmup::Warmup::start(specs, target, early)?;
         let d = cfg.d_model;
         let t = limits.max_batch_tokens;
         let hd = cfg.head_dim;
@@ -346,6 +345,7 @@ impl GpuBackend {
             + align(LOGIT_ROWS * cfg.vocab_size * 2)
             + align(gemv_q8::act_bytes(Q8_MAX_ROWS, d.max(qd).max(ff)))
             + 8 * align(ints * 4);
+        let upload_start = std::time::Instant::now();
         let pool = Pool::new(dev, weight_bytes + kv_bytes + scratch_bytes + (1 << 20))?;
         let stream = dev.create_stream()?;
         let upload_stream = dev.create_stream()?;
@@ -521,6 +521,7 @@ impl GpuBackend {
         }
         let out_norm = vec32("output_norm.weight")?;
         upload_stream.synchronize()?;
+        let upload_end = std::time::Instant::now();
         bar.finish_and_clear();
         let s = Scratch {
             x: pool.alloc(t * d)?,
@@ -547,17 +548,8 @@ impl GpuBackend {
             out_rows: pool.alloc(t)?,
             amax: pool.alloc(t)?,
         };
-        // the compile thread's results: count compiles and disk hits
-        let results = compile
-            .join()
-            .map_err(|_| Error::Model("the kernel compile thread panicked".into()))?;
-        for r in results {
-            match r {
-                Ok(c) if c.origin == crate::jit::Origin::Compiled => stats.kernels_compiled += 1,
-                Ok(_) => stats.kernels_cached += 1,
-                Err(e) => return Err(e),
-            }
-        }
+        // the warm-up thread's results: counts, timings, tuned entries
+        warmup.finish((upload_start, upload_end), stats)?;
         let emb = (emb_lin.w, emb_lin.fmt);
         Ok(GpuBackend {
             dev: dev.clone(),
@@ -582,6 +574,7 @@ impl GpuBackend {
             scratch_bytes,
             launches_last_step: 0,
             graph_replays: 0,
+            jit_generation: Jit::global().generation(),
             use_graphs: std::env::var("ROCMFORGE_GRAPHS")
                 .map(|v| v != "0" && v != "off")
                 .unwrap_or(true),
@@ -590,6 +583,27 @@ impl GpuBackend {
                 .map(|v| v != "0" && v != "off")
                 .unwrap_or(true),
         })
+    }
+
+    /// When the JIT's generation moved, load the specialized instances that landed (all at once,
+    /// when none is pending) and drop the captured graphs, which hold their stand-ins: the next
+    /// step of a shape runs eagerly, the one after captures again.
+    fn refresh_graphs(&mut self) {
+        let g = Jit::global().generation();
+        if g != self.jit_generation {
+            self.jit_generation = g;
+            let loaded = Jit::global().adopt(&self.dev);
+            if loaded > 0 {
+                tracing::info!(
+                    graphs = self.graphs.len(),
+                    generation = g,
+                    loaded,
+                    "specialized kernels swapped in for their stand-ins; decode graphs recaptured"
+                );
+                self.graphs.clear();
+                self.seen.clear();
+            }
+        }
     }
 
     /// Copy the step's integer inputs into their device buffers (one pinned staging area).
@@ -1016,6 +1030,7 @@ impl Backend for GpuBackend {
                 b.max_pages, self.limits.max_batch_tokens, self.limits.max_seqs, self.layout.max_pages
             )));
         }
+        self.refresh_graphs();
         self.upload_inputs(b)?;
         let decode_step = nseq > 0 && b.cu.windows(2).all(|w| w[1] - w[0] == 1) && r <= LOGIT_ROWS;
         let kv = b.kv_lens();

@@ -63,6 +63,10 @@ pub struct LoadOptions {
     pub page_size: usize,
     /// Progress bars and the load report on stderr.
     pub verbose: bool,
+    /// Serving while compiling: start with fast-compiling stand-ins for specialized instances that
+    /// are not in the disk cache, and swap those in as their background compiles land (default on;
+    /// `ROCMFORGE_EARLY=off` or `--no-early-serve` turn it off).
+    pub early: bool,
 }
 
 impl Default for LoadOptions {
@@ -75,17 +79,64 @@ impl Default for LoadOptions {
             max_batch_tokens: 512,
             page_size: 16,
             verbose: false,
+            early: crate::jit::early::enabled_by_env(),
         }
     }
 }
 
-/// Timings of a load.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+/// Timings of a load, and its kernel warm-up (GPU; zeros on the CPU).
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct LoadStats {
     pub total_ms: f64,
-    /// Kernels compiled (0 with a warm cache) and loaded from the disk cache during the load.
+    /// Instances the model's plan names (tuned configurations where the database has them).
+    pub kernels: usize,
+    /// Instances made ready during the load: compiled (0 with a warm cache) and from the disk cache.
     pub kernels_compiled: usize,
     pub kernels_cached: usize,
+    /// Instances warmed at load (the plan, or with `early` its stand-ins in place of deferred ones).
+    pub kernels_warmed: usize,
+    /// Specialized instances left to compile in the background (serving while compiling).
+    pub kernels_deferred: usize,
+    /// Serving while compiling was on.
+    pub early: bool,
+    /// Wall time of the warm-up compiles, from the start of the load.
+    pub compile_ms: f64,
+    /// Wall time of the weight upload, and how much of the compile time it overlapped.
+    pub upload_ms: f64,
+    pub overlap_ms: f64,
+    /// Tuned entries the plan used (`family/bucket: name=value ...`).
+    pub tuned: Vec<String>,
+}
+
+impl LoadStats {
+    /// One line for `-v` output and logs.
+    pub fn warmup_line(&self) -> String {
+        let mut s = format!(
+            "kernels: {} instances ({} compiled, {} from the disk cache), compile {:.0} ms wall, {:.0} ms of it overlapping the {:.0} ms weight upload",
+            self.kernels,
+            self.kernels_compiled,
+            self.kernels_cached,
+            self.compile_ms,
+            self.overlap_ms,
+            self.upload_ms
+        );
+        if self.kernels_deferred > 0 {
+            s += &format!(
+                "; serving early: {} stand-ins warmed, {} specialized instances compiling in the background",
+                self.kernels_warmed, self.kernels_deferred
+            );
+        }
+        if self.tuned.is_empty() {
+            s += "; no tuned entries";
+        } else {
+            s += &format!(
+                "; {} tuned entries: {}",
+                self.tuned.len(),
+                self.tuned.join(", ")
+            );
+        }
+        s
+    }
 }
 
 /// Why generation ended.
@@ -146,6 +197,7 @@ fn make_backend(
                 cfg,
                 limits,
                 opts.verbose,
+                opts.early,
                 stats,
             )?))
         }
@@ -156,6 +208,7 @@ fn make_backend(
                 cfg,
                 limits,
                 opts.verbose,
+                opts.early,
                 stats,
             )?)),
             Err(e) => {
@@ -225,6 +278,9 @@ impl Model {
                 limits.num_pages,
                 limits.page_size
             );
+            if load_stats.kernels > 0 {
+                eprintln!("{}", load_stats.warmup_line());
+            }
         }
         Ok(Model {
             path: path.to_path_buf(),

@@ -2,6 +2,7 @@
 
 // One file per op, grouped by area; each area's `families()` lists its kernel families.
 pub mod attention;
+pub mod fallback;
 pub mod glue;
 pub mod mlp;
 pub mod quantized;

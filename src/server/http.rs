@@ -216,11 +216,13 @@ async fn health(State(st): State<Arc<AppState>>) -> Response {
             .into_response();
     }
     let g = st.metrics.gauges();
+    let k = crate::jit::Jit::global().deferred().status();
     Json(json!({
         "status": "ok",
         "model": st.model_id,
         "running": g.running,
         "waiting": g.waiting,
+        "kernels": {"pending": k.pending, "landed": k.landed, "failed": k.failed, "generation": k.generation},
     }))
     .into_response()
 }

@@ -93,6 +93,7 @@ struct Inner {
     cancelled: u64,
     kernels_compiled: usize,
     kernels_cached: usize,
+    load: Option<crate::model::runtime::LoadStats>,
 }
 
 /// All counters of one server.
@@ -117,8 +118,19 @@ impl Metrics {
                 cancelled: 0,
                 kernels_compiled,
                 kernels_cached,
+                load: None,
             }),
         }
+    }
+
+    /// The model load's warm-up figures (instances, deferred, compile and overlap times, tuned
+    /// entries), rendered with the live state of the deferred compiles.
+    pub fn set_load(&self, stats: &crate::model::runtime::LoadStats) {
+        self.with(|m| {
+            m.kernels_compiled = stats.kernels_compiled;
+            m.kernels_cached = stats.kernels_cached;
+            m.load = Some(stats.clone());
+        })
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
@@ -190,6 +202,11 @@ impl Metrics {
                 let _ = writeln!(o, "# HELP {name} {help}");
                 let _ = writeln!(o, "# TYPE {name} gauge");
                 let _ = writeln!(o, "{name} {v}");
+            };
+            let gauge_f = |o: &mut String, name: &str, help: &str, v: f64| {
+                let _ = writeln!(o, "# HELP {name} {help}");
+                let _ = writeln!(o, "# TYPE {name} gauge");
+                let _ = writeln!(o, "{name} {v:.6}");
             };
             let _ = writeln!(
                 o,
@@ -316,6 +333,57 @@ impl Metrics {
                 "rocmforge_kernels_cached",
                 "Kernels loaded from the disk cache while loading the model.",
                 m.kernels_cached as u64,
+            );
+            if let Some(l) = &m.load {
+                gauge(
+                    &mut o,
+                    "rocmforge_kernels_planned",
+                    "Kernel instances the model's plan names.",
+                    l.kernels as u64,
+                );
+                gauge(
+                    &mut o,
+                    "rocmforge_kernels_deferred",
+                    "Specialized instances whose compile was deferred to the background at load (serving while compiling).",
+                    l.kernels_deferred as u64,
+                );
+                gauge(
+                    &mut o,
+                    "rocmforge_kernels_tuned_entries",
+                    "Tuned entries (rocmforge tune) the model's plan uses.",
+                    l.tuned.len() as u64,
+                );
+                gauge_f(
+                    &mut o,
+                    "rocmforge_load_compile_seconds",
+                    "Wall time of the kernel warm-up compiles at load.",
+                    l.compile_ms / 1e3,
+                );
+                gauge_f(
+                    &mut o,
+                    "rocmforge_load_compile_overlap_seconds",
+                    "Part of the warm-up compile time that overlapped the weight upload.",
+                    l.overlap_ms / 1e3,
+                );
+            }
+            let d = crate::jit::Jit::global().deferred().status();
+            gauge(
+                &mut o,
+                "rocmforge_kernels_pending",
+                "Deferred specialized instances still compiling (their stand-ins run meanwhile).",
+                d.pending as u64,
+            );
+            gauge(
+                &mut o,
+                "rocmforge_kernels_landed",
+                "Deferred specialized instances that finished compiling.",
+                d.landed as u64,
+            );
+            gauge(
+                &mut o,
+                "rocmforge_kernel_generation",
+                "Landings of deferred instances so far (captured graphs are recaptured after each).",
+                d.generation,
             );
             o
         })

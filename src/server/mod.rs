@@ -125,6 +125,7 @@ impl Server {
             load_stats.kernels_compiled,
             load_stats.kernels_cached,
         ));
+        metrics.set_load(&load_stats);
         let tokenizer = Arc::new(tokenizer);
 
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -348,6 +349,7 @@ pub fn serve_cli(o: ServeOptions) -> Result<i32> {
     let model = Model::load(&o.model, &o.load)?;
     let backend = model.engine.backend_name();
     let limits = model.engine.limits;
+    let warmup = (model.load_stats.kernels > 0).then(|| model.load_stats.warmup_line());
     let server = Server::start(
         model,
         ServerConfig {
@@ -368,6 +370,9 @@ pub fn serve_cli(o: ServeOptions) -> Result<i32> {
         limits.page_size,
         limits.max_batch_tokens
     );
+    if let Some(w) = warmup {
+        let _ = writeln!(out, "rocmforge serve: {w}");
+    }
     let _ = out.flush();
     server.wait()?;
     let _ = writeln!(out, "rocmforge serve: stopped");

@@ -124,5 +124,16 @@ fn gemv_dispatch(
     x: &Buffer<f16>,
     y: &mut Buffer<f16>,
 ) -> Result<()> {
-    crate::ops::quantized::gemv::gemv(dev, stream, fmt, w, n, k, x, m, y)
+    use crate::ops::quantized::gemv::{self, GemvConfig};
+    use crate::ops::Element;
+    let t = dev.target();
+    let mut cfg = GemvConfig::default_for(fmt, f16::DTYPE, m, t);
+    // the default instance may still be compiling in the background: its stand-in runs
+    if let Some(fb) = gemv::spec(fmt, f16::DTYPE, m, cfg, t.wave_size)
+        .ok()
+        .and_then(|s| crate::jit::Jit::global().substitute(t, &s))
+    {
+        cfg = crate::ops::fallback::gemv_config(&fb);
+    }
+    gemv::gemv_with(dev, stream, fmt, w, n, k, x, m, y, cfg)
 }

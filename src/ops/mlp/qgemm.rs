@@ -149,8 +149,14 @@ pub fn qgemm(
     }
     let t = dev.target();
     let p = path.unwrap_or_else(|| path_for(t));
-    let tile = tile.unwrap_or_else(|| default_tile(p, m));
-    let s = spec(fmt, t, Some(p), tile)?;
+    let defaults = path.is_none() && tile.is_none();
+    let mut tile = tile.unwrap_or_else(|| default_tile(p, m));
+    let mut s = spec(fmt, t, Some(p), tile)?;
+    // the default instance may still be compiling in the background: its SIMT stand-in runs
+    if let Some(fb) = Jit::global().substitute(t, &s).filter(|_| defaults) {
+        tile = crate::ops::fallback::qgemm_tile(&fb);
+        s = fb;
+    }
     let kern = Jit::global().kernel(dev, &s)?;
     let grid = [
         n.div_ceil(tile.1 as usize) as u32,

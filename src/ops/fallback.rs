@@ -1,0 +1,68 @@
+//! Fast-compiling stand-ins for the specialized instances a model loads (serving while compiling,
+//! see `jit::early`): the same op with the same arguments and semantics, on the portable path. Each
+//! op derives its launch shape from the instance it is given, so a stand-in needs no other help.
+//!
+//! | specialized instance               | stand-in                   | NVRTC sm_90, one core (ms) |
+//! |------------------------------------|----------------------------|----------------------------|
+//! | `qgemm` mma / MFMA / WMMA, 4 tiles | `qgemm` SIMT, its one tile | 4 × 250–370 → 200–300      |
+//! | `gemv` rows 4 (q4_K, batch 1)      | `gemv_wave` (rows 8)       | 506 → 145                  |
+//!
+//! A stand-in only earns its place when it compiles faster than what it stands in for: the mma
+//! tile of `gemv` at batch 8 (rows 16) and the mma.sync prefill attention compile as fast as their
+//! SIMT / scalar paths (measured), so they have none. Every other family has none either.
+
+use crate::error::Result;
+use crate::gpu::Target;
+use crate::jit::KernelSpec;
+use crate::ops::mlp::qgemm;
+use crate::ops::quantized::gemv::{self, GemvConfig};
+use crate::quant::QuantType;
+
+/// The stand-in of `spec` on `target`, if its family has one for these parameters. A stand-in has
+/// no stand-in itself.
+pub fn fallback(spec: &KernelSpec, target: &Target) -> Result<Option<KernelSpec>> {
+    let wave = spec.wave();
+    Ok(match spec.family().name {
+        "qgemm" if spec.str("path") != "simt" => {
+            let fmt = QuantType::from_name(spec.str("wfmt"))?;
+            let tile = qgemm::tiles("simt")[0];
+            Some(qgemm::spec(fmt, target, Some("simt"), tile)?)
+        }
+        "gemv" if spec.int("rows") == 4 => {
+            let fmt = QuantType::from_name(spec.str("format"))?;
+            Some(gemv::spec(
+                fmt,
+                spec.str("dtype"),
+                1,
+                GemvConfig {
+                    rows: gemv::WAVE_ROWS,
+                },
+                wave,
+            )?)
+        }
+        _ => None,
+    })
+}
+
+/// The gemv configuration an instance of `gemv` or `gemv_wave` runs with.
+pub fn gemv_config(spec: &KernelSpec) -> GemvConfig {
+    if spec.family().name == gemv::WAVE_FAMILY.name {
+        GemvConfig {
+            rows: gemv::WAVE_ROWS,
+        }
+    } else {
+        GemvConfig {
+            rows: spec.int("rows") as usize,
+        }
+    }
+}
+
+/// The qgemm (path, tile) an instance runs with.
+pub fn qgemm_tile(spec: &KernelSpec) -> qgemm::Tile {
+    (
+        spec.int("bm"),
+        spec.int("bn"),
+        spec.int("warps"),
+        spec.int("bk"),
+    )
+}
