@@ -1,5 +1,5 @@
-// Model glue: the small kernels between a decoder layer's big ops. One block of BLOCK threads per
-// row, f32 arithmetic. The residual stream is f32; matrix-product inputs and outputs are f16.
+// Model glue: the small kernels between a decoder layer's big ops, f32 arithmetic. resid_norm and
+// gather take one block of BLOCK threads per row, gated one thread per element. The residual stream is f32; matrix-product inputs and outputs are f16.
 //
 //  resid_norm: x[row] = x[row] * scale + post_norm(r[row])  (r and the post-norm optional), then
 //              out[row] = RMSNorm(x[row]) * w  as f16 (out optional: the last residual add).
@@ -65,22 +65,22 @@ RF_DEVICE float glue_gelu_tanh(float g) {
     return 0.5f * g * (1.0f + tanhf(k * (g + 0.044715f * g * g * g)));
 }
 
+// One thread per element: blocks of BLOCK consecutive elements of a row (grid.x), rows (grid.y), so a
+// single row (a decode step) still spreads over the GPU.
 template <int BLOCK, int GELU>
 RF_DEVICE void glue_gated(const rf_half* RF_RESTRICT gate, const rf_half* RF_RESTRICT up, rf_half* RF_RESTRICT out,
                           signed char* RF_RESTRICT xq, float2* RF_RESTRICT xs, int cols) {
-    const long long row = blockIdx.x;
-    for (int i0 = 0; i0 < cols; i0 += BLOCK) {
-        const int i = i0 + threadIdx.x;
-        float h = 0.0f;
-        if (i < cols) {
-            const float g = rf_to_f32(gate[row * cols + i]);
-            const float a = GELU ? glue_gelu_tanh(g) : glue_silu(g);
-            const rf_half o = rf_from_f32<rf_half>(a * rf_to_f32(up[row * cols + i]));
-            out[row * cols + i] = o;
-            h = rf_to_f32(o);
-        }
-        if (xq != nullptr) rf_q8_put(h, i < cols, row * cols + i, xq, xs);
+    const long long row = blockIdx.y;
+    const int i = blockIdx.x * BLOCK + threadIdx.x;
+    float h = 0.0f;
+    if (i < cols) {
+        const float g = rf_to_f32(gate[row * cols + i]);
+        const float a = GELU ? glue_gelu_tanh(g) : glue_silu(g);
+        const rf_half o = rf_from_f32<rf_half>(a * rf_to_f32(up[row * cols + i]));
+        out[row * cols + i] = o;
+        h = rf_to_f32(o);
     }
+    if (xq != nullptr) rf_q8_put(h, i < cols, row * cols + i, xq, xs);
 }
 
 template <int BLOCK>

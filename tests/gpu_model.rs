@@ -47,16 +47,18 @@ fn engine(path: &PathBuf, device: DeviceChoice, max_seqs: usize) -> Engine {
 
 use common::hf::cosine;
 
-/// Least cosine of a decode step's logits to the CPU's: decode GEMVs (steps of ≤ 4 tokens) read 8-bit
-/// activations (gemv_q8, int8 per 32 elements as llama.cpp's mmvq does) where the CPU backend keeps
-/// f32, so they agree less closely than the f16 prefill path (0.9999). `ROCMFORGE_Q8=off` restores
-/// the float GEMV.
-const DECODE_COS: f64 = 0.999;
+/// Least cosine of a decode step's logits to the CPU's on the default path (f16 activations for these
+/// small models: see `q8_policy` in src/model/gpu.rs).
+const DECODE_COS: f64 = 0.9999;
+/// The same with 8-bit activations forced (ROCMFORGE_Q8=on: int8 per 16 elements as llama.cpp's
+/// mmvq does, against the f32 CPU backend), and the least greedy agreement over 256 steps.
+const Q8_DECODE_COS: f64 = 0.995;
+const Q8_AGREE: usize = 240;
 
 /// Prefill a prompt on both backends (every position's logits), then 256 decode steps feeding the
 /// CPU's greedy token to both; cosine of every prefill logits row ≥ 0.9999, of every decode row ≥
-/// [`DECODE_COS`].
-fn gpu_vs_cpu(path: &PathBuf) {
+/// `min_cos`, greedy tokens equal on ≥ `min_agree` steps.
+fn gpu_vs_cpu(path: &PathBuf, min_cos: f64, min_agree: usize) {
     let _ = common::device();
     let opts = LoadOptions {
         device: DeviceChoice::Cpu,
@@ -129,22 +131,42 @@ fn gpu_vs_cpu(path: &PathBuf) {
         k.graph_replays >= 250,
         "decode steps should replay graphs: {k:?}"
     );
-    assert!(dworst >= DECODE_COS, "decode cosine {dworst}");
-    assert!(agree >= 245, "greedy tokens agree on {agree}/256 steps");
+    assert!(dworst >= min_cos, "decode cosine {dworst}");
+    assert!(
+        agree >= min_agree,
+        "greedy tokens agree on {agree}/256 steps"
+    );
 }
 
 #[test]
 #[ignore = "needs a GPU"]
 #[serial]
 fn gpu_equals_cpu_smollm2() {
-    gpu_vs_cpu(&smollm());
+    gpu_vs_cpu(&smollm(), DECODE_COS, 250);
+}
+
+/// The decode path on 8-bit activations (gemv_q8 with the glue kernels quantizing their outputs),
+/// forced on a model the default keeps on f16.
+#[test]
+#[ignore = "needs a GPU"]
+#[serial]
+fn gpu_q8_decode_close_to_cpu_smollm2() {
+    struct Unset;
+    impl Drop for Unset {
+        fn drop(&mut self) {
+            std::env::remove_var("ROCMFORGE_Q8");
+        }
+    }
+    let _unset = Unset;
+    std::env::set_var("ROCMFORGE_Q8", "on");
+    gpu_vs_cpu(&smollm(), Q8_DECODE_COS, Q8_AGREE);
 }
 
 #[test]
 #[ignore = "needs a GPU"]
 #[serial]
 fn gpu_equals_cpu_gemma3() {
-    gpu_vs_cpu(&gemma());
+    gpu_vs_cpu(&gemma(), DECODE_COS, 250);
 }
 
 #[test]

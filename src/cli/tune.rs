@@ -170,6 +170,16 @@ fn import(file: &Path) -> Result<i32> {
     Ok(0)
 }
 
+/// Whether `rocmforge tune` writes the database: writing is what the command is for, so it does unless
+/// `ROCMFORGE_TUNE` says otherwise (`readonly`); the run-time default `readonly` is for everything else.
+fn tune_writes() -> bool {
+    match std::env::var("ROCMFORGE_TUNE") {
+        Err(_) => true,
+        Ok(v) if v.trim().is_empty() => true,
+        Ok(_) => TuneMode::current() == TuneMode::On,
+    }
+}
+
 fn no_gpu(e: Error) -> Error {
     tracing::info!("no device: {e}");
     Error::op("tune", "no GPU: tuning measures kernels on the device")
@@ -231,10 +241,7 @@ fn sweep_all(a: &TuneArgs) -> Result<i32> {
     }
     bar.finish_and_clear();
     tunedb::uninstall(&target.full_name());
-    let saved = match TuneMode::current() {
-        TuneMode::On => db.save()?,
-        _ => false,
-    };
+    let saved = if tune_writes() { db.save()? } else { false };
     let summary = format!(
         "swept {} of {before} shapes ({total} candidates) in {:.1} s: {} kernels compiled, {} from the disk cache",
         plan.len(),
@@ -262,8 +269,8 @@ fn sweep_all(a: &TuneArgs) -> Result<i32> {
         println!("\n{summary}");
         match (saved, db.path()) {
             (true, Some(p)) => println!("\nsaved {} entries to {}", db.len(), p.display()),
-            _ if TuneMode::current() != TuneMode::On => {
-                println!("\nnot saved: ROCMFORGE_TUNE=readonly (set ROCMFORGE_TUNE=on to write the database)")
+            _ if !tune_writes() => {
+                println!("\nnot saved: ROCMFORGE_TUNE=readonly (unset it or set ROCMFORGE_TUNE=on to write the database)")
             }
             _ => println!(
                 "\nnot saved: {}",

@@ -11,7 +11,8 @@
 //! cannot be written leaves the database in memory, with a warning; nothing here stops a run.
 //!
 //! `ROCMFORGE_TUNE=off|readonly|on` (default `readonly`): `off` ignores the database, `readonly` uses
-//! its entries but never writes, `on` lets `rocmforge tune` write.
+//! its entries but never writes, `on` lets `rocmforge tune` write. `rocmforge tune` itself writes
+//! when the variable is unset (that is what it is for) and not when it says `readonly`.
 
 use super::cache::{cache_base, lock_exclusive, write_atomic};
 use crate::error::{Error, Result};

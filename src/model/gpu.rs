@@ -129,18 +129,26 @@ pub struct GpuBackend {
     use_graphs: bool,
     /// The JIT generation the graphs were captured at (a landed deferred instance moves it).
     jit_generation: u64,
-    /// GEMVs of small steps on 8-bit activations (ROCMFORGE_Q8=off turns it off).
+    /// GEMVs of small steps on 8-bit activations ([`q8_policy`]).
     use_q8: bool,
     /// The output projection on 8-bit activations too (a quantize launch per layer;
     /// ROCMFORGE_Q8_ATTN_OUT=off keeps it on f16).
     q8_attn_out: bool,
 }
 
-/// Whether small steps use the 8-bit-activation GEMV (`ROCMFORGE_Q8=off|0` turns it off).
-fn q8_enabled() -> bool {
-    std::env::var("ROCMFORGE_Q8")
-        .map(|v| v != "0" && v != "off")
-        .unwrap_or(true)
+/// Weights above which decode is bandwidth-bound enough for the 8-bit-activation GEMV to pay: on
+/// the H200 it gives Llama-3-8B-shaped models 1.4-2x the decode speed of the float GEMV, and the
+/// 135M/270M models nothing (their steps are launch-bound) while costing accuracy (docs/PERF.md).
+const Q8_AUTO_BYTES: u64 = 1 << 30;
+
+/// Whether small steps of this model use the 8-bit-activation GEMV: `ROCMFORGE_Q8=on|off`, by
+/// default (`auto`) when its weights exceed [`Q8_AUTO_BYTES`].
+fn q8_policy(g: &GgufFile) -> bool {
+    match std::env::var("ROCMFORGE_Q8").as_deref().map(str::trim) {
+        Ok("on") | Ok("1") => true,
+        Ok("off") | Ok("0") => false,
+        _ => g.tensors().iter().map(|t| t.n_bytes() as u64).sum::<u64>() > Q8_AUTO_BYTES,
+    }
 }
 
 fn align(b: usize) -> usize {
@@ -168,11 +176,7 @@ pub fn plan_specs(
             "gated_silu"
         },
     ] {
-        v.push(KernelSpec::new(
-            &glue::FAMILY,
-            &[("kind", k.into()), ("block", 256i64.into())],
-            wave,
-        )?);
+        v.push(glue::spec(k, wave)?);
     }
     let mut fmts: Vec<QuantType> = Vec::new();
     for (name, shape) in cfg.tensor_list() {
@@ -192,22 +196,40 @@ pub fn plan_specs(
         fmts.push(out_ty);
     }
     let path = qgemm::path_for(target);
+    let q8 = q8_policy(g);
     let q8_rows = Q8_MAX_ROWS.min(limits.max_batch_tokens);
-    if q8_enabled() && fmts.iter().any(|&ty| gemv_q8::supports(ty)) {
+    if q8 && fmts.iter().any(|&ty| gemv_q8::supports(ty)) {
         v.push(gemv_q8::act_spec("f16", wave)?);
     }
-    for &ty in &fmts {
-        if q8_enabled() && gemv_q8::supports(ty) {
+    // rows of every matrix a GEMV runs on, by format (the stacked q/k/v and gate/up too)
+    let mut shapes: Vec<(QuantType, usize)> = Vec::new();
+    for (name, shape) in cfg.tensor_list() {
+        if shape.len() == 2 {
+            let ty = g.tensor(&name)?.ty();
+            shapes.push((ty, shape[1] as usize));
+            if name.ends_with("attn_q.weight") {
+                shapes.push((ty, cfg.q_dim() + 2 * cfg.kv_dim()));
+            }
+            if name.ends_with("ffn_gate.weight") {
+                shapes.push((ty, 2 * cfg.d_ff));
+            }
+        }
+    }
+    shapes.push((out_ty, cfg.vocab_size));
+    for &(ty, n) in &shapes {
+        if q8 && gemv_q8::supports(ty) {
             for b in 1..=q8_rows {
-                let c = gemv_q8::GemvQ8Config::default_for(ty, "f16", b, target);
+                let c = gemv_q8::GemvQ8Config::default_for(ty, "f16", b, n, target);
                 let s = gemv_q8::spec(ty, "f16", b, c, wave)?;
                 if !v.contains(&s) {
                     v.push(s);
                 }
             }
         }
+    }
+    for &ty in &fmts {
         for b in 1..=8usize.min(limits.max_batch_tokens) {
-            if q8_enabled() && gemv_q8::supports(ty) && b <= q8_rows {
+            if q8 && gemv_q8::supports(ty) && b <= q8_rows {
                 continue;
             }
             let c = gemv::GemvConfig::default_for(ty, "f16", b, target);
@@ -578,7 +600,7 @@ impl GpuBackend {
             use_graphs: std::env::var("ROCMFORGE_GRAPHS")
                 .map(|v| v != "0" && v != "off")
                 .unwrap_or(true),
-            use_q8: q8_enabled(),
+            use_q8: q8_policy(g),
             q8_attn_out: std::env::var("ROCMFORGE_Q8_ATTN_OUT")
                 .map(|v| v != "0" && v != "off")
                 .unwrap_or(true),

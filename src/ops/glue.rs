@@ -29,9 +29,9 @@ pub static FAMILY: Family = Family {
             name: "block",
             kind: ParamKind::Int {
                 prefix: "b",
-                values: &[256],
+                values: &[256, 1024],
             },
-            doc: "threads per block (one row)",
+            doc: "threads per block: resid_norm 1024 (one row per block: a decode step's row spread over more threads), the others 256",
         },
     ],
     validate: no_rules,
@@ -39,24 +39,40 @@ pub static FAMILY: Family = Family {
     preamble: no_preamble,
 };
 
-const BLOCK: u32 = 256;
 const OP: &str = "glue";
 
-fn kernel(dev: &Device, kind: &str) -> Result<std::sync::Arc<crate::gpu::Kernel>> {
-    let s = KernelSpec::new(
-        &FAMILY,
-        &[("kind", kind.into()), ("block", (BLOCK as i64).into())],
-        dev.target().wave_size,
-    )?;
-    Jit::global().kernel(dev, &s)
+/// Threads per block of each kernel kind.
+pub fn block_of(kind: &str) -> u32 {
+    if kind == "resid_norm" {
+        1024
+    } else {
+        256
+    }
 }
 
-fn rows_cfg(rows: usize) -> Result<LaunchConfig> {
+/// The spec of one glue kernel.
+pub fn spec(kind: &str, wave: u32) -> Result<KernelSpec> {
+    KernelSpec::new(
+        &FAMILY,
+        &[
+            ("kind", kind.into()),
+            ("block", (block_of(kind) as i64).into()),
+        ],
+        wave,
+    )
+}
+
+fn kernel(dev: &Device, kind: &str) -> Result<std::sync::Arc<crate::gpu::Kernel>> {
+    Jit::global().kernel(dev, &spec(kind, dev.target().wave_size)?)
+}
+
+/// One block per row.
+fn rows_cfg(rows: usize, kind: &str) -> Result<LaunchConfig> {
     let grid =
         u32::try_from(rows).map_err(|_| Error::op(OP, format!("{rows} rows exceed the grid")))?;
     Ok(LaunchConfig {
         grid: [grid, 1, 1],
-        block: [BLOCK, 1, 1],
+        block: [block_of(kind), 1, 1],
         shared_bytes: 0,
     })
 }
@@ -129,7 +145,7 @@ pub fn resid_norm(
     }
     kernel(dev, "resid_norm")?.launch(
         stream,
-        rows_cfg(rows)?,
+        rows_cfg(rows, "resid_norm")?,
         &[
             Arg::from(&*x),
             Arg::Ptr(r.map_or(0, |b| b.device_ptr())),
@@ -187,10 +203,31 @@ pub fn gated(
     if rows == 0 {
         return Ok(());
     }
-    let k = kernel(dev, if gelu { "gated_gelu" } else { "gated_silu" })?;
+    let kind = if gelu { "gated_gelu" } else { "gated_silu" };
+    let k = kernel(dev, kind)?;
+    let (gx, gy) = (
+        u32::try_from(cols.div_ceil(block_of(kind) as usize)),
+        u32::try_from(rows),
+    );
+    let (Ok(gx), Ok(gy)) = (gx, gy) else {
+        return Err(Error::op(
+            OP,
+            format!("{rows} rows of {cols} exceed the grid"),
+        ));
+    };
+    if gy > 65535 {
+        return Err(Error::op(
+            OP,
+            format!("{rows} rows exceed the grid's y (65535)"),
+        ));
+    }
     k.launch(
         stream,
-        rows_cfg(rows)?,
+        LaunchConfig {
+            grid: [gx, gy, 1],
+            block: [block_of(kind), 1, 1],
+            shared_bytes: 0,
+        },
         &[
             gate.into(),
             up.into(),
@@ -224,7 +261,7 @@ pub fn gather_rows(
     }
     kernel(dev, "gather")?.launch(
         stream,
-        rows_cfg(n)?,
+        rows_cfg(n, "gather")?,
         &[
             x.into(),
             rows.into(),

@@ -82,23 +82,37 @@ pub struct GemvQ8Config {
 }
 
 impl GemvQ8Config {
-    /// The default for a call: a tuned entry where the database has one, else the most rows per
-    /// block the batch allows (4 at batch ≤ 2, 2 at ≤ 4, 1 above: the H200 sweep in docs/PERF.md).
-    pub fn default_for(ty: QuantType, dtype: &str, batch: usize, target: &Target) -> GemvQ8Config {
+    /// The default for a call on a matrix of `n_rows` rows: a tuned entry where the database has
+    /// one, else the most rows per block the batch allows (4 at batch ≤ 2, 2 at ≤ 4, 1 above: the
+    /// H200 sweep in docs/PERF.md) that still gives every compute unit 4 blocks (small matrices
+    /// take fewer rows per block).
+    pub fn default_for(
+        ty: QuantType,
+        dtype: &str,
+        batch: usize,
+        n_rows: usize,
+        target: &Target,
+    ) -> GemvQ8Config {
         let cands = Self::candidates(batch);
         if let Some(rows) = crate::jit::tunedb::gemv_q8_rows(target, ty.name(), dtype, batch)
             .filter(|&rows| cands.iter().any(|c| c.rows == rows))
         {
             return GemvQ8Config { rows, waves: 4 };
         }
-        GemvQ8Config {
-            rows: match batch {
-                0..=2 => 4,
-                3..=4 => 2,
-                _ => 1,
-            },
-            waves: 4,
+        let cus = if target.compute_units > 0 {
+            target.compute_units as usize
+        } else {
+            128
+        };
+        let mut rows = match batch {
+            0..=2 => 4,
+            3..=4 => 2,
+            _ => 1,
+        };
+        while rows > 1 && n_rows / rows < 4 * cus {
+            rows /= 2;
         }
+        GemvQ8Config { rows, waves: 4 }
     }
 
     /// Every valid configuration for `batch` right-hand sides.
@@ -281,7 +295,7 @@ pub fn gemv_q8<T: Element>(
         ));
     }
     let target = dev.target();
-    let cfg = cfg.unwrap_or_else(|| GemvQ8Config::default_for(ty, T::DTYPE, batch, target));
+    let cfg = cfg.unwrap_or_else(|| GemvQ8Config::default_for(ty, T::DTYPE, batch, rows, target));
     let k = Jit::global().kernel(dev, &spec(ty, T::DTYPE, batch, cfg, target.wave_size)?)?;
     let grid = u32::try_from(rows.div_ceil(cfg.rows))
         .map_err(|_| Error::op("gemv_q8", format!("{rows} rows need too many blocks")))?;
