@@ -566,3 +566,24 @@ fn cli_export_import_round_trip_and_refusal() {
     let kept = TuneDb::open_in(Some(c.path().join("tune")), key("MI210", "hipRTC 5.2"));
     assert_eq!(kept.len(), 1, "the local database is untouched");
 }
+
+/// Measured times are arbitrary f64 values: a saved database must read back with its checksum intact
+/// (it once did not: JSON float parsing that is not round-trip exact changed the re-serialized body).
+#[test]
+fn measured_floats_survive_save_and_reload() {
+    let d = tempfile::tempdir().unwrap();
+    let k = key("NVIDIA H200", "NVRTC 13.0");
+    let mut db = TuneDb::open_in(Some(d.path().into()), k.clone());
+    let mut x = 0.0085123456789f64;
+    for i in 0..200 {
+        let mut e = entry(&[("rows", "4")], i % 3 == 0);
+        x = (x * 1.618_033_988_749_895 + 1.0 / 3.0).fract() * 0.37;
+        e.default_ms = x;
+        e.best_ms = x * 0.7071067811865476;
+        e.spread_ms = x / 97.0;
+        db.insert("gemv", &format!("q4_0.f16.b{i}"), e);
+    }
+    assert!(db.save().unwrap());
+    let back = TuneDb::open_in(Some(d.path().into()), k);
+    assert_eq!(back.len(), 200, "the saved database was rejected on reload");
+}
