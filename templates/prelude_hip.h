@@ -8,3 +8,8 @@
 #define RF_SHFL(v, l) __shfl((v), (l), RF_WAVE)
 #define RF_SYNC_WAVE() __builtin_amdgcn_wave_barrier()
 typedef __half rf_half;
+// Vectors for the matrix-core builtins (clang ext_vector_type); f16 vector elements are _Float16.
+// prelude_emu.h gives the same names to the emulation's vectors.
+template <typename T, int N>
+using rf_vec = T __attribute__((ext_vector_type(N)));
+typedef _Float16 rf_f16_elem;

@@ -128,6 +128,14 @@ impl std::fmt::Debug for Device {
     }
 }
 
+/// The AMD target `ROCMFORGE_EMULATE` asks to emulate on an NVIDIA device, if set and not empty.
+pub fn emulate_env() -> Option<String> {
+    std::env::var("ROCMFORGE_EMULATE")
+        .ok()
+        .map(|v| v.trim().to_ascii_lowercase())
+        .filter(|v| !v.is_empty())
+}
+
 /// Which device `ROCMFORGE_DEVICE` asks for: `cuda`, `hip`, `cuda:1`, `hip:0`, or `auto` (default).
 fn parse_device_env() -> Result<(Option<Vendor>, u32)> {
     let v = std::env::var("ROCMFORGE_DEVICE").unwrap_or_default();
@@ -173,13 +181,34 @@ impl Device {
     }
 
     /// Open device `ordinal` of one vendor.
+    ///
+    /// With `ROCMFORGE_EMULATE=gfxNNN` an NVIDIA device runs that AMD target emulated (a test and
+    /// debug mode: see [`Target::emulate`]); asked of an AMD device it is an error.
     pub fn open_vendor(vendor: Vendor, ordinal: u32) -> Result<Device> {
+        let emulate = emulate_env();
         let (backend, target): (Box<dyn Backend>, Target) = match vendor {
             Vendor::Nvidia => {
                 let (b, t) = cuda::CudaBackend::open(ordinal)?;
-                (Box::new(b), t)
+                match &emulate {
+                    Some(amd) => {
+                        let e = Target::emulate(amd, &t)?;
+                        tracing::warn!(
+                            target = %e,
+                            "ROCMFORGE_EMULATE: running {amd} emulated on {} (a test/debug mode, not for speed)",
+                            t.name
+                        );
+                        (Box::new(b), e)
+                    }
+                    None => (Box::new(b), t),
+                }
             }
             Vendor::Amd => {
+                if let Some(amd) = &emulate {
+                    return Err(Error::BadEmulation {
+                        target: amd.clone(),
+                        reason: "ROCMFORGE_EMULATE runs an AMD target on an NVIDIA device; this is an AMD device (unset it)".into(),
+                    });
+                }
                 let (b, t) = hip::HipBackend::open(ordinal)?;
                 (Box::new(b), t)
             }
@@ -640,6 +669,12 @@ impl LaunchConfig {
     }
 }
 
+/// Most wave64 waves per block under emulation: one named barrier each, ids 1..=15 (id 0 is
+/// `__syncthreads`); see templates/prelude_emu.h.
+pub const EMU_MAX_WAVES64: u64 = 15;
+/// Static shared memory the emulation prelude adds to a kernel (its per-wave exchange buffer).
+pub const EMU_XCHG_BYTES: u64 = 4096;
+
 /// A kernel of a loaded module. Keeps its module alive.
 pub struct Kernel {
     module: Arc<Module>,
@@ -696,7 +731,26 @@ impl Kernel {
             }
         }
         let shared = cfg.shared_bytes as u64 + self.attrs.shared_bytes as u64;
-        if shared > t.shared_per_block_optin as u64 {
+        if t.is_emulated() {
+            // What the AMD target would refuse. The emulation prelude's own exchange buffer
+            // (EMU_XCHG_BYTES of static shared memory) is not part of the AMD kernel.
+            let waves = threads.div_ceil(t.wave_size as u64);
+            if t.wave_size == 64 && waves > EMU_MAX_WAVES64 {
+                return bad(format!(
+                    "block {:?} has {waves} waves of 64; emulated wave64 runs at most {EMU_MAX_WAVES64} per block (one named barrier each)",
+                    cfg.block
+                ));
+            }
+            if shared > t.shared_per_block as u64 + EMU_XCHG_BYTES {
+                return bad(format!(
+                    "{} bytes of shared memory exceed the {} bytes of LDS of {}",
+                    shared.saturating_sub(EMU_XCHG_BYTES),
+                    t.shared_per_block,
+                    t.arch
+                ));
+            }
+        }
+        if shared > t.shared_per_block_optin as u64 && !t.is_emulated() {
             return bad(format!(
                 "{shared} bytes of shared memory; the device allows {}",
                 t.shared_per_block_optin
@@ -716,7 +770,11 @@ impl Kernel {
     pub fn launch(&self, stream: &Stream, cfg: LaunchConfig, args: &[Arg]) -> Result<()> {
         self.check(&cfg)?;
         let dev = &self.module.dev;
-        if cfg.shared_bytes + self.attrs.shared_bytes > dev.target().shared_per_block
+        let default_shared = match &dev.target().emulation {
+            Some(e) => e.host_shared_per_block,
+            None => dev.target().shared_per_block,
+        };
+        if cfg.shared_bytes + self.attrs.shared_bytes > default_shared
             && cfg.shared_bytes > self.dyn_shared_optin.load(Ordering::Acquire)
         {
             // Serialised so that two threads raising the limit cannot leave it at the smaller value.

@@ -1,5 +1,10 @@
 //! `Target`: what a kernel is compiled for. Detected from a device, or named (`gfx90a:sramecc+`,
 //! `sm_90`) to compile for a GPU that is not present.
+//!
+//! An emulated target (`gfx942@sm_90`, or `ROCMFORGE_EMULATE=gfx942` on an NVIDIA device) is a test
+//! and debug mode, never chosen for speed: kernels are rendered exactly as for the AMD target (its wave
+//! size, matrix-core path, tile parameters, LDS budget) and compiled with NVRTC for the NVIDIA host,
+//! where `templates/prelude_emu.h` emulates wave64 and the matrix-core builtins (issue 13).
 
 use crate::error::{Error, Result};
 use serde::Serialize;
@@ -64,12 +69,41 @@ pub struct Target {
     pub clock_khz: u32,
     /// Driver (and runtime) version string.
     pub driver_version: String,
+    /// Set when this AMD target is emulated on an NVIDIA GPU (a test/debug mode; see the module doc).
+    pub emulation: Option<Emulation>,
 }
+
+/// The NVIDIA host that runs an emulated AMD target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Emulation {
+    /// The host's `sm_XY`: what NVRTC compiles for and what the kernels run on.
+    pub host_arch: String,
+    /// The host's default shared memory per block (larger launches opt in, as native ones do).
+    pub host_shared_per_block: u32,
+}
+
+/// AMD targets that can be emulated on an NVIDIA GPU: those whose matrix-core layouts are in
+/// tests/data/amd_layouts (gfx950 uses gfx942's tables: the CDNA4 ISA keeps the CDNA3 encodings and
+/// layouts of the 16x16x16 f16/bf16 MFMAs the templates use).
+pub const EMULATED_ARCHS: [&str; 5] = ["gfx90a", "gfx942", "gfx950", "gfx1100", "gfx1200"];
+
+/// Lowest NVIDIA host for emulation: `bar.sync` with a thread count and `__shfl_sync` (sm_70).
+const EMULATION_MIN_SM: u32 = 70;
 
 impl Target {
     /// A target named on the command line. Limits take the architecture's documented defaults.
     pub fn named(spec: &str) -> Result<Target> {
         let spec = spec.trim();
+        if let Some((amd, host)) = spec.split_once('@') {
+            if host.contains('@') {
+                return Err(Error::BadEmulation {
+                    target: spec.into(),
+                    reason: "expected one AMD target @ one NVIDIA target, e.g. gfx942@sm_90".into(),
+                });
+            }
+            let host = Target::named(host)?;
+            return Target::emulate(amd, &host);
+        }
         let mut parts = spec.split(':');
         let arch = parts.next().unwrap_or_default().to_ascii_lowercase();
         let features: Vec<String> = parts.map(|s| s.to_string()).collect();
@@ -120,20 +154,110 @@ impl Target {
             l2_bytes: 0,
             clock_khz: 0,
             driver_version: String::new(),
+            emulation: None,
         })
     }
 
+    /// The AMD target `amd` (`gfx942`, `gfx90a:sramecc+`) emulated on the NVIDIA target `host` (named or
+    /// detected). Rendering sees the AMD target: its wave size, matrix cores, LDS budget (64 KiB) and
+    /// features; compiling and launching use the host's architecture and limits.
+    pub fn emulate(amd: &str, host: &Target) -> Result<Target> {
+        let name = format!("{}@{}", amd.trim(), host.arch);
+        let bad = |reason: String| Error::BadEmulation {
+            target: name.clone(),
+            reason,
+        };
+        if host.vendor != Vendor::Nvidia || host.emulation.is_some() {
+            return Err(bad(format!(
+                "the host `{}` is not an NVIDIA target (sm_XY)",
+                host.full_name()
+            )));
+        }
+        if host.sm_version() < EMULATION_MIN_SM {
+            return Err(bad(format!(
+                "the host must be sm_{EMULATION_MIN_SM} or newer (named barriers with a thread count)"
+            )));
+        }
+        let mut t = Target::named(amd).map_err(|_| {
+            bad(format!(
+                "`{}` is not an AMD target; emulated targets: {}",
+                amd.trim(),
+                EMULATED_ARCHS.join(", ")
+            ))
+        })?;
+        if t.vendor != Vendor::Amd {
+            return Err(bad(format!(
+                "`{}` is not an AMD target; emulated targets: {}",
+                amd.trim(),
+                EMULATED_ARCHS.join(", ")
+            )));
+        }
+        if !EMULATED_ARCHS.contains(&t.arch.as_str()) {
+            return Err(bad(format!(
+                "emulated targets: {} (those with matrix-core layout tables)",
+                EMULATED_ARCHS.join(", ")
+            )));
+        }
+        t.name = format!("{} emulated on {}", t.arch, host.name);
+        t.detected = host.detected;
+        t.compute_units = host.compute_units;
+        t.max_threads_per_block = host.max_threads_per_block;
+        t.max_block = host.max_block;
+        t.max_grid = host.max_grid;
+        t.shared_per_block = 65536;
+        t.shared_per_block_optin = 65536;
+        t.regs_per_block = host.regs_per_block;
+        t.mem_bytes = host.mem_bytes;
+        t.l2_bytes = host.l2_bytes;
+        t.clock_khz = host.clock_khz;
+        t.driver_version = host.driver_version.clone();
+        t.emulation = Some(Emulation {
+            host_arch: host.arch.clone(),
+            host_shared_per_block: host.shared_per_block,
+        });
+        Ok(t)
+    }
+
+    /// The vendor whose driver and compiler build and run this target's kernels: NVIDIA for an
+    /// emulated AMD target, else [`Target::vendor`].
+    pub fn backend_vendor(&self) -> Vendor {
+        if self.emulation.is_some() {
+            Vendor::Nvidia
+        } else {
+            self.vendor
+        }
+    }
+
+    /// The architecture the compiler builds machine code for (the host's `sm_XY` when emulated).
+    pub fn compile_arch(&self) -> &str {
+        match &self.emulation {
+            Some(e) => &e.host_arch,
+            None => &self.arch,
+        }
+    }
+
+    /// Whether this is an emulated AMD target (a test/debug mode).
+    pub fn is_emulated(&self) -> bool {
+        self.emulation.is_some()
+    }
+
     /// Arch plus features, as compilers and code objects spell it (`gfx90a:sramecc+:xnack-`).
+    /// Emulated targets append `@` and the host (`gfx942@sm_90`), which keeps their cache entries apart.
     pub fn full_name(&self) -> String {
         let mut s = self.arch.clone();
         for f in &self.features {
             s.push(':');
             s.push_str(f);
         }
+        if let Some(e) = &self.emulation {
+            s.push('@');
+            s.push_str(&e.host_arch);
+        }
         s
     }
 
-    /// NVIDIA compute capability as `major*10+minor`; 0 on AMD.
+    /// NVIDIA compute capability as `major*10+minor`; 0 on AMD (also when emulated: see
+    /// [`Target::compile_arch`] for the host).
     pub fn sm_version(&self) -> u32 {
         self.arch
             .strip_prefix("sm_")
