@@ -672,8 +672,10 @@ impl LaunchConfig {
 /// Most wave64 waves per block under emulation: one named barrier each, ids 1..=15 (id 0 is
 /// `__syncthreads`); see templates/prelude_emu.h.
 pub const EMU_MAX_WAVES64: u64 = 15;
-/// Static shared memory the emulation prelude adds to a kernel (its per-wave exchange buffer).
-pub const EMU_XCHG_BYTES: u64 = 4096;
+/// Shared memory an emulated kernel may use beyond the AMD target's LDS: the emulation prelude's
+/// exchange buffer (4 KiB, one word per thread) and the 1 KiB per block NVIDIA reserves on sm_80+
+/// (counted in a cubin's shared size). The LDS check is that much lenient.
+pub const EMU_XCHG_BYTES: u64 = 4096 + 1024;
 
 /// A kernel of a loaded module. Keeps its module alive.
 pub struct Kernel {
