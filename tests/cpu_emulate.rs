@@ -320,3 +320,55 @@ fn every_instance_compiles_for_every_emulated_target() {
             .join("\n")
     );
 }
+
+/// Cross-lane intrinsics and other AMD builtins live in the preludes (which the emulation replaces),
+/// never in a kernel template: a template using one directly would run unemulated (or not compile)
+/// on an emulated target. The matrix-core builtins are the exception: the templates call them under
+/// RF_MFMA / RF_WMMA, and prelude_emu.h's tables define each of them (tests/cpu_amd_layouts.rs lists
+/// them). NVIDIA-only inline PTX stays behind RF_MMA_SYNC / RF_NVIDIA, which emulation never defines.
+#[test]
+fn no_lane_intrinsics_in_templates_outside_the_preludes() {
+    const FORBIDDEN: [&str; 10] = [
+        "__shfl",
+        "__ballot",
+        "__syncwarp",
+        "__activemask",
+        "__lane_id",
+        "__any",
+        "__all",
+        "readfirstlane",
+        "__reduce_",
+        "__match_",
+    ];
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates");
+    let mut bad = Vec::new();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with("prelude_") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            for f in FORBIDDEN {
+                if code.contains(f) {
+                    bad.push(format!("{name}:{}: {f}: {}", i + 1, line.trim()));
+                }
+            }
+            let mut rest = code;
+            while let Some(at) = rest.find("__builtin_amdgcn_") {
+                let tail = &rest[at + "__builtin_amdgcn_".len()..];
+                if !(tail.starts_with("mfma_") || tail.starts_with("wmma_")) {
+                    bad.push(format!("{name}:{}: {}", i + 1, line.trim()));
+                }
+                rest = tail;
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "move these into the preludes (prelude_hip.h / prelude_cuda.h, with an emulation in prelude_emu.h):\n{}",
+        bad.join("\n")
+    );
+}
