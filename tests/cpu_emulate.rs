@@ -39,7 +39,19 @@ fn emulated_targets_render_as_amd_and_compile_for_the_host() {
         (t.full_name().as_str(), t.compile_arch(), t.shared_per_block),
         ("gfx942@sm_90", "sm_90", 65536)
     );
+    // wave64 emulation: 15 waves of 64 per block at most (one named barrier each)
+    assert_eq!(t.max_threads_per_block, 960);
+    let s = rocmforge::ops::sampling::spec_for(&t, "f16", 262144).unwrap();
+    assert_eq!(
+        s.int("block"),
+        512,
+        "the largest argmax block under 960 threads"
+    );
+    let native =
+        rocmforge::ops::sampling::spec_for(&Target::named("gfx942").unwrap(), "f16", 262144);
+    assert_eq!(native.unwrap().int("block"), 1024);
     let t = Target::named("gfx1100@sm_80").unwrap();
+    assert_eq!(t.max_threads_per_block, 1024);
     assert_eq!((t.wave_size, t.matrix_cores()), (32, MatrixCores::Wmma));
     assert_eq!(Target::named("gfx1200@sm_90").unwrap().gfx_number(), 0x1200);
     assert_eq!(

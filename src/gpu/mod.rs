@@ -716,6 +716,13 @@ impl Kernel {
                 cfg.grid, cfg.block
             ));
         }
+        let waves = threads.div_ceil(t.wave_size as u64);
+        if t.is_emulated() && t.wave_size == 64 && waves > EMU_MAX_WAVES64 {
+            return bad(format!(
+                "block {:?} has {threads} threads, {waves} waves of 64; emulated wave64 runs at most {EMU_MAX_WAVES64} per block (one named barrier each)",
+                cfg.block
+            ));
+        }
         if threads > t.max_threads_per_block as u64
             || threads > self.attrs.max_threads.max(1) as u64
         {
@@ -733,24 +740,14 @@ impl Kernel {
             }
         }
         let shared = cfg.shared_bytes as u64 + self.attrs.shared_bytes as u64;
-        if t.is_emulated() {
-            // What the AMD target would refuse. The emulation prelude's own exchange buffer
-            // (EMU_XCHG_BYTES of static shared memory) is not part of the AMD kernel.
-            let waves = threads.div_ceil(t.wave_size as u64);
-            if t.wave_size == 64 && waves > EMU_MAX_WAVES64 {
-                return bad(format!(
-                    "block {:?} has {waves} waves of 64; emulated wave64 runs at most {EMU_MAX_WAVES64} per block (one named barrier each)",
-                    cfg.block
-                ));
-            }
-            if shared > t.shared_per_block as u64 + EMU_XCHG_BYTES {
-                return bad(format!(
-                    "{} bytes of shared memory exceed the {} bytes of LDS of {}",
-                    shared.saturating_sub(EMU_XCHG_BYTES),
-                    t.shared_per_block,
-                    t.arch
-                ));
-            }
+        if t.is_emulated() && shared > t.shared_per_block as u64 + EMU_XCHG_BYTES {
+            // What the AMD target would refuse; the emulation's own shared memory is not counted.
+            return bad(format!(
+                "{} bytes of shared memory exceed the {} bytes of LDS of {}",
+                shared.saturating_sub(EMU_XCHG_BYTES),
+                t.shared_per_block,
+                t.arch
+            ));
         }
         if shared > t.shared_per_block_optin as u64 && !t.is_emulated() {
             return bad(format!(

@@ -201,8 +201,18 @@ impl Target {
         t.name = format!("{} emulated on {}", t.arch, host.name);
         t.detected = host.detected;
         t.compute_units = host.compute_units;
-        t.max_threads_per_block = host.max_threads_per_block;
-        t.max_block = host.max_block;
+        // wave64: one named barrier per wave, ids 1..=15 (templates/prelude_emu.h), so 15 waves
+        let max_threads = if t.wave_size == 64 {
+            host.max_threads_per_block.min(15 * 64)
+        } else {
+            host.max_threads_per_block
+        };
+        t.max_threads_per_block = max_threads;
+        t.max_block = [
+            host.max_block[0].min(max_threads),
+            host.max_block[1].min(max_threads),
+            host.max_block[2].min(max_threads),
+        ];
         t.max_grid = host.max_grid;
         t.shared_per_block = 65536;
         t.shared_per_block_optin = 65536;
