@@ -177,7 +177,7 @@ pub fn parse(file: &str) -> Result<MmaLayout> {
             let e = &mut map[a[4] * cols + a[5]];
             // the first holder (lowest lane, then element): gfx11 WMMA's lanes 16-31 repeat 0-15
             let cand = (a[0] as u8, a[1] as u8);
-            if e.is_none_or(|o| cand < o) {
+            if e.map_or(true, |o| cand < o) {
                 *e = Some(cand);
             }
         }
