@@ -50,8 +50,25 @@ fn emulated_targets_render_as_amd_and_compile_for_the_host() {
     let native =
         rocmforge::ops::sampling::spec_for(&Target::named("gfx942").unwrap(), "f16", 262144);
     assert_eq!(native.unwrap().int("block"), 1024);
+    // launches the AMD target (or the emulation) could not run are refused with the reason
+    assert_eq!(t.emulation_refuses_block([960, 1, 1]), None);
+    let why = t.emulation_refuses_block([1024, 1, 1]).unwrap();
+    assert!(
+        why.contains("16 waves of 64") && why.contains("at most 15"),
+        "{why}"
+    );
+    assert_eq!(t.emulation_refuses_shared(65536 + 4096), None);
+    let why = t.emulation_refuses_shared(65536 + 8192).unwrap();
+    assert!(why.contains("65536 bytes of LDS of gfx942"), "{why}");
+    assert_eq!(
+        Target::named("gfx942")
+            .unwrap()
+            .emulation_refuses_block([1024, 1, 1]),
+        None
+    );
     let t = Target::named("gfx1100@sm_80").unwrap();
     assert_eq!(t.max_threads_per_block, 1024);
+    assert_eq!(t.emulation_refuses_block([1024, 1, 1]), None);
     assert_eq!((t.wave_size, t.matrix_cores()), (32, MatrixCores::Wmma));
     assert_eq!(Target::named("gfx1200@sm_90").unwrap().gfx_number(), 0x1200);
     assert_eq!(

@@ -128,14 +128,6 @@ impl std::fmt::Debug for Device {
     }
 }
 
-/// The AMD target `ROCMFORGE_EMULATE` asks to emulate on an NVIDIA device, if set and not empty.
-pub fn emulate_env() -> Option<String> {
-    std::env::var("ROCMFORGE_EMULATE")
-        .ok()
-        .map(|v| v.trim().to_ascii_lowercase())
-        .filter(|v| !v.is_empty())
-}
-
 /// Which device `ROCMFORGE_DEVICE` asks for: `cuda`, `hip`, `cuda:1`, `hip:0`, or `auto` (default).
 fn parse_device_env() -> Result<(Option<Vendor>, u32)> {
     let v = std::env::var("ROCMFORGE_DEVICE").unwrap_or_default();
@@ -185,32 +177,14 @@ impl Device {
     /// With `ROCMFORGE_EMULATE=gfxNNN` an NVIDIA device runs that AMD target emulated (a test and
     /// debug mode: see [`Target::emulate`]); asked of an AMD device it is an error.
     pub fn open_vendor(vendor: Vendor, ordinal: u32) -> Result<Device> {
-        let emulate = emulate_env();
         let (backend, target): (Box<dyn Backend>, Target) = match vendor {
             Vendor::Nvidia => {
                 let (b, t) = cuda::CudaBackend::open(ordinal)?;
-                match &emulate {
-                    Some(amd) => {
-                        let e = Target::emulate(amd, &t)?;
-                        tracing::warn!(
-                            target = %e,
-                            "ROCMFORGE_EMULATE: running {amd} emulated on {} (a test/debug mode, not for speed)",
-                            t.name
-                        );
-                        (Box::new(b), e)
-                    }
-                    None => (Box::new(b), t),
-                }
+                (Box::new(b), target::emulate_env(t)?)
             }
             Vendor::Amd => {
-                if let Some(amd) = &emulate {
-                    return Err(Error::BadEmulation {
-                        target: amd.clone(),
-                        reason: "ROCMFORGE_EMULATE runs an AMD target on an NVIDIA device; this is an AMD device (unset it)".into(),
-                    });
-                }
                 let (b, t) = hip::HipBackend::open(ordinal)?;
-                (Box::new(b), t)
+                (Box::new(b), target::emulate_env(t)?)
             }
         };
         Ok(Device {
@@ -669,14 +643,6 @@ impl LaunchConfig {
     }
 }
 
-/// Most wave64 waves per block under emulation: one named barrier each, ids 1..=15 (id 0 is
-/// `__syncthreads`); see templates/prelude_emu.h.
-pub const EMU_MAX_WAVES64: u64 = 15;
-/// Shared memory an emulated kernel may use beyond the AMD target's LDS: the emulation prelude's
-/// exchange buffer (4 KiB, one word per thread) and the 1 KiB per block NVIDIA reserves on sm_80+
-/// (counted in a cubin's shared size). The LDS check is that much lenient.
-pub const EMU_XCHG_BYTES: u64 = 4096 + 1024;
-
 /// A kernel of a loaded module. Keeps its module alive.
 pub struct Kernel {
     module: Arc<Module>,
@@ -716,12 +682,8 @@ impl Kernel {
                 cfg.grid, cfg.block
             ));
         }
-        let waves = threads.div_ceil(t.wave_size as u64);
-        if t.is_emulated() && t.wave_size == 64 && waves > EMU_MAX_WAVES64 {
-            return bad(format!(
-                "block {:?} has {threads} threads, {waves} waves of 64; emulated wave64 runs at most {EMU_MAX_WAVES64} per block (one named barrier each)",
-                cfg.block
-            ));
+        if let Some(why) = t.emulation_refuses_block(cfg.block) {
+            return bad(why);
         }
         if threads > t.max_threads_per_block as u64
             || threads > self.attrs.max_threads.max(1) as u64
@@ -740,14 +702,8 @@ impl Kernel {
             }
         }
         let shared = cfg.shared_bytes as u64 + self.attrs.shared_bytes as u64;
-        if t.is_emulated() && shared > t.shared_per_block as u64 + EMU_XCHG_BYTES {
-            // What the AMD target would refuse; the emulation's own shared memory is not counted.
-            return bad(format!(
-                "{} bytes of shared memory exceed the {} bytes of LDS of {}",
-                shared.saturating_sub(EMU_XCHG_BYTES),
-                t.shared_per_block,
-                t.arch
-            ));
+        if let Some(why) = t.emulation_refuses_shared(shared) {
+            return bad(why);
         }
         if shared > t.shared_per_block_optin as u64 && !t.is_emulated() {
             return bad(format!(

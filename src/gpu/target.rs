@@ -87,6 +87,15 @@ pub struct Emulation {
 /// layouts of the 16x16x16 f16/bf16 MFMAs the templates use).
 pub const EMULATED_ARCHS: [&str; 5] = ["gfx90a", "gfx942", "gfx950", "gfx1100", "gfx1200"];
 
+/// Most wave64 waves per block under emulation: one named barrier each, ids 1..=15 (id 0 is
+/// `__syncthreads`); see templates/prelude_emu.h.
+pub const EMU_MAX_WAVES64: u64 = 15;
+
+/// Shared memory an emulated kernel may use beyond the AMD target's LDS: the emulation prelude's
+/// exchange buffer (4 KiB, one word per thread) and the 1 KiB per block NVIDIA reserves on sm_80+
+/// (counted in a cubin's shared size). The LDS check is that much lenient.
+pub const EMU_SHARED_BYTES: u64 = 4096 + 1024;
+
 /// Lowest NVIDIA host for emulation: `bar.sync` with a thread count and `__shfl_sync` (sm_70).
 const EMULATION_MIN_SM: u32 = 70;
 
@@ -251,6 +260,34 @@ impl Target {
         self.emulation.is_some()
     }
 
+    /// Why an emulated target refuses a launch of `block` threads, if it does: wave64 runs at most
+    /// [`EMU_MAX_WAVES64`] waves per block (one named barrier each).
+    pub fn emulation_refuses_block(&self, block: [u32; 3]) -> Option<String> {
+        let threads = block.iter().map(|&b| b as u64).product::<u64>();
+        let waves = threads.div_ceil(self.wave_size.max(1) as u64);
+        (self.is_emulated() && self.wave_size == 64 && waves > EMU_MAX_WAVES64).then(|| {
+            format!(
+                "block {block:?} has {threads} threads, {waves} waves of 64; emulated wave64 runs at most {EMU_MAX_WAVES64} per block (one named barrier each)"
+            )
+        })
+    }
+
+    /// Why an emulated target refuses `shared` bytes of shared memory per block (static as the
+    /// cubin declares it, plus dynamic), if it does: more than the AMD target's LDS, the emulation's
+    /// own [`EMU_SHARED_BYTES`] not counted.
+    pub fn emulation_refuses_shared(&self, shared: u64) -> Option<String> {
+        (self.is_emulated() && shared > self.shared_per_block as u64 + EMU_SHARED_BYTES).then(
+            || {
+                format!(
+                    "{} bytes of shared memory exceed the {} bytes of LDS of {}",
+                    shared.saturating_sub(EMU_SHARED_BYTES),
+                    self.shared_per_block,
+                    self.arch
+                )
+            },
+        )
+    }
+
     /// Arch plus features, as compilers and code objects spell it (`gfx90a:sramecc+:xnack-`).
     /// Emulated targets append `@` and the host (`gfx942@sm_90`), which keeps their cache entries apart.
     pub fn full_name(&self) -> String {
@@ -303,6 +340,34 @@ impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.full_name())
     }
+}
+
+/// The target a device opened as `detected` runs: with `ROCMFORGE_EMULATE=gfxNNN` an NVIDIA device
+/// runs that AMD target emulated (a test and debug mode: see [`Target::emulate`]); asked of an AMD
+/// device it is an error.
+pub fn emulate_env(detected: Target) -> Result<Target> {
+    let Some(amd) = std::env::var("ROCMFORGE_EMULATE")
+        .ok()
+        .map(|v| v.trim().to_ascii_lowercase())
+        .filter(|v| !v.is_empty())
+    else {
+        return Ok(detected);
+    };
+    if detected.vendor != Vendor::Nvidia {
+        return Err(Error::BadEmulation {
+            target: amd,
+            reason: format!(
+                "ROCMFORGE_EMULATE runs an AMD target on an NVIDIA device; {} is not one (unset it)",
+                detected.name
+            ),
+        });
+    }
+    let t = Target::emulate(&amd, &detected)?;
+    tracing::warn!(
+        "ROCMFORGE_EMULATE: {} runs {amd} emulated (a test/debug mode, not for speed)",
+        detected.name
+    );
+    Ok(t)
 }
 
 /// Native wave size: 64 on GCN/CDNA (gfx6..gfx9), 32 on RDNA (gfx10+) and on NVIDIA.
