@@ -95,7 +95,8 @@ RF_DEVICE T rf_emu_shfl(T v, int l) {
 // section "VOP3P instructions": V_DOT4_I32_I8, V_DOT4_U32_U8) and sudot4 (RDNA3 ISA reference, section
 // "VOP3P instructions": V_DOT4_I32_IU8, signedness of A and B from the NEG bits). D = C + the sum of
 // the four byte products, in 32 bits; with clamp the sum saturates to the 32-bit range instead of
-// wrapping. Kernels reach them through the prelude's portable dot-product macros.
+// wrapping. A portable dot-product macro of the preludes reaches them in emulated instances by being
+// redefined here, after prelude_cuda.h: #undef RF_X, #define RF_X(a, b, c) rf_emu_sdot4((a), (b), (c), false).
 RF_DEVICE int rf_emu_sat32(long long s, bool clamp) {
     if (clamp) s = s > 2147483647LL ? 2147483647LL : (s < -2147483648LL ? -2147483648LL : s);
     return (int)(unsigned int)(unsigned long long)s;
