@@ -54,6 +54,10 @@ pub enum Error {
     #[error("unknown target `{0}`: expected gfxNNN[:feature±...] (AMD) or sm_NN (NVIDIA)")]
     BadTarget(String),
 
+    /// An AMD target cannot be emulated as asked (`gfx942@sm_90`, `ROCMFORGE_EMULATE`).
+    #[error("cannot emulate `{target}`: {reason}")]
+    BadEmulation { target: String, reason: String },
+
     /// A kernel specification is invalid (unknown template, bad parameter value or combination).
     #[error("invalid kernel spec `{spec}`: {reason}")]
     InvalidSpec { spec: String, reason: String },

@@ -187,9 +187,9 @@ struct MMSync {
 #define AP_KOFF(lane) (((lane) / 16) * AP_KPL)
 #define AP_CROW(c, lane) (((lane) / 16) * (256 / RF_WAVE) + (c))
 #endif
-typedef short ap_vs __attribute__((ext_vector_type(AP_KPL)));
-typedef _Float16 ap_vh __attribute__((ext_vector_type(AP_KPL)));
-typedef float ap_vf __attribute__((ext_vector_type(256 / RF_WAVE)));
+typedef rf_vec<short, AP_KPL> ap_vs;
+typedef rf_vec<rf_f16_elem, AP_KPL> ap_vh;
+typedef rf_vec<float, 256 / RF_WAVE> ap_vf;
 
 RF_DEVICE ap_vf ap_amd_mma(ap_vs a, ap_vs b, ap_vf c, rf_half*) {
 #if defined(RF_MFMA)

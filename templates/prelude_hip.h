@@ -22,3 +22,8 @@ RF_DEVICE int rf_dp4a(int a, int b, int c) {
     return c;
 #endif
 }
+// Vectors for the matrix-core builtins (clang ext_vector_type); f16 vector elements are _Float16.
+// prelude_emu.h gives the same names to the emulation's vectors.
+template <typename T, int N>
+using rf_vec = T __attribute__((ext_vector_type(N)));
+typedef _Float16 rf_f16_elem;

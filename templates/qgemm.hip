@@ -189,8 +189,8 @@ RF_DEVICE void qgemm(int M, int N, int K, const rf_half* RF_RESTRICT x, const ui
         // v_mfma_f32_16x16x16f16 (wave64): lane l holds A row l%16, k 4(l/16)..+3; B column l%16, the
         // same k; D column l%16, rows 4(l/16)..+3.
         static_assert(RF_WAVE == 64, "MFMA needs wave64");
-        typedef _Float16 qg_h4 __attribute__((ext_vector_type(4)));
-        typedef float qg_f4 __attribute__((ext_vector_type(4)));
+        typedef rf_vec<rf_f16_elem, 4> qg_h4;
+        typedef rf_vec<float, 4> qg_f4;
         static_assert(WTM % 16 == 0 && WTN % 16 == 0, "MFMA warp tile must be a multiple of 16 x 16");
         constexpr int MT = WTM / 16, NTL = WTN / 16;
         qg_f4 acc[MT][NTL];
@@ -233,7 +233,7 @@ RF_DEVICE void qgemm(int M, int N, int K, const rf_half* RF_RESTRICT x, const ui
 #if defined(RF_WMMA)
     if constexpr (PATH == QG_WMMA) {
         static_assert(RF_WAVE == 32, "WMMA needs wave32");
-        typedef float qg_f8 __attribute__((ext_vector_type(8)));
+        typedef rf_vec<float, 8> qg_f8;
         static_assert(WTM % 16 == 0 && WTN % 16 == 0, "WMMA warp tile must be a multiple of 16 x 16");
         constexpr int MT = WTM / 16, NTL = WTN / 16;
         qg_f8 acc[MT][NTL];
@@ -250,11 +250,11 @@ RF_DEVICE void qgemm(int M, int N, int K, const rf_half* RF_RESTRICT x, const ui
             for (int kk = wk * KS; kk < wk * KS + KS; kk += 16) {
 #if RF_GFX >= 0x1200
                 // gfx12: lane l holds row/column l%16, k 8(l/16)..+7; D rows 8(l/16)..+7, column l%16.
-                typedef _Float16 qg_hv __attribute__((ext_vector_type(8)));
+                typedef rf_vec<rf_f16_elem, 8> qg_hv;
                 const int ko = hi * 8;
 #else
                 // gfx11: lane l holds row/column l%16, all 16 k (lanes 16-31 repeat 0-15); D rows 2i + l/16.
-                typedef _Float16 qg_hv __attribute__((ext_vector_type(16)));
+                typedef rf_vec<rf_f16_elem, 16> qg_hv;
                 const int ko = 0;
 #endif
                 qg_hv a[MT], b[NTL];

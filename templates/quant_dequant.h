@@ -19,7 +19,7 @@
 // optimizer cannot see through). Integer codes become floats through the exponent trick
 // (0x4B000000 | q) - 2^23, exact for q < 2^23 and cheaper than an int->float conversion.
 
-#if defined(RF_SM)
+#if defined(RF_SM) || defined(RF_EMULATE)
 #define RF_QMUL(a, b) __fmul_rn((a), (b))
 #else
 RF_DEVICE float rf_qmul_nocontract(float a, float b) {

@@ -79,7 +79,7 @@ pub fn run(
     let mut skipped = Vec::new();
     for name in targets {
         let t = Target::named(name)?;
-        match gpu::compiler(t.vendor).and_then(|c| c.check_target(&t)) {
+        match gpu::compiler(t.backend_vendor()).and_then(|c| c.check_target(&t)) {
             Ok(()) => match &model {
                 Some((g, cfg)) => {
                     let limits = rocmforge::model::engine::EngineLimits {
@@ -219,6 +219,9 @@ pub fn run(
             r.spills,
             r.ms / 1e3
         );
+    }
+    for t in rows.keys().filter(|t| t.contains('@')) {
+        println!("{t:<26} emulated: AMD instances built for an NVIDIA GPU, a test/debug mode (not for speed)");
     }
     for (t, why) in &skipped {
         println!("{t:<26} not compiled: {why}");

@@ -33,6 +33,8 @@ enum Cmd {
     /// Compile kernel instances for targets that need not be present (fills the cache).
     Compile {
         /// Comma-separated targets: gfx90a, gfx1030, gfx1100, gfx942, gfx950, sm_80, sm_90 ...
+        /// `gfx942@sm_90` (gfx90a, gfx942, gfx950, gfx1100, gfx1200 @ an NVIDIA sm_XY): the AMD
+        /// instances emulated on that NVIDIA GPU, a test/debug mode (never for speed; README).
         #[arg(long, value_delimiter = ',', required = true)]
         target: Vec<String>,
         /// Every registered instance.
@@ -344,6 +346,12 @@ fn info(as_json: bool) -> Result<i32> {
                 t.regs_per_block
             );
             println!("  driver        {}", t.driver_version);
+            if let Some(e) = &t.emulation {
+                println!(
+                    "  EMULATION     {} kernels on the NVIDIA {} (ROCMFORGE_EMULATE): a test/debug mode for AMD lane logic and layouts, not for speed",
+                    t.arch, e.host_arch
+                );
+            }
         }
         Err(e) => println!("device: none ({e})"),
     }

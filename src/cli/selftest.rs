@@ -138,13 +138,14 @@ fn compile_only() -> Result<i32> {
     let mut ran = 0;
     for name in ["gfx90a", "gfx1030", "sm_90"] {
         let t = Target::named(name)?;
-        let comp = match gpu::compiler(t.vendor).and_then(|c| c.check_target(&t).map(|_| c)) {
-            Ok(c) => c,
-            Err(e) => {
-                println!("{name:<8} unavailable: {e}");
-                continue;
-            }
-        };
+        let comp =
+            match gpu::compiler(t.backend_vendor()).and_then(|c| c.check_target(&t).map(|_| c)) {
+                Ok(c) => c,
+                Err(e) => {
+                    println!("{name:<8} unavailable: {e}");
+                    continue;
+                }
+            };
         for kind in ["axpy", "wave_reduce", "block_reduce"] {
             let spec = smoke::spec(kind, "bf16", 256, t.wave_size)?;
             let t0 = Instant::now();

@@ -82,7 +82,7 @@ pub fn probe(vendor: Vendor) -> Result<String> {
 impl Blas {
     /// A handle on `dev` (loads cuBLAS or hipBLAS on first use).
     pub fn new(dev: &Device) -> Result<Blas> {
-        let b: Box<dyn BlasBackend> = match dev.target().vendor {
+        let b: Box<dyn BlasBackend> = match dev.target().backend_vendor() {
             Vendor::Nvidia => Box::new(super::cuda::cublas::CublasHandle::new(dev.ordinal())?),
             Vendor::Amd => Box::new(super::hip::hipblas::HipblasHandle::new(dev.ordinal())?),
         };

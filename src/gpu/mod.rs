@@ -173,15 +173,18 @@ impl Device {
     }
 
     /// Open device `ordinal` of one vendor.
+    ///
+    /// With `ROCMFORGE_EMULATE=gfxNNN` an NVIDIA device runs that AMD target emulated (a test and
+    /// debug mode: see [`Target::emulate`]); asked of an AMD device it is an error.
     pub fn open_vendor(vendor: Vendor, ordinal: u32) -> Result<Device> {
         let (backend, target): (Box<dyn Backend>, Target) = match vendor {
             Vendor::Nvidia => {
                 let (b, t) = cuda::CudaBackend::open(ordinal)?;
-                (Box::new(b), t)
+                (Box::new(b), target::emulate_env(t)?)
             }
             Vendor::Amd => {
                 let (b, t) = hip::HipBackend::open(ordinal)?;
-                (Box::new(b), t)
+                (Box::new(b), target::emulate_env(t)?)
             }
         };
         Ok(Device {
@@ -679,6 +682,9 @@ impl Kernel {
                 cfg.grid, cfg.block
             ));
         }
+        if let Some(why) = t.emulation_refuses_block(cfg.block) {
+            return bad(why);
+        }
         if threads > t.max_threads_per_block as u64
             || threads > self.attrs.max_threads.max(1) as u64
         {
@@ -696,7 +702,10 @@ impl Kernel {
             }
         }
         let shared = cfg.shared_bytes as u64 + self.attrs.shared_bytes as u64;
-        if shared > t.shared_per_block_optin as u64 {
+        if let Some(why) = t.emulation_refuses_shared(shared) {
+            return bad(why);
+        }
+        if shared > t.shared_per_block_optin as u64 && !t.is_emulated() {
             return bad(format!(
                 "{shared} bytes of shared memory; the device allows {}",
                 t.shared_per_block_optin
@@ -716,7 +725,11 @@ impl Kernel {
     pub fn launch(&self, stream: &Stream, cfg: LaunchConfig, args: &[Arg]) -> Result<()> {
         self.check(&cfg)?;
         let dev = &self.module.dev;
-        if cfg.shared_bytes + self.attrs.shared_bytes > dev.target().shared_per_block
+        let default_shared = match &dev.target().emulation {
+            Some(e) => e.host_shared_per_block,
+            None => dev.target().shared_per_block,
+        };
+        if cfg.shared_bytes + self.attrs.shared_bytes > default_shared
             && cfg.shared_bytes > self.dyn_shared_optin.load(Ordering::Acquire)
         {
             // Serialised so that two threads raising the limit cannot leave it at the smaller value.

@@ -1,5 +1,10 @@
 //! `Target`: what a kernel is compiled for. Detected from a device, or named (`gfx90a:sramecc+`,
 //! `sm_90`) to compile for a GPU that is not present.
+//!
+//! An emulated target (`gfx942@sm_90`, or `ROCMFORGE_EMULATE=gfx942` on an NVIDIA device) is a test
+//! and debug mode, never chosen for speed: kernels are rendered exactly as for the AMD target (its wave
+//! size, matrix-core path, tile parameters, LDS budget) and compiled with NVRTC for the NVIDIA host,
+//! where `templates/prelude_emu.h` emulates wave64 and the matrix-core builtins (issue 13).
 
 use crate::error::{Error, Result};
 use serde::Serialize;
@@ -64,12 +69,50 @@ pub struct Target {
     pub clock_khz: u32,
     /// Driver (and runtime) version string.
     pub driver_version: String,
+    /// Set when this AMD target is emulated on an NVIDIA GPU (a test/debug mode; see the module doc).
+    pub emulation: Option<Emulation>,
 }
+
+/// The NVIDIA host that runs an emulated AMD target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Emulation {
+    /// The host's `sm_XY`: what NVRTC compiles for and what the kernels run on.
+    pub host_arch: String,
+    /// The host's default shared memory per block (larger launches opt in, as native ones do).
+    pub host_shared_per_block: u32,
+}
+
+/// AMD targets that can be emulated on an NVIDIA GPU: those whose matrix-core layouts are in
+/// tests/data/amd_layouts (gfx950 uses gfx942's tables: the CDNA4 ISA keeps the CDNA3 encodings and
+/// layouts of the 16x16x16 f16/bf16 MFMAs the templates use).
+pub const EMULATED_ARCHS: [&str; 5] = ["gfx90a", "gfx942", "gfx950", "gfx1100", "gfx1200"];
+
+/// Most wave64 waves per block under emulation: one named barrier each, ids 1..=15 (id 0 is
+/// `__syncthreads`); see templates/prelude_emu.h.
+pub const EMU_MAX_WAVES64: u64 = 15;
+
+/// Shared memory an emulated kernel may use beyond the AMD target's LDS: the emulation prelude's
+/// exchange buffer (4 KiB, one word per thread) and the 1 KiB per block NVIDIA reserves on sm_80+
+/// (counted in a cubin's shared size). The LDS check is that much lenient.
+pub const EMU_SHARED_BYTES: u64 = 4096 + 1024;
+
+/// Lowest NVIDIA host for emulation: `bar.sync` with a thread count and `__shfl_sync` (sm_70).
+const EMULATION_MIN_SM: u32 = 70;
 
 impl Target {
     /// A target named on the command line. Limits take the architecture's documented defaults.
     pub fn named(spec: &str) -> Result<Target> {
         let spec = spec.trim();
+        if let Some((amd, host)) = spec.split_once('@') {
+            if host.contains('@') {
+                return Err(Error::BadEmulation {
+                    target: spec.into(),
+                    reason: "expected one AMD target @ one NVIDIA target, e.g. gfx942@sm_90".into(),
+                });
+            }
+            let host = Target::named(host)?;
+            return Target::emulate(amd, &host);
+        }
         let mut parts = spec.split(':');
         let arch = parts.next().unwrap_or_default().to_ascii_lowercase();
         let features: Vec<String> = parts.map(|s| s.to_string()).collect();
@@ -120,20 +163,148 @@ impl Target {
             l2_bytes: 0,
             clock_khz: 0,
             driver_version: String::new(),
+            emulation: None,
         })
     }
 
+    /// The AMD target `amd` (`gfx942`, `gfx90a:sramecc+`) emulated on the NVIDIA target `host` (named or
+    /// detected). Rendering sees the AMD target: its wave size, matrix cores, LDS budget (64 KiB) and
+    /// features; compiling and launching use the host's architecture and limits.
+    pub fn emulate(amd: &str, host: &Target) -> Result<Target> {
+        let name = format!("{}@{}", amd.trim(), host.arch);
+        let bad = |reason: String| Error::BadEmulation {
+            target: name.clone(),
+            reason,
+        };
+        if host.vendor != Vendor::Nvidia || host.emulation.is_some() {
+            return Err(bad(format!(
+                "the host `{}` is not an NVIDIA target (sm_XY)",
+                host.full_name()
+            )));
+        }
+        if host.sm_version() < EMULATION_MIN_SM {
+            return Err(bad(format!(
+                "the host must be sm_{EMULATION_MIN_SM} or newer (named barriers with a thread count)"
+            )));
+        }
+        let mut t = Target::named(amd).map_err(|_| {
+            bad(format!(
+                "`{}` is not an AMD target; emulated targets: {}",
+                amd.trim(),
+                EMULATED_ARCHS.join(", ")
+            ))
+        })?;
+        if t.vendor != Vendor::Amd {
+            return Err(bad(format!(
+                "`{}` is not an AMD target; emulated targets: {}",
+                amd.trim(),
+                EMULATED_ARCHS.join(", ")
+            )));
+        }
+        if !EMULATED_ARCHS.contains(&t.arch.as_str()) {
+            return Err(bad(format!(
+                "emulated targets: {} (those with matrix-core layout tables)",
+                EMULATED_ARCHS.join(", ")
+            )));
+        }
+        t.name = format!("{} emulated on {}", t.arch, host.name);
+        t.detected = host.detected;
+        t.compute_units = host.compute_units;
+        // wave64: one named barrier per wave, ids 1..=15 (templates/prelude_emu.h), so 15 waves
+        let max_threads = if t.wave_size == 64 {
+            host.max_threads_per_block.min(15 * 64)
+        } else {
+            host.max_threads_per_block
+        };
+        t.max_threads_per_block = max_threads;
+        t.max_block = [
+            host.max_block[0].min(max_threads),
+            host.max_block[1].min(max_threads),
+            host.max_block[2].min(max_threads),
+        ];
+        t.max_grid = host.max_grid;
+        t.shared_per_block = 65536;
+        t.shared_per_block_optin = 65536;
+        t.regs_per_block = host.regs_per_block;
+        t.mem_bytes = host.mem_bytes;
+        t.l2_bytes = host.l2_bytes;
+        t.clock_khz = host.clock_khz;
+        t.driver_version = host.driver_version.clone();
+        t.emulation = Some(Emulation {
+            host_arch: host.arch.clone(),
+            host_shared_per_block: host.shared_per_block,
+        });
+        Ok(t)
+    }
+
+    /// The vendor whose driver and compiler build and run this target's kernels: NVIDIA for an
+    /// emulated AMD target, else [`Target::vendor`].
+    pub fn backend_vendor(&self) -> Vendor {
+        if self.emulation.is_some() {
+            Vendor::Nvidia
+        } else {
+            self.vendor
+        }
+    }
+
+    /// The architecture the compiler builds machine code for (the host's `sm_XY` when emulated).
+    pub fn compile_arch(&self) -> &str {
+        match &self.emulation {
+            Some(e) => &e.host_arch,
+            None => &self.arch,
+        }
+    }
+
+    /// Whether this is an emulated AMD target (a test/debug mode).
+    pub fn is_emulated(&self) -> bool {
+        self.emulation.is_some()
+    }
+
+    /// Why an emulated target refuses a launch of `block` threads, if it does: wave64 runs at most
+    /// [`EMU_MAX_WAVES64`] waves per block (one named barrier each).
+    pub fn emulation_refuses_block(&self, block: [u32; 3]) -> Option<String> {
+        let threads = block.iter().map(|&b| b as u64).product::<u64>();
+        let waves = threads.div_ceil(self.wave_size.max(1) as u64);
+        (self.is_emulated() && self.wave_size == 64 && waves > EMU_MAX_WAVES64).then(|| {
+            format!(
+                "block {block:?} has {threads} threads, {waves} waves of 64; emulated wave64 runs at most {EMU_MAX_WAVES64} per block (one named barrier each)"
+            )
+        })
+    }
+
+    /// Why an emulated target refuses `shared` bytes of shared memory per block (static as the
+    /// cubin declares it, plus dynamic), if it does: more than the AMD target's LDS, the emulation's
+    /// own [`EMU_SHARED_BYTES`] not counted.
+    pub fn emulation_refuses_shared(&self, shared: u64) -> Option<String> {
+        (self.is_emulated() && shared > self.shared_per_block as u64 + EMU_SHARED_BYTES).then(
+            || {
+                format!(
+                    "{} bytes of shared memory exceed the {} bytes of LDS of {}",
+                    shared.saturating_sub(EMU_SHARED_BYTES),
+                    self.shared_per_block,
+                    self.arch
+                )
+            },
+        )
+    }
+
     /// Arch plus features, as compilers and code objects spell it (`gfx90a:sramecc+:xnack-`).
+    /// Emulated targets append `@` and the host (`gfx942@sm_90`), which keeps their cache entries apart.
     pub fn full_name(&self) -> String {
         let mut s = self.arch.clone();
         for f in &self.features {
             s.push(':');
             s.push_str(f);
         }
+        if let Some(e) = &self.emulation {
+            s.push('@');
+            s.push_str(&e.host_arch);
+        }
         s
     }
 
-    /// NVIDIA compute capability as `major*10+minor`; 0 on AMD.
+    /// NVIDIA compute capability as `major*10+minor`; 0 on AMD (also when emulated: see
+    /// [`Target::compile_arch`] for the host).
     pub fn sm_version(&self) -> u32 {
         self.arch
             .strip_prefix("sm_")
@@ -169,6 +340,34 @@ impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.full_name())
     }
+}
+
+/// The target a device opened as `detected` runs: with `ROCMFORGE_EMULATE=gfxNNN` an NVIDIA device
+/// runs that AMD target emulated (a test and debug mode: see [`Target::emulate`]); asked of an AMD
+/// device it is an error.
+pub fn emulate_env(detected: Target) -> Result<Target> {
+    let Some(amd) = std::env::var("ROCMFORGE_EMULATE")
+        .ok()
+        .map(|v| v.trim().to_ascii_lowercase())
+        .filter(|v| !v.is_empty())
+    else {
+        return Ok(detected);
+    };
+    if detected.vendor != Vendor::Nvidia {
+        return Err(Error::BadEmulation {
+            target: amd,
+            reason: format!(
+                "ROCMFORGE_EMULATE runs an AMD target on an NVIDIA device; {} is not one (unset it)",
+                detected.name
+            ),
+        });
+    }
+    let t = Target::emulate(&amd, &detected)?;
+    tracing::warn!(
+        "ROCMFORGE_EMULATE: {} runs {amd} emulated (a test/debug mode, not for speed)",
+        detected.name
+    );
+    Ok(t)
 }
 
 /// Native wave size: 64 on GCN/CDNA (gfx6..gfx9), 32 on RDNA (gfx10+) and on NVIDIA.

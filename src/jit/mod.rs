@@ -5,6 +5,7 @@
 
 pub mod cache;
 pub mod early;
+pub mod emulate;
 pub mod spec;
 pub mod template;
 pub mod tune;
@@ -114,7 +115,7 @@ impl Jit {
     /// Everything needed to look up or compile `spec` for `target`.
     fn prepare(&self, spec: &KernelSpec, target: &Target) -> Result<Prepared> {
         spec.check_target(target)?;
-        let compiler = gpu::compiler(target.vendor)?;
+        let compiler = gpu::compiler(target.backend_vendor())?;
         compiler.check_target(target)?;
         let source = template::render(spec, target)?;
         dump(

@@ -86,11 +86,20 @@ fn render_common(spec: &KernelSpec, target: &Target) -> Result<String> {
         Vendor::Nvidia => src.push_str(&format!("#define RF_SM {}\n", target.sm_version())),
         Vendor::Amd => src.push_str(&format!("#define RF_GFX 0x{:x}\n", target.gfx_number())),
     }
-    let prelude = match target.vendor {
-        Vendor::Nvidia => "prelude_cuda.h",
-        Vendor::Amd => "prelude_hip.h",
-    };
-    src.push_str(&template_text(prelude)?);
+    if target.is_emulated() {
+        // The AMD instance as is, on the NVIDIA prelude plus the emulation of AMD's lane semantics
+        // and matrix-core builtins (a test/debug mode; templates/prelude_emu.h).
+        src.push_str("#define RF_EMULATE 1\n");
+        src.push_str(&template_text("prelude_cuda.h")?);
+        src.push_str(&template_text("prelude_emu.h")?);
+        src.push_str(&super::emulate::render_tables(&target.arch)?);
+    } else {
+        let prelude = match target.vendor {
+            Vendor::Nvidia => "prelude_cuda.h",
+            Vendor::Amd => "prelude_hip.h",
+        };
+        src.push_str(&template_text(prelude)?);
+    }
     src.push_str(&template_text("prelude_common.h")?);
     src.push_str(&(fam.preamble)(spec));
     src.push_str(&format!("\n// ---- {} ----\n", fam.body));

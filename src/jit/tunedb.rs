@@ -79,7 +79,7 @@ pub struct DeviceKey {
 impl DeviceKey {
     /// The key of `target` with this process's compiler and crate version.
     pub fn for_target(target: &Target) -> DeviceKey {
-        let compiler = crate::gpu::compiler(target.vendor)
+        let compiler = crate::gpu::compiler(target.backend_vendor())
             .map(|c| c.version())
             .unwrap_or_else(|_| "none".into());
         DeviceKey::new(target, &compiler)

@@ -280,7 +280,7 @@ pub fn plan_specs(
         &[("dtype", "f16".into())],
         wave,
     )?);
-    v.push(sampling::spec("f16", cfg.vocab_size, wave)?);
+    v.push(sampling::spec_for(target, "f16", cfg.vocab_size)?);
     Ok(v)
 }
 

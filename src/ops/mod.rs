@@ -5,6 +5,7 @@ pub mod attention;
 pub mod fallback;
 pub mod glue;
 pub mod mlp;
+pub mod mma_check;
 pub mod quantized;
 pub mod sampling;
 pub mod smoke;
@@ -20,6 +21,7 @@ pub fn families() -> Vec<&'static Family> {
     v.extend(mlp::families());
     v.push(&glue::FAMILY);
     v.extend(sampling::families());
+    v.push(&mma_check::FAMILY);
     v
 }
 

@@ -10,7 +10,7 @@
 //! ([`argmax_prepare`]), [`argmax_rows`] is a single kernel launch and can be recorded into a graph.
 
 use crate::error::{Error, Result};
-use crate::gpu::{Buffer, Device, LaunchConfig, Stream};
+use crate::gpu::{Buffer, Device, LaunchConfig, Stream, Target};
 use crate::jit::spec::{any_target, no_preamble, ParamDef, ParamKind};
 use crate::jit::{Family, Jit, KernelSpec};
 use crate::ops::mlp::{vec_ok, vec_width};
@@ -64,13 +64,29 @@ const LOADS_PER_THREAD: usize = 8;
 /// block giving each thread at most [`LOADS_PER_THREAD`] loads (1024 threads for longer rows: one
 /// block per row, so large vocabularies want every thread a block can have).
 pub fn spec(dtype: &str, vocab: usize, wave: u32) -> Result<KernelSpec> {
+    spec_capped(dtype, vocab, wave, u32::MAX)
+}
+
+/// [`spec`] for `t`: blocks no larger than the target allows (an emulated wave64 target runs at most
+/// 960 threads per block; every real target takes 1024).
+pub fn spec_for(t: &Target, dtype: &str, vocab: usize) -> Result<KernelSpec> {
+    spec_capped(dtype, vocab, t.wave_size, t.max_threads_per_block)
+}
+
+fn spec_capped(dtype: &str, vocab: usize, wave: u32, max_threads: u32) -> Result<KernelSpec> {
     let vec = vec_width(dtype, vocab);
     let nvec = vocab / vec as usize;
-    let block = BLOCKS
+    let fits: Vec<i64> = BLOCKS
+        .iter()
+        .copied()
+        .filter(|&b| b <= max_threads as i64)
+        .collect();
+    let block = fits
         .iter()
         .copied()
         .find(|&b| b as usize * LOADS_PER_THREAD >= nvec)
-        .unwrap_or(BLOCKS[BLOCKS.len() - 1]);
+        .or(fits.last().copied())
+        .unwrap_or(BLOCKS[0]);
     KernelSpec::new(
         &FAMILY,
         &[
@@ -99,7 +115,7 @@ fn check_vocab(vocab: usize) -> Result<()> {
 /// `dev`, so that a later launch, e.g. one recorded into a graph, does nothing but launch.
 pub fn argmax_prepare<T: Element>(dev: &Device, vocab: usize) -> Result<()> {
     check_vocab(vocab)?;
-    let s = spec(T::DTYPE, vocab, dev.target().wave_size)?;
+    let s = spec_for(dev.target(), T::DTYPE, vocab)?;
     Jit::global().kernel(dev, &s).map(|_| ())
 }
 
@@ -145,7 +161,7 @@ pub fn argmax_rows<T: Element>(
             format!("{rows} rows exceed the device's {max_grid} blocks per launch"),
         ));
     }
-    let s = spec(T::DTYPE, vocab, dev.target().wave_size)?;
+    let s = spec_for(dev.target(), T::DTYPE, vocab)?;
     let k = Jit::global().kernel(dev, &s)?;
     let cfg = LaunchConfig {
         grid: [rows as u32, 1, 1],

@@ -169,8 +169,15 @@ impl RtcCompiler for Nvrtc {
         self.archs.iter().map(|a| format!("sm_{a}")).collect()
     }
     fn check_target(&self, t: &Target) -> Result<()> {
-        let sm = t.sm_version() as i32;
-        if t.vendor != Vendor::Nvidia || (!self.archs.is_empty() && !self.archs.contains(&sm)) {
+        // An emulated AMD target compiles for its NVIDIA host.
+        let sm = t
+            .compile_arch()
+            .strip_prefix("sm_")
+            .and_then(|s| s.trim_end_matches('a').parse::<i32>().ok())
+            .unwrap_or(0);
+        if t.backend_vendor() != Vendor::Nvidia
+            || (!self.archs.is_empty() && !self.archs.contains(&sm))
+        {
             return Err(Error::UnsupportedTarget {
                 target: t.full_name(),
                 compiler: self.describe(),
@@ -181,11 +188,15 @@ impl RtcCompiler for Nvrtc {
     }
     fn base_options(&self, t: &Target) -> Vec<String> {
         let mut o = vec![
-            format!("-arch={}", t.arch),
+            format!("-arch={}", t.compile_arch()),
             "-std=c++17".into(),
             "-default-device".into(),
-            "-DRF_NVIDIA=1".into(),
         ];
+        // RF_NVIDIA selects NVIDIA-only code (inline PTX); an emulated AMD target must take the AMD
+        // paths, so it gets RF_EMULATE (defined in its source by the renderer) instead.
+        if !t.is_emulated() {
+            o.push("-DRF_NVIDIA=1".into());
+        }
         if let Some(inc) = &self.include {
             o.push(format!("-I{}", inc.display()));
         }

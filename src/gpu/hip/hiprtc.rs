@@ -258,7 +258,7 @@ impl RtcCompiler for Hiprtc {
         self.targets.iter().cloned().collect()
     }
     fn check_target(&self, t: &Target) -> Result<()> {
-        if t.vendor != Vendor::Amd || !self.targets.contains(&t.arch) {
+        if t.backend_vendor() != Vendor::Amd || !self.targets.contains(&t.arch) {
             return Err(Error::UnsupportedTarget {
                 target: t.full_name(),
                 compiler: self.describe(),
