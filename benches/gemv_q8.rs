@@ -66,7 +66,7 @@ fn main() -> rocmforge::Result<()> {
                 gemv_q8::quantize_x(&dev, &s, &x, batch, cols, &mut xq)?;
                 let y = std::cell::RefCell::new(dev.alloc::<f16>(batch * rows)?);
                 let cands: Vec<(String, Box<dyn FnMut() -> rocmforge::Result<()> + '_>)> =
-                    GemvQ8Config::candidates(batch)
+                    GemvQ8Config::candidates(ty, batch)
                         .into_iter()
                         .map(|cfg| {
                             let (ws, xq, y, s, dev) = (&ws, &xq, &y, &s, &dev);

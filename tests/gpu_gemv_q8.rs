@@ -101,7 +101,7 @@ fn check(dev: &Device, ty: QuantType, bytes: &[u8], rows: usize, cols: usize, wh
             .into_iter()
             .map(|v| v as f32)
             .collect();
-        for cfg in GemvQ8Config::candidates(batch) {
+        for cfg in GemvQ8Config::candidates(ty, batch) {
             let e = rel_err(&run::<f32>(dev, ty, &w, rows, cols, &xq, batch, cfg), &want);
             assert!(
                 e <= 1e-5,

@@ -42,19 +42,33 @@ pub static FAMILY: Family = Family {
         ParamDef { name: "format", kind: ParamKind::Choice { values: FORMATS }, doc: "block format of W" },
         ParamDef { name: "dtype", kind: ParamKind::Choice { values: DTYPES }, doc: "element type of y" },
         ParamDef { name: "batch", kind: ParamKind::Int { prefix: "b", values: BATCHES }, doc: "right-hand sides compiled for (calls may pass fewer)" },
-        ParamDef { name: "rows", kind: ParamKind::Int { prefix: "r", values: ROWS }, doc: "rows of W per block (tunable; rows x batch <= 16)" },
+        ParamDef { name: "rows", kind: ParamKind::Int { prefix: "r", values: ROWS }, doc: "rows of W per block (tunable; rows x batch <= 8, <= 4 for q2_K/q3_K)" },
         ParamDef { name: "waves", kind: ParamKind::Int { prefix: "w", values: WAVES }, doc: "waves per block" },
     ],
     validate: |s| {
         let (r, b) = (s.int("rows"), s.int("batch"));
-        if r * b > 8 {
-            return Err(format!("rows {r} x batch {b} exceeds 8 accumulators per thread"));
+        let lim = max_acc(s.str("format"));
+        if r * b > lim {
+            return Err(format!(
+                "rows {r} x batch {b} exceeds {lim} accumulators per thread for {}",
+                s.str("format")
+            ));
         }
         Ok(())
     },
     applies: any_target,
     preamble,
 };
+
+/// Most rows × batch accumulators per thread for `format`: the K-quants with four 16-element
+/// segments per lane unit (q2_K, q3_K) need more registers per row and spill above 4 on RDNA3/4.
+fn max_acc(format: &str) -> i64 {
+    if matches!(format, "q2_K" | "q3_K") {
+        4
+    } else {
+        8
+    }
+}
 
 /// The activation quantizer: x (f32/f16/bf16) → int8 codes and per-16 (d, d·Σq).
 pub static ACT_FAMILY: Family = Family {
@@ -93,7 +107,7 @@ impl GemvQ8Config {
         n_rows: usize,
         target: &Target,
     ) -> GemvQ8Config {
-        let cands = Self::candidates(batch);
+        let cands = Self::candidates(ty, batch);
         if let Some(rows) = crate::jit::tunedb::gemv_q8_rows(target, ty.name(), dtype, batch)
             .filter(|&rows| cands.iter().any(|c| c.rows == rows))
         {
@@ -109,17 +123,18 @@ impl GemvQ8Config {
             3..=4 => 2,
             _ => 1,
         };
-        while rows > 1 && n_rows / rows < 4 * cus {
+        while rows > 1 && (n_rows / rows < 4 * cus || !cands.iter().any(|c| c.rows == rows)) {
             rows /= 2;
         }
         GemvQ8Config { rows, waves: 4 }
     }
 
-    /// Every valid configuration for `batch` right-hand sides.
-    pub fn candidates(batch: usize) -> Vec<GemvQ8Config> {
+    /// Every valid configuration for `batch` right-hand sides of a `ty` matrix.
+    pub fn candidates(ty: QuantType, batch: usize) -> Vec<GemvQ8Config> {
         let b = compiled_batch(batch).unwrap_or(MAX_BATCH as i64);
+        let lim = max_acc(ty.name());
         ROWS.iter()
-            .filter(|&&r| r * b <= 8)
+            .filter(|&&r| r * b <= lim)
             .flat_map(|&r| {
                 WAVES.iter().map(move |&w| GemvQ8Config {
                     rows: r as usize,
