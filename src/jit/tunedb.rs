@@ -557,15 +557,22 @@ fn note_used(family: &str, bucket: &str, config: &BTreeMap<String, String>) {
 
 /// Tuned rows per block for a gemv call on `target` (hook of `GemvConfig::default_for`).
 pub fn gemv_rows(target: &Target, format: &str, dtype: &str, batch: usize) -> Option<usize> {
-    lookup(target, "gemv", &gemv_bucket(format, dtype, batch))?
-        .get("rows")?
-        .parse()
-        .ok()
+    tuned_rows("gemv", target, format, dtype, batch)
 }
 
 /// Tuned rows per block for a gemv_q8 call on `target` (hook of `GemvQ8Config::default_for`).
 pub fn gemv_q8_rows(target: &Target, format: &str, dtype: &str, batch: usize) -> Option<usize> {
-    lookup(target, "gemv_q8", &gemv_bucket(format, dtype, batch))?
+    tuned_rows("gemv_q8", target, format, dtype, batch)
+}
+
+fn tuned_rows(
+    family: &str,
+    target: &Target,
+    format: &str,
+    dtype: &str,
+    batch: usize,
+) -> Option<usize> {
+    lookup(target, family, &gemv_bucket(format, dtype, batch))?
         .get("rows")?
         .parse()
         .ok()

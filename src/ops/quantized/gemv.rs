@@ -293,13 +293,28 @@ pub fn gemv_ref(
             format!("x has {} elements, want {}", x.len(), batch * cols),
         ));
     }
+    let x: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+    dense_product_ref(ty, w, row_bytes, rows, cols, &x, batch)
+}
+
+/// `batch × rows` f64 products of W (dequantized row by row, `row_bytes` each, already checked)
+/// with `x` (`batch × cols`): the CPU references of the GEMV families.
+pub(super) fn dense_product_ref(
+    ty: QuantType,
+    w: &[u8],
+    row_bytes: usize,
+    rows: usize,
+    cols: usize,
+    x: &[f64],
+    batch: usize,
+) -> Result<Vec<f64>> {
     let mut y = vec![0f64; batch * rows];
     let mut row = vec![0f32; cols];
     for r in 0..rows {
         quant::dequantize(ty, &w[r * row_bytes..(r + 1) * row_bytes], &mut row)?;
         for b in 0..batch {
             let xb = &x[b * cols..(b + 1) * cols];
-            y[b * rows + r] = row.iter().zip(xb).map(|(a, c)| *a as f64 * *c as f64).sum();
+            y[b * rows + r] = row.iter().zip(xb).map(|(a, c)| *a as f64 * c).sum();
         }
     }
     Ok(y)

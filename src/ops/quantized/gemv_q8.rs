@@ -15,7 +15,7 @@ use crate::gpu::{Arg, Buffer, Device, LaunchConfig, Stream, Target};
 use crate::jit::spec::{any_target, ParamDef, ParamKind};
 use crate::jit::{Family, Jit, KernelSpec};
 use crate::ops::Element;
-use crate::quant::{self, QuantType};
+use crate::quant::QuantType;
 
 /// Formats with an integer decoder (`rf_w8` in `templates/gemv_q8.hip`).
 pub const FORMATS: &[&str] = &[
@@ -376,14 +376,5 @@ pub fn gemv_q8_ref(
         .enumerate()
         .map(|(i, &v)| s[i / 16][0] as f64 * v as f64)
         .collect();
-    let mut y = vec![0f64; batch * rows];
-    let mut row = vec![0f32; cols];
-    for r in 0..rows {
-        quant::dequantize(ty, &w[r * row_bytes..(r + 1) * row_bytes], &mut row)?;
-        for b in 0..batch {
-            let xb = &xd[b * cols..(b + 1) * cols];
-            y[b * rows + r] = row.iter().zip(xb).map(|(a, c)| *a as f64 * c).sum();
-        }
-    }
-    Ok(y)
+    super::gemv::dense_product_ref(ty, w, row_bytes, rows, cols, &xd, batch)
 }
