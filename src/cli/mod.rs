@@ -347,8 +347,12 @@ fn info(as_json: bool) -> Result<i32> {
             );
             println!("  driver        {}", t.driver_version);
             if let Some(e) = &t.emulation {
+                let how = match e.runtime {
+                    Vendor::Amd => "HIP stand-in: libamdhip64 and hipRTC over CUDA",
+                    Vendor::Nvidia => "ROCMFORGE_EMULATE",
+                };
                 println!(
-                    "  EMULATION     {} kernels on the NVIDIA {} (ROCMFORGE_EMULATE): a test/debug mode for AMD lane logic and layouts, not for speed",
+                    "  EMULATION     {} kernels on the NVIDIA {} ({how}): a test/debug mode for AMD lane logic and layouts, not for speed",
                     t.arch, e.host_arch
                 );
             }

@@ -80,6 +80,11 @@ pub struct Emulation {
     pub host_arch: String,
     /// The host's default shared memory per block (larger launches opt in, as native ones do).
     pub host_shared_per_block: u32,
+    /// Whose runtime and run-time compiler run the kernels: `Nvidia` (the CUDA driver and NVRTC) for
+    /// `ROCMFORGE_EMULATE` and named `gfx942@sm_90` targets; `Amd` on the HIP stand-in
+    /// (tools/hip-standin), a libamdhip64 and hipRTC that forward to the CUDA driver and NVRTC, so that
+    /// the crate's HIP backend runs the emulated kernels.
+    pub runtime: Vendor,
 }
 
 /// AMD targets that can be emulated on an NVIDIA GPU: those whose matrix-core layouts are in
@@ -233,17 +238,17 @@ impl Target {
         t.emulation = Some(Emulation {
             host_arch: host.arch.clone(),
             host_shared_per_block: host.shared_per_block,
+            runtime: Vendor::Nvidia,
         });
         Ok(t)
     }
 
-    /// The vendor whose driver and compiler build and run this target's kernels: NVIDIA for an
-    /// emulated AMD target, else [`Target::vendor`].
+    /// The vendor whose driver and compiler build and run this target's kernels: for an emulated AMD
+    /// target its [`Emulation::runtime`] (NVIDIA, or AMD on the HIP stand-in), else [`Target::vendor`].
     pub fn backend_vendor(&self) -> Vendor {
-        if self.emulation.is_some() {
-            Vendor::Nvidia
-        } else {
-            self.vendor
+        match &self.emulation {
+            Some(e) => e.runtime,
+            None => self.vendor,
         }
     }
 

@@ -258,7 +258,10 @@ impl RtcCompiler for Hiprtc {
         self.targets.iter().cloned().collect()
     }
     fn check_target(&self, t: &Target) -> Result<()> {
-        if t.backend_vendor() != Vendor::Amd || !self.targets.contains(&t.arch) {
+        // An emulated target with an AMD runtime exists only on the HIP stand-in, whose hipRTC compiles
+        // for the NVIDIA GPU beneath (comgr's target list does not apply).
+        let known = t.is_emulated() || self.targets.contains(&t.arch);
+        if t.backend_vendor() != Vendor::Amd || !known {
             return Err(Error::UnsupportedTarget {
                 target: t.full_name(),
                 compiler: self.describe(),
@@ -268,12 +271,17 @@ impl RtcCompiler for Hiprtc {
         Ok(())
     }
     fn base_options(&self, t: &Target) -> Vec<String> {
-        vec![
+        let mut o = vec![
             format!("--offload-arch={}", t.full_name()),
             "-O3".into(),
             "-std=c++17".into(),
-            "-DRF_AMD=1".into(),
-        ]
+        ];
+        // As on NVRTC: an emulated target (on the HIP stand-in, which translates these options for
+        // NVRTC) takes the AMD paths through RF_EMULATE, defined in its source.
+        if !t.is_emulated() {
+            o.push("-DRF_AMD=1".into());
+        }
+        o
     }
     fn compile(
         &self,

@@ -4,7 +4,7 @@ pub mod hipblas;
 pub mod hiprtc;
 
 use super::loader::{cstr, dyn_api, env_dir, open_first};
-use super::{Backend, FuncAttrs, Raw, Target};
+use super::{Backend, FuncAttrs, Raw, Target, Vendor};
 use crate::error::{Error, Result};
 use std::ffi::{c_char, c_void, CString};
 use std::sync::OnceLock;
@@ -144,6 +144,8 @@ const ATTR_CU_COUNT: i32 = 63;
 const ATTR_REGS_PER_BLOCK: i32 = 71;
 const ATTR_SHARED_PER_BLOCK: i32 = 74;
 const ATTR_WARP_SIZE: i32 = 87;
+const ATTR_CC_MAJOR: i32 = 23;
+const ATTR_CC_MINOR: i32 = 61;
 
 /// The gfx architecture name with features, read from `hipDeviceProp_t::gcnArchName`. The struct's
 /// layout differs between ROCm 5 and 6 (`hipGetDevicePropertiesR0600`), so rather than hard-coding
@@ -172,21 +174,57 @@ fn arch_name(lib_path: &str, ordinal: i32) -> Result<String> {
             message: "failed".into(),
         });
     }
-    let mut i = 0;
-    while i + 3 < buf.len() {
-        if &buf[i..i + 3] == b"gfx" && (i == 0 || buf[i - 1] == 0) {
-            let end = buf[i..]
+    gcn_arch_in(&buf)
+        .ok_or_else(|| Error::NoDevice("hipGetDeviceProperties gave no gcnArchName".into()))
+}
+
+/// The first NUL-terminated string starting `gfx` in a filled `hipDeviceProp_t` (any layout).
+fn gcn_arch_in(props: &[u8]) -> Option<String> {
+    (0..props.len().saturating_sub(3))
+        .find(|&i| &props[i..i + 3] == b"gfx" && (i == 0 || props[i - 1] == 0))
+        .map(|i| {
+            let end = props[i..]
                 .iter()
                 .position(|&b| b == 0)
-                .map(|p| i + p)
-                .unwrap_or(buf.len());
-            return Ok(String::from_utf8_lossy(&buf[i..end]).into_owned());
-        }
-        i += 1;
+                .map_or(props.len(), |p| i + p);
+            String::from_utf8_lossy(&props[i..end]).into_owned()
+        })
+}
+
+/// How the HIP stand-in names its device: `AMD stand-in (on NVIDIA H200)`. The stand-in
+/// (tools/hip-standin, a test tool never shipped) is a libamdhip64 and hipRTC that forward to the CUDA
+/// driver and NVRTC, so that this backend's host code runs on an NVIDIA GPU.
+pub(crate) const STANDIN_NAME: &str = "AMD stand-in (on ";
+
+/// The target of the stand-in's device: the AMD target its gcnArchName names, emulated (as
+/// `ROCMFORGE_EMULATE` does on the CUDA backend: templates/prelude_emu.h) on the NVIDIA GPU beneath,
+/// of compute capability `sm` (major*10+minor), with the limits the stand-in forwarded from it. Its
+/// kernels are compiled by the stand-in's hipRTC and run by its runtime
+/// (`Emulation::runtime` is AMD).
+///
+/// Recognised by the device name rather than by `ROCMFORGE_EMULATE`: the stand-in can run nothing
+/// but emulated kernels (NVRTC cannot compile the AMD prelude), the AMD target must come from
+/// gcnArchName (reading it is what the stand-in tests), and no real AMD device calls itself that.
+/// `ROCMFORGE_EMULATE` keeps its one meaning (an NVIDIA device through the CUDA backend).
+fn standin_target(dev: &Target, sm: u32) -> Result<Target> {
+    let mut host = Target::named(&format!("sm_{sm}"))?;
+    host.name = dev.name.clone();
+    host.detected = dev.detected;
+    host.compute_units = dev.compute_units;
+    host.max_threads_per_block = dev.max_threads_per_block;
+    host.max_block = dev.max_block;
+    host.max_grid = dev.max_grid;
+    host.shared_per_block = dev.shared_per_block;
+    host.regs_per_block = dev.regs_per_block;
+    host.mem_bytes = dev.mem_bytes;
+    host.l2_bytes = dev.l2_bytes;
+    host.clock_khz = dev.clock_khz;
+    host.driver_version = dev.driver_version.clone();
+    let mut t = Target::emulate(&dev.full_name(), &host)?;
+    if let Some(e) = t.emulation.as_mut() {
+        e.runtime = Vendor::Amd;
     }
-    Err(Error::NoDevice(
-        "hipGetDeviceProperties gave no gcnArchName".into(),
-    ))
+    Ok(t)
 }
 
 /// A HIP device.
@@ -240,7 +278,12 @@ impl HipBackend {
         t.l2_bytes = attr(ATTR_L2)? as u64;
         t.clock_khz = attr(ATTR_CLOCK).unwrap_or(0);
         t.mem_bytes = mem as u64;
-        t.driver_version = format!("HIP driver {dv}, runtime {rv}");
+        t.driver_version = format!("HIP driver {dv}, runtime {rv} ({})", api.path);
+        if t.name.starts_with(STANDIN_NAME) {
+            // the stand-in reports the NVIDIA GPU's compute capability here
+            let sm = attr(ATTR_CC_MAJOR)? * 10 + attr(ATTR_CC_MINOR)?;
+            t = standin_target(&t, sm)?;
+        }
         Ok((HipBackend { api, ordinal: dev }, t))
     }
 
@@ -495,3 +538,61 @@ impl Backend for HipBackend {
 // SAFETY: the HIP runtime is thread-safe; the device is selected before each call.
 unsafe impl Send for HipBackend {}
 unsafe impl Sync for HipBackend {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// gcnArchName where ROCm's headers put it: offset 396 of HIP 5.2's 792-byte hipDeviceProp_t, 1160
+    /// of HIP 6.4's 1472-byte hipDeviceProp_tR0600 (tools/hip-standin/build.sh prints both), after a
+    /// device name in the first 256 bytes.
+    #[test]
+    fn gcn_arch_from_both_layouts() {
+        for (size, offset) in [(792, 396), (1472, 1160)] {
+            let mut p = vec![0u8; size];
+            let name = b"AMD stand-in (on NVIDIA H200)";
+            p[..name.len()].copy_from_slice(name);
+            // `gfx` inside a string is not gcnArchName
+            p[299..303].copy_from_slice(b"xgfx");
+            let arch = b"gfx942:sramecc+:xnack-";
+            p[offset..offset + arch.len()].copy_from_slice(arch);
+            assert_eq!(
+                gcn_arch_in(&p).as_deref(),
+                Some("gfx942:sramecc+:xnack-"),
+                "{size}"
+            );
+        }
+        assert_eq!(gcn_arch_in(&[0u8; 64]), None);
+        assert_eq!(gcn_arch_in(b"gfx1100").as_deref(), Some("gfx1100"));
+    }
+
+    #[test]
+    fn standin_runs_the_gcn_target_emulated_through_hip() {
+        for (arch, wave) in [("gfx942:sramecc+:xnack-", 64), ("gfx1100", 32)] {
+            let mut dev = Target::named(arch).unwrap();
+            dev.name = "AMD stand-in (on NVIDIA H200)".into();
+            dev.detected = true;
+            dev.compute_units = 132;
+            dev.shared_per_block = 48 * 1024;
+            dev.mem_bytes = 140 << 30;
+            let t = standin_target(&dev, 90).unwrap();
+            assert_eq!(t.full_name(), format!("{arch}@sm_90"));
+            assert_eq!(t.vendor, Vendor::Amd);
+            assert_eq!(
+                t.backend_vendor(),
+                Vendor::Amd,
+                "hipRTC and the HIP runtime run it"
+            );
+            assert_eq!(t.compile_arch(), "sm_90");
+            assert_eq!(t.wave_size, wave);
+            assert_eq!(t.compute_units, 132);
+            assert_eq!(t.mem_bytes, 140 << 30);
+            assert!(t.detected && t.is_emulated());
+            let e = t.emulation.as_ref().unwrap();
+            assert_eq!(e.host_shared_per_block, 48 * 1024);
+        }
+        // an NVIDIA GPU too old to emulate on
+        let dev = Target::named("gfx942").unwrap();
+        assert!(standin_target(&dev, 60).is_err());
+    }
+}
