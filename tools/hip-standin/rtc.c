@@ -53,10 +53,11 @@ static void find_include(void) {
         const char *v = getenv(env[i]);
         if (v && *v) snprintf(cand[n++], 600, i == 0 ? "%s" : "%s/include", v);
     }
-    /* <root>/lib64/libnvrtc.so.N → <root>/include */
+    /* <root>/lib64/libnvrtc.so.N → <root>/include; PyPI's nvidia/cuda_nvrtc/lib → nvidia/cuda_runtime/include */
     const char *slash = strrchr(nv_path, '/');
     if (slash) {
         snprintf(cand[n++], 600, "%.*s/../include", (int)(slash - nv_path), nv_path);
+        snprintf(cand[n++], 600, "%.*s/../../cuda_runtime/include", (int)(slash - nv_path), nv_path);
     }
     snprintf(cand[n++], 600, "/usr/local/cuda/include");
     for (int i = 0; i < n; i++) {

@@ -51,6 +51,8 @@ def main():
         bad += 1
     else:
         print("ok   a compile error comes back as HIPRTC_ERROR_COMPILATION with NVRTC's log")
+    n = len(sys.argv) - 2
+    print(f"{sys.argv[1]}: {n - (bad if bad <= n else n)} of {n} sources compiled to cubins" + (", compile errors logged" if not bad else f"; {bad} checks FAILED"))
     sys.exit(1 if bad else 0)
 
 
