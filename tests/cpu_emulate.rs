@@ -401,3 +401,21 @@ fn no_lane_intrinsics_in_templates_outside_the_preludes() {
         bad.join("\n")
     );
 }
+
+/// On the HIP stand-in (tools/hip-standin) the HIP backend runs its gcnArchName target emulated with
+/// an AMD runtime: hipRTC (the stand-in's, over NVRTC) must accept it whatever comgr's target list,
+/// without `-DRF_AMD` (the source defines RF_EMULATE), and NVRTC must refuse it.
+#[test]
+fn emulated_targets_on_the_hip_standin_go_to_hiprtc() {
+    let mut t = Target::named("gfx1100@sm_90").unwrap();
+    t.emulation.as_mut().unwrap().runtime = Vendor::Amd;
+    assert_eq!(t.backend_vendor(), Vendor::Amd);
+    if let Ok(hiprtc) = gpu::compiler(Vendor::Amd) {
+        // Debian's HIP 5.2 hipRTC does not know gfx1100, but an emulated target compiles for the host
+        hiprtc.check_target(&t).unwrap();
+        assert!(!hiprtc.base_options(&t).iter().any(|o| o == "-DRF_AMD=1"));
+    }
+    if let Ok(nvrtc) = gpu::compiler(Vendor::Nvidia) {
+        assert!(nvrtc.check_target(&t).is_err());
+    }
+}
