@@ -7,7 +7,8 @@
 # Run from the repo root on the GPU machine, with .gpu/ from ../shared/tools/gpu-bundle:
 #     bash tools/hip_standin_check.sh          (BUDGET=seconds, default 420, bounds the whole run)
 # The stand-in libraries are looked for in .gpu/extra/hip-standin/{5,6}/lib (carry them: run
-# tools/hip-standin/build.sh here, then cp -r target/hip-standin .gpu/extra/ before gpu-bundle), then
+# tools/hip-standin/build.sh here, then mkdir -p .gpu/extra/hip-standin &&
+# cp -r target/hip-standin/5 target/hip-standin/6 .gpu/extra/hip-standin/ before gpu-bundle), then
 # target/hip-standin; failing both it tries tools/hip-standin/build.sh (which needs ROCm's headers).
 #
 # Per layout and arch: `rocmforge info` (the gcnArchName-derived target, the libraries loaded), then
