@@ -79,6 +79,10 @@ struct MMScalar {
 };
 
 // ---------------------------------------------------------------- NVIDIA mma.sync path
+// bf16 P is split into hi + lo parts for P.V on every matrix-core path (see MMSync::pv).
+template <typename T> struct ApSplitP { static constexpr bool v = false; };
+template <> struct ApSplitP<rf_bf16> { static constexpr bool v = true; };
+
 #if defined(RF_MMA_SYNC)
 RF_DEVICE void ap_ldsm_x4(uint32_t* r, const void* p) {
     const unsigned a = (unsigned)__cvta_generic_to_shared(p);
@@ -105,8 +109,6 @@ RF_DEVICE uint32_t ap_pack(float a, float b, rf_bf16*) {
     return *(uint32_t*)&h;
 }
 
-template <typename T> struct ApSplitP { static constexpr bool v = false; };
-template <> struct ApSplitP<rf_bf16> { static constexpr bool v = true; };
 
 template <typename T, int HD, int BN>
 struct MMSync {
@@ -266,19 +268,29 @@ struct MMAmd {
                 mma(a, frag_k((const unsigned short*)sK + (nt * 16 + lane % 16) * LD + kk * 16, lane), s + nt * CPT);
         }
     }
+    // P goes through the wave's scratch as T; a bf16 P twice, as its hi and lo parts (as MMSync::pv:
+    // bf16 alone leaves ~2e-3 relative error in O, which the emulated gfx90a/gfx942/gfx1100/gfx1200
+    // runs of gpu_attention found), reusing the one scratch so the LDS budget stays as it was.
     static RF_DEVICE void pv(const float* p, const T* sV, float* o, unsigned char* scratch, int lane) {
+        constexpr int PARTS = ApSplitP<T>::v ? 2 : 1;
         T* sp = (T*)scratch;
 #pragma unroll
-        for (int i = 0; i < SN; i++) sp[srow(i, lane) * LDP + scol(i, lane)] = rf_from_f32<T>(p[i]);
-        RF_SYNC_WAVE();
+        for (int part = 0; part < PARTS; part++) {
 #pragma unroll
-        for (int kk = 0; kk < BN / 16; kk++) {
-            const ap_vs a = frag_k((const unsigned short*)sp + (lane % 16) * LDP + kk * 16, lane);
+            for (int i = 0; i < SN; i++) {
+                const T hi = rf_from_f32<T>(p[i]);
+                sp[srow(i, lane) * LDP + scol(i, lane)] = part == 0 ? hi : rf_from_f32<T>(p[i] - rf_to_f32(hi));
+            }
+            RF_SYNC_WAVE();
 #pragma unroll
-            for (int nt = 0; nt < HDO / 16; nt++)  // B[k][n] = V[key][d]
-                mma(a, frag_strided((const unsigned short*)sV + kk * 16 * LD + nt * 16, LD, lane), o + nt * CPT);
+            for (int kk = 0; kk < BN / 16; kk++) {
+                const ap_vs a = frag_k((const unsigned short*)sp + (lane % 16) * LDP + kk * 16, lane);
+#pragma unroll
+                for (int nt = 0; nt < HDO / 16; nt++)  // B[k][n] = V[key][d]
+                    mma(a, frag_strided((const unsigned short*)sV + kk * 16 * LD + nt * 16, LD, lane), o + nt * CPT);
+            }
+            RF_SYNC_WAVE();
         }
-        RF_SYNC_WAVE();
     }
 };
 #endif

@@ -97,15 +97,25 @@ RF_DEVICE T rf_emu_shfl(T v, int l) {
 // the four byte products, in 32 bits; with clamp the sum saturates to the 32-bit range instead of
 // wrapping. A portable dot-product macro of the preludes reaches them in emulated instances by being
 // redefined here, after prelude_cuda.h: #undef RF_X, #define RF_X(a, b, c) rf_emu_sdot4((a), (b), (c), false).
+// An int the optimizer cannot see through (so a dot-product pattern around it is not fused into a
+// wrapping 32-bit dp4a).
+RF_DEVICE int rf_emu_opaque(int v) {
+    int r;
+    asm volatile("mov.b32 %0, %1;" : "=r"(r) : "r"(v));
+    return r;
+}
 RF_DEVICE int rf_emu_sat32(long long s, bool clamp) {
     if (clamp) s = s > 2147483647LL ? 2147483647LL : (s < -2147483648LL ? -2147483648LL : s);
     return (int)(unsigned int)(unsigned long long)s;
 }
+// The byte products are summed on their own (|sum| <= 65536, exact in 32 bits) and added to C in 64
+// bits after: NVVM turns a 64-bit "C + products" loop into dp4a, whose 32-bit sum wraps before the
+// clamp sees it (found by gpu_emulate's saturation cases on the H200).
 RF_DEVICE int rf_emu_sdot4(int a, int b, int c, bool clamp) {
-    long long s = c;
+    int p = 0;
 #pragma unroll
-    for (int i = 0; i < 4; i++) s += (long long)(signed char)(a >> (8 * i)) * (signed char)(b >> (8 * i));
-    return rf_emu_sat32(s, clamp);
+    for (int i = 0; i < 4; i++) p += (int)(signed char)(a >> (8 * i)) * (int)(signed char)(b >> (8 * i));
+    return rf_emu_sat32((long long)c + (long long)rf_emu_opaque(p), clamp);
 }
 RF_DEVICE unsigned int rf_emu_udot4(unsigned int a, unsigned int b, unsigned int c, bool clamp) {
     unsigned long long s = c;
@@ -116,12 +126,13 @@ RF_DEVICE unsigned int rf_emu_udot4(unsigned int a, unsigned int b, unsigned int
 // sudot4 (gfx11+): the NEG modifier bits say which of A and B are signed.
 RF_DEVICE int rf_emu_sudot4(bool a_signed, int a, bool b_signed, int b, int c, bool clamp) {
     long long s = c;
+    int p = 0;
 #pragma unroll
     for (int i = 0; i < 4; i++) {
         const int ab = (a >> (8 * i)) & 255, bb = (b >> (8 * i)) & 255;
-        s += (long long)(a_signed ? (int)(signed char)ab : ab) * (b_signed ? (int)(signed char)bb : bb);
+        p += (a_signed ? (int)(signed char)ab : ab) * (b_signed ? (int)(signed char)bb : bb);
     }
-    return rf_emu_sat32(s, clamp);
+    return rf_emu_sat32(s + (long long)rf_emu_opaque(p), clamp);
 }
 
 // ---- matrix cores

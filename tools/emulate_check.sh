@@ -13,6 +13,7 @@ export ROCMFORGE_REQUIRE_GPU=1 RUST_BACKTRACE=1
 BUDGET=${BUDGET:-225}
 CAP=${CAP:-100}   # at most this many seconds per binary, so one slow binary leaves time to the next
 OUT=${OUT:-$(mktemp -d /tmp/emu-check.XXXX)}
+mkdir -p "$OUT"
 TARGETS=${TARGETS:-"gfx90a gfx942 gfx1100 gfx1200"}
 # gpu_emulate: layouts lane by lane, shuffles, dot4; then the op tests against their CPU references.
 TESTS=${TESTS:-"gpu_emulate gpu_smoke gpu_attention gpu_mlp gpu_quantized gpu_gemv_q8 gpu_sampling"}

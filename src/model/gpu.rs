@@ -13,6 +13,7 @@ use super::runtime::LoadStats;
 use super::{Backend, MemoryReport, StepResult};
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
+use crate::gpu::blas::Blas;
 use crate::gpu::{Buffer, Device, GraphExec, PinnedBuffer, Pool, Stream, Target};
 use crate::jit::{Jit, KernelSpec};
 use crate::ops::attention::decode::{self, DecodePlan};
@@ -21,7 +22,7 @@ use crate::ops::attention::prefill;
 use crate::ops::attention::rope::{self, Rope};
 use crate::ops::attention::{AttnParams, Batch, PagedCache, PagedLayout};
 use crate::ops::mlp::activation::{self, Act};
-use crate::ops::mlp::linear::{linear, LinearPath};
+use crate::ops::mlp::linear::{linear, linear_blas, LinearPath};
 use crate::ops::mlp::{embedding, norm, qgemm};
 use crate::ops::quantized::{gemv, gemv_q8};
 use crate::ops::{glue, sampling};
@@ -134,6 +135,38 @@ pub struct GpuBackend {
     /// The output projection on 8-bit activations too (a quantize launch per layer;
     /// ROCMFORGE_Q8_ATTN_OUT=off keeps it on f16).
     q8_attn_out: bool,
+    /// Prefill matrices as dequantize + vendor BLAS ([`PREFILL_BLAS_MIN_ROWS`]).
+    prefill_blas: Option<PrefillBlas>,
+    /// Set while a step of decode-only tokens is launched (it may be captured into a graph: the
+    /// BLAS path stays out of those).
+    in_decode: std::sync::atomic::AtomicBool,
+}
+
+/// Prefill steps of at least this many tokens run their layer matrices as dequantize + vendor BLAS
+/// GEMM (when [`prefill_blas_policy`] allows and the library loads): on the H200 the fused `qgemm`
+/// reaches 0.2-0.55x of that at M >= 16 (docs/PERF.md), and the dequantization (one pass over the
+/// weights into an f16 scratch) costs less than the difference from a few dozen tokens on.
+/// `ROCMFORGE_PREFILL_BLAS_MIN` overrides it.
+const PREFILL_BLAS_MIN_ROWS: usize = 32;
+
+/// Whether prefill may use the vendor BLAS: `ROCMFORGE_PREFILL_BLAS=off` keeps the fused `qgemm`
+/// everywhere; by default (`auto`) it is used when cuBLAS / hipBLAS loads. Emulated AMD targets
+/// (a test mode for the AMD kernels) keep `qgemm`, which is what they exist to check.
+fn prefill_blas_policy(target: &Target) -> bool {
+    match std::env::var("ROCMFORGE_PREFILL_BLAS")
+        .as_deref()
+        .map(str::trim)
+    {
+        Ok("off") | Ok("0") => false,
+        _ => target.emulation.is_none(),
+    }
+}
+
+/// The dequantize + BLAS prefill path: the handle and the f16 scratch one matrix is dequantized into.
+struct PrefillBlas {
+    blas: Blas,
+    w16: Buffer<f16>,
+    min_rows: usize,
 }
 
 /// Weights above which decode is bandwidth-bound enough for the 8-bit-activation GEMV to pay: on
@@ -245,6 +278,17 @@ pub fn plan_specs(
                     if !v.contains(&s) {
                         v.push(s);
                     }
+                }
+            }
+        }
+    }
+    if prefill_blas_policy(target) && limits.max_batch_tokens >= PREFILL_BLAS_MIN_ROWS {
+        // the dequantization of the BLAS prefill path
+        for &ty in &fmts {
+            if ty != QuantType::F16 {
+                let s = embedding::spec(ty.name(), "f16", cfg.d_model, wave)?;
+                if !v.contains(&s) {
+                    v.push(s);
                 }
             }
         }
@@ -367,6 +411,27 @@ impl GpuBackend {
             + align(LOGIT_ROWS * cfg.vocab_size * 2)
             + align(gemv_q8::act_bytes(Q8_MAX_ROWS, d.max(qd).max(ff)))
             + 8 * align(ints * 4);
+        // the dequantize + BLAS prefill path: its library, and a scratch for the largest layer matrix
+        let blas = if prefill_blas_policy(dev.target()) && t >= PREFILL_BLAS_MIN_ROWS {
+            match Blas::new(dev) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    tracing::info!("prefill keeps the fused qgemm: {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let w16_elems = if blas.is_some() {
+            [qd * d, 2 * kvd * d, d * qd, 2 * ff * d, d * ff]
+                .into_iter()
+                .max()
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        let scratch_bytes = scratch_bytes + align(w16_elems * 2);
         let upload_start = std::time::Instant::now();
         let pool = Pool::new(dev, weight_bytes + kv_bytes + scratch_bytes + (1 << 20))?;
         let stream = dev.create_stream()?;
@@ -570,6 +635,17 @@ impl GpuBackend {
             out_rows: pool.alloc(t)?,
             amax: pool.alloc(t)?,
         };
+        let prefill_blas = match blas {
+            Some(blas) => Some(PrefillBlas {
+                blas,
+                w16: pool.alloc(w16_elems)?,
+                min_rows: std::env::var("ROCMFORGE_PREFILL_BLAS_MIN")
+                    .ok()
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(PREFILL_BLAS_MIN_ROWS),
+            }),
+            None => None,
+        };
         // the warm-up thread's results: counts, timings, tuned entries
         warmup.finish((upload_start, upload_end), stats)?;
         let emb = (emb_lin.w, emb_lin.fmt);
@@ -604,6 +680,8 @@ impl GpuBackend {
             q8_attn_out: std::env::var("ROCMFORGE_Q8_ATTN_OUT")
                 .map(|v| v != "0" && v != "off")
                 .unwrap_or(true),
+            prefill_blas,
+            in_decode: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -749,6 +827,26 @@ impl GpuBackend {
             }
             return Ok(());
         }
+        if let Some(pb) = &self.prefill_blas {
+            if m >= pb.min_rows
+                && l.n * l.k <= pb.w16.len()
+                && !self.in_decode.load(std::sync::atomic::Ordering::Relaxed)
+            {
+                let mut w16 = pb.w16.view(0, l.n * l.k)?;
+                return linear_blas(
+                    &self.dev,
+                    &self.stream,
+                    &pb.blas,
+                    &xv,
+                    &l.w,
+                    l.fmt,
+                    (m, l.n, l.k),
+                    bias,
+                    &mut yv,
+                    &mut w16,
+                );
+            }
+        }
         linear(
             &self.dev,
             &self.stream,
@@ -774,6 +872,9 @@ impl GpuBackend {
         let c = &self.cfg;
         let (d, hd, hq, hk) = (c.d_model, c.head_dim, c.n_heads, c.n_kv_heads);
         let (qd, kvd, ff) = (c.q_dim(), c.kv_dim(), c.d_ff);
+        // decode steps may be captured: no BLAS calls in them
+        self.in_decode
+            .store(plan.is_some(), std::sync::atomic::Ordering::Relaxed);
         let dev = &self.dev;
         let st = &self.stream;
         let s = &self.s;
