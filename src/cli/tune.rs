@@ -14,6 +14,7 @@ use rocmforge::jit::tunedb::{self, DeviceKey, TuneDb, TuneMode};
 use rocmforge::jit::{Jit, KernelSpec, Origin};
 use rocmforge::ops::mlp::qgemm;
 use rocmforge::ops::quantized::gemv::{self, GemvConfig};
+use rocmforge::ops::quantized::gemv_q8::{self, GemvQ8Config};
 use rocmforge::quant::{self, QuantType};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -59,6 +60,8 @@ enum TuneOp {
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum FamilyArg {
     Gemv,
+    /// The decode GEMV on 8-bit activations (integer dot products).
+    GemvQ8,
     Qgemm,
     All,
 }
@@ -231,6 +234,15 @@ fn sweep_all(a: &TuneArgs) -> Result<i32> {
                 let b = GemvBench::new(&dev, *ty, *batch, *rows, *cols)?;
                 tune::sweep(&b, &s.shape, &s.cands, s.default, &|_| bar.inc(1))
             }
+            Work::GemvQ8 {
+                ty,
+                batch,
+                rows,
+                cols,
+            } => {
+                let b = GemvQ8Bench::new(&dev, *ty, *batch, *rows, *cols)?;
+                tune::sweep(&b, &s.shape, &s.cands, s.default, &|_| bar.inc(1))
+            }
             Work::Qgemm { ty, m, n, k } => {
                 let b = QgemmBench::new(&dev, *ty, *m, *n, *k)?;
                 tune::sweep(&b, &s.shape, &s.cands, s.default, &|_| bar.inc(1))
@@ -288,6 +300,12 @@ fn sweep_all(a: &TuneArgs) -> Result<i32> {
 
 enum Work {
     Gemv {
+        ty: QuantType,
+        batch: usize,
+        rows: usize,
+        cols: usize,
+    },
+    GemvQ8 {
         ty: QuantType,
         batch: usize,
         rows: usize,
@@ -377,6 +395,54 @@ fn plan(a: &TuneArgs, target: &Target) -> Result<Vec<Planned>> {
                         .collect(),
                     default,
                     work: Work::Gemv {
+                        ty,
+                        batch,
+                        rows,
+                        cols,
+                    },
+                });
+            }
+        }
+    }
+    // gemv_q8: with --model only when that model's decode runs on 8-bit activations (q8_policy), for
+    // the step sizes it runs there (1..=Q8_MAX_ROWS tokens); without, batches 1, 2, 4 and 8
+    let q8_batches: Vec<usize> = match a.model.as_deref() {
+        Some(p) if matches!(a.family, FamilyArg::All) => {
+            if rocmforge::model::gpu::q8_policy(&GgufFile::open(p)?) {
+                (1..=rocmforge::model::gpu::Q8_MAX_ROWS).collect()
+            } else {
+                Vec::new()
+            }
+        }
+        Some(_) => (1..=rocmforge::model::gpu::Q8_MAX_ROWS).collect(),
+        None => gemv_q8::BATCHES.iter().map(|&b| b as usize).collect(),
+    };
+    if matches!(a.family, FamilyArg::GemvQ8 | FamilyArg::All) {
+        for &(ty, rows, cols) in &mats {
+            if !gemv_q8::supports(ty) || cols % 32 != 0 {
+                continue;
+            }
+            for &batch in &q8_batches {
+                let def = GemvQ8Config::default_for(ty, "f16", batch, rows, target);
+                let cs = GemvQ8Config::candidates(ty, batch);
+                let Some(default) = cs.iter().position(|c| *c == def) else {
+                    continue;
+                };
+                out.push(Planned {
+                    shape: TuneShape {
+                        family: "gemv_q8".into(),
+                        bucket: tunedb::gemv_bucket(ty.name(), "f16", batch),
+                        label: format!("{ty} q8 b{batch} {rows}x{cols}"),
+                    },
+                    cands: cs
+                        .iter()
+                        .map(|c| Candidate {
+                            label: format!("r{}", c.rows),
+                            params: [param("rows", c.rows.to_string())].into(),
+                        })
+                        .collect(),
+                    default,
+                    work: Work::GemvQ8 {
                         ty,
                         batch,
                         rows,
@@ -609,6 +675,101 @@ impl SweepBackend for GemvBench<'_> {
                 self.batch,
                 y,
                 cfg,
+            )
+        };
+        let mut y = self.y.lock().map_err(|_| Failure::Run("poisoned".into()))?;
+        let mut go = || -> Result<Measured> {
+            y.fill_bytes(0xff)?; // NaN: a kernel that writes nothing cannot pass
+            run(&mut y, &self.w[0])?;
+            self.dev.synchronize()?;
+            let got = y.to_vec()?;
+            let max_err = rel_err(got.iter().map(|v| v.to_f64()), &self.want);
+            let (median_ms, spread_ms) =
+                time(self.dev, |i| run(&mut y, &self.w[i % self.w.len()]))?;
+            Ok(Measured {
+                median_ms,
+                spread_ms,
+                max_err,
+                tol: 2e-3,
+            })
+        };
+        go().map_err(|e| Failure::Run(e.to_string()))
+    }
+}
+
+/// The 8-bit-activation GEMV: x quantized once (as the model's glue kernels do before each GEMV),
+/// then the integer kernel timed on rotated weights.
+struct GemvQ8Bench<'a> {
+    dev: &'a Device,
+    ty: QuantType,
+    batch: usize,
+    rows: usize,
+    cols: usize,
+    w: Vec<Buffer<u8>>,
+    xq: Buffer<u8>,
+    y: Mutex<Buffer<f16>>,
+    want: Vec<f64>,
+}
+
+impl<'a> GemvQ8Bench<'a> {
+    fn new(dev: &'a Device, ty: QuantType, batch: usize, rows: usize, cols: usize) -> Result<Self> {
+        let (bytes, w) = weights(dev, ty, rows, cols)?;
+        let xh: Vec<f16> = rand_vals(batch * cols, 7 + batch as u64)
+            .into_iter()
+            .map(f16::from_f32)
+            .collect();
+        let xr: Vec<f32> = xh.iter().map(|v| v.to_f32()).collect();
+        let want = gemv_q8::gemv_q8_ref(ty, &bytes, rows, cols, &xr, batch)?;
+        let x = dev.upload(&xh)?;
+        let mut xq = dev.alloc::<u8>(gemv_q8::act_bytes(batch, cols))?;
+        gemv_q8::quantize_x(dev, &dev.default_stream(), &x, batch, cols, &mut xq)?;
+        Ok(GemvQ8Bench {
+            dev,
+            ty,
+            batch,
+            rows,
+            cols,
+            w,
+            xq,
+            y: Mutex::new(dev.alloc(batch * rows)?),
+            want,
+        })
+    }
+    fn cfg(c: &Candidate) -> std::result::Result<GemvQ8Config, Failure> {
+        c.params
+            .get("rows")
+            .and_then(|r| r.parse().ok())
+            .map(|rows| GemvQ8Config { rows, waves: 4 })
+            .ok_or_else(|| Failure::Run(format!("{}: no rows parameter", c.label)))
+    }
+}
+
+impl SweepBackend for GemvQ8Bench<'_> {
+    fn compile(&self, _: &TuneShape, cands: &[Candidate]) -> Vec<std::result::Result<(), Failure>> {
+        let wave = self.dev.target().wave_size;
+        let specs = cands
+            .iter()
+            .map(|c| {
+                let cfg = Self::cfg(c).map_err(|e| Error::op("tune", e.to_string()))?;
+                gemv_q8::spec(self.ty, "f16", self.batch, cfg, wave)
+            })
+            .collect();
+        compile_specs(self.dev.target(), specs)
+    }
+    fn measure(&self, _: &TuneShape, c: &Candidate) -> std::result::Result<Measured, Failure> {
+        let cfg = Self::cfg(c)?;
+        let run = |y: &mut Buffer<f16>, w: &Buffer<u8>| {
+            gemv_q8::gemv_q8(
+                self.dev,
+                &self.dev.default_stream(),
+                self.ty,
+                w,
+                self.rows,
+                self.cols,
+                &self.xq,
+                self.batch,
+                y,
+                Some(cfg),
             )
         };
         let mut y = self.y.lock().map_err(|_| Failure::Run("poisoned".into()))?;

@@ -35,7 +35,7 @@ const LOGIT_ROWS: usize = 256;
 /// Steps of at most this many tokens run their GEMVs on 8-bit activations (`gemv_q8`: integer dot
 /// products, at the memory roofline where the float GEMV is instruction-bound); above it the float
 /// GEMV's matrix-core tile is faster (docs/PERF.md, "Decode GEMV on 8-bit activations").
-const Q8_MAX_ROWS: usize = 4;
+pub const Q8_MAX_ROWS: usize = 4;
 
 struct Linear {
     w: Buffer<u8>,
@@ -176,7 +176,7 @@ const Q8_AUTO_BYTES: u64 = 1 << 30;
 
 /// Whether small steps of this model use the 8-bit-activation GEMV: `ROCMFORGE_Q8=on|off`, by
 /// default (`auto`) when its weights exceed [`Q8_AUTO_BYTES`].
-fn q8_policy(g: &GgufFile) -> bool {
+pub fn q8_policy(g: &GgufFile) -> bool {
     match std::env::var("ROCMFORGE_Q8").as_deref().map(str::trim) {
         Ok("on") | Ok("1") => true,
         Ok("off") | Ok("0") => false,
