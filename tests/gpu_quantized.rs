@@ -215,6 +215,24 @@ fn check_gemv(
 #[serial_test::serial]
 fn gemv_every_format_random() {
     let dev = device();
+    // every instance the loop below runs, compiled in parallel first (the loop would compile them one
+    // by one: minutes on emulated AMD targets, whose instances are larger)
+    let t = dev.target().clone();
+    let work: Vec<(rocmforge::jit::KernelSpec, rocmforge::gpu::Target)> = QuantType::all()
+        .flat_map(|ty| {
+            [1usize, 3, 8].into_iter().flat_map(move |b| {
+                ["f32", "f16", "bf16"].into_iter().flat_map(move |d| {
+                    gemv::GemvConfig::candidates(ty, d, b)
+                        .into_iter()
+                        .filter_map(move |c| gemv::spec(ty, d, b, c, t.wave_size).ok())
+                })
+            })
+        })
+        .map(|s| (s, dev.target().clone()))
+        .collect();
+    for r in rocmforge::jit::Jit::global().compile_many(&work, || {}) {
+        r.unwrap();
+    }
     let before = dev.allocated_bytes();
     for (i, ty) in QuantType::all().enumerate() {
         let qk = kernel_qk(ty);

@@ -25,6 +25,7 @@ unset ROCMFORGE_EMULATE HIP_PATH
 BUDGET=${BUDGET:-420}
 CAP=${CAP:-120}
 OUT=${OUT:-$(mktemp -d /tmp/hip-standin-check.XXXX)}
+mkdir -p "$OUT"
 LAYOUTS=${LAYOUTS:-"5 6"}
 ARCHS=${ARCHS:-"gfx942:sramecc+:xnack- gfx1100"}
 BONUS=${BONUS-"gpu_mlp gpu_attention gpu_quantized"}
