@@ -209,7 +209,7 @@ pub fn plan_specs(
             "gated_silu"
         },
     ] {
-        v.push(glue::spec(k, wave)?);
+        v.push(glue::spec(k, target)?);
     }
     let mut fmts: Vec<QuantType> = Vec::new();
     for (name, shape) in cfg.tensor_list() {

@@ -7,7 +7,7 @@
 //! * [`gather_rows`]: the f16 rows whose logits are wanted.
 
 use crate::error::{Error, Result};
-use crate::gpu::{Arg, Buffer, Device, LaunchConfig, Stream};
+use crate::gpu::{Arg, Buffer, Device, LaunchConfig, Stream, Target};
 use crate::jit::spec::{any_target, no_preamble, no_rules, ParamDef, ParamKind};
 use crate::jit::{Family, Jit, KernelSpec};
 use half::f16;
@@ -29,9 +29,9 @@ pub static FAMILY: Family = Family {
             name: "block",
             kind: ParamKind::Int {
                 prefix: "b",
-                values: &[256, 1024],
+                values: &[256, 512, 1024],
             },
-            doc: "threads per block: resid_norm 1024 (one row per block: a decode step's row spread over more threads), the others 256",
+            doc: "threads per block: resid_norm 1024 (one row per block: a decode step's row spread over more threads; 512 on emulated wave64 targets, which run at most 15 waves per block), the others 256",
         },
     ],
     validate: no_rules,
@@ -41,38 +41,41 @@ pub static FAMILY: Family = Family {
 
 const OP: &str = "glue";
 
-/// Threads per block of each kernel kind.
-pub fn block_of(kind: &str) -> u32 {
-    if kind == "resid_norm" {
+/// Threads per block of each kernel kind on `target`.
+pub fn block_of(kind: &str, target: &Target) -> u32 {
+    if kind != "resid_norm" {
+        256
+    } else if target.max_threads_per_block >= 1024 {
         1024
     } else {
-        256
+        // e.g. emulated wave64 targets: at most 15 waves of 64 per block (EMU_MAX_WAVES64)
+        512
     }
 }
 
-/// The spec of one glue kernel.
-pub fn spec(kind: &str, wave: u32) -> Result<KernelSpec> {
+/// The spec of one glue kernel for `target`.
+pub fn spec(kind: &str, target: &Target) -> Result<KernelSpec> {
     KernelSpec::new(
         &FAMILY,
         &[
             ("kind", kind.into()),
-            ("block", (block_of(kind) as i64).into()),
+            ("block", (block_of(kind, target) as i64).into()),
         ],
-        wave,
+        target.wave_size,
     )
 }
 
 fn kernel(dev: &Device, kind: &str) -> Result<std::sync::Arc<crate::gpu::Kernel>> {
-    Jit::global().kernel(dev, &spec(kind, dev.target().wave_size)?)
+    Jit::global().kernel(dev, &spec(kind, dev.target())?)
 }
 
 /// One block per row.
-fn rows_cfg(rows: usize, kind: &str) -> Result<LaunchConfig> {
+fn rows_cfg(rows: usize, kind: &str, target: &Target) -> Result<LaunchConfig> {
     let grid =
         u32::try_from(rows).map_err(|_| Error::op(OP, format!("{rows} rows exceed the grid")))?;
     Ok(LaunchConfig {
         grid: [grid, 1, 1],
-        block: [block_of(kind), 1, 1],
+        block: [block_of(kind, target), 1, 1],
         shared_bytes: 0,
     })
 }
@@ -145,7 +148,7 @@ pub fn resid_norm(
     }
     kernel(dev, "resid_norm")?.launch(
         stream,
-        rows_cfg(rows, "resid_norm")?,
+        rows_cfg(rows, "resid_norm", dev.target())?,
         &[
             Arg::from(&*x),
             Arg::Ptr(r.map_or(0, |b| b.device_ptr())),
@@ -206,7 +209,7 @@ pub fn gated(
     let kind = if gelu { "gated_gelu" } else { "gated_silu" };
     let k = kernel(dev, kind)?;
     let (gx, gy) = (
-        u32::try_from(cols.div_ceil(block_of(kind) as usize)),
+        u32::try_from(cols.div_ceil(block_of(kind, dev.target()) as usize)),
         u32::try_from(rows),
     );
     let (Ok(gx), Ok(gy)) = (gx, gy) else {
@@ -225,7 +228,7 @@ pub fn gated(
         stream,
         LaunchConfig {
             grid: [gx, gy, 1],
-            block: [block_of(kind), 1, 1],
+            block: [block_of(kind, dev.target()), 1, 1],
             shared_bytes: 0,
         },
         &[
@@ -261,7 +264,7 @@ pub fn gather_rows(
     }
     kernel(dev, "gather")?.launch(
         stream,
-        rows_cfg(n, "gather")?,
+        rows_cfg(n, "gather", dev.target())?,
         &[
             x.into(),
             rows.into(),
