@@ -15,20 +15,32 @@ RF_DEVICE int kv_seq_of(const int* RF_RESTRICT cu, int nseq, int t) {
     return lo;
 }
 
-// Work item = (token, kv head, group of 8 elements). ROPE: 0 none, 1 normal, 2 neox.
+// Work item = (token, head, group of 8 elements), heads 0 .. n_kv the K/V heads, then (with q, hq > 0)
+// the hq query heads, rotated in place: RoPE on Q and K and the append in one launch (a decode step's
+// rope kernel folded in). ROPE: 0 none, 1 normal, 2 neox.
 template <typename T, int ROPE>
 RF_DEVICE void kv_append(const T* RF_RESTRICT k_new, const T* RF_RESTRICT v_new, const int* RF_RESTRICT pos,
                          const int* RF_RESTRICT cu_new, const int* RF_RESTRICT ctx_lens, const int* RF_RESTRICT block_tables,
                          int nseq, int max_pages, int page_size, int n_kv, int head_dim, int n_rot, float log2_base,
-                         T* RF_RESTRICT k_cache, T* RF_RESTRICT v_cache) {
+                         T* RF_RESTRICT k_cache, T* RF_RESTRICT v_cache, T* RF_RESTRICT q, int hq) {
     const int groups = head_dim / 8;
     const int tokens = cu_new[nseq];
-    const long long total = (long long)tokens * n_kv * groups;
+    const int heads = n_kv + (ROPE != 0 && q != nullptr ? hq : 0);
+    const long long total = (long long)tokens * heads * groups;
     for (long long w = (long long)blockIdx.x * blockDim.x + threadIdx.x; w < total; w += (long long)gridDim.x * blockDim.x) {
         const int g = (int)(w % groups);
-        const long long th = w / groups;
-        const int h = (int)(th % n_kv);
-        const int t = (int)(th / n_kv);
+        const long long tw = w / groups;
+        const int hh = (int)(tw % heads);
+        const int t = (int)(tw / heads);
+        if (hh >= n_kv) {  // a query head: rotate in place (ROPE != 0 here)
+            if (8 * g < n_rot) {
+                T* row = q + ((long long)t * hq + (hh - n_kv)) * head_dim;
+                rope_group<T, ROPE == 2>(row, row, g, n_rot, (float)pos[t], log2_base);
+            }
+            continue;
+        }
+        const int h = hh;
+        const long long th = (long long)t * n_kv + h;
         const int b = kv_seq_of(cu_new, nseq, t);
         const int slot = ctx_lens[b] + (t - cu_new[b]);
         const int page = block_tables[(long long)b * max_pages + slot / page_size];

@@ -173,7 +173,28 @@ fn append_case<T: Element>(
         cu_new_host: &cu,
         ctx_lens_host: ctx,
     };
-    kv_cache::append(&dev, &s, &mut cache, &a, rope.as_ref()).unwrap();
+    // with RoPE, the fused form also rotates the queries of the same tokens (3 query heads per KV
+    // head), checked against rope_ref; q poisoned nowhere: it is rotated in place
+    let hq = 3 * hkv;
+    let qh: Vec<T> = tv(tokens * hq * hd, seed + 5);
+    let mut dq = dev.upload(&qh).unwrap();
+    match &rope {
+        Some(r) if tokens > 0 => {
+            kv_cache::append_rope_q(&dev, &s, &mut cache, &a, r, &mut dq, hq).unwrap()
+        }
+        _ => kv_cache::append(&dev, &s, &mut cache, &a, rope.as_ref()).unwrap(),
+    }
+    if let Some(r) = &rope {
+        let mut wq = qh.clone();
+        rope::rope_ref(&mut wq, &pos, hq, hd, r);
+        let e = rel_err(&f32s(&dq.to_vec().unwrap()), &f32s(&wq));
+        assert!(
+            e < 1e-3,
+            "Q rotated in the append {} rope {:?} page {page}: {e}",
+            T::DTYPE,
+            r.style
+        );
+    }
     let (mut wk, mut wv) = (k0, v0);
     kv_cache::append_ref(
         &l,

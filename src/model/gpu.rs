@@ -19,7 +19,7 @@ use crate::jit::{Jit, KernelSpec};
 use crate::ops::attention::decode::{self, DecodePlan};
 use crate::ops::attention::kv_cache::{self, Append};
 use crate::ops::attention::prefill;
-use crate::ops::attention::rope::{self, Rope};
+use crate::ops::attention::rope::Rope;
 use crate::ops::attention::{AttnParams, Batch, PagedCache, PagedLayout};
 use crate::ops::mlp::activation::{self, Act};
 use crate::ops::mlp::linear::{linear, linear_blas, LinearPath};
@@ -304,8 +304,13 @@ pub fn plan_specs(
     if cfg.qk_norm {
         v.push(norm::spec(norm::NormKind::Rms, "f16", cfg.head_dim, wave)?);
     }
-    v.push(rope::spec("f16", cfg.rope_style, wave)?);
-    v.push(kv_cache::spec("f16", None, wave)?);
+    // RoPE runs inside the KV append (kv_cache::append_rope_q); the instance depends on its style only
+    let r = Rope {
+        style: cfg.rope_style,
+        n_rot: cfg.n_rot,
+        base: 10000.0,
+    };
+    v.push(kv_cache::spec("f16", Some(&r), wave)?);
     v.push(prefill::spec(
         cfg.head_dim,
         "f16",
@@ -870,7 +875,7 @@ impl GpuBackend {
         mut plan: Option<&mut DecodePlan>,
     ) -> Result<usize> {
         let c = &self.cfg;
-        let (d, hd, hq, hk) = (c.d_model, c.head_dim, c.n_heads, c.n_kv_heads);
+        let (d, hd, hq) = (c.d_model, c.head_dim, c.n_heads);
         let (qd, kvd, ff) = (c.q_dim(), c.kv_dim(), c.d_ff);
         // decode steps may be captured: no BLAS calls in them
         self.in_decode
@@ -955,14 +960,14 @@ impl GpuBackend {
                 n_rot: c.n_rot,
                 base: lc.rope_base,
             };
-            rope::rope(dev, st, &mut q, &mut k, &pos, hq, hk, hd, &r)?;
             let mut cache = PagedCache {
                 layout: self.layout,
                 k: l.k_cache.view(0, l.k_cache.len())?,
                 v: l.v_cache.view(0, l.v_cache.len())?,
                 block_tables: s.bt.view(0, nseq * self.layout.max_pages)?,
             };
-            kv_cache::append(
+            // RoPE on q (in place) and k (on its way into the cache) in the append's launch
+            kv_cache::append_rope_q(
                 dev,
                 st,
                 &mut cache,
@@ -975,9 +980,11 @@ impl GpuBackend {
                     cu_new_host: &host.cu,
                     ctx_lens_host: &host.ctx,
                 },
-                None,
+                &r,
+                &mut q,
+                hq,
             )?;
-            launches += 2;
+            launches += 1;
             let p = AttnParams {
                 causal: true,
                 scale: c.attn_scale,

@@ -4,7 +4,7 @@
 use super::rope::{rotate_row, Rope};
 use super::{check_dtype16, PagedCache, PagedLayout, DTYPES16};
 use crate::error::{Error, Result};
-use crate::gpu::{Buffer, Device, LaunchConfig, Stream};
+use crate::gpu::{Arg, Buffer, Device, LaunchConfig, Stream};
 use crate::jit::spec::{any_target, no_rules, ParamDef, ParamKind};
 use crate::jit::{Family, Jit, KernelSpec};
 use crate::ops::Element;
@@ -96,6 +96,31 @@ pub fn append<T: Element>(
     a: &Append<T>,
     rope: Option<&Rope>,
 ) -> Result<()> {
+    append_impl(dev, stream, cache, a, rope, None)
+}
+
+/// Append with RoPE on K, and rotate the same tokens' queries `q` (`[tokens][hq][head_dim]`) in place
+/// in the same launch (what a step otherwise does with `rope::rope` before the append).
+pub fn append_rope_q<T: Element>(
+    dev: &Device,
+    stream: &Stream,
+    cache: &mut PagedCache<T>,
+    a: &Append<T>,
+    rope: &Rope,
+    q: &mut Buffer<T>,
+    hq: usize,
+) -> Result<()> {
+    append_impl(dev, stream, cache, a, Some(rope), Some((q, hq)))
+}
+
+fn append_impl<T: Element>(
+    dev: &Device,
+    stream: &Stream,
+    cache: &mut PagedCache<T>,
+    a: &Append<T>,
+    rope: Option<&Rope>,
+    q: Option<(&mut Buffer<T>, usize)>,
+) -> Result<()> {
     check_dtype16("kv_append", T::DTYPE)?;
     let l = cache.layout;
     l.validate("kv_append")?;
@@ -120,8 +145,21 @@ pub fn append<T: Element>(
     if tokens == 0 {
         return Ok(());
     }
+    let hq = q.as_ref().map(|(_, h)| *h).unwrap_or(0);
+    if let Some((qb, _)) = &q {
+        if hq == 0 || qb.len() != tokens * hq * l.head_dim {
+            return Err(Error::op(
+                "kv_append",
+                format!(
+                    "q has {} elements: need tokens {tokens} x {hq} heads x {} (hq > 0)",
+                    qb.len(),
+                    l.head_dim
+                ),
+            ));
+        }
+    }
     let kern = Jit::global().kernel(dev, &spec(T::DTYPE, rope, dev.target().wave_size)?)?;
-    let items = tokens * l.n_kv_heads * (l.head_dim / 8);
+    let items = tokens * (l.n_kv_heads + hq) * (l.head_dim / 8);
     let cfg = LaunchConfig {
         grid: [items.div_ceil(256).min(65535 * 16) as u32, 1, 1],
         block: [256, 1, 1],
@@ -150,6 +188,11 @@ pub fn append<T: Element>(
             lb.into(),
             (&mut cache.k).into(),
             (&mut cache.v).into(),
+            match q {
+                Some((qb, _)) => qb.into(),
+                None => Arg::Ptr(0),
+            },
+            (hq as i32).into(),
         ],
     )
 }
