@@ -129,11 +129,15 @@ pub fn tiles(path: &str, hd: usize, wave: u32) -> Tiles {
         // (bm, bn, nwarp, mt, qreg); registers (f32 S, f32 O, u32 Q fragments per lane):
         // mt * bn / 2 + mt * hd / 2 + (qreg ? mt * hd / 4 : 0), under 255 with no spills for every
         // head_dim, dtype and mask on sm_80 / sm_90 (`rocmforge compile --report --deny-spills`).
+        // Tried and left out for spills (sm_90 unless said): mt 2 with qreg at hd96 (8 B, bf16) and
+        // hd128 (56-88 B); hd128 at 128x32 4w mt 2 without qreg (spill-free on sm_90, 8 B on sm_80
+        // bf16: halves K/V shared-memory reads per mma, worth a timing); __launch_bounds__(.., 2) for
+        // 8-wave hd128 (128 registers: 216-264 B).
         let (bm, bn, nwarp, mt, qreg) = match hd {
-            ..=64 => (128, 64, 4, 2, true),
-            ..=80 => (128, 32, 4, 2, true),
-            ..=96 => (128, 32, 4, 2, false),
-            ..=128 => (128, 64, 8, 1, true),
+            64 => (128, 64, 4, 2, true),
+            80 => (128, 32, 4, 2, true),
+            96 => (128, 32, 4, 2, false),
+            128 => (128, 64, 8, 1, true),
             _ => (64, 32, 4, 1, false),
         };
         let rows = 4 * bn + if qreg { 0 } else { bm };
