@@ -399,3 +399,270 @@ RF_DEVICE void attn_prefill(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache
         if (qi < q_len) out[((long long)(q0 + qi) * hq + h) * HD + wc * HDO + MM::ocol(i, lane)] = rf_from_f32<T>(o[i] * l[MM::slot(i)]);
     }
 }
+
+// ---------------------------------------------------------------- NVIDIA: pipelined mma.sync tile loop
+// The mma_sync path's own tile loop (the shared loop above serves scalar/MFMA/WMMA, and MMSync through it
+// when the tiles say RF_ATTN_PIPE 0). Same math and fragment layout as MMSync (its maps and mma/ldmatrix
+// helpers are reused); what differs:
+//  - K/V tiles are copied global -> shared with cp.async into two stages: tile i+1 (K and V, one commit
+//    group each) is issued at the top of tile i, so its copy runs under the whole of tile i's math; Q.K^T
+//    waits for K(i) only, P.V for V(i) only.
+//  - each wave owns MT m16 tiles (16 * MT query rows): every K/V fragment read from shared memory feeds MT
+//    mma, halving shared-memory traffic per mma at MT = 2.
+//  - RF_ATTN_QREG: the wave's Q fragments are read once (ldmatrix) and kept in registers; Q is staged in
+//    the second K/V stage, which is free until tile 1 is issued (BM <= 2 * BN rows), or else over both
+//    stages before tile 0 is issued (BM <= 4 * BN rows).
+//  - causal / window tiles that hide every key from all of a wave's rows are skipped by that wave
+//    (it still takes part in the barriers and copies); soft-cap is tested once per tile, not per score;
+//    scale and log2(e) are one multiply.
+//
+// Shared memory (T elements, rows of LD = HD + 8: 16-byte aligned, and ldmatrix's 8 row addresses of
+// one 8x8 matrix fall on distinct 16-byte bank groups for every HD here):
+//   [K stage 0: BN rows][V stage 0: BN rows][K stage 1: BN rows][V stage 1: BN rows][Q: BM rows, !QREG only]
+//   QREG: Q is staged at the start of stage 1 (BM <= 2 * BN rows) or of stage 0 (BM <= 4 * BN rows).
+//
+// Commit-group order (per thread; every thread commits the same sequence, empty groups included, so
+// wait_group counts agree): prologue K(0) V(0); tile i commits K(i+1) V(i+1) (empty when i is the last).
+//   top of tile i:  outstanding <= {K(i), V(i)}            wait_group 1 -> K(i) landed; barrier
+//                   issue K(i+1), V(i+1) into stage (i+1)&1 (the barrier proved every wave done with tile
+//                   i-1, which lived there, and with a Q staging in stage 1 at i = 0)
+//   before P.V:     outstanding <= {V(i), K(i+1), V(i+1)}  wait_group 2 -> V(i) landed; barrier
+#if defined(RF_MMA_SYNC)
+// One K or V tile into shared memory: keys kt .. kt + BN - 1, each a row of NV = HD / 8 16-byte chunks.
+// Flat chunk index v = threadIdx.x + it * NT over BN * NV chunks: row r = v / NV, chunk c = v % NV, so
+// consecutive threads copy consecutive 16 bytes of a row (coalesced within a page row, which holds a
+// whole head row: HD contiguous elements at bt[key / page_size] * page_stride + head_off +
+// (key % page_size) * HD, the kv_cache.hip layout). Key >= kv_len: src-size 0 zero-fills the 16 bytes
+// and the source address (the cache's first row, always mapped) is not read; such keys are masked anyway.
+template <typename T, int HD, int BN, int NT>
+RF_DEVICE void ap_load_tile(T* dst, const T* RF_RESTRICT cache, const int* RF_RESTRICT bt, int kt, int kv_len, int page_size,
+                            long long page_stride, long long head_off) {
+    constexpr int LD = HD + AP_PAD, NV = HD / 8, N = BN * NV;
+#pragma unroll
+    for (int it = 0; it < (N + NT - 1) / NT; it++) {
+        const int v = (int)threadIdx.x + it * NT;
+        if (N % NT == 0 || v < N) {
+            const int r = v / NV, c = v % NV, key = kt + r;
+            const bool ok = key < kv_len;
+            const long long row = ok ? (long long)bt[key / page_size] * page_stride + head_off + (long long)(key % page_size) * HD : 0;
+            rf_cp_async16(dst + r * LD + c * 8, cache + row + c * 8, ok ? 16 : 0);
+        }
+    }
+}
+
+template <typename T, int HD, bool CAUSAL>
+RF_DEVICE void attn_prefill_mma(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache, const T* RF_RESTRICT v_cache, T* RF_RESTRICT out,
+                                const int* RF_RESTRICT cu_q, const int* RF_RESTRICT kv_lens, const int* RF_RESTRICT block_tables,
+                                int max_pages, int page_size, int hq, int hkv, float scale, float softcap, int window) {
+    constexpr int BM = RF_ATTN_BM, BN = RF_ATTN_BN, NW = RF_ATTN_NWARP, MT = RF_ATTN_MT, NT = NW * 32;
+    constexpr bool QREG = RF_ATTN_QREG != 0, SPLIT = ApSplitP<T>::v;
+    constexpr int LD = HD + AP_PAD, NV = HD / 8, KT = HD / 16, NB = BN / 16, SN = BN / 2, ON = HD / 2;
+    static_assert(RF_WAVE == 32 && BM == 16 * MT * NW && BN % 16 == 0 && HD % 16 == 0, "mma_sync tiles");
+    // QREG: Q is staged in K/V stage 1 (free until tile 1 is issued) when it fits there, else over both
+    // stages from the start (QSTAGE0), and tile 0's copy waits until the Q fragments are in registers
+    constexpr bool QSTAGE0 = QREG && BM > 2 * BN;
+    static_assert(!QREG || BM <= 4 * BN, "Q is staged in the K/V stages");
+    typedef MMSync<T, HD, BN> F;  // fragment maps (slot/srow/scol/orow/ocol) and row reductions
+    extern __shared__ uint4 ap_smem[];
+    T* const sKV = (T*)ap_smem;  // stage st: K at sKV + st * 2 * BN * LD, V BN rows after it
+    T* const sQ = sKV + (!QREG ? 4 : QSTAGE0 ? 0 : 2) * BN * LD;
+    const int lane = threadIdx.x % 32, w = threadIdx.x / 32, j8 = lane / 8;
+
+    const int b = blockIdx.z, h = blockIdx.y;
+    const int qt = gridDim.x - 1 - blockIdx.x;  // longest (causal) tiles first
+    const int q0 = cu_q[b], q_len = cu_q[b + 1] - q0;
+    if (qt * BM >= q_len) return;  // the whole block, before any barrier or copy
+    const int kv_len = kv_lens[b];
+    const int off = kv_len - q_len;  // position of query 0
+    const int kvh = h / (hq / hkv);
+    const long long head_off = (long long)kvh * page_size * HD, page_stride = (long long)hkv * page_size * HD;
+    const int* bt = block_tables + (long long)b * max_pages;
+
+    const int qpos_lo = off + qt * BM, qpos_hi = min(off + qt * BM + BM, kv_len) - 1;
+    const int kv_end = CAUSAL ? min(kv_len, qpos_hi + 1) : kv_len;
+    int kv_begin = window > 0 ? max(0, qpos_lo - window + 1) : 0;
+    kv_begin = (kv_begin / BN) * BN;  // < kv_end: kv_end > qpos_hi - (window - 1) >= qpos_lo - window + 1
+
+    // prologue: tile kv_begin into stage 0 (commit groups K(0), V(0)), while Q is stored unless Q is
+    // staged over stage 0 (QSTAGE0); then the copy starts after every wave has its Q fragments
+    auto prologue = [&]() {
+        ap_load_tile<T, HD, BN, NT>(sKV, k_cache, bt, kv_begin, kv_len, page_size, page_stride, head_off);
+        rf_cp_async_commit();
+        ap_load_tile<T, HD, BN, NT>(sKV + BN * LD, v_cache, bt, kv_begin, kv_len, page_size, page_stride, head_off);
+        rf_cp_async_commit();
+    };
+    if (!QSTAGE0) prologue();
+    for (int v = threadIdx.x; v < BM * NV; v += NT) {
+        const int r = v / NV, c = v % NV, qi = qt * BM + r;
+        uint4 val = make_uint4(0, 0, 0, 0);
+        if (qi < q_len) val = ((const uint4*)(q + ((long long)(q0 + qi) * hq + h) * HD))[c];
+        *(uint4*)(sQ + r * LD + c * 8) = val;
+    }
+    __syncthreads();
+    const int wrow = w * 16 * MT;  // the wave's first query row in the block
+    uint32_t qf[MT][KT][4];        // A fragments of the wave's Q rows (QREG; otherwise unused)
+    if (QREG) {
+#pragma unroll
+        for (int t = 0; t < MT; t++)
+#pragma unroll
+            for (int kk = 0; kk < KT; kk++) ap_ldsm_x4(qf[t][kk], sQ + (wrow + t * 16 + lane % 16) * LD + kk * 16 + (lane / 16) * 8);
+    }
+    if (QSTAGE0) {
+        __syncthreads();  // every wave has read its Q fragments out of stage 0
+        prologue();
+    }
+
+    float o[MT][ON], m[MT][2], l[MT][2];
+#pragma unroll
+    for (int t = 0; t < MT; t++) {
+#pragma unroll
+        for (int i = 0; i < ON; i++) o[t][i] = 0.0f;
+        m[t][0] = m[t][1] = RF_NEG_INF;
+        l[t][0] = l[t][1] = 0.0f;
+    }
+    const int wlo = qpos_lo + wrow, whi = wlo + 16 * MT - 1;  // the wave's query positions
+    const float sl2 = scale * AP_LOG2E, cap_in = softcap > 0.0f ? scale / softcap : 0.0f, cap_out = softcap * AP_LOG2E;
+
+    int st = 0;
+    for (int kt = kv_begin; kt < kv_end; kt += BN, st ^= 1) {
+        rf_cp_async_wait<1>();  // K(kt) of this thread landed
+        __syncthreads();        // ... of every thread; every wave is done with stage st ^ 1
+        const int kn = kt + BN;
+        T* const nxt = sKV + (st ^ 1) * 2 * BN * LD;
+        if (kn < kv_end) ap_load_tile<T, HD, BN, NT>(nxt, k_cache, bt, kn, kv_len, page_size, page_stride, head_off);
+        rf_cp_async_commit();
+        if (kn < kv_end) ap_load_tile<T, HD, BN, NT>(nxt + BN * LD, v_cache, bt, kn, kv_len, page_size, page_stride, head_off);
+        rf_cp_async_commit();
+        const T* const sK = sKV + st * 2 * BN * LD;
+        const T* const sV = sK + BN * LD;
+        // every key of the tile hidden from every row of this wave (causal: all in the future; window: all
+        // too old): the wave skips the tile (its m, l, o stay as they are, which is what -inf scores give)
+        const bool live = !(CAUSAL && kt > whi) && !(window > 0 && kt + BN - 1 <= wlo - window);
+
+        float s[MT][SN];
+        if (live) {
+            // S = Q K^T (as MMSync::qk, each K fragment feeding MT m tiles)
+#pragma unroll
+            for (int t = 0; t < MT; t++)
+#pragma unroll
+                for (int i = 0; i < SN; i++) s[t][i] = 0.0f;
+#pragma unroll
+            for (int kk = 0; kk < KT; kk++) {
+                uint32_t qa[MT][4];
+#pragma unroll
+                for (int t = 0; t < MT; t++) {
+                    if (QREG) {
+#pragma unroll
+                        for (int x = 0; x < 4; x++) qa[t][x] = qf[t][kk][x];
+                    } else {
+                        ap_ldsm_x4(qa[t], sQ + (wrow + t * 16 + lane % 16) * LD + kk * 16 + (lane / 16) * 8);
+                    }
+                }
+#pragma unroll
+                for (int np = 0; np < NB; np++) {
+                    uint32_t bk[4];  // keys np*16 + 0..7 (k lo, k hi), then np*16 + 8..15 (k lo, k hi)
+                    ap_ldsm_x4(bk, sK + (np * 16 + (lane % 8) + (j8 / 2) * 8) * LD + kk * 16 + (j8 % 2) * 8);
+#pragma unroll
+                    for (int t = 0; t < MT; t++) {
+                        ap_mma(s[t] + (2 * np) * 4, qa[t], bk[0], bk[1], (T*)nullptr);
+                        ap_mma(s[t] + (2 * np + 1) * 4, qa[t], bk[2], bk[3], (T*)nullptr);
+                    }
+                }
+            }
+            // scores in log2 units
+            if (softcap > 0.0f) {
+#pragma unroll
+                for (int t = 0; t < MT; t++)
+#pragma unroll
+                    for (int i = 0; i < SN; i++) s[t][i] = cap_out * tanhf(s[t][i] * cap_in);
+            } else {
+#pragma unroll
+                for (int t = 0; t < MT; t++)
+#pragma unroll
+                    for (int i = 0; i < SN; i++) s[t][i] *= sl2;
+            }
+            const bool need_mask = kt + BN > kv_len || (CAUSAL && kt + BN - 1 > wlo) || (window > 0 && kt <= whi - window);
+            if (need_mask) {
+#pragma unroll
+                for (int t = 0; t < MT; t++)
+#pragma unroll
+                    for (int i = 0; i < SN; i++) {
+                        const int qp = wlo + t * 16 + F::srow(i, lane), key = kt + F::scol(i, lane);
+                        if (key >= kv_len || (CAUSAL && key > qp) || (window > 0 && key <= qp - window)) s[t][i] = RF_NEG_INF;
+                    }
+            }
+            // online softmax, per m tile and row slot (rows lane / 4 and lane / 4 + 8)
+#pragma unroll
+            for (int t = 0; t < MT; t++) {
+                float mt[2] = {RF_NEG_INF, RF_NEG_INF}, alpha[2];
+#pragma unroll
+                for (int i = 0; i < SN; i++) mt[F::slot(i)] = fmaxf(mt[F::slot(i)], s[t][i]);
+#pragma unroll
+                for (int jj = 0; jj < 2; jj++) {
+                    const float mn = fmaxf(m[t][jj], F::row_max(mt[jj]));
+                    mt[jj] = mn == RF_NEG_INF ? 0.0f : mn;  // the subtrahend
+                    alpha[jj] = ap_exp2(m[t][jj] - mt[jj]);
+                    m[t][jj] = mn;
+                    l[t][jj] *= alpha[jj];
+                }
+#pragma unroll
+                for (int i = 0; i < SN; i++) {
+                    s[t][i] = ap_exp2(s[t][i] - mt[F::slot(i)]);
+                    l[t][F::slot(i)] += s[t][i];
+                }
+#pragma unroll
+                for (int i = 0; i < ON; i++) o[t][i] *= alpha[F::slot(i)];
+            }
+        }
+        rf_cp_async_wait<2>();  // V(kt) of this thread landed (K/V of tile kn may still be in flight)
+        __syncthreads();
+        if (live) {
+            // O += P V (as MMSync::pv, each V fragment feeding MT m tiles; bf16 P as hi + lo)
+#pragma unroll
+            for (int kk = 0; kk < NB; kk++) {
+                uint32_t pa[MT][4], pl[MT][4];
+#pragma unroll
+                for (int t = 0; t < MT; t++)
+#pragma unroll
+                    for (int i = 0; i < 4; i++) {
+                        const float x = s[t][(2 * kk + i / 2) * 4 + (i % 2) * 2], y = s[t][(2 * kk + i / 2) * 4 + (i % 2) * 2 + 1];
+                        pa[t][i] = ap_pack(x, y, (T*)nullptr);
+                        if (SPLIT) pl[t][i] = ap_pack(x - __uint_as_float(pa[t][i] << 16), y - __uint_as_float(pa[t][i] & 0xffff0000u), (T*)nullptr);
+                    }
+#pragma unroll
+                for (int np = 0; np < HD / 16; np++) {
+                    uint32_t bv[4];  // V rows kk*16 + 0..7 / 8..15 of columns np*16 + 0..7, then np*16 + 8..15
+                    ap_ldsm_x4_t(bv, sV + (kk * 16 + (lane % 8) + (j8 % 2) * 8) * LD + np * 16 + (j8 / 2) * 8);
+#pragma unroll
+                    for (int t = 0; t < MT; t++) {
+                        ap_mma(o[t] + (2 * np) * 4, pa[t], bv[0], bv[1], (T*)nullptr);
+                        ap_mma(o[t] + (2 * np + 1) * 4, pa[t], bv[2], bv[3], (T*)nullptr);
+                        if (SPLIT) {
+                            ap_mma(o[t] + (2 * np) * 4, pl[t], bv[0], bv[1], (T*)nullptr);
+                            ap_mma(o[t] + (2 * np + 1) * 4, pl[t], bv[2], bv[3], (T*)nullptr);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // the last tile committed two empty groups: nothing is in flight here
+
+#pragma unroll
+    for (int t = 0; t < MT; t++) {
+#pragma unroll
+        for (int jj = 0; jj < 2; jj++) {
+            const float z = F::row_sum(l[t][jj]);
+            l[t][jj] = z > 0.0f ? 1.0f / z : 0.0f;
+        }
+        // elements i, i + 1 (i even) are columns c, c + 1 of one row: one 4-byte store
+#pragma unroll
+        for (int i = 0; i < ON; i += 2) {
+            const int qi = qt * BM + wrow + t * 16 + F::orow(i, lane);
+            const float r = l[t][F::slot(i)];
+            if (qi < q_len)
+                *(uint32_t*)(out + ((long long)(q0 + qi) * hq + h) * HD + F::ocol(i, lane)) = ap_pack(o[t][i] * r, o[t][i + 1] * r, (T*)nullptr);
+        }
+    }
+}
+#endif

@@ -20,3 +20,15 @@ typedef unsigned long long uint64_t;
 typedef __half rf_half;
 // Four signed-byte products added to c (dp4a, sm_61+).
 RF_DEVICE int rf_dp4a(int a, int b, int c) { return __dp4a(a, b, c); }
+#if defined(RF_SM) && RF_SM >= 80
+// Asynchronous global -> shared copies (sm_80+): 16 bytes a call, of which the first `src_bytes` (0 or
+// 16) are read from global memory and the rest zero-filled; completion is tracked per thread in commit
+// groups (rf_cp_async_commit closes one; rf_cp_async_wait<N> returns when at most the N newest are still
+// in flight). Other threads see the data only after a barrier that follows the wait.
+RF_DEVICE void rf_cp_async16(void* smem, const void* gmem, int src_bytes) {
+    const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes) : "memory");
+}
+RF_DEVICE void rf_cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N> RF_DEVICE void rf_cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
+#endif

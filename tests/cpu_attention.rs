@@ -331,6 +331,32 @@ fn spec_validation() {
             let t = prefill::tiles(path, hd, wave);
             assert!(t.shared <= limit, "{path} hd{hd}: {t:?}");
         }
+        // the mma_sync pipeline (attn_prefill_mma): rows per block, Q staging, and the cp.async
+        // chunk map of ap_load_tile (v = thread + it * NT -> row v / NV, chunk v % NV) covering every
+        // 16-byte chunk of a BN-key tile exactly once
+        let t = prefill::tiles("mma_sync", hd, 32);
+        if t.stages == 2 {
+            assert_eq!(t.bm, 16 * t.mt * t.nwarp, "hd{hd}: {t:?}");
+            assert!(
+                t.bn % 16 == 0 && (!t.qreg || t.bm <= 4 * t.bn),
+                "hd{hd}: {t:?}"
+            );
+            let (ld, nv, nt) = (hd + 8, hd / 8, t.nwarp * 32);
+            let rows = 4 * t.bn + if t.qreg { 0 } else { t.bm };
+            assert_eq!(t.shared, rows * ld * 2, "hd{hd}: {t:?}");
+            let mut seen = vec![0u32; t.bn * nv];
+            for thread in 0..nt {
+                for it in 0..(t.bn * nv).div_ceil(nt) {
+                    let v = thread + it * nt;
+                    if v < t.bn * nv {
+                        let (r, c) = (v / nv, v % nv);
+                        assert!(r < t.bn && (r * ld + c * 8) * 2 % 16 == 0);
+                        seen[r * nv + c] += 1;
+                    }
+                }
+            }
+            assert!(seen.iter().all(|&n| n == 1), "hd{hd}: {t:?}");
+        }
     }
 }
 

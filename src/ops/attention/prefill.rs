@@ -57,7 +57,18 @@ pub static FAMILY: Family = Family {
     applies: |s, t| path_applies(s.str("path"), t),
     preamble: |s| {
         let t = tiles(s.str("path"), s.int("head_dim") as usize, s.wave());
-        format!("#define RF_ATTN_BM {}\n#define RF_ATTN_BN {}\n#define RF_ATTN_NWARP {}\n#define RF_ATTN_LPR {}\n#define RF_ATTN_CSPLIT {}\n", t.bm, t.bn, t.nwarp, t.lpr, t.csplit)
+        format!(
+            "#define RF_ATTN_BM {}\n#define RF_ATTN_BN {}\n#define RF_ATTN_NWARP {}\n#define RF_ATTN_LPR {}\n\
+             #define RF_ATTN_CSPLIT {}\n#define RF_ATTN_MT {}\n#define RF_ATTN_QREG {}\n#define RF_ATTN_PIPE {}\n",
+            t.bm,
+            t.bn,
+            t.nwarp,
+            t.lpr,
+            t.csplit,
+            t.mt,
+            t.qreg as u8,
+            (t.stages > 1) as u8
+        )
     },
 };
 
@@ -96,13 +107,52 @@ pub struct Tiles {
     /// Waves sharing one set of query rows, each holding 1/csplit of the O columns (WMMA at large
     /// head sizes, where a wave's full O row block would not fit in registers).
     pub csplit: usize,
+    /// mma_sync pipeline: m16 tiles (16 query rows each) per wave (bm = 16 * mt * nwarp).
+    pub mt: usize,
+    /// mma_sync pipeline: Q fragments kept in registers (Q staged in K/V stage 1: bm <= 2 * bn).
+    pub qreg: bool,
+    /// K/V shared-memory stages: 2 = the cp.async pipeline of the mma_sync path
+    /// (`attn_prefill_mma`); 1 = the shared tile loop (every other path).
+    pub stages: usize,
     /// Dynamic shared memory bytes.
     pub shared: usize,
 }
 
+/// The mma_sync path's pipelined tile loop (`attn_prefill_mma`: cp.async double buffer, Q in registers,
+/// 128-row blocks); false goes back to the shared tile loop with MMSync fragments (64 x 64 tiles).
+pub const MMA_SYNC_PIPELINE: bool = true;
+
 pub fn tiles(path: &str, hd: usize, wave: u32) -> Tiles {
     let wave = wave as usize;
     let ld = hd + 8;
+    if path == "mma_sync" && MMA_SYNC_PIPELINE {
+        // (bm, bn, nwarp, mt, qreg); registers (f32 S, f32 O, u32 Q fragments per lane):
+        // mt * bn / 2 + mt * hd / 2 + (qreg ? mt * hd / 4 : 0), under 255 with no spills for every
+        // head_dim, dtype and mask on sm_80 / sm_90 (`rocmforge compile --report --deny-spills`).
+        // Tried and left out for spills (sm_90 unless said): mt 2 with qreg at hd96 (8 B, bf16) and
+        // hd128 (56-88 B); hd128 at 128x32 4w mt 2 without qreg (spill-free on sm_90, 8 B on sm_80
+        // bf16: halves K/V shared-memory reads per mma, worth a timing); __launch_bounds__(.., 2) for
+        // 8-wave hd128 (128 registers: 216-264 B).
+        let (bm, bn, nwarp, mt, qreg) = match hd {
+            64 => (128, 64, 4, 2, true),
+            80 => (128, 32, 4, 2, true),
+            96 => (128, 32, 4, 2, false),
+            128 => (128, 64, 8, 1, true),
+            _ => (64, 32, 4, 1, false),
+        };
+        let rows = 4 * bn + if qreg { 0 } else { bm };
+        return Tiles {
+            bm,
+            bn,
+            nwarp,
+            lpr: 1,
+            csplit: 1,
+            mt,
+            qreg,
+            stages: 2,
+            shared: rows * ld * 2,
+        };
+    }
     let (bm, bn, nwarp, lpr, csplit, scratch) = match path {
         "scalar" => {
             let lpr = (wave / 16).max(hd.div_ceil(32)).next_power_of_two();
@@ -132,6 +182,9 @@ pub fn tiles(path: &str, hd: usize, wave: u32) -> Tiles {
         nwarp,
         lpr,
         csplit,
+        mt: 1,
+        qreg: false,
+        stages: 1,
         shared: (bm + 2 * bn) * ld * 2 + nwarp * scratch,
     }
 }
