@@ -317,7 +317,7 @@ fn spec_validation() {
         prefill::spec(128, "bf16", true, "mma_sync", 32)
             .unwrap()
             .uri(),
-        "attn_prefill.hd128.bf16.causal.mma_sync.w32"
+        "attn_prefill.hd128.bf16.causal.mma_sync.pipe.w32"
     );
     // tiles fit the shared memory of every target family
     for hd in [64usize, 80, 96, 128, 256] {

@@ -48,15 +48,31 @@ pub static FAMILY: Family = Family {
             kind: ParamKind::Choice { values: PATHS },
             doc: "matrix path (scalar runs everywhere)",
         },
+        ParamDef {
+            name: "pipe",
+            kind: ParamKind::Flag {
+                on: "pipe",
+                off: "loop",
+            },
+            doc: "mma_sync only: the pipelined tile loop (cp.async double buffer, 128-row blocks); loop = the shared tile loop",
+        },
     ],
     validate: |s| match (s.str("path"), s.wave()) {
         ("mfma", 32) => Err("the mfma path needs wave64".into()),
         ("wmma", 64) | ("mma_sync", 64) => Err(format!("the {} path needs wave32", s.str("path"))),
+        (p, _) if s.flag("pipe") && p != "mma_sync" => {
+            Err(format!("the pipelined tile loop is mma_sync's; {p} has none"))
+        }
         _ => Ok(()),
     },
     applies: |s, t| path_applies(s.str("path"), t),
     preamble: |s| {
-        let t = tiles(s.str("path"), s.int("head_dim") as usize, s.wave());
+        let t = tiles_for(
+            s.str("path"),
+            s.int("head_dim") as usize,
+            s.wave(),
+            s.flag("pipe"),
+        );
         format!(
             "#define RF_ATTN_BM {}\n#define RF_ATTN_BN {}\n#define RF_ATTN_NWARP {}\n#define RF_ATTN_LPR {}\n\
              #define RF_ATTN_CSPLIT {}\n#define RF_ATTN_MT {}\n#define RF_ATTN_QREG {}\n#define RF_ATTN_PIPE {}\n",
@@ -118,14 +134,26 @@ pub struct Tiles {
     pub shared: usize,
 }
 
-/// The mma_sync path's pipelined tile loop (`attn_prefill_mma`: cp.async double buffer, Q in registers,
-/// 128-row blocks); false goes back to the shared tile loop with MMSync fragments (64 x 64 tiles).
-pub const MMA_SYNC_PIPELINE: bool = true;
+/// Whether the mma_sync path runs its pipelined tile loop (`attn_prefill_mma`: cp.async double
+/// buffer, Q in registers, 128-row blocks): yes unless `ROCMFORGE_ATTN_PIPELINE=0|off`, which goes
+/// back to the shared tile loop with MMSync fragments (64 x 64 tiles).
+pub fn mma_sync_pipeline() -> bool {
+    !matches!(
+        std::env::var("ROCMFORGE_ATTN_PIPELINE").as_deref().map(str::trim),
+        Ok("0") | Ok("off")
+    )
+}
 
+/// The tiles `path` runs with by default (see [`mma_sync_pipeline`]).
 pub fn tiles(path: &str, hd: usize, wave: u32) -> Tiles {
+    tiles_for(path, hd, wave, path == "mma_sync" && mma_sync_pipeline())
+}
+
+/// The tiles of `path`, with the pipelined tile loop or not (mma_sync only).
+pub fn tiles_for(path: &str, hd: usize, wave: u32, pipe: bool) -> Tiles {
     let wave = wave as usize;
     let ld = hd + 8;
-    if path == "mma_sync" && MMA_SYNC_PIPELINE {
+    if path == "mma_sync" && pipe {
         // (bm, bn, nwarp, mt, qreg); registers (f32 S, f32 O, u32 Q fragments per lane):
         // mt * bn / 2 + mt * hd / 2 + (qreg ? mt * hd / 4 : 0), under 255 with no spills for every
         // head_dim, dtype and mask on sm_80 / sm_90 (`rocmforge compile --report --deny-spills`).
@@ -203,6 +231,7 @@ pub fn spec(
             ("dtype", dtype.into()),
             ("causal", causal.into()),
             ("path", path.into()),
+            ("pipe", (path == "mma_sync" && mma_sync_pipeline()).into()),
         ],
         wave,
     )
