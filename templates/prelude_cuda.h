@@ -13,6 +13,15 @@ typedef unsigned long long uint64_t;
 #define RF_GLOBAL extern "C" __global__
 #define RF_LAUNCH_BOUNDS(n) __launch_bounds__(n)
 #define RF_RESTRICT __restrict__
+// First statement of every kernel (the *.inst files): on sm_90+, kernels may be launched as programmatic
+// dependents of the previous kernel in the stream (ROCMFORGE_PDL, gpu/cuda): they let their own
+// dependents launch at once, then wait here until the previous grid has completed and its writes are
+// visible, so nothing a kernel reads can be stale. Without that launch attribute both are no-ops.
+#if defined(RF_SM) && RF_SM >= 90
+#define RF_KERNEL_PROLOGUE() do { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); asm volatile("griddepcontrol.wait;" ::: "memory"); } while (0)
+#else
+#define RF_KERNEL_PROLOGUE() do { } while (0)
+#endif
 // Warp shuffles take a lane mask on NVIDIA.
 #define RF_SHFL_XOR(v, m) __shfl_xor_sync(0xffffffffu, (v), (m), RF_WAVE)
 #define RF_SHFL(v, l) __shfl_sync(0xffffffffu, (v), (l), RF_WAVE)

@@ -1,6 +1,8 @@
 // ---- prelude: AMD (hipRTC; hip_runtime and hip_fp16 are provided by hipRTC itself) ----
 #define RF_DEVICE __device__ __forceinline__
 #define RF_GLOBAL extern "C" __global__
+// First statement of every kernel (programmatic dependent launch on NVIDIA; nothing on AMD).
+#define RF_KERNEL_PROLOGUE() do { } while (0)
 #define RF_LAUNCH_BOUNDS(n) __launch_bounds__(n)
 #define RF_RESTRICT __restrict__
 // HIP shuffles take no mask; the width is the wave size.

@@ -286,3 +286,38 @@ fn grouped_compile_gives_each_instance_its_kernel() {
         assert!(e.contains(bad.uri()) && e.contains("wave size"), "{e}");
     }
 }
+
+/// Kernels may be launched as programmatic dependents of the previous kernel (Device::pdl on NVIDIA
+/// sm_90+): each must wait for it before anything else, so every kernel of every instance template
+/// starts with RF_KERNEL_PROLOGUE. A kernel without it could read its inputs before they are written.
+#[test]
+fn every_kernel_starts_with_the_prologue() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+    let mut kernels = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().and_then(|x| x.to_str()) != Some("inst") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).unwrap();
+        for (i, _) in text.match_indices("RF_GLOBAL") {
+            let rest = &text[i..];
+            // the body starts after the parameter list's ") {"
+            let open = rest
+                .find(") {\n")
+                .unwrap_or_else(|| panic!("{}: no body", p.display()));
+            let body = rest[open + 3..].trim_start();
+            assert!(
+                body.starts_with("RF_KERNEL_PROLOGUE();"),
+                "{}: a kernel does not start with RF_KERNEL_PROLOGUE()",
+                p.display()
+            );
+            kernels += 1;
+        }
+    }
+    assert!(kernels >= 20, "only {kernels} kernels found");
+    for prelude in ["prelude_cuda.h", "prelude_hip.h"] {
+        let t = std::fs::read_to_string(dir.join(prelude)).unwrap();
+        assert!(t.contains("#define RF_KERNEL_PROLOGUE()"), "{prelude}");
+    }
+}

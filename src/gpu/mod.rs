@@ -79,6 +79,27 @@ pub(crate) trait Backend: Send + Sync {
         stream: Raw,
         params: &mut [*mut c_void],
     ) -> Result<()>;
+    /// Whether [`Backend::launch_pdl`] makes programmatic dependent launches (NVIDIA, CUDA 12+).
+    fn supports_pdl(&self) -> bool {
+        false
+    }
+    /// A launch that may start before the previous kernel in the stream has finished (programmatic
+    /// dependent launch): only for kernels whose first statement waits for it (RF_KERNEL_PROLOGUE).
+    /// Backends without it launch normally.
+    ///
+    /// # Safety
+    /// As [`Backend::launch`].
+    unsafe fn launch_pdl(
+        &self,
+        func: Raw,
+        grid: [u32; 3],
+        block: [u32; 3],
+        shared: u32,
+        stream: Raw,
+        params: &mut [*mut c_void],
+    ) -> Result<()> {
+        self.launch(func, grid, block, shared, stream, params)
+    }
     fn stream_create(&self) -> Result<Raw>;
     /// A stream that does not synchronise with the default (null) stream.
     fn stream_create_nonblocking(&self) -> Result<Raw>;
@@ -110,6 +131,17 @@ struct DeviceInner {
     ordinal: u32,
     allocated: AtomicI64,
     pinned: AtomicI64,
+    /// Kernels launch as programmatic dependents ([`Device::pdl`]).
+    pdl: bool,
+}
+
+/// See [`Device::pdl`].
+fn pdl_policy(t: &Target) -> bool {
+    let on = !matches!(
+        std::env::var("ROCMFORGE_PDL").as_deref().map(str::trim),
+        Ok("0") | Ok("off")
+    );
+    on && t.vendor == Vendor::Nvidia && !t.is_emulated() && t.sm_version() >= 90
 }
 
 /// A device context (the primary context on NVIDIA, the device on AMD). Cheap to clone.
@@ -187,6 +219,7 @@ impl Device {
                 (Box::new(b), target::emulate_env(t)?)
             }
         };
+        let pdl = pdl_policy(&target) && backend.supports_pdl();
         Ok(Device {
             inner: Arc::new(DeviceInner {
                 backend,
@@ -194,8 +227,18 @@ impl Device {
                 ordinal,
                 allocated: AtomicI64::new(0),
                 pinned: AtomicI64::new(0),
+                pdl,
             }),
         })
+    }
+
+    /// Whether kernels launch as programmatic dependent launches: NVIDIA sm_90+ (not emulated AMD
+    /// targets, whose prelude has no wait), a driver with `cuLaunchKernelEx`, and not
+    /// `ROCMFORGE_PDL=0|off`. Every kernel's first statement (RF_KERNEL_PROLOGUE in the preludes)
+    /// waits for the previous grid, so results are the same; the next kernel's launch overlaps the
+    /// tail of the previous one, which is most of the cost of a decode step's small kernels.
+    pub fn pdl(&self) -> bool {
+        self.inner.pdl
     }
 
     /// One device shared by the whole process (tests and the CLI use it).
@@ -765,14 +808,25 @@ impl Kernel {
         // SAFETY: each pointer addresses an 8-byte slot holding the argument in native byte order,
         // which is how both vendors read 4- and 8-byte kernel parameters.
         unsafe {
-            dev.backend().launch(
-                self.raw,
-                cfg.grid,
-                cfg.block,
-                cfg.shared_bytes,
-                stream.raw,
-                &mut ptrs,
-            )
+            if dev.pdl() {
+                dev.backend().launch_pdl(
+                    self.raw,
+                    cfg.grid,
+                    cfg.block,
+                    cfg.shared_bytes,
+                    stream.raw,
+                    &mut ptrs,
+                )
+            } else {
+                dev.backend().launch(
+                    self.raw,
+                    cfg.grid,
+                    cfg.block,
+                    cfg.shared_bytes,
+                    stream.raw,
+                    &mut ptrs,
+                )
+            }
         }
     }
 }

@@ -78,10 +78,40 @@ const STREAM_NON_BLOCKING: u32 = 1;
 
 /// `cuEventElapsedTime` was renamed `_v2` in CUDA 12.8 and the old name dropped in 13.
 type ElapsedFn = unsafe extern "C" fn(*mut f32, Ptr, Ptr) -> CuResult;
+/// `cuLaunchKernelEx` (CUDA 12.0+): a launch with attributes, here programmatic stream serialization.
+type LaunchExFn = unsafe extern "C" fn(
+    *const LaunchConfigEx,
+    Ptr,
+    *mut *mut c_void,
+    *mut *mut c_void,
+) -> CuResult;
+
+/// `CUlaunchAttribute` (cuda.h): an id, padding to 8 bytes, a 64-byte value union.
+#[repr(C)]
+struct LaunchAttribute {
+    id: u32,
+    pad: [u8; 4],
+    value: [u8; 64],
+}
+
+/// `CUlaunchConfig` (cuda.h).
+#[repr(C)]
+struct LaunchConfigEx {
+    grid: [u32; 3],
+    block: [u32; 3],
+    shared: u32,
+    stream: Ptr,
+    attrs: *mut LaunchAttribute,
+    num_attrs: u32,
+}
+
+/// CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION.
+const ATTR_PROGRAMMATIC_SERIALIZATION: u32 = 6;
 
 struct Driver {
     api: CudaApi,
     elapsed: ElapsedFn,
+    launch_ex: Option<LaunchExFn>,
 }
 
 /// Where libcuda is looked for: the loader's own search (driver installs put it in the ld cache),
@@ -115,8 +145,18 @@ fn driver() -> Result<&'static Driver> {
                         reason: e.to_string(),
                     })?
             };
+            // SAFETY: signature as in cuda.h; absent before CUDA 12 (then no programmatic launches).
+            let launch_ex = unsafe {
+                lib.get::<LaunchExFn>(b"cuLaunchKernelEx\0")
+                    .ok()
+                    .map(|s| *s)
+            };
             let api = CudaApi::from_library(lib, path)?;
-            let d = Driver { api, elapsed };
+            let d = Driver {
+                api,
+                elapsed,
+                launch_ex,
+            };
             d.check("cuInit", unsafe { (d.api.cuInit)(0) })?;
             Ok(d)
         };
@@ -325,6 +365,41 @@ impl Backend for CudaBackend {
     fn set_dynamic_shared(&self, func: Raw, bytes: u32) -> Result<()> {
         // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
         cu!(self.d, cuFuncSetAttribute(func as Ptr, 8, bytes as i32))
+    }
+    fn supports_pdl(&self) -> bool {
+        self.d.launch_ex.is_some()
+    }
+    unsafe fn launch_pdl(
+        &self,
+        func: Raw,
+        g: [u32; 3],
+        b: [u32; 3],
+        shared: u32,
+        stream: Raw,
+        params: &mut [*mut c_void],
+    ) -> Result<()> {
+        let Some(ex) = self.d.launch_ex else {
+            return self.launch(func, g, b, shared, stream, params);
+        };
+        self.bind()?;
+        let mut attr = LaunchAttribute {
+            id: ATTR_PROGRAMMATIC_SERIALIZATION,
+            pad: [0; 4],
+            value: [0; 64],
+        };
+        attr.value[..4].copy_from_slice(&1i32.to_ne_bytes());
+        let cfg = LaunchConfigEx {
+            grid: g,
+            block: b,
+            shared,
+            stream: stream as Ptr,
+            attrs: &mut attr,
+            num_attrs: 1,
+        };
+        // SAFETY: cfg and attr live across the call; params as for cuLaunchKernel.
+        self.d.check("cuLaunchKernelEx", unsafe {
+            ex(&cfg, func as Ptr, params.as_mut_ptr(), std::ptr::null_mut())
+        })
     }
     unsafe fn launch(
         &self,

@@ -139,7 +139,9 @@ pub struct Tiles {
 /// back to the shared tile loop with MMSync fragments (64 x 64 tiles).
 pub fn mma_sync_pipeline() -> bool {
     !matches!(
-        std::env::var("ROCMFORGE_ATTN_PIPELINE").as_deref().map(str::trim),
+        std::env::var("ROCMFORGE_ATTN_PIPELINE")
+            .as_deref()
+            .map(str::trim),
         Ok("0") | Ok("off")
     )
 }
