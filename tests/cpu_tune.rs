@@ -397,7 +397,16 @@ fn ops_default_changes_only_with_an_entry() {
             false,
         ),
     );
+    // dequantize + BLAS won the 9-16 row bucket
+    db.insert(
+        "qgemm",
+        &tunedb::qgemm_bucket("mma", 16),
+        entry(&[("path", "blas")], false),
+    );
     tunedb::install(db);
+    assert_eq!(tunedb::linear_blas("mma", 16), Some(true), "BLAS won");
+    assert_eq!(tunedb::linear_blas("mma", 100), Some(false), "a tile won");
+    assert_eq!(tunedb::linear_blas("mma", 300), None, "no entry");
     assert_eq!(rows(QuantType::Q4_0, 1), 4, "tuned entry used");
     assert_eq!(rows(QuantType::Q4_0, 8), 2, "tuned entry used");
     assert_eq!(

@@ -6,13 +6,14 @@ use half::f16;
 use indicatif::{ProgressBar, ProgressStyle};
 use rocmforge::error::{Error, Result};
 use rocmforge::gguf::GgufFile;
+use rocmforge::gpu::blas::Blas;
 use rocmforge::gpu::{codeobj, Buffer, Device, Target};
 use rocmforge::jit::tune::{
     self, Candidate, Failure, Measured, ShapeResult, SweepBackend, TuneShape,
 };
 use rocmforge::jit::tunedb::{self, DeviceKey, TuneDb, TuneMode};
 use rocmforge::jit::{Jit, KernelSpec, Origin};
-use rocmforge::ops::mlp::qgemm;
+use rocmforge::ops::mlp::{embedding, linear, qgemm};
 use rocmforge::ops::quantized::gemv::{self, GemvConfig};
 use rocmforge::ops::quantized::gemv_q8::{self, GemvQ8Config};
 use rocmforge::quant::{self, QuantType};
@@ -201,7 +202,14 @@ fn sweep_all(a: &TuneArgs) -> Result<i32> {
     // Sweeps compare against the built-in defaults: an empty database for this target meanwhile.
     tunedb::install(TuneDb::open_in(None, key.clone()));
     let mut db = TuneDb::open(key);
-    let mut plan = plan(a, &target)?;
+    // dequantize + vendor BLAS competes with the qgemm tiles when the library loads (and the model
+    // would use it: not on emulated targets, not with ROCMFORGE_PREFILL_BLAS=off)
+    let blas = if rocmforge::model::gpu::prefill_blas_policy(&target) {
+        Blas::new(&dev).ok()
+    } else {
+        None
+    };
+    let mut plan = plan(a, &target, blas.is_some())?;
     let before = plan.len();
     if !a.retune {
         plan.retain(|s| db.get(&s.shape.family, &s.shape.bucket).is_none());
@@ -244,7 +252,7 @@ fn sweep_all(a: &TuneArgs) -> Result<i32> {
                 tune::sweep(&b, &s.shape, &s.cands, s.default, &|_| bar.inc(1))
             }
             Work::Qgemm { ty, m, n, k } => {
-                let b = QgemmBench::new(&dev, *ty, *m, *n, *k)?;
+                let b = QgemmBench::new(&dev, *ty, *m, *n, *k, blas.as_ref())?;
                 tune::sweep(&b, &s.shape, &s.cands, s.default, &|_| bar.inc(1))
             }
         };
@@ -368,7 +376,7 @@ fn matrices(model: Option<&Path>) -> Result<Vec<(QuantType, usize, usize)>> {
     Ok(best.into_values().map(|(t, r, c, _)| (t, r, c)).collect())
 }
 
-fn plan(a: &TuneArgs, target: &Target) -> Result<Vec<Planned>> {
+fn plan(a: &TuneArgs, target: &Target, blas: bool) -> Result<Vec<Planned>> {
     let mats = matrices(a.model.as_deref())?;
     let mut out = Vec::new();
     let param = |k: &str, v: String| (k.to_string(), v);
@@ -459,9 +467,13 @@ fn plan(a: &TuneArgs, target: &Target) -> Result<Vec<Planned>> {
             for m in [16usize, 128, 256, 1024] {
                 let def = qgemm::default_tile(path, m);
                 let tiles = qgemm::tiles(path);
-                let Some(default) = tiles.iter().position(|t| *t == def) else {
+                let Some(mut default) = tiles.iter().position(|t| *t == def) else {
                     continue;
                 };
+                // the model's default from PREFILL_BLAS_MIN_ROWS rows on is dequantize + BLAS
+                if blas && m >= rocmforge::model::gpu::PREFILL_BLAS_MIN_ROWS {
+                    default = tiles.len();
+                }
                 out.push(Planned {
                     shape: TuneShape {
                         family: "qgemm".into(),
@@ -480,6 +492,10 @@ fn plan(a: &TuneArgs, target: &Target) -> Result<Vec<Planned>> {
                             ]
                             .into(),
                         })
+                        .chain(blas.then(|| Candidate {
+                            label: "dequant+blas".into(),
+                            params: [param("path", "blas".to_string())].into(),
+                        }))
                         .collect(),
                     default,
                     work: Work::Qgemm { ty, m, n, k },
@@ -803,6 +819,8 @@ struct QgemmBench<'a> {
     dev: &'a Device,
     ty: QuantType,
     dims: (usize, usize, usize),
+    /// The dequantize + BLAS candidate: the handle and the f16 scratch W is dequantized into.
+    blas: Option<(&'a Blas, Mutex<Buffer<f16>>)>,
     w: Vec<Buffer<u8>>,
     x: Buffer<f16>,
     y: Mutex<Buffer<f16>>,
@@ -810,7 +828,14 @@ struct QgemmBench<'a> {
 }
 
 impl<'a> QgemmBench<'a> {
-    fn new(dev: &'a Device, ty: QuantType, m: usize, n: usize, k: usize) -> Result<Self> {
+    fn new(
+        dev: &'a Device,
+        ty: QuantType,
+        m: usize,
+        n: usize,
+        k: usize,
+        blas: Option<&'a Blas>,
+    ) -> Result<Self> {
         qgemm::check_shape(ty, m, n, k)?;
         let (bytes, w) = weights(dev, ty, n, k)?;
         let xh: Vec<f16> = rand_vals(m * k, 11)
@@ -827,11 +852,18 @@ impl<'a> QgemmBench<'a> {
             dev,
             ty,
             dims: (m, n, k),
+            blas: match blas {
+                Some(b) => Some((b, Mutex::new(dev.alloc::<f16>(n * k)?))),
+                None => None,
+            },
             w,
             x: dev.upload(&xh)?,
             y: Mutex::new(dev.alloc(m * n)?),
             want,
         })
+    }
+    fn is_blas(c: &Candidate) -> bool {
+        c.params.get("path").map(String::as_str) == Some("blas")
     }
     fn tile(c: &Candidate) -> std::result::Result<qgemm::Tile, Failure> {
         let p = |k: &str| c.params.get(k).and_then(|v| v.parse::<i64>().ok());
@@ -848,6 +880,10 @@ impl SweepBackend for QgemmBench<'_> {
         let specs = cands
             .iter()
             .map(|c| {
+                if Self::is_blas(c) {
+                    // the dequantization kernel of that path
+                    return embedding::spec(self.ty.name(), "f16", self.dims.2, t.wave_size);
+                }
                 let tile = Self::tile(c).map_err(|e| Error::op("tune", e.to_string()))?;
                 qgemm::spec(self.ty, t, None, tile)
             })
@@ -855,20 +891,35 @@ impl SweepBackend for QgemmBench<'_> {
         compile_specs(t, specs)
     }
     fn measure(&self, _: &TuneShape, c: &Candidate) -> std::result::Result<Measured, Failure> {
-        let tile = Self::tile(c)?;
+        let blas = if Self::is_blas(c) {
+            match &self.blas {
+                Some((b, scratch)) => Some((
+                    *b,
+                    scratch
+                        .lock()
+                        .map_err(|_| Failure::Run("poisoned".into()))?,
+                )),
+                None => return Err(Failure::Run("no vendor BLAS loaded".into())),
+            }
+        } else {
+            None
+        };
+        let tile = if blas.is_some() {
+            None
+        } else {
+            Some(Self::tile(c)?)
+        };
+        let blas = std::cell::RefCell::new(blas);
         let (m, n, _) = self.dims;
         let run = |y: &mut Buffer<f16>, w: &Buffer<u8>| {
+            let stream = self.dev.default_stream();
+            if let Some((b, scratch)) = blas.borrow_mut().as_mut() {
+                return linear::linear_blas(
+                    self.dev, &stream, b, &self.x, w, self.ty, self.dims, None, y, scratch,
+                );
+            }
             qgemm::qgemm(
-                self.dev,
-                &self.dev.default_stream(),
-                &self.x,
-                w,
-                self.ty,
-                self.dims,
-                None,
-                y,
-                None,
-                Some(tile),
+                self.dev, &stream, &self.x, w, self.ty, self.dims, None, y, None, tile,
             )
         };
         let mut y = self.y.lock().map_err(|_| Failure::Run("poisoned".into()))?;

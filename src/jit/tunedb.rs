@@ -580,6 +580,38 @@ fn tuned_rows(
 
 /// Tuned qgemm tile `(bm, bn, warps, bk)` for `m` rows on `path` (hook of `qgemm::default_tile`,
 /// which sees no target): the tile the loaded databases agree on; none where they disagree.
+/// The tuned linear path of a prefill step of `m` rows: `Some(true)` when the sweep found dequantize +
+/// vendor BLAS fastest for its bucket (an entry `path=blas`), `Some(false)` when a fused qgemm tile
+/// beat it, `None` without a tuned (non-default) entry: then the built-in policy decides.
+pub fn linear_blas(path: &str, m: usize) -> Option<bool> {
+    if TuneMode::current() == TuneMode::Off {
+        return None;
+    }
+    let bucket = qgemm_bucket(path, m);
+    let r = registry().read().ok()?;
+    let mut found: Option<bool> = None;
+    for db in r.values().flatten() {
+        let Some(e) = db.get("qgemm", &bucket).filter(|e| !e.is_default) else {
+            continue;
+        };
+        let blas = e.config.get("path").map(String::as_str) == Some("blas");
+        if found.is_some_and(|f| f != blas) {
+            return None;
+        }
+        found = Some(blas);
+    }
+    if let Some(b) = found {
+        let config = [(
+            "path".to_string(),
+            if b { "blas" } else { "qgemm" }.to_string(),
+        )]
+        .into_iter()
+        .collect();
+        note_used("qgemm", &bucket, &config);
+    }
+    found
+}
+
 pub fn qgemm_tile(path: &str, m: usize) -> Option<(i64, i64, i64, i64)> {
     if TuneMode::current() == TuneMode::Off {
         return None;

@@ -147,12 +147,12 @@ pub struct GpuBackend {
 /// reaches 0.2-0.55x of that at M >= 16 (docs/PERF.md), and the dequantization (one pass over the
 /// weights into an f16 scratch) costs less than the difference from a few dozen tokens on.
 /// `ROCMFORGE_PREFILL_BLAS_MIN` overrides it.
-const PREFILL_BLAS_MIN_ROWS: usize = 32;
+pub const PREFILL_BLAS_MIN_ROWS: usize = 32;
 
 /// Whether prefill may use the vendor BLAS: `ROCMFORGE_PREFILL_BLAS=off` keeps the fused `qgemm`
 /// everywhere; by default (`auto`) it is used when cuBLAS / hipBLAS loads. Emulated AMD targets
 /// (a test mode for the AMD kernels) keep `qgemm`, which is what they exist to check.
-fn prefill_blas_policy(target: &Target) -> bool {
+pub fn prefill_blas_policy(target: &Target) -> bool {
     match std::env::var("ROCMFORGE_PREFILL_BLAS")
         .as_deref()
         .map(str::trim)
@@ -167,6 +167,8 @@ struct PrefillBlas {
     blas: Blas,
     w16: Buffer<f16>,
     min_rows: usize,
+    /// The fused GEMM's path on this target (the tuning database's qgemm buckets are per path).
+    qgemm_path: &'static str,
 }
 
 /// Weights above which decode is bandwidth-bound enough for the 8-bit-activation GEMV to pay: on
@@ -648,6 +650,7 @@ impl GpuBackend {
                     .ok()
                     .and_then(|v| v.trim().parse().ok())
                     .unwrap_or(PREFILL_BLAS_MIN_ROWS),
+                qgemm_path: qgemm::path_for(dev.target()),
             }),
             None => None,
         };
@@ -833,7 +836,11 @@ impl GpuBackend {
             return Ok(());
         }
         if let Some(pb) = &self.prefill_blas {
-            if m >= pb.min_rows
+            // the fused GEMM's regime (above the GEMV's rows): the tuned choice for this row bucket
+            // (`rocmforge tune` times dequantize + BLAS against the qgemm tiles), else from min_rows on
+            let blas = m > crate::ops::mlp::linear::GEMV_MAX_ROWS
+                && crate::jit::tunedb::linear_blas(pb.qgemm_path, m).unwrap_or(m >= pb.min_rows);
+            if blas
                 && l.n * l.k <= pb.w16.len()
                 && !self.in_decode.load(std::sync::atomic::Ordering::Relaxed)
             {
