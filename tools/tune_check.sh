@@ -6,6 +6,7 @@
 #  (iii) rocmforge bench SmolLM2 untuned (ROCMFORGE_TUNE=off) vs tuned, with the warm-up report (-v)
 #  (iv)  tools/ttft.sh: time to first token from an empty kernel cache, serving while compiling vs not
 #  (v)   the GPU test of serving while compiling (tests/gpu_early.rs), if the bundle has it
+#  (vi)  a Llama-3-8B-shaped Q4_K_M model: tune --model, bench -p 16 untuned vs tuned (TUNE_CHECK_8B=0 skips)
 # env: BIN (default .gpu/bin/rocmforge, else target/release/rocmforge), REPS (ttft repetitions, 3)
 set -uo pipefail
 BIN=${BIN:-$( [ -x .gpu/bin/rocmforge ] && echo .gpu/bin/rocmforge || echo target/release/rocmforge )}
@@ -46,5 +47,17 @@ ROCMFORGE_CACHE_DIR=$(mktemp -d /tmp/tunecheck2.XXXX) $BIN run $SMOL -p "The cap
 if [ -x .gpu/tests/gpu_early-test ]; then
   echo; echo "== (v) tests/gpu_early.rs"
   ROCMFORGE_REQUIRE_GPU=1 .gpu/tests/gpu_early-test --include-ignored --test-threads=1 --nocapture 2>&1 | tail -8 || fail=1
+fi
+if [ "${TUNE_CHECK_8B:-1}" = 1 ]; then
+  # a Llama-3-8B-shaped Q4_K_M model (random weights, 4.6 GiB in /tmp) in the default configuration: the
+  # qgemm family times dequantize + BLAS against the tiles per row bucket; a 16-token prompt shows it
+  echo; echo "== (vi) Llama-3-8B-shaped Q4_K_M: tune --model, then bench -p 16 untuned vs tuned"
+  L8=${L8:-/tmp/tune-check-l8.gguf}
+  [ -f "$L8" ] || $BIN gguf synth --preset llama-3-8b --type q4_k_m --out "$L8" 2>&1 | tail -1
+  t0=$(date +%s)
+  $BIN tune --model "$L8" 2>&1 | sed -n '/^qgemm/,$p' | head -12 || fail=1
+  echo "(vi) tune took $(( $(date +%s) - t0 )) s"
+  ROCMFORGE_TUNE=off $BIN bench "$L8" -p 16 -n 32 -r 3 2>/dev/null | grep -E "pp16|tg32" | sed 's/^/untuned /' || fail=1
+  $BIN bench "$L8" -p 16 -n 32 -r 3 2>/dev/null | grep -E "pp16|tg32" | sed 's/^/tuned   /' || fail=1
 fi
 echo; [ $fail = 0 ] && echo "tune_check: all ran" || echo "tune_check: SOMETHING FAILED (see above)"
