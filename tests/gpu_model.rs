@@ -7,7 +7,7 @@
 mod common;
 
 use rocmforge::model::engine::{Engine, StepInput, Want};
-use rocmforge::model::{DeviceChoice, LoadOptions, Model};
+use rocmforge::model::{DeviceChoice, GpuOptions, LoadOptions, Model};
 use serial_test::serial;
 use std::path::PathBuf;
 
@@ -32,11 +32,18 @@ fn gemma() -> PathBuf {
 }
 
 fn engine(path: &PathBuf, device: DeviceChoice, max_seqs: usize) -> Engine {
+    engine_with(path, device, max_seqs, GpuOptions::default())
+}
+
+/// With GPU switches set in the load options (never by mutating the environment: the model's
+/// compile threads read it concurrently, and glibc's setenv racing getenv corrupts the heap).
+fn engine_with(path: &PathBuf, device: DeviceChoice, max_seqs: usize, gpu: GpuOptions) -> Engine {
     let opts = LoadOptions {
         device,
         ctx_size: Some(512),
         max_seqs,
         max_batch_tokens: 256,
+        gpu,
         ..Default::default()
     };
     match Model::load(path, &opts) {
@@ -58,7 +65,7 @@ const Q8_AGREE: usize = 240;
 /// Prefill a prompt on both backends (every position's logits), then 256 decode steps feeding the
 /// CPU's greedy token to both; cosine of every prefill logits row ≥ 0.9999, of every decode row ≥
 /// `min_cos`, greedy tokens equal on ≥ `min_agree` steps.
-fn gpu_vs_cpu(path: &PathBuf, min_cos: f64, min_agree: usize) {
+fn gpu_vs_cpu(path: &PathBuf, min_cos: f64, min_agree: usize, gpu_opts: GpuOptions) {
     let _ = common::device();
     let opts = LoadOptions {
         device: DeviceChoice::Cpu,
@@ -72,7 +79,7 @@ fn gpu_vs_cpu(path: &PathBuf, min_cos: f64, min_agree: usize) {
         .tokenize("The history of the printing press begins in the fifteenth century, when Johannes Gutenberg combined movable metal type, oil-based ink and a wooden screw press. Within fifty years")
         .unwrap();
     let mut cpu = cpu_model.engine;
-    let mut gpu = engine(path, DeviceChoice::Gpu(None, 0), 1);
+    let mut gpu = engine_with(path, DeviceChoice::Gpu(None, 0), 1, gpu_opts);
     let vocab = cpu.config.vocab_size as u32;
     let (sc, sg) = (cpu.open(), gpu.open());
     let lc = cpu.prefill(sc, &prompt, Want::All).unwrap();
@@ -142,7 +149,7 @@ fn gpu_vs_cpu(path: &PathBuf, min_cos: f64, min_agree: usize) {
 #[ignore = "needs a GPU"]
 #[serial]
 fn gpu_equals_cpu_smollm2() {
-    gpu_vs_cpu(&smollm(), DECODE_COS, 250);
+    gpu_vs_cpu(&smollm(), DECODE_COS, 250, GpuOptions::default());
 }
 
 /// The decode path on 8-bit activations (gemv_q8 with the glue kernels quantizing their outputs),
@@ -151,22 +158,18 @@ fn gpu_equals_cpu_smollm2() {
 #[ignore = "needs a GPU"]
 #[serial]
 fn gpu_q8_decode_close_to_cpu_smollm2() {
-    struct Unset;
-    impl Drop for Unset {
-        fn drop(&mut self) {
-            std::env::remove_var("ROCMFORGE_Q8");
-        }
-    }
-    let _unset = Unset;
-    std::env::set_var("ROCMFORGE_Q8", "on");
-    gpu_vs_cpu(&smollm(), Q8_DECODE_COS, Q8_AGREE);
+    let q8 = GpuOptions {
+        q8: Some(true),
+        ..Default::default()
+    };
+    gpu_vs_cpu(&smollm(), Q8_DECODE_COS, Q8_AGREE, q8);
 }
 
 #[test]
 #[ignore = "needs a GPU"]
 #[serial]
 fn gpu_equals_cpu_gemma3() {
-    gpu_vs_cpu(&gemma(), DECODE_COS, 250);
+    gpu_vs_cpu(&gemma(), DECODE_COS, 250, GpuOptions::default());
 }
 
 #[test]
@@ -279,8 +282,11 @@ fn gpu_batched_decode_equals_cpu_and_does_not_allocate() {
     );
     let mut worst = 1f64;
     for graphs in ["1", "0"] {
-        std::env::set_var("ROCMFORGE_GRAPHS", graphs);
-        let mut e = engine(&path, DeviceChoice::Gpu(None, 0), 4);
+        let g = GpuOptions {
+            graphs: Some(graphs == "1"),
+            ..Default::default()
+        };
+        let mut e = engine_with(&path, DeviceChoice::Gpu(None, 0), 4, g);
         let (_, alone) = decode_rows(&mut e, &prompts, Some(&streams), steps, false);
         let before = dev.allocated_bytes();
         let (_, together) = decode_rows(&mut e, &prompts, Some(&streams), steps, true);
@@ -311,6 +317,5 @@ fn gpu_batched_decode_equals_cpu_and_does_not_allocate() {
             assert!(e.counters().graph_replays > 0);
         }
     }
-    std::env::remove_var("ROCMFORGE_GRAPHS");
     eprintln!("batched decode: cosine to the CPU ≥ {worst:.6} alone, together and with graphs replayed across sequences");
 }

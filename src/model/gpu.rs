@@ -365,6 +365,7 @@ impl GpuBackend {
         limits: &EngineLimits,
         verbose: bool,
         early: bool,
+        gpu_opts: super::runtime::GpuOptions,
         stats: &mut LoadStats,
     ) -> Result<GpuBackend> {
         let target = dev.target().clone();
@@ -681,10 +682,12 @@ impl GpuBackend {
             launches_last_step: 0,
             graph_replays: 0,
             jit_generation: Jit::global().generation(),
-            use_graphs: std::env::var("ROCMFORGE_GRAPHS")
-                .map(|v| v != "0" && v != "off")
-                .unwrap_or(true),
-            use_q8: q8_policy(g),
+            use_graphs: gpu_opts.graphs.unwrap_or_else(|| {
+                std::env::var("ROCMFORGE_GRAPHS")
+                    .map(|v| v != "0" && v != "off")
+                    .unwrap_or(true)
+            }),
+            use_q8: gpu_opts.q8.unwrap_or_else(|| q8_policy(g)),
             q8_attn_out: std::env::var("ROCMFORGE_Q8_ATTN_OUT")
                 .map(|v| v != "0" && v != "off")
                 .unwrap_or(true),

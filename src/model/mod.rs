@@ -95,4 +95,4 @@ pub fn argmax(row: &[f32]) -> u32 {
 pub mod gpu;
 pub mod runtime;
 pub mod warmup;
-pub use runtime::{DeviceChoice, LoadOptions, Model};
+pub use runtime::{DeviceChoice, GpuOptions, LoadOptions, Model};

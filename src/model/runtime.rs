@@ -67,6 +67,19 @@ pub struct LoadOptions {
     /// are not in the disk cache, and swap those in as their background compiles land (default on;
     /// `ROCMFORGE_EARLY=off` or `--no-early-serve` turn it off).
     pub early: bool,
+    /// GPU backend switches that otherwise come from the environment.
+    pub gpu: GpuOptions,
+}
+
+/// Overrides of the GPU backend's environment switches, for embedders and tests (setting variables
+/// in a running multi-threaded process races with the threads that read them). `None`: the
+/// environment variable, else the built-in policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GpuOptions {
+    /// Decode steps replayed as captured graphs (`ROCMFORGE_GRAPHS`, default on).
+    pub graphs: Option<bool>,
+    /// Small steps' GEMVs on 8-bit activations (`ROCMFORGE_Q8`, default: models over 1 GiB).
+    pub q8: Option<bool>,
 }
 
 impl Default for LoadOptions {
@@ -80,6 +93,7 @@ impl Default for LoadOptions {
             page_size: 16,
             verbose: false,
             early: crate::jit::early::enabled_by_env(),
+            gpu: GpuOptions::default(),
         }
     }
 }
@@ -198,6 +212,7 @@ fn make_backend(
                 limits,
                 opts.verbose,
                 opts.early,
+                opts.gpu,
                 stats,
             )?))
         }
@@ -209,6 +224,7 @@ fn make_backend(
                 limits,
                 opts.verbose,
                 opts.early,
+                opts.gpu,
                 stats,
             )?)),
             Err(e) => {
