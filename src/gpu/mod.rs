@@ -137,8 +137,7 @@ struct DeviceInner {
 
 /// See [`Device::pdl`].
 fn pdl_policy(t: &Target) -> bool {
-    // opt-in: on the H200 it changed no decode speed within noise (docs/PERF.md), and the one model
-    // test run with it on ended in an abort at process exit after its tests passed (not yet explained)
+    // opt-in: on the H200 it changed no decode speed within noise (docs/PERF.md)
     let on = matches!(
         std::env::var("ROCMFORGE_PDL").as_deref().map(str::trim),
         Ok("1") | Ok("on")
