@@ -358,6 +358,7 @@ fn upload_bytes(
 }
 
 impl GpuBackend {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         dev: &Device,
         g: &GgufFile,
