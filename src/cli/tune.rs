@@ -625,6 +625,40 @@ fn time(dev: &Device, mut run: impl FnMut(usize) -> Result<()>) -> Result<(f64, 
     Ok(tune::median_spread(&mut t))
 }
 
+/// Check one candidate, then time it: y poisoned with NaN (a kernel that writes nothing cannot
+/// pass), one run on the first weight copy, the relative error of the elements `pick` takes from y
+/// against `want`, then [`time`] over the rotated copies.
+fn check_and_time(
+    dev: &Device,
+    y: &Mutex<Buffer<f16>>,
+    w: &[Buffer<u8>],
+    want: &[f64],
+    tol: f64,
+    pick: impl Fn(&[f16]) -> Vec<f64>,
+    mut run: impl FnMut(&mut Buffer<f16>, &Buffer<u8>) -> Result<()>,
+) -> std::result::Result<Measured, Failure> {
+    let mut y = y.lock().map_err(|_| Failure::Run("poisoned".into()))?;
+    let mut go = || -> Result<Measured> {
+        y.fill_bytes(0xff)?;
+        run(&mut y, &w[0])?;
+        dev.synchronize()?;
+        let max_err = rel_err(pick(&y.to_vec()?).into_iter(), want);
+        let (median_ms, spread_ms) = time(dev, |i| run(&mut y, &w[i % w.len()]))?;
+        Ok(Measured {
+            median_ms,
+            spread_ms,
+            max_err,
+            tol,
+        })
+    };
+    go().map_err(|e| Failure::Run(e.to_string()))
+}
+
+/// Every element of y, for [`check_and_time`].
+fn all(y: &[f16]) -> Vec<f64> {
+    y.iter().map(|v| v.to_f64()).collect()
+}
+
 struct GemvBench<'a> {
     dev: &'a Device,
     ty: QuantType,
@@ -693,23 +727,7 @@ impl SweepBackend for GemvBench<'_> {
                 cfg,
             )
         };
-        let mut y = self.y.lock().map_err(|_| Failure::Run("poisoned".into()))?;
-        let mut go = || -> Result<Measured> {
-            y.fill_bytes(0xff)?; // NaN: a kernel that writes nothing cannot pass
-            run(&mut y, &self.w[0])?;
-            self.dev.synchronize()?;
-            let got = y.to_vec()?;
-            let max_err = rel_err(got.iter().map(|v| v.to_f64()), &self.want);
-            let (median_ms, spread_ms) =
-                time(self.dev, |i| run(&mut y, &self.w[i % self.w.len()]))?;
-            Ok(Measured {
-                median_ms,
-                spread_ms,
-                max_err,
-                tol: 2e-3,
-            })
-        };
-        go().map_err(|e| Failure::Run(e.to_string()))
+        check_and_time(self.dev, &self.y, &self.w, &self.want, 2e-3, all, run)
     }
 }
 
@@ -788,23 +806,7 @@ impl SweepBackend for GemvQ8Bench<'_> {
                 Some(cfg),
             )
         };
-        let mut y = self.y.lock().map_err(|_| Failure::Run("poisoned".into()))?;
-        let mut go = || -> Result<Measured> {
-            y.fill_bytes(0xff)?; // NaN: a kernel that writes nothing cannot pass
-            run(&mut y, &self.w[0])?;
-            self.dev.synchronize()?;
-            let got = y.to_vec()?;
-            let max_err = rel_err(got.iter().map(|v| v.to_f64()), &self.want);
-            let (median_ms, spread_ms) =
-                time(self.dev, |i| run(&mut y, &self.w[i % self.w.len()]))?;
-            Ok(Measured {
-                median_ms,
-                spread_ms,
-                max_err,
-                tol: 2e-3,
-            })
-        };
-        go().map_err(|e| Failure::Run(e.to_string()))
+        check_and_time(self.dev, &self.y, &self.w, &self.want, 2e-3, all, run)
     }
 }
 
@@ -891,7 +893,7 @@ impl SweepBackend for QgemmBench<'_> {
         compile_specs(t, specs)
     }
     fn measure(&self, _: &TuneShape, c: &Candidate) -> std::result::Result<Measured, Failure> {
-        let blas = if Self::is_blas(c) {
+        let mut blas = if Self::is_blas(c) {
             match &self.blas {
                 Some((b, scratch)) => Some((
                     *b,
@@ -909,11 +911,10 @@ impl SweepBackend for QgemmBench<'_> {
         } else {
             Some(Self::tile(c)?)
         };
-        let blas = std::cell::RefCell::new(blas);
         let (m, n, _) = self.dims;
         let run = |y: &mut Buffer<f16>, w: &Buffer<u8>| {
             let stream = self.dev.default_stream();
-            if let Some((b, scratch)) = blas.borrow_mut().as_mut() {
+            if let Some((b, scratch)) = blas.as_mut() {
                 return linear::linear_blas(
                     self.dev, &stream, b, &self.x, w, self.ty, self.dims, None, y, scratch,
                 );
@@ -922,27 +923,13 @@ impl SweepBackend for QgemmBench<'_> {
                 self.dev, &stream, &self.x, w, self.ty, self.dims, None, y, None, tile,
             )
         };
-        let mut y = self.y.lock().map_err(|_| Failure::Run("poisoned".into()))?;
-        let mut go = || -> Result<Measured> {
-            y.fill_bytes(0xff)?;
-            run(&mut y, &self.w[0])?;
-            self.dev.synchronize()?;
-            let got = y.to_vec()?;
-            let rows = check_rows(m);
-            let picked = rows
+        let pick = |got: &[f16]| -> Vec<f64> {
+            check_rows(m)
                 .iter()
-                .flat_map(|&r| got[r * n..(r + 1) * n].iter().map(|v| v.to_f64()));
-            let max_err = rel_err(picked, &self.want);
-            let (median_ms, spread_ms) =
-                time(self.dev, |i| run(&mut y, &self.w[i % self.w.len()]))?;
-            Ok(Measured {
-                median_ms,
-                spread_ms,
-                max_err,
-                tol: 1e-2,
-            })
+                .flat_map(|&r| got[r * n..(r + 1) * n].iter().map(|v| v.to_f64()))
+                .collect()
         };
-        go().map_err(|e| Failure::Run(e.to_string()))
+        check_and_time(self.dev, &self.y, &self.w, &self.want, 1e-2, pick, run)
     }
 }
 

@@ -68,8 +68,13 @@ pub(crate) trait Backend: Send + Sync {
     fn function(&self, module: Raw, name: &str) -> Result<Raw>;
     fn func_attrs(&self, func: Raw) -> Result<FuncAttrs>;
     fn set_dynamic_shared(&self, func: Raw, bytes: u32) -> Result<()>;
+    /// Launch `func`. With `pdl` (only for kernels whose first statement waits for it,
+    /// RF_KERNEL_PROLOGUE) the launch may start before the previous kernel in the stream has
+    /// finished (programmatic dependent launch); backends without it launch normally.
+    ///
     /// # Safety
     /// `params` must point at values matching the kernel's parameter list.
+    #[allow(clippy::too_many_arguments)]
     unsafe fn launch(
         &self,
         func: Raw,
@@ -78,27 +83,11 @@ pub(crate) trait Backend: Send + Sync {
         shared: u32,
         stream: Raw,
         params: &mut [*mut c_void],
+        pdl: bool,
     ) -> Result<()>;
-    /// Whether [`Backend::launch_pdl`] makes programmatic dependent launches (NVIDIA, CUDA 12+).
+    /// Whether `launch(.., pdl: true)` makes programmatic dependent launches (NVIDIA, CUDA 12+).
     fn supports_pdl(&self) -> bool {
         false
-    }
-    /// A launch that may start before the previous kernel in the stream has finished (programmatic
-    /// dependent launch): only for kernels whose first statement waits for it (RF_KERNEL_PROLOGUE).
-    /// Backends without it launch normally.
-    ///
-    /// # Safety
-    /// As [`Backend::launch`].
-    unsafe fn launch_pdl(
-        &self,
-        func: Raw,
-        grid: [u32; 3],
-        block: [u32; 3],
-        shared: u32,
-        stream: Raw,
-        params: &mut [*mut c_void],
-    ) -> Result<()> {
-        self.launch(func, grid, block, shared, stream, params)
     }
     fn stream_create(&self) -> Result<Raw>;
     /// A stream that does not synchronise with the default (null) stream.
@@ -809,25 +798,15 @@ impl Kernel {
         // SAFETY: each pointer addresses an 8-byte slot holding the argument in native byte order,
         // which is how both vendors read 4- and 8-byte kernel parameters.
         unsafe {
-            if dev.pdl() {
-                dev.backend().launch_pdl(
-                    self.raw,
-                    cfg.grid,
-                    cfg.block,
-                    cfg.shared_bytes,
-                    stream.raw,
-                    &mut ptrs,
-                )
-            } else {
-                dev.backend().launch(
-                    self.raw,
-                    cfg.grid,
-                    cfg.block,
-                    cfg.shared_bytes,
-                    stream.raw,
-                    &mut ptrs,
-                )
-            }
+            dev.backend().launch(
+                self.raw,
+                cfg.grid,
+                cfg.block,
+                cfg.shared_bytes,
+                stream.raw,
+                &mut ptrs,
+                dev.pdl(),
+            )
         }
     }
 }

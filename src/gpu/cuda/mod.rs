@@ -369,38 +369,6 @@ impl Backend for CudaBackend {
     fn supports_pdl(&self) -> bool {
         self.d.launch_ex.is_some()
     }
-    unsafe fn launch_pdl(
-        &self,
-        func: Raw,
-        g: [u32; 3],
-        b: [u32; 3],
-        shared: u32,
-        stream: Raw,
-        params: &mut [*mut c_void],
-    ) -> Result<()> {
-        let Some(ex) = self.d.launch_ex else {
-            return self.launch(func, g, b, shared, stream, params);
-        };
-        self.bind()?;
-        let mut attr = LaunchAttribute {
-            id: ATTR_PROGRAMMATIC_SERIALIZATION,
-            pad: [0; 4],
-            value: [0; 64],
-        };
-        attr.value[..4].copy_from_slice(&1i32.to_ne_bytes());
-        let cfg = LaunchConfigEx {
-            grid: g,
-            block: b,
-            shared,
-            stream: stream as Ptr,
-            attrs: &mut attr,
-            num_attrs: 1,
-        };
-        // SAFETY: cfg and attr live across the call; params as for cuLaunchKernel.
-        self.d.check("cuLaunchKernelEx", unsafe {
-            ex(&cfg, func as Ptr, params.as_mut_ptr(), std::ptr::null_mut())
-        })
-    }
     unsafe fn launch(
         &self,
         func: Raw,
@@ -409,8 +377,29 @@ impl Backend for CudaBackend {
         shared: u32,
         stream: Raw,
         params: &mut [*mut c_void],
+        pdl: bool,
     ) -> Result<()> {
         self.bind()?;
+        if let (true, Some(ex)) = (pdl, self.d.launch_ex) {
+            let mut attr = LaunchAttribute {
+                id: ATTR_PROGRAMMATIC_SERIALIZATION,
+                pad: [0; 4],
+                value: [0; 64],
+            };
+            attr.value[..4].copy_from_slice(&1i32.to_ne_bytes());
+            let cfg = LaunchConfigEx {
+                grid: g,
+                block: b,
+                shared,
+                stream: stream as Ptr,
+                attrs: &mut attr,
+                num_attrs: 1,
+            };
+            // SAFETY: cfg and attr live across the call; params as for cuLaunchKernel.
+            return self.d.check("cuLaunchKernelEx", unsafe {
+                ex(&cfg, func as Ptr, params.as_mut_ptr(), std::ptr::null_mut())
+            });
+        }
         cu!(
             self.d,
             cuLaunchKernel(

@@ -418,6 +418,7 @@ impl Backend for HipBackend {
         shared: u32,
         stream: Raw,
         params: &mut [*mut c_void],
+        _pdl: bool, // no programmatic dependent launch on AMD
     ) -> Result<()> {
         self.bind()?;
         hip!(
