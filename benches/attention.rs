@@ -60,6 +60,49 @@ fn cache<T: Element>(
     Ok(c)
 }
 
+/// The inputs of one prefill shape (MHA, page 64: B sequences of S tokens, H heads), made once and
+/// timed with any options.
+struct PrefillBufs<T: Element> {
+    cache: PagedCache<T>,
+    batch: Batch,
+    q: rocmforge::gpu::Buffer<T>,
+    out: rocmforge::gpu::Buffer<T>,
+    h: usize,
+    hd: usize,
+}
+
+impl<T: Element> PrefillBufs<T> {
+    fn new(dev: &Device, b: usize, h: usize, sq: usize, hd: usize) -> Result<Self> {
+        let cu: Vec<i32> = (0..=b as i32).map(|i| i * sq as i32).collect();
+        let q = dev.upload(&rnd_t::<T>(b * sq * h * hd, 7))?;
+        Ok(PrefillBufs {
+            cache: cache::<T>(dev, b, sq, 64, h, hd, 30)?,
+            batch: Batch::new(dev, &cu, &vec![sq as i32; b])?,
+            out: dev.alloc::<T>(q.len())?,
+            q,
+            h,
+            hd,
+        })
+    }
+
+    /// Median ms of one prefill.
+    fn ms(&mut self, dev: &Device, causal: bool, o: &prefill::PrefillOptions) -> Result<f64> {
+        let s = dev.default_stream();
+        let p = AttnParams::new(self.hd, causal);
+        let PrefillBufs {
+            cache,
+            batch,
+            q,
+            out,
+            h,
+            ..
+        } = self;
+        time_ms(dev, 1, 5, |_| {
+            prefill::prefill_with(dev, &s, q, cache, batch, *h, out, &p, o)
+        })
+    }
+}
+
 /// Median ms of one prefill over a fresh cache of T (used for the bf16 vs f16 cost of the hi/lo P split).
 fn prefill_ms<T: Element>(
     dev: &Device,
@@ -70,16 +113,55 @@ fn prefill_ms<T: Element>(
     causal: bool,
     path: &str,
 ) -> Result<f64> {
-    let s = dev.default_stream();
-    let c = cache::<T>(dev, b, sq, 64, h, hd, 30)?;
-    let cu: Vec<i32> = (0..=b as i32).map(|i| i * sq as i32).collect();
-    let batch = Batch::new(dev, &cu, &vec![sq as i32; b])?;
-    let q = dev.upload(&rnd_t::<T>(b * sq * h * hd, 7))?;
-    let mut out = dev.alloc::<T>(q.len())?;
-    let p = AttnParams::new(hd, causal);
-    time_ms(dev, 1, 5, |_| {
-        prefill::prefill(dev, &s, &q, &c, &batch, h, &mut out, &p, Some(path))
-    })
+    let o = prefill::PrefillOptions {
+        path: Some(path),
+        pipe: None,
+    };
+    PrefillBufs::<T>::new(dev, b, h, sq, hd)?.ms(dev, causal, &o)
+}
+
+/// Candidates of the pipelined mma_sync sweep at `hd` (bf16, causal): tiles `(bm, bn, nwarp, mt,
+/// qreg)`, the first being today's default, each with the bf16 P split on and off and exp2's FFMA form
+/// off and on; then `ROCMFORGE_BENCH_ATTN_SWEEP` entries `hdN:bm,bn,nwarp,mt,qreg[,psplit[,ffma]]`
+/// (`;`-separated) for this head size.
+fn sweep_candidates(hd: usize) -> std::result::Result<Vec<prefill::PipeConfig>, String> {
+    let tiles: &[(usize, usize, usize, usize, bool)] = match hd {
+        128 => &[
+            (128, 64, 8, 1, true),
+            (128, 32, 4, 2, false),
+            (128, 64, 4, 2, false), // FA2's 128 x 64 with 4 warps (32 query rows each)
+            (64, 64, 4, 1, true),
+        ],
+        _ => &[
+            (128, 64, 4, 2, true),
+            (128, 128, 4, 2, true),
+            (64, 64, 4, 1, true),
+            (128, 64, 8, 1, true),
+        ],
+    };
+    let mut v = Vec::new();
+    for &(bm, bn, nw, mt, qreg) in tiles {
+        for (psplit, ffma) in [(true, false), (false, false), (true, true), (false, true)] {
+            let mut c = prefill::PipeConfig::new(bm, bn, nw, mt, qreg);
+            c.psplit = psplit;
+            c.ffma = ffma;
+            v.push(c);
+        }
+    }
+    if let Ok(extra) = std::env::var("ROCMFORGE_BENCH_ATTN_SWEEP") {
+        for e in extra.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+            let (at, cfg) = e.split_once(':').ok_or(format!(
+                "ROCMFORGE_BENCH_ATTN_SWEEP: `{e}` is not hdN:bm,bn,..."
+            ))?;
+            if at.trim().trim_start_matches("hd") == hd.to_string() {
+                v.push(
+                    prefill::PipeConfig::parse(cfg)
+                        .map_err(|m| format!("ROCMFORGE_BENCH_ATTN_SWEEP: {m}"))?,
+                );
+            }
+        }
+    }
+    Ok(v)
 }
 
 fn peer(args: &[&str]) -> serde_json::Value {
@@ -189,16 +271,43 @@ fn main() -> Result<()> {
             .as_f64()
             .map(|t| format!("{:.2}x", t / ms))
             .unwrap_or_else(|| format!("{}", pr));
+        // the other merge (in the decode launch or by the merge kernel), same caches
+        let alt = if plan.splits > 1 {
+            plan.fused_merge = !plan.fused_merge;
+            let t = time_ms(&dev, 3, 50, |i| {
+                decode::decode(
+                    &dev,
+                    &s,
+                    &q,
+                    &caches[i % reps],
+                    &batch,
+                    &mut plan,
+                    &mut out,
+                    &p,
+                )
+            })?;
+            plan.fused_merge = !plan.fused_merge;
+            format!(
+                ", {} merge {t:.4} ms",
+                if plan.fused_merge { "kernel" } else { "fused" }
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "{:<44} {ms:>10.4} {gbs:>12.0} {:>7.1}% {ratio:>10}  (splits {})",
+            "{:<44} {ms:>10.4} {gbs:>12.0} {:>7.1}% {ratio:>10}  (splits {}, {} merge{alt})",
             format!("decode B={b} ctx={ctx} 32/8 hd128 p16"),
             100.0 * gbs / copy,
-            plan.splits
+            plan.splits,
+            if plan.fused_merge { "fused" } else { "kernel" }
         );
     }
 
     // ---- prefill, bf16, MHA, page 64, vs torch SDPA flash / cuDNN
     let path = prefill::native_path(dev.target());
+    // torch flash ms per (b, h, s, hd, causal), for the sweep below
+    type Shape = (usize, usize, usize, usize, bool);
+    let mut flash: Vec<(Shape, f64)> = Vec::new();
     for (b, h, sq, hd, causal) in [
         (4usize, 32usize, 4096usize, 128usize, true),
         (4, 32, 4096, 128, false),
@@ -222,6 +331,9 @@ fn main() -> Result<()> {
             "--causal",
             if causal { "1" } else { "0" },
         ]);
+        if let Some(t) = pr["flash_ms"].as_f64() {
+            flash.push(((b, h, sq, hd, causal), t));
+        }
         let r = |k: &str| {
             pr[k]
                 .as_f64()
@@ -258,6 +370,113 @@ fn main() -> Result<()> {
         }
     }
 
+    // ---- the pipelined mma_sync loop's configurations (bf16, causal), each against the torch flash
+    // time measured above for its shape: tiles bm x bn, waves, m16 tiles per wave, Q in registers or
+    // shared memory, bf16 P split or not, exp2 with one FFMA or a multiply first. Candidates compile
+    // in parallel first; one that fails to compile or uses local memory (spills) is skipped.
+    if path == "mma_sync" {
+        use rocmforge::gpu::codeobj;
+        use rocmforge::jit::{Jit, KernelSpec};
+        for (b, h, sq, hd) in [(4usize, 32usize, 4096usize, 128usize), (8, 32, 2048, 64)] {
+            let fl = flash
+                .iter()
+                .find(|(k, _)| *k == (b, h, sq, hd, true))
+                .map(|x| x.1);
+            let flops = 4.0 * (b * h * sq * sq * hd) as f64 * 0.5;
+            let cands = match sweep_candidates(hd) {
+                Ok(c) => c,
+                Err(e) => {
+                    println!("sweep hd{hd}: {e}");
+                    continue;
+                }
+            };
+            let t = dev.target().clone();
+            let mut work: Vec<(KernelSpec, rocmforge::gpu::Target)> = Vec::new();
+            let mut specs = Vec::new();
+            for c in &cands {
+                match prefill::spec_with(hd, "bf16", true, path, t.wave_size, Some(*c)) {
+                    Ok(sp) => {
+                        specs.push(Ok(work.len()));
+                        work.push((sp, t.clone()));
+                    }
+                    Err(e) => specs.push(Err(e.to_string())),
+                }
+            }
+            let t0 = std::time::Instant::now();
+            let compiled = Jit::global().compile_many_each(&work, 1, |_, _| {});
+            println!(
+                "sweep prefill bf16 B={b} H={h} S={sq} hd{hd} causal: {} candidates compiled in {:.1} s; torch flash {}",
+                work.len(),
+                t0.elapsed().as_secs_f64(),
+                fl.map(|x| format!("{x:.3} ms")).unwrap_or("n/a".into())
+            );
+            let mut bufs = PrefillBufs::<bf16>::new(&dev, b, h, sq, hd)?;
+            let mut best: Option<(f64, prefill::PipeConfig)> = None;
+            for (c, sp) in cands.iter().zip(&specs) {
+                let name = format!("  hd{hd} {c}");
+                let (spec, image) = match sp {
+                    Ok(i) => (&work[*i].0, &compiled[*i]),
+                    Err(e) => {
+                        println!("{name:<44} skipped: {e}");
+                        continue;
+                    }
+                };
+                let res = match image {
+                    Ok(im) => codeobj::resources(&im.image)
+                        .map(|r| r.into_iter().find(|k| k.name == spec.symbol())),
+                    Err(e) => {
+                        let msg = e.to_string();
+                        println!(
+                            "{name:<44} skipped: compile failed: {}",
+                            msg.lines().next().unwrap_or("")
+                        );
+                        continue;
+                    }
+                };
+                let regs = match res {
+                    Ok(Some(k)) if k.spills() => {
+                        println!(
+                            "{name:<44} skipped: spills ({} registers, {} B local memory)",
+                            k.vgprs, k.scratch_bytes
+                        );
+                        continue;
+                    }
+                    Ok(Some(k)) => k.vgprs.to_string(),
+                    _ => "?".into(),
+                };
+                let o = prefill::PrefillOptions {
+                    path: Some(path),
+                    pipe: Some(*c),
+                };
+                match bufs.ms(&dev, true, &o) {
+                    Ok(ms) => {
+                        let ratio = fl
+                            .map(|f| format!("{:.2}x", f / ms))
+                            .unwrap_or("n/a".into());
+                        println!(
+                            "{name:<44} {ms:>10.3} {:>12.1} {:>8} {ratio:>10}  (regs {regs}, smem {} B, {})",
+                            flops / ms / 1e9,
+                            "-",
+                            prefill::spec_tiles(spec).shared,
+                            spec.uri()
+                        );
+                        if !matches!(best, Some((m, _)) if m <= ms) {
+                            best = Some((ms, *c));
+                        }
+                    }
+                    Err(e) => println!("{name:<44} failed: {e}"),
+                }
+            }
+            if let Some((ms, c)) = best {
+                println!(
+                    "  hd{hd} fastest: {c} {ms:.3} ms ({})",
+                    fl.map(|f| format!("{:.2}x torch flash", f / ms))
+                        .unwrap_or("torch n/a".into())
+                );
+            }
+        }
+    }
+
     {
         let (sq, h, hkv, hd) = (1000usize, 8usize, 2usize, 128usize);
         let c = cache::<bf16>(&dev, 1, sq, 16, hkv, hd, 40)?;
@@ -265,17 +484,6 @@ fn main() -> Result<()> {
         let qh = rnd(sq * h * hd, 9);
         let q = dev.upload(&qh)?;
         let mut out = dev.alloc::<bf16>(q.len())?;
-        prefill::prefill(
-            &dev,
-            &s,
-            &q,
-            &c,
-            &batch,
-            h,
-            &mut out,
-            &AttnParams::new(hd, true),
-            None,
-        )?;
         let dir = std::env::temp_dir().join("rf_attn_check");
         std::fs::create_dir_all(&dir).map_err(|e| rocmforge::Error::io(&dir, e))?;
         let w = |n: &str, v: &[bf16]| {
@@ -297,14 +505,39 @@ fn main() -> Result<()> {
         };
         w("k", &gather(c.k.to_vec()?))?;
         w("v", &gather(c.v.to_vec()?))?;
-        w("o", &out.to_vec()?)?;
         std::fs::write(
             dir.join("meta.json"),
             format!("{{\"s\":{sq},\"h\":{h},\"hkv\":{hkv},\"hd\":{hd},\"causal\":1,\"page\":16}}"),
         )
         .map_err(|e| rocmforge::Error::io(&dir, e))?;
-        let pr = peer(&["--mode", "check", "--dir", &dir.to_string_lossy()]);
-        println!("check vs torch SDPA (f64) S={sq} H={h}/{hkv} hd{hd} causal: {pr}");
+        // the default, then (mma_sync) the default tiles without the bf16 P split, with exp2's FFMA
+        // form off and on; the rule: no worse than 1.25 x torch's own bf16 error
+        let mut variants = vec![("default".to_string(), None)];
+        if path == "mma_sync" {
+            for ffma in [false, true] {
+                let mut c = prefill::PipeConfig::default_for(hd);
+                c.psplit = false;
+                c.ffma = ffma;
+                variants.push((format!("{c}"), Some(c)));
+            }
+        }
+        for (name, pipe) in variants {
+            out.fill_bytes(0xff)?;
+            let o = prefill::PrefillOptions { path: None, pipe };
+            let p = AttnParams::new(hd, true);
+            prefill::prefill_with(&dev, &s, &q, &c, &batch, h, &mut out, &p, &o)?;
+            w("o", &out.to_vec()?)?;
+            let pr = peer(&["--mode", "check", "--dir", &dir.to_string_lossy()]);
+            let verdict = match (pr["ours_vs_f64"].as_f64(), pr["torch_bf16_vs_f64"].as_f64()) {
+                (Some(a), Some(t)) => format!(
+                    " -> {} (allowed {:.3e} = 1.25 x torch)",
+                    if a <= 1.25 * t { "ok" } else { "TOO LARGE" },
+                    1.25 * t
+                ),
+                _ => String::new(),
+            };
+            println!("check vs torch SDPA (f64) S={sq} H={h}/{hkv} hd{hd} causal [{name}]: {pr}{verdict}");
+        }
     }
     Ok(())
 }

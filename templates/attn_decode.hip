@@ -13,8 +13,13 @@
 // registers, with the query rows (pre-scaled, f32) in registers too. At the end the groups of a wave are
 // merged by shuffles, the waves through shared memory, and the block writes one part per split
 // (o unnormalized, m in log2 units, l) for attn_merge, or, with a single split, the output itself.
+// With fuse_merge, the parts are merged here instead of by attn_merge: the last block of each
+// (sequence, kv head, row group) to finish (counted in counters[], which that block sets back to 0 for
+// the next launch) merges every split's part of its rows, one float4 of a row per thread.
 
 #define DEC_NW 4
+// cp.async stages per wave (NVIDIA sm_80+; attn_decode's launcher sizes the shared ring from it)
+#define DEC_ST 4
 #define DEC_LOG2E 1.4426950408889634f
 
 template <int N> struct DecPow2 { static constexpr int v = 2 * DecPow2<(N + 1) / 2>::v; };
@@ -34,11 +39,22 @@ RF_DEVICE void dec_unpack8(uint4 u, float* f, rf_bf16*) {
     }
 }
 
+// Loads of other blocks' parts in the merge: past L1 on NVIDIA (not coherent within a kernel); on AMD the
+// device-scope fence before them already invalidates the vector L1.
+#if defined(__CUDACC__)
+RF_DEVICE float dec_ld_cg(const float* p) { return __ldcg(p); }
+RF_DEVICE float4 dec_ld_cg(const float4* p) { return __ldcg(p); }
+#else
+RF_DEVICE float dec_ld_cg(const float* p) { return *(const volatile float*)p; }
+RF_DEVICE float4 dec_ld_cg(const float4* p) { return *p; }
+#endif
+
 template <typename T, int HD, int R>
 RF_DEVICE void attn_decode(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache, const T* RF_RESTRICT v_cache,
                            const int* RF_RESTRICT block_tables, const int* RF_RESTRICT kv_lens, int max_pages, int page_size,
                            int nq, int hq, int hkv, float scale, float softcap, int window, int split_tokens,
-                           float* RF_RESTRICT o_part, float* RF_RESTRICT ml_part, T* RF_RESTRICT out) {
+                           float* RF_RESTRICT o_part, float* RF_RESTRICT ml_part, T* RF_RESTRICT out, int* RF_RESTRICT counters,
+                           int fuse_merge) {
     constexpr int NV = HD / 8, NVP = DecPow2<NV>::v, TPW = RF_WAVE / NVP;
     constexpr int KT = R >= 8 ? 2 : 4;  // tokens per lane per iteration (fewer with many rows: registers)
     constexpr int CH = TPW * KT;        // tokens per wave iteration
@@ -87,6 +103,55 @@ RF_DEVICE void attn_decode(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache,
     const bool p2 = (page_size & (page_size - 1)) == 0;
     const int shift = __ffs(page_size) - 1;
 
+#if defined(RF_MMA_SYNC)
+    // NVIDIA sm_80+: K/V rows go global -> shared with cp.async into a per-wave ring of DEC_ST stages
+    // (stage = KT x {K, V} x RF_WAVE lanes x 16 bytes), DEC_ST - 1 iterations in flight with no registers
+    // held for them. Each lane reads back only the 16-byte slots it copied itself, so its own
+    // wait_group orders them (no barrier). Page ids are read one issue ahead.
+    extern __shared__ uint4 dec_smem[];
+    uint4* const ring = dec_smem + w * (DEC_ST * KT * 2 * RF_WAVE);
+    const int stride_it = DEC_NW * CH;
+    const int nit = end > begin + w * CH ? (end - begin - w * CH + stride_it - 1) / stride_it : 0;
+    int pg[KT];
+    auto pages = [&](int it) {
+#pragma unroll
+        for (int kt = 0; kt < KT; kt++) {
+            const int t = begin + w * CH + it * stride_it + kt * TPW + gi;
+            pg[kt] = t < end ? bt[p2 ? t >> shift : t / page_size] : 0;
+        }
+    };
+    auto issue = [&](int it) {  // iteration it's K/V into stage it % DEC_ST (pg holds its page ids)
+        uint4* sl = ring + (it % DEC_ST) * KT * 2 * RF_WAVE;
+#pragma unroll
+        for (int kt = 0; kt < KT; kt++) {
+            const int t = begin + w * CH + it * stride_it + kt * TPW + gi;
+            const bool ok = act && it < nit && t < end;
+            const int row = p2 ? t & (page_size - 1) : t % page_size;
+            const long long off = ok ? pg[kt] * page_stride + (long long)row * HD : 0;
+            rf_cp_async16(sl + (2 * kt) * RF_WAVE + lane, kb + off, ok ? 16 : 0);
+            rf_cp_async16(sl + (2 * kt + 1) * RF_WAVE + lane, vb + off, ok ? 16 : 0);
+        }
+        rf_cp_async_commit();
+    };
+    pages(0);
+#pragma unroll
+    for (int i = 0; i < DEC_ST - 1; i++) {
+        issue(i);
+        pages(i + 1);
+    }
+    for (int it = 0; it < nit; it++) {
+        issue(it + DEC_ST - 1);  // into the stage iteration it - 1 used (its values are in registers by now)
+        pages(it + DEC_ST);
+        rf_cp_async_wait<DEC_ST - 1>();  // iteration it's copies (this lane's) have landed
+        const int t0 = begin + w * CH + it * stride_it;
+        const uint4* sl = ring + (it % DEC_ST) * KT * 2 * RF_WAVE;
+        uint4 kr[KT], vr[KT];
+#pragma unroll
+        for (int kt = 0; kt < KT; kt++) {
+            kr[kt] = sl[(2 * kt) * RF_WAVE + lane];
+            vr[kt] = sl[(2 * kt + 1) * RF_WAVE + lane];
+        }
+#else
     // page ids one iteration ahead, so K/V loads never wait on the block table
     int pg[KT];
 #pragma unroll
@@ -112,6 +177,7 @@ RF_DEVICE void attn_decode(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache,
             const int t = t0 + DEC_NW * CH + kt * TPW + gi;
             pg[kt] = t < end ? bt[p2 ? t >> shift : t / page_size] : 0;
         }
+#endif
         float s[KT][R];
 #pragma unroll
         for (int kt = 0; kt < KT; kt++) {
@@ -163,6 +229,9 @@ RF_DEVICE void attn_decode(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache,
             }
         }
     }
+#if defined(RF_MMA_SYNC)
+    rf_cp_async_wait<0>();  // the ring's last (empty) groups
+#endif
     // ---- merge the token groups of the wave (butterfly over the group bits of the lane id)
 #pragma unroll
     for (int x = NVP; x < RF_WAVE; x <<= 1) {
@@ -216,5 +285,49 @@ RF_DEVICE void attn_decode(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache,
                 ml_part[(row * nsplit + split) * 2 + 1] = L;
             }
         }
+    }
+    if (nsplit == 1 || !fuse_merge) return;
+    // ---- merge in the last block of the row group (every block of the grid gets here: no early exit above)
+    __shared__ int s_last;
+    __threadfence();  // this thread's part is visible device-wide before the block is counted
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int* c = counters + (long long)b * gridDim.y + blockIdx.y;
+        const int prev = atomicAdd(c, 1);
+        s_last = prev == nsplit - 1;
+        if (s_last) *c = 0;  // for the next launch (a graph replays the same counters)
+    }
+    __syncthreads();
+    if (!s_last) return;
+    __threadfence();
+    constexpr int D4 = HD / 4;
+    for (int e = threadIdx.x; e < R * D4; e += DEC_NW * RF_WAVE) {
+        const int r = e / D4, d4 = e % D4, rr = rg * R + r;
+        if (rr >= rows_total) continue;
+        const long long row = (long long)(b * nq + rr / G) * hq + kvh * G + rr % G;
+        const float* ml = ml_part + row * nsplit * 2;
+        const float4* op = (const float4*)(o_part + row * nsplit * HD) + d4;
+        float M = RF_NEG_INF, L = 0.0f;
+        float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll 4
+        for (int p = 0; p < nsplit; p++) {
+            const float mp = dec_ld_cg(ml + 2 * p), lp = dec_ld_cg(ml + 2 * p + 1);
+            const float4 v = dec_ld_cg(op + (long long)p * D4);
+            const float mn = fmaxf(M, mp);
+            const float mu = mn == RF_NEG_INF ? 0.0f : mn;
+            const float a = exp2f(M - mu), c = exp2f(mp - mu);
+            acc.x = acc.x * a + c * v.x;
+            acc.y = acc.y * a + c * v.y;
+            acc.z = acc.z * a + c * v.z;
+            acc.w = acc.w * a + c * v.w;
+            L = L * a + c * lp;
+            M = mn;
+        }
+        const float inv = L > 0.0f ? 1.0f / L : 0.0f;
+        T* o = out + row * HD + 4 * d4;
+        o[0] = rf_from_f32<T>(acc.x * inv);
+        o[1] = rf_from_f32<T>(acc.y * inv);
+        o[2] = rf_from_f32<T>(acc.z * inv);
+        o[3] = rf_from_f32<T>(acc.w * inv);
     }
 }

@@ -414,7 +414,8 @@ RF_DEVICE void attn_prefill(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache
 //    stages before tile 0 is issued (BM <= 4 * BN rows).
 //  - causal / window tiles that hide every key from all of a wave's rows are skipped by that wave
 //    (it still takes part in the barriers and copies); soft-cap is tested once per tile, not per score;
-//    scale and log2(e) are one multiply.
+//    scale and log2(e) are one multiply, or with RF_ATTN_FFMA part of exp2's FFMA.
+//  - RF_ATTN_PSPLIT: a bf16 P split into hi + lo parts for P.V (as MMSync::pv), or not (0).
 //
 // Shared memory (T elements, rows of LD = HD + 8: 16-byte aligned, and ldmatrix's 8 row addresses of
 // one 8x8 matrix fall on distinct 16-byte bank groups for every HD here):
@@ -455,7 +456,8 @@ RF_DEVICE void attn_prefill_mma(const T* RF_RESTRICT q, const T* RF_RESTRICT k_c
                                 const int* RF_RESTRICT cu_q, const int* RF_RESTRICT kv_lens, const int* RF_RESTRICT block_tables,
                                 int max_pages, int page_size, int hq, int hkv, float scale, float softcap, int window) {
     constexpr int BM = RF_ATTN_BM, BN = RF_ATTN_BN, NW = RF_ATTN_NWARP, MT = RF_ATTN_MT, NT = NW * 32;
-    constexpr bool QREG = RF_ATTN_QREG != 0, SPLIT = ApSplitP<T>::v;
+    // RF_ATTN_PSPLIT 0: a bf16 P goes into P.V as one bf16 operand (one mma per V fragment, 8-bit P)
+    constexpr bool QREG = RF_ATTN_QREG != 0, SPLIT = ApSplitP<T>::v && RF_ATTN_PSPLIT != 0;
     constexpr int LD = HD + AP_PAD, NV = HD / 8, KT = HD / 16, NB = BN / 16, SN = BN / 2, ON = HD / 2;
     static_assert(RF_WAVE == 32 && BM == 16 * MT * NW && BN % 16 == 0 && HD % 16 == 0, "mma_sync tiles");
     // QREG: Q is staged in K/V stage 1 (free until tile 1 is issued) when it fits there, else over both
@@ -522,6 +524,12 @@ RF_DEVICE void attn_prefill_mma(const T* RF_RESTRICT q, const T* RF_RESTRICT k_c
     }
     const int wlo = qpos_lo + wrow, whi = wlo + 16 * MT - 1;  // the wave's query positions
     const float sl2 = scale * AP_LOG2E, cap_in = softcap > 0.0f ? scale / softcap : 0.0f, cap_out = softcap * AP_LOG2E;
+    // RF_ATTN_FFMA (positive scale, no soft-cap): scores stay unscaled (m too) and exp2 takes
+    // s * sl2 - m * sl2 as one FFMA; otherwise scores are multiplied into log2 units first (mul 1).
+    // mul > 0 keeps the max and -inf (masked) where they were.
+    constexpr bool FFMA = RF_ATTN_FFMA != 0;
+    const bool fold = FFMA && softcap <= 0.0f && scale > 0.0f;
+    const float mul = fold ? sl2 : 1.0f;
 
     int st = 0;
     for (int kt = kv_begin; kt < kv_end; kt += BN, st ^= 1) {
@@ -569,13 +577,13 @@ RF_DEVICE void attn_prefill_mma(const T* RF_RESTRICT q, const T* RF_RESTRICT k_c
                     }
                 }
             }
-            // scores in log2 units
+            // scores in log2 units (or, folded, in raw units: log2 units once multiplied by mul)
             if (softcap > 0.0f) {
 #pragma unroll
                 for (int t = 0; t < MT; t++)
 #pragma unroll
                     for (int i = 0; i < SN; i++) s[t][i] = cap_out * tanhf(s[t][i] * cap_in);
-            } else {
+            } else if (!fold) {
 #pragma unroll
                 for (int t = 0; t < MT; t++)
 #pragma unroll
@@ -600,14 +608,14 @@ RF_DEVICE void attn_prefill_mma(const T* RF_RESTRICT q, const T* RF_RESTRICT k_c
 #pragma unroll
                 for (int jj = 0; jj < 2; jj++) {
                     const float mn = fmaxf(m[t][jj], F::row_max(mt[jj]));
-                    mt[jj] = mn == RF_NEG_INF ? 0.0f : mn;  // the subtrahend
-                    alpha[jj] = ap_exp2(m[t][jj] - mt[jj]);
+                    mt[jj] = mn == RF_NEG_INF ? 0.0f : mn * mul;  // the subtrahend, in log2 units
+                    alpha[jj] = ap_exp2(m[t][jj] * mul - mt[jj]);
                     m[t][jj] = mn;
                     l[t][jj] *= alpha[jj];
                 }
 #pragma unroll
                 for (int i = 0; i < SN; i++) {
-                    s[t][i] = ap_exp2(s[t][i] - mt[F::slot(i)]);
+                    s[t][i] = ap_exp2(FFMA ? fmaf(s[t][i], mul, -mt[F::slot(i)]) : s[t][i] - mt[F::slot(i)]);
                     l[t][F::slot(i)] += s[t][i];
                 }
 #pragma unroll

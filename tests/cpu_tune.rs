@@ -588,7 +588,7 @@ fn measured_floats_survive_save_and_reload() {
         let mut e = entry(&[("rows", "4")], i % 3 == 0);
         x = (x * 1.618_033_988_749_895 + 1.0 / 3.0).fract() * 0.37;
         e.default_ms = x;
-        e.best_ms = x * 0.7071067811865476;
+        e.best_ms = x * std::f64::consts::FRAC_1_SQRT_2;
         e.spread_ms = x / 97.0;
         db.insert("gemv", &format!("q4_0.f16.b{i}"), e);
     }

@@ -298,13 +298,39 @@ fn attn_case<T: Element>(c: &AttnCase, path: Option<&str>, decode_mode: bool, se
         let dq = dev.upload(&q).unwrap();
         let mut out = dev.alloc::<T>(q.len()).unwrap();
         out.fill_bytes(0xff).unwrap();
+        let mut extra = Vec::new();
         if decode_mode {
             let mut plan = decode::DecodePlan::new(&dev, &batch, hq, c.hkv, c.hd).unwrap();
-            decode::decode(&dev, &s, &dq, &cache, &batch, &mut plan, &mut out, &c.p).unwrap();
+            // with splits, both merges (in the decode launch, by the merge kernel), each launched twice
+            // (the in-launch merge's counters must be back at zero for the second launch)
+            let fused = plan.fused_merge;
+            for (i, f) in [!fused, fused].into_iter().enumerate() {
+                if i == 0 && plan.splits == 1 {
+                    continue;
+                }
+                plan.fused_merge = f;
+                for _ in 0..2 {
+                    out.fill_bytes(0xff).unwrap();
+                    decode::decode(&dev, &s, &dq, &cache, &batch, &mut plan, &mut out, &c.p)
+                        .unwrap();
+                }
+                if i == 0 {
+                    extra.push((f, f32s(&out.to_vec().unwrap())));
+                }
+            }
         } else {
             prefill::prefill(&dev, &s, &dq, &cache, &batch, hq, &mut out, &c.p, path).unwrap();
         }
         let got = f32s(&out.to_vec().unwrap());
+        for (f, other) in &extra {
+            let e = rel_err(other, &got);
+            if !(e < tol(T::DTYPE)) {
+                fail(format!(
+                    "decode merge fused={f} vs fused={}: q{:?} kv{:?} hd{} g{}: rel diff {e}",
+                    !f, c.q_lens, c.kv_lens, c.hd, c.g
+                ));
+            }
+        }
         if !got.iter().all(|v| v.is_finite()) {
             fail(format!(
                 "NaN/unwritten output {:?} hd{} g{} {:?}",
@@ -473,6 +499,223 @@ fn prefill_scalar_path_matches_reference() {
         attn_case::<bf16>(c, Some("scalar"), false, 3000 + i as u64);
     }
     attn_case::<f16>(&prefill_cases()[3], Some("scalar"), false, 3999);
+    check_fails();
+}
+
+/// Configurations of the pipelined mma_sync loop other than the defaults: the bench's sweep candidates
+/// at hd64 / hd128 (each with the bf16 P split on and off, exp2's FFMA form off and on), two generic
+/// ones at every head size (spilling ones too: slower, still exact).
+fn pipe_configs(hd: usize) -> Vec<prefill::PipeConfig> {
+    let tiles: Vec<(usize, usize, usize, usize, bool)> = match hd {
+        128 => vec![
+            (128, 64, 8, 1, true),
+            (128, 32, 4, 2, false),
+            (128, 64, 4, 2, false),
+            (64, 64, 4, 1, true),
+        ],
+        64 => vec![
+            (128, 64, 4, 2, true),
+            (128, 128, 4, 2, true),
+            (64, 64, 4, 1, true),
+            (128, 64, 8, 1, true),
+        ],
+        _ => vec![(64, 64, 4, 1, true), (128, 32, 4, 2, false)],
+    };
+    let mut v = Vec::new();
+    for (bm, bn, nw, mt, qreg) in tiles {
+        for (psplit, ffma) in [(true, false), (false, false), (true, true), (false, true)] {
+            let mut c = prefill::PipeConfig::new(bm, bn, nw, mt, qreg);
+            c.psplit = psplit;
+            c.ffma = ffma;
+            if c != prefill::PipeConfig::default_for(hd) {
+                v.push(c);
+            }
+        }
+    }
+    v
+}
+
+/// One case for many pipelined configurations: inputs and the f64 reference made once, the output
+/// poisoned before every run. bf16 without the P split: P has 8 significant bits (the accuracy rule is
+/// 1.25 x torch's own bf16 error, 2.6e-3 on the bench's check), so 3e-3 instead of 2e-3.
+fn pipe_case<T: Element>(c: &AttnCase, cfgs: &[prefill::PipeConfig], seed: u64) {
+    let dev = device();
+    let s = dev.default_stream();
+    let (l, bt) = layout(&c.kv_lens, c.page, c.hkv, c.hd, seed);
+    let hq = c.hkv * c.g;
+    let mut cu = vec![0i32];
+    for q in &c.q_lens {
+        cu.push(cu.last().unwrap() + q);
+    }
+    let total = *cu.last().unwrap() as usize;
+    let q: Vec<T> = tv(total * hq * c.hd, seed + 1);
+    let kc: Vec<T> = tv(l.elements(), seed + 2);
+    let vc: Vec<T> = tv(l.elements(), seed + 3);
+    let keep = |t: usize| total < 300 || t % 37 == 0 || cu.contains(&(t as i32 + 1));
+    let want = prefill::attention_ref(
+        &f32s(&q),
+        &f32s(&kc),
+        &f32s(&vc),
+        &l,
+        &bt,
+        &cu,
+        &c.kv_lens,
+        hq,
+        &c.p,
+        keep,
+    );
+    let rows: Vec<usize> = (0..total).filter(|&t| keep(t)).collect();
+    let pick = |v: &[f32]| {
+        rows.iter()
+            .flat_map(|&t| v[t * hq * c.hd..][..hq * c.hd].to_vec())
+            .collect::<Vec<f32>>()
+    };
+    let want = pick(&want);
+    let mut cache = PagedCache::<T>::new(&dev, l, &bt).unwrap();
+    cache.k.copy_from_host(&kc).unwrap();
+    cache.v.copy_from_host(&vc).unwrap();
+    let batch = Batch::new(&dev, &cu, &c.kv_lens).unwrap();
+    let dq = dev.upload(&q).unwrap();
+    let mut out = dev.alloc::<T>(q.len()).unwrap();
+    for cfg in cfgs {
+        out.fill_bytes(0xff).unwrap();
+        let o = prefill::PrefillOptions {
+            path: Some("mma_sync"),
+            pipe: Some(*cfg),
+        };
+        let what = format!(
+            "prefill {} [{}] q{:?} kv{:?} hd{} g{} page{} {:?}",
+            T::DTYPE,
+            cfg.for_dtype(T::DTYPE),
+            c.q_lens,
+            c.kv_lens,
+            c.hd,
+            c.g,
+            c.page,
+            c.p
+        );
+        if let Err(e) = prefill::prefill_with(&dev, &s, &dq, &cache, &batch, hq, &mut out, &c.p, &o)
+        {
+            fail(format!("{what}: {e}"));
+            continue;
+        }
+        let e = rel_err(&pick(&f32s(&out.to_vec().unwrap())), &want);
+        let limit = if T::DTYPE == "bf16" && !cfg.psplit {
+            3e-3
+        } else {
+            tol(T::DTYPE)
+        };
+        if !(e < limit) {
+            fail(format!("{what}: rel err {e} (limit {limit})"));
+        }
+        eprintln!("{what}: rel err {e:.2e}");
+    }
+}
+
+#[test]
+#[ignore = "needs a GPU"]
+#[serial]
+fn prefill_pipe_configs_match_reference() {
+    let dev = device();
+    if prefill::native_path(dev.target()) != "mma_sync" {
+        eprintln!("skipped: {} has no mma_sync path", dev.target());
+        return;
+    }
+    // every instance compiled up front, in parallel (bf16 causal and full, f16 causal); registers and
+    // local memory of the bf16 causal ones printed for the record
+    let hds = [64usize, 80, 96, 128, 256];
+    let mut work = Vec::new();
+    for &hd in &hds {
+        for cfg in pipe_configs(hd) {
+            for (dt, causal) in [("bf16", true), ("bf16", false), ("f16", true)] {
+                let sp = prefill::spec_with(hd, dt, causal, "mma_sync", 32, Some(cfg)).unwrap();
+                if !work.iter().any(|(w, _)| *w == sp) {
+                    work.push((sp, dev.target().clone()));
+                }
+            }
+        }
+    }
+    let jit = rocmforge::jit::Jit::global();
+    for ((sp, _), r) in work.iter().zip(jit.compile_many_each(&work, 1, |_, _| {})) {
+        match r {
+            Ok(im) if sp.str("dtype") == "bf16" && sp.flag("causal") => {
+                let res = rocmforge::gpu::codeobj::resources(&im.image).unwrap();
+                if let Some(k) = res.iter().find(|k| k.name == sp.symbol()) {
+                    eprintln!(
+                        "{sp}: {} registers, {} B local memory{}",
+                        k.vgprs,
+                        k.scratch_bytes,
+                        if k.spills() { " (spills)" } else { "" }
+                    );
+                }
+            }
+            Ok(_) => {}
+            Err(e) => fail(format!("{sp}: {e}")),
+        }
+    }
+    for (i, hd) in hds.into_iter().enumerate() {
+        let cfgs = pipe_configs(hd);
+        let p = AttnParams::new(hd, true);
+        let cases = [
+            // ragged, chunked (kv longer than q), GQA 4, causal: q_len 1 (over a single key), 17, 1000
+            AttnCase {
+                q_lens: vec![1, 17, 1000],
+                kv_lens: vec![1, 40, 1003],
+                hd,
+                hkv: 2,
+                g: 4,
+                page: 16,
+                p,
+            },
+            // not causal, MQA 4: one query over 300 keys
+            AttnCase {
+                q_lens: vec![17, 1, 1000],
+                kv_lens: vec![17, 300, 1000],
+                hd,
+                hkv: 1,
+                g: 4,
+                page: 64,
+                p: AttnParams { causal: false, ..p },
+            },
+            // sliding window over a cached prefix (tiles skipped per wave)
+            AttnCase {
+                q_lens: vec![1000, 64],
+                kv_lens: vec![1500, 64],
+                hd,
+                hkv: 2,
+                g: 3,
+                page: 16,
+                p: AttnParams {
+                    causal: true,
+                    scale: 0.09,
+                    softcap: 0.0,
+                    window: 129,
+                },
+            },
+            // soft-cap: the FFMA form falls back to scores scaled first
+            AttnCase {
+                q_lens: vec![300],
+                kv_lens: vec![300],
+                hd,
+                hkv: 1,
+                g: 2,
+                page: 16,
+                p: AttnParams {
+                    causal: true,
+                    scale: 0.0625,
+                    softcap: 0.5,
+                    window: 0,
+                },
+            },
+        ];
+        for (j, c) in cases.iter().enumerate() {
+            let seed = 8000 + 10 * i as u64 + j as u64;
+            pipe_case::<bf16>(c, &cfgs, seed);
+            if j == 0 {
+                pipe_case::<f16>(c, &cfgs, seed + 5);
+            }
+        }
+    }
     check_fails();
 }
 

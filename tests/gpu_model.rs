@@ -2,7 +2,8 @@
 //! against HF transformers (SmolLM2), batched decode with graphs equal to single-sequence decode, and
 //! no device allocation inside decode steps. Models: .model/ (ROCMFORGE_MODEL_DIR); for Gemma 3 the
 //! real file when present, else ROCMFORGE_TEST_GEMMA (a `rocmforge gguf synth --preset gemma3-270m`
-//! file with the real shapes and quant types, random weights).
+//! file with the real shapes and quant types, random weights), likewise ROCMFORGE_TEST_SMOLLM2 for the
+//! SmolLM2 tests against the CPU (the HF comparison needs the real file).
 
 mod common;
 
@@ -14,10 +15,20 @@ use std::path::PathBuf;
 fn model_dir() -> PathBuf {
     PathBuf::from(std::env::var("ROCMFORGE_MODEL_DIR").unwrap_or_else(|_| ".model".into()))
 }
+/// The real SmolLM2 file, else ROCMFORGE_TEST_SMOLLM2 (a `rocmforge gguf synth --preset smollm2-135m
+/// --type q4_1` file: the real shapes, random weights) for the tests that compare with the CPU backend.
 fn smollm() -> PathBuf {
     let p = model_dir().join("smollm2-135m-instruct-q4_1.gguf");
-    assert!(p.exists(), "{} missing", p.display());
-    p
+    if p.exists() {
+        return p;
+    }
+    let s = PathBuf::from(std::env::var("ROCMFORGE_TEST_SMOLLM2").unwrap_or_default());
+    assert!(
+        s.exists(),
+        "{} missing (or set ROCMFORGE_TEST_SMOLLM2 to a synthetic file)",
+        p.display()
+    );
+    s
 }
 fn gemma() -> PathBuf {
     let real = model_dir().join("gemma-3-270m-q4_k_m.gguf");

@@ -1,7 +1,9 @@
 //! Decode attention over the paged cache (flash-decoding): `nq` query tokens per sequence (1 to a few),
 //! GQA-aware (a block reads each K/V page of its kv head once for all its query heads and tokens), split
-//! along the sequence (splits sized to fill the device), then a merge kernel (skipped with one split: the
-//! decode kernel then writes the output). One launch serves sequences of different lengths.
+//! along the sequence (splits sized to fill the device), then a merge: by the last block of each row group
+//! to finish, inside the decode launch (up to [`FUSE_MAX_SPLITS`] splits), or by a merge kernel (skipped
+//! with one split: the decode kernel then writes the output). One launch serves sequences of different
+//! lengths.
 
 use super::prefill::check_shapes;
 use super::{check_dtype16, AttnParams, Batch, PagedCache, DTYPES16, HEAD_DIMS};
@@ -18,6 +20,11 @@ const NW: usize = 4;
 /// Decode blocks to aim for per compute unit (over batch x kv heads x row groups x splits): enough that
 /// the last, partial round of blocks costs little, few enough that the parts stay small.
 const BLOCKS_PER_CU: usize = 8;
+/// Up to this many splits, the decode launch merges its own parts (the last block of each row group to
+/// finish reads every split's part of its rows): one launch instead of two, which is what a short decode
+/// step, bound by launches, wants. With more parts per row the merge kernel's grid of one block per row
+/// spreads that reading over the device.
+pub const FUSE_MAX_SPLITS: usize = 16;
 
 /// Tokens one block reads per iteration of its waves: the kernel's `DEC_NW * TPW * KT` (a wave reads
 /// TPW = wave / pow2ceil(head_dim / 8) tokens per 16-byte load and KT tokens per lane per iteration).
@@ -25,6 +32,19 @@ pub fn chunk_tokens(head_dim: usize, rows: usize, wave: usize) -> usize {
     let tpw = (wave / (head_dim / 8).next_power_of_two()).max(1);
     let kt = if rows >= 8 { 2 } else { 4 };
     NW * tpw * kt
+}
+
+/// cp.async stages per wave on NVIDIA sm_80+ (`DEC_ST` in attn_decode.hip).
+const STAGES: usize = 4;
+
+/// Dynamic shared memory of a decode block: the per-wave cp.async ring of K/V rows where the target
+/// has it (matrix cores of the mma.sync kind, the kernel's `RF_MMA_SYNC`), none elsewhere.
+pub fn shared_bytes(target: &crate::gpu::Target, rows: usize) -> usize {
+    if target.matrix_cores() != crate::gpu::MatrixCores::MmaSync {
+        return 0;
+    }
+    let kt = if rows >= 8 { 2 } else { 4 };
+    NW * STAGES * kt * 2 * target.wave_size as usize * 16
 }
 
 /// Splits per sequence: fill the device with about `BLOCKS_PER_CU` blocks per compute unit, each split
@@ -102,8 +122,24 @@ pub struct DecodePlan {
     pub row_groups: usize,
     pub splits: usize,
     pub split_tokens: usize,
+    /// Merge the parts inside the decode launch (set from [`FUSE_MAX_SPLITS`]; a caller may clear it
+    /// to compare with the merge kernel).
+    pub fused_merge: bool,
     o_part: Buffer<f32>,
     ml_part: Buffer<f32>,
+    /// Blocks finished per (sequence, kv head, row group), zero between launches.
+    counters: Buffer<i32>,
+}
+
+impl DecodePlan {
+    /// Kernel launches one [`decode`] call makes.
+    pub fn launches(&self) -> usize {
+        if self.splits > 1 && !self.fused_merge {
+            2
+        } else {
+            1
+        }
+    }
 }
 
 impl DecodePlan {
@@ -153,6 +189,8 @@ impl DecodePlan {
         let nrows = nseq * nq * hq;
         // one split: the decode kernel writes the output itself (no parts, no merge)
         let parts = if splits > 1 { splits } else { 0 };
+        let mut counters = dev.alloc::<i32>(nseq * n_kv_heads * row_groups)?;
+        counters.fill_bytes(0)?;
         Ok(DecodePlan {
             nq,
             hq,
@@ -160,8 +198,10 @@ impl DecodePlan {
             row_groups,
             splits,
             split_tokens,
+            fused_merge: splits <= FUSE_MAX_SPLITS,
             o_part: dev.alloc((nrows * parts * head_dim).max(1))?,
             ml_part: dev.alloc((nrows * parts * 2).max(1))?,
+            counters,
         })
     }
 }
@@ -187,6 +227,7 @@ pub fn decode<T: Element>(
     let parts = if plan.splits > 1 { plan.splits } else { 0 };
     if plan.split_tokens * plan.splits < batch.max_kv_len()
         || plan.o_part.len() != (batch.total_q() * plan.hq * parts * l.head_dim).max(1)
+        || plan.counters.len() < batch.nseq() * l.n_kv_heads * plan.row_groups
     {
         return Err(Error::op(
             "attn_decode",
@@ -203,7 +244,7 @@ pub fn decode<T: Element>(
     let cfg = LaunchConfig {
         grid,
         block: [NW as u32 * wave, 1, 1],
-        shared_bytes: 0,
+        shared_bytes: shared_bytes(dev.target(), plan.rows) as u32,
     };
     kern.launch(
         stream,
@@ -226,9 +267,11 @@ pub fn decode<T: Element>(
             (&mut plan.o_part).into(),
             (&mut plan.ml_part).into(),
             (&mut *out).into(),
+            (&mut plan.counters).into(),
+            (plan.fused_merge as i32).into(),
         ],
     )?;
-    if plan.splits == 1 {
+    if plan.splits == 1 || plan.fused_merge {
         return Ok(());
     }
     let merge = Jit::global().kernel(

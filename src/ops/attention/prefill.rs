@@ -73,18 +73,142 @@ pub static FAMILY: Family = Family {
             s.wave(),
             s.flag("pipe"),
         );
-        format!(
-            "#define RF_ATTN_BM {}\n#define RF_ATTN_BN {}\n#define RF_ATTN_NWARP {}\n#define RF_ATTN_LPR {}\n\
-             #define RF_ATTN_CSPLIT {}\n#define RF_ATTN_MT {}\n#define RF_ATTN_QREG {}\n#define RF_ATTN_PIPE {}\n",
-            t.bm,
-            t.bn,
-            t.nwarp,
-            t.lpr,
-            t.csplit,
-            t.mt,
-            t.qreg as u8,
-            (t.stages > 1) as u8
-        )
+        // the default pipelined loop splits a bf16 P (the AMD paths and the shared loop always do)
+        preamble_of(&t, true, false)
+    },
+};
+
+/// The defines the kernel reads its tiles and choices from (`RF_ATTN_*`, see attn_prefill.hip).
+fn preamble_of(t: &Tiles, psplit: bool, ffma: bool) -> String {
+    format!(
+        "#define RF_ATTN_BM {}\n#define RF_ATTN_BN {}\n#define RF_ATTN_NWARP {}\n#define RF_ATTN_LPR {}\n\
+         #define RF_ATTN_CSPLIT {}\n#define RF_ATTN_MT {}\n#define RF_ATTN_QREG {}\n#define RF_ATTN_PIPE {}\n\
+         #define RF_ATTN_PSPLIT {}\n#define RF_ATTN_FFMA {}\n",
+        t.bm,
+        t.bn,
+        t.nwarp,
+        t.lpr,
+        t.csplit,
+        t.mt,
+        t.qreg as u8,
+        (t.stages > 1) as u8,
+        psplit as u8,
+        ffma as u8
+    )
+}
+
+/// Values the explicit pipelined tiles may take (`PIPE_FAMILY`; combinations checked by
+/// [`PipeConfig::check`]).
+const PIPE_BM: &[i64] = &[16, 32, 48, 64, 96, 128, 192, 256];
+const PIPE_BN: &[i64] = &[16, 32, 48, 64, 96, 128, 192, 256];
+const PIPE_NWARP: &[i64] = &[1, 2, 4, 8, 16];
+const PIPE_MT: &[i64] = &[1, 2, 3, 4];
+/// Largest dynamic shared memory of any NVIDIA target (sm_90's opt-in, 227 KiB); the device's own limit
+/// is checked when launching.
+const PIPE_MAX_SHARED: usize = 227 * 1024;
+
+/// The mma_sync pipelined tile loop with explicit tiles and choices ([`PipeConfig`]): what
+/// [`PrefillOptions::pipe`] and `ROCMFORGE_ATTN_TILES` build, for experiments and the bench's sweep.
+/// Same kernel text and instance template as [`FAMILY`]; not in `ops::families()`, so `compile --all`
+/// does not enumerate its (many) combinations. A configuration equal to the default builds [`FAMILY`]'s
+/// instance instead (one code object, one URI).
+pub static PIPE_FAMILY: Family = Family {
+    name: "attn_prefill_mma",
+    doc: "prefill attention, the mma_sync pipelined tile loop with explicit tiles (experiments)",
+    body: "attn_prefill.hip",
+    instance: "attn_prefill.inst",
+    params: &[
+        ParamDef {
+            name: "head_dim",
+            kind: ParamKind::Int {
+                prefix: "hd",
+                values: HEAD_DIMS,
+            },
+            doc: "head size",
+        },
+        ParamDef {
+            name: "dtype",
+            kind: ParamKind::Choice { values: DTYPES16 },
+            doc: "Q/K/V/O element type",
+        },
+        ParamDef {
+            name: "causal",
+            kind: ParamKind::Flag {
+                on: "causal",
+                off: "full",
+            },
+            doc: "causal mask",
+        },
+        ParamDef {
+            name: "bm",
+            kind: ParamKind::Int {
+                prefix: "m",
+                values: PIPE_BM,
+            },
+            doc: "query rows per block (16 * mt * nwarp)",
+        },
+        ParamDef {
+            name: "bn",
+            kind: ParamKind::Int {
+                prefix: "n",
+                values: PIPE_BN,
+            },
+            doc: "keys per K/V tile",
+        },
+        ParamDef {
+            name: "nwarp",
+            kind: ParamKind::Int {
+                prefix: "x",
+                values: PIPE_NWARP,
+            },
+            doc: "waves per block",
+        },
+        ParamDef {
+            name: "mt",
+            kind: ParamKind::Int {
+                prefix: "t",
+                values: PIPE_MT,
+            },
+            doc: "m16 tiles per wave",
+        },
+        ParamDef {
+            name: "qreg",
+            kind: ParamKind::Flag {
+                on: "qreg",
+                off: "qsmem",
+            },
+            doc: "Q fragments in registers (else read from shared memory every tile)",
+        },
+        ParamDef {
+            name: "psplit",
+            kind: ParamKind::Flag {
+                on: "split",
+                off: "nosplit",
+            },
+            doc: "bf16: P as hi + lo bf16 parts in P.V (f16: always off)",
+        },
+        ParamDef {
+            name: "ffma",
+            kind: ParamKind::Flag {
+                on: "ffma",
+                off: "fmul",
+            },
+            doc: "exp2 of s * c - m * c in one FFMA, scores left unscaled (positive scale, no soft-cap)",
+        },
+    ],
+    validate: |s| {
+        if s.wave() != 32 {
+            return Err("the mma_sync path needs wave32".into());
+        }
+        if s.flag("psplit") && s.str("dtype") != "bf16" {
+            return Err("only a bf16 P is split (psplit needs dtype bf16)".into());
+        }
+        PipeConfig::of_spec(s).check(s.int("head_dim") as usize)
+    },
+    applies: |_, t| t.matrix_cores() == MatrixCores::MmaSync,
+    preamble: |s| {
+        let c = PipeConfig::of_spec(s);
+        preamble_of(&c.tiles(s.int("head_dim") as usize), c.psplit, c.ffma)
     },
 };
 
@@ -156,32 +280,7 @@ pub fn tiles_for(path: &str, hd: usize, wave: u32, pipe: bool) -> Tiles {
     let wave = wave as usize;
     let ld = hd + 8;
     if path == "mma_sync" && pipe {
-        // (bm, bn, nwarp, mt, qreg); registers (f32 S, f32 O, u32 Q fragments per lane):
-        // mt * bn / 2 + mt * hd / 2 + (qreg ? mt * hd / 4 : 0), under 255 with no spills for every
-        // head_dim, dtype and mask on sm_80 / sm_90 (`rocmforge compile --report --deny-spills`).
-        // Tried and left out for spills (sm_90 unless said): mt 2 with qreg at hd96 (8 B, bf16) and
-        // hd128 (56-88 B); hd128 at 128x32 4w mt 2 without qreg (spill-free on sm_90, 8 B on sm_80
-        // bf16: halves K/V shared-memory reads per mma, worth a timing); __launch_bounds__(.., 2) for
-        // 8-wave hd128 (128 registers: 216-264 B).
-        let (bm, bn, nwarp, mt, qreg) = match hd {
-            64 => (128, 64, 4, 2, true),
-            80 => (128, 32, 4, 2, true),
-            96 => (128, 32, 4, 2, false),
-            128 => (128, 64, 8, 1, true),
-            _ => (64, 32, 4, 1, false),
-        };
-        let rows = 4 * bn + if qreg { 0 } else { bm };
-        return Tiles {
-            bm,
-            bn,
-            nwarp,
-            lpr: 1,
-            csplit: 1,
-            mt,
-            qreg,
-            stages: 2,
-            shared: rows * ld * 2,
-        };
+        return PipeConfig::default_for(hd).tiles(hd);
     }
     let (bm, bn, nwarp, lpr, csplit, scratch) = match path {
         "scalar" => {
@@ -219,6 +318,250 @@ pub fn tiles_for(path: &str, hd: usize, wave: u32, pipe: bool) -> Tiles {
     }
 }
 
+/// Configuration of the mma_sync pipelined tile loop (`attn_prefill_mma`): its tiles and two choices
+/// of its inner loop. [`PipeConfig::default_for`] runs unless [`PrefillOptions::pipe`] or
+/// `ROCMFORGE_ATTN_TILES` ([`env_pipe_config`]) say otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PipeConfig {
+    /// Query rows per block: 16 * mt * nwarp.
+    pub bm: usize,
+    /// Keys per K/V tile (a multiple of 16).
+    pub bn: usize,
+    /// Waves per block.
+    pub nwarp: usize,
+    /// m16 tiles (16 query rows each) per wave: each K/V fragment read from shared memory feeds mt mma.
+    pub mt: usize,
+    /// Q fragments kept in registers (Q staged in the K/V stages: bm <= 4 * bn); else Q has its own
+    /// shared-memory rows and is read with ldmatrix at every K tile.
+    pub qreg: bool,
+    /// bf16 only: P split into hi + lo bf16 parts for P.V (two mma per V fragment; ~2^-16 instead of
+    /// ~2^-9 relative rounding of P). Ignored (off) for f16, whose P is never split.
+    pub psplit: bool,
+    /// Scores left unscaled and exp2 taking one FFMA (`s * c - m * c`, c = scale * log2(e)) instead of a
+    /// multiply per score and a subtract (FlashAttention-2's form). Applies with a positive scale and no
+    /// soft-cap; otherwise the kernel keeps the multiply.
+    pub ffma: bool,
+}
+
+impl PipeConfig {
+    /// The configuration the pipelined loop runs with at `hd` unless told otherwise.
+    pub fn default_for(hd: usize) -> PipeConfig {
+        // (bm, bn, nwarp, mt, qreg); registers (f32 S, f32 O, u32 Q fragments per lane):
+        // mt * bn / 2 + mt * hd / 2 + (qreg ? mt * hd / 4 : 0), under 255 with no spills for every
+        // head_dim, dtype and mask on sm_80 / sm_90 (`rocmforge compile --report --deny-spills`).
+        // Tried and left out for spills (sm_90 unless said): mt 2 with qreg at hd96 (8 B, bf16) and
+        // hd128 (56-88 B); hd128 at 128x32 4w mt 2 without qreg (spill-free on sm_90, 8 B on sm_80
+        // bf16: halves K/V shared-memory reads per mma, worth a timing); __launch_bounds__(.., 2) for
+        // 8-wave hd128 (128 registers: 216-264 B).
+        let (bm, bn, nwarp, mt, qreg) = match hd {
+            64 => (128, 64, 4, 2, true),
+            80 => (128, 32, 4, 2, true),
+            96 => (128, 32, 4, 2, false),
+            128 => (128, 64, 8, 1, true),
+            _ => (64, 32, 4, 1, false),
+        };
+        PipeConfig {
+            bm,
+            bn,
+            nwarp,
+            mt,
+            qreg,
+            psplit: true,
+            ffma: false,
+        }
+    }
+
+    /// Tiles `(bm, bn, nwarp, mt, qreg)` with the defaults' choices (bf16 P split on, FFMA form off).
+    pub fn new(bm: usize, bn: usize, nwarp: usize, mt: usize, qreg: bool) -> PipeConfig {
+        PipeConfig {
+            bm,
+            bn,
+            nwarp,
+            mt,
+            qreg,
+            psplit: true,
+            ffma: false,
+        }
+    }
+
+    /// The configuration of a [`PIPE_FAMILY`] spec.
+    fn of_spec(s: &KernelSpec) -> PipeConfig {
+        PipeConfig {
+            bm: s.int("bm") as usize,
+            bn: s.int("bn") as usize,
+            nwarp: s.int("nwarp") as usize,
+            mt: s.int("mt") as usize,
+            qreg: s.flag("qreg"),
+            psplit: s.flag("psplit"),
+            ffma: s.flag("ffma"),
+        }
+    }
+
+    /// As the kernel runs it for `dtype`: an f16 P is never split.
+    pub fn for_dtype(mut self, dtype: &str) -> PipeConfig {
+        self.psplit &= dtype == "bf16";
+        self
+    }
+
+    /// The block tiling (launch geometry and shared memory) of this configuration at `hd`.
+    pub fn tiles(&self, hd: usize) -> Tiles {
+        let rows = 4 * self.bn + if self.qreg { 0 } else { self.bm };
+        Tiles {
+            bm: self.bm,
+            bn: self.bn,
+            nwarp: self.nwarp,
+            lpr: 1,
+            csplit: 1,
+            mt: self.mt,
+            qreg: self.qreg,
+            stages: 2,
+            shared: rows * (hd + 8) * 2,
+        }
+    }
+
+    /// The kernel's static_asserts (attn_prefill_mma), checked before rendering: `bm == 16 * mt *
+    /// nwarp`, `bn % 16 == 0`, Q staged in the K/V stages (`qreg => bm <= 4 * bn`), and the shared
+    /// memory within what any NVIDIA target allows (the device's own limit is checked at launch).
+    pub fn check(&self, hd: usize) -> std::result::Result<(), String> {
+        let c = self;
+        for (name, v, list) in [
+            ("bm", c.bm, PIPE_BM),
+            ("bn", c.bn, PIPE_BN),
+            ("nwarp", c.nwarp, PIPE_NWARP),
+            ("mt", c.mt, PIPE_MT),
+        ] {
+            if !list.contains(&(v as i64)) {
+                let l: Vec<String> = list.iter().map(|x| x.to_string()).collect();
+                return Err(format!("{name} {v} not one of {}", l.join(", ")));
+            }
+        }
+        if c.bm != 16 * c.mt * c.nwarp {
+            return Err(format!(
+                "bm {} must be 16 * mt * nwarp = 16 * {} * {}",
+                c.bm, c.mt, c.nwarp
+            ));
+        }
+        if c.bn % 16 != 0 {
+            return Err(format!("bn {} must be a multiple of 16", c.bn));
+        }
+        if c.qreg && c.bm > 4 * c.bn {
+            return Err(format!(
+                "qreg stages Q in the K/V stages: needs bm {} <= 4 * bn {}",
+                c.bm, c.bn
+            ));
+        }
+        let shared = c.tiles(hd).shared;
+        if shared > PIPE_MAX_SHARED {
+            return Err(format!(
+                "{shared} bytes of shared memory at hd{hd}; at most {PIPE_MAX_SHARED}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Parse `bm,bn,nwarp,mt,qreg[,psplit[,ffma]]` (flags as 0/1, true/false, on/off, yes/no; psplit
+    /// defaults to on, ffma to off), e.g. `128,64,4,2,0` or `64,64,4,1,1,0,1`.
+    pub fn parse(text: &str) -> std::result::Result<PipeConfig, String> {
+        let f: Vec<&str> = text.split(',').map(str::trim).collect();
+        if !(5..=7).contains(&f.len()) {
+            return Err(format!(
+                "`{text}`: {} fields; expected bm,bn,nwarp,mt,qreg[,psplit[,ffma]]",
+                f.len()
+            ));
+        }
+        let num = |i: usize, name: &str| {
+            f[i].parse::<usize>()
+                .map_err(|_| format!("`{text}`: {name} `{}` is not a number", f[i]))
+        };
+        let flag = |i: usize, name: &str, default: bool| match f.get(i).copied() {
+            None => Ok(default),
+            Some("1" | "true" | "on" | "yes") => Ok(true),
+            Some("0" | "false" | "off" | "no") => Ok(false),
+            Some(x) => Err(format!("`{text}`: {name} `{x}` is not 0/1")),
+        };
+        Ok(PipeConfig {
+            bm: num(0, "bm")?,
+            bn: num(1, "bn")?,
+            nwarp: num(2, "nwarp")?,
+            mt: num(3, "mt")?,
+            qreg: flag(4, "qreg", false)?,
+            psplit: flag(5, "psplit", true)?,
+            ffma: flag(6, "ffma", false)?,
+        })
+    }
+}
+
+impl std::fmt::Display for PipeConfig {
+    /// `128x64 8w mt1 qreg split fmul`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}x{} {}w mt{} {} {} {}",
+            self.bm,
+            self.bn,
+            self.nwarp,
+            self.mt,
+            if self.qreg { "qreg" } else { "qsmem" },
+            if self.psplit { "split" } else { "nosplit" },
+            if self.ffma { "ffma" } else { "fmul" }
+        )
+    }
+}
+
+/// `ROCMFORGE_ATTN_TILES`: the pipelined mma_sync configuration for head size `hd`, if the variable
+/// names one. Entries separated by `;` (or spaces), each `bm,bn,nwarp,mt,qreg[,psplit[,ffma]]` for
+/// every head size or `hdN:...` for one (which wins), e.g. `hd128:128,64,4,2,0;hd64:64,64,4,1,1,0`.
+/// A malformed or invalid value is an error naming the variable (never silently the default).
+/// Ignored where the pipelined loop does not run (other paths, `ROCMFORGE_ATTN_PIPELINE=0`).
+pub fn env_pipe_config(hd: usize) -> Result<Option<PipeConfig>> {
+    const VAR: &str = "ROCMFORGE_ATTN_TILES";
+    let Ok(text) = std::env::var(VAR) else {
+        return Ok(None);
+    };
+    parse_tiles_var(&text, hd).map_err(|why| {
+        Error::op(
+            "attn_prefill",
+            format!(
+                "{VAR}={text}: {why} (format: [hdN:]bm,bn,nwarp,mt,qreg[,psplit[,ffma]] entries separated by ';')"
+            ),
+        )
+    })
+}
+
+/// [`env_pipe_config`]'s parser: every entry is parsed and checked (at its own head size, or at `hd`
+/// for one without), so a typo fails whatever head size asks.
+fn parse_tiles_var(text: &str, hd: usize) -> std::result::Result<Option<PipeConfig>, String> {
+    let (mut any, mut mine) = (None, None);
+    for entry in text
+        .split(|c: char| c == ';' || c.is_whitespace())
+        .filter(|e| !e.is_empty())
+    {
+        let (at, cfg) = match entry.split_once(':') {
+            Some((h, c)) => {
+                let n = h.trim().trim_start_matches("hd");
+                let at: usize = n
+                    .parse()
+                    .map_err(|_| format!("`{h}` is not a head size (hd64, hd128, ...)"))?;
+                if !HEAD_DIMS.contains(&(at as i64)) {
+                    return Err(format!("no head size {at}"));
+                }
+                (Some(at), c)
+            }
+            None => (None, entry),
+        };
+        let c = PipeConfig::parse(cfg)?;
+        c.check(at.unwrap_or(hd))?;
+        match at {
+            Some(at) if at == hd => mine = Some(c),
+            Some(_) => {}
+            None => any = Some(c),
+        }
+    }
+    Ok(mine.or(any))
+}
+
+/// The instance `prefill` runs: the pipelined mma_sync configuration from `ROCMFORGE_ATTN_TILES` when
+/// it names one (mma_sync with the pipeline on), else the path's default tiles.
 pub fn spec(
     head_dim: usize,
     dtype: &str,
@@ -226,17 +569,90 @@ pub fn spec(
     path: &str,
     wave: u32,
 ) -> Result<KernelSpec> {
+    let cfg = if path == "mma_sync" && mma_sync_pipeline() {
+        env_pipe_config(head_dim)?
+    } else {
+        None
+    };
+    spec_with(head_dim, dtype, causal, path, wave, cfg)
+}
+
+/// [`spec`] with an explicit pipelined mma_sync configuration (`None`: the path's default tiles and
+/// `ROCMFORGE_ATTN_PIPELINE`, not `ROCMFORGE_ATTN_TILES`). `Some` needs path `mma_sync`; it is the
+/// default instance ([`FAMILY`]) when equal to the default, else a [`PIPE_FAMILY`] one (its URI names
+/// the tiles, e.g. `attn_prefill_mma.hd128.bf16.causal.m128.n64.x4.t2.qsmem.nosplit.fmul.w32`).
+pub fn spec_with(
+    head_dim: usize,
+    dtype: &str,
+    causal: bool,
+    path: &str,
+    wave: u32,
+    pipe: Option<PipeConfig>,
+) -> Result<KernelSpec> {
+    let default = |pipe: bool| {
+        KernelSpec::new(
+            &FAMILY,
+            &[
+                ("head_dim", head_dim.into()),
+                ("dtype", dtype.into()),
+                ("causal", causal.into()),
+                ("path", path.into()),
+                ("pipe", pipe.into()),
+            ],
+            wave,
+        )
+    };
+    let Some(c) = pipe else {
+        return default(path == "mma_sync" && mma_sync_pipeline());
+    };
+    if path != "mma_sync" {
+        return Err(Error::InvalidSpec {
+            spec: FAMILY.name.into(),
+            reason: format!(
+                "pipelined tiles ({c}) are the mma_sync path's; path {path} has its own tiles"
+            ),
+        });
+    }
+    let c = c.for_dtype(dtype);
+    if c == PipeConfig::default_for(head_dim).for_dtype(dtype) {
+        return default(true);
+    }
     KernelSpec::new(
-        &FAMILY,
+        &PIPE_FAMILY,
         &[
             ("head_dim", head_dim.into()),
             ("dtype", dtype.into()),
             ("causal", causal.into()),
-            ("path", path.into()),
-            ("pipe", (path == "mma_sync" && mma_sync_pipeline()).into()),
+            ("bm", c.bm.into()),
+            ("bn", c.bn.into()),
+            ("nwarp", c.nwarp.into()),
+            ("mt", c.mt.into()),
+            ("qreg", c.qreg.into()),
+            ("psplit", c.psplit.into()),
+            ("ffma", c.ffma.into()),
         ],
         wave,
     )
+}
+
+/// The tiles an instance of [`FAMILY`] or [`PIPE_FAMILY`] was rendered with (launch geometry).
+pub fn spec_tiles(s: &KernelSpec) -> Tiles {
+    let hd = s.int("head_dim") as usize;
+    if s.family().name == PIPE_FAMILY.name {
+        PipeConfig::of_spec(s).tiles(hd)
+    } else {
+        tiles_for(s.str("path"), hd, s.wave(), s.flag("pipe"))
+    }
+}
+
+/// Choices of one [`prefill_with`] call beyond the shapes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PrefillOptions<'a> {
+    /// Matrix path (None: the target's native one).
+    pub path: Option<&'a str>,
+    /// The mma_sync pipelined loop's configuration (None: `ROCMFORGE_ATTN_TILES` if set, else the
+    /// default). Needs the mma_sync path.
+    pub pipe: Option<PipeConfig>,
 }
 
 /// Check the shapes shared by prefill and decode; returns (hq, total_q).
@@ -285,6 +701,7 @@ pub(crate) fn check_shapes<T: bytemuck::Pod>(
 
 /// Prefill attention: `out[t][h] = softmax(q[t][h] . K^T * scale) V` over the sequence's cached keys.
 /// `path` picks the matrix path (None: the target's native one).
+#[allow(clippy::too_many_arguments)]
 pub fn prefill<T: Element>(
     dev: &Device,
     stream: &Stream,
@@ -296,11 +713,28 @@ pub fn prefill<T: Element>(
     p: &AttnParams,
     path: Option<&str>,
 ) -> Result<()> {
+    let o = PrefillOptions { path, pipe: None };
+    prefill_with(dev, stream, q, cache, batch, hq, out, p, &o)
+}
+
+/// [`prefill`] with [`PrefillOptions`] (the path, and explicit pipelined mma_sync tiles).
+#[allow(clippy::too_many_arguments)]
+pub fn prefill_with<T: Element>(
+    dev: &Device,
+    stream: &Stream,
+    q: &Buffer<T>,
+    cache: &PagedCache<T>,
+    batch: &Batch,
+    hq: usize,
+    out: &mut Buffer<T>,
+    p: &AttnParams,
+    opts: &PrefillOptions,
+) -> Result<()> {
     check_dtype16("attn_prefill", T::DTYPE)?;
     let l = cache.layout;
     check_shapes("attn_prefill", q, out, &l, cache.nseq(), batch, hq, p)?;
     let t = dev.target();
-    let path = path.unwrap_or_else(|| native_path(t));
+    let path = opts.path.unwrap_or_else(|| native_path(t));
     if !path_applies(path, t) {
         return Err(Error::op(
             "attn_prefill",
@@ -313,11 +747,21 @@ pub fn prefill<T: Element>(
     if batch.total_q() == 0 {
         return Ok(());
     }
-    let tl = tiles(path, l.head_dim, t.wave_size);
-    let kern = Jit::global().kernel(
-        dev,
-        &spec(l.head_dim, T::DTYPE, p.causal, path, t.wave_size)?,
-    )?;
+    let sp = match opts.pipe {
+        Some(c) => spec_with(l.head_dim, T::DTYPE, p.causal, path, t.wave_size, Some(c))?,
+        None => spec(l.head_dim, T::DTYPE, p.causal, path, t.wave_size)?,
+    };
+    let tl = spec_tiles(&sp);
+    if tl.shared > t.shared_per_block_optin as usize && !t.is_emulated() {
+        return Err(Error::op(
+            "attn_prefill",
+            format!(
+                "{sp} needs {} bytes of shared memory; {t} allows {}",
+                tl.shared, t.shared_per_block_optin
+            ),
+        ));
+    }
+    let kern = Jit::global().kernel(dev, &sp)?;
     let grid = [
         batch.max_q_len().div_ceil(tl.bm) as u32,
         hq as u32,
@@ -415,4 +859,144 @@ pub fn attention_ref(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipe_config_parse_and_check() {
+        let c = PipeConfig::parse("128, 64,4,2,0").unwrap();
+        assert_eq!(c, PipeConfig::new(128, 64, 4, 2, false));
+        assert!(c.psplit && !c.ffma);
+        let c = PipeConfig::parse("64,64,4,1,1,off,1").unwrap();
+        assert!(c.qreg && !c.psplit && c.ffma);
+        assert_eq!(c.to_string(), "64x64 4w mt1 qreg nosplit ffma");
+        for bad in [
+            "",
+            "128,64,4,2",
+            "128,64,4,2,0,1,1,1",
+            "128,x,4,2,0",
+            "128,64,4,2,maybe",
+        ] {
+            assert!(PipeConfig::parse(bad).is_err(), "{bad}");
+        }
+        assert!(PipeConfig::new(128, 64, 4, 2, false).check(128).is_ok());
+        for (c, what) in [
+            (PipeConfig::new(128, 64, 4, 1, true), "16 * mt * nwarp"),
+            (PipeConfig::new(64, 24, 4, 1, true), "not one of"),
+            (PipeConfig::new(256, 32, 8, 2, true), "bm 256 <= 4 * bn 32"),
+            (
+                PipeConfig::new(256, 256, 8, 2, false),
+                "bytes of shared memory",
+            ),
+            (PipeConfig::new(80, 64, 5, 1, true), "bm 80 not one of"),
+        ] {
+            let e = c.check(128).unwrap_err();
+            assert!(e.contains(what), "{c}: {e}");
+        }
+        for hd in [64usize, 80, 96, 128, 256] {
+            let d = PipeConfig::default_for(hd);
+            assert!(d.check(hd).is_ok(), "hd{hd}");
+            assert_eq!(d.tiles(hd), tiles_for("mma_sync", hd, 32, true));
+        }
+    }
+
+    #[test]
+    fn tiles_variable() {
+        assert_eq!(parse_tiles_var("", 128).unwrap(), None);
+        let v = "hd128:128,64,4,2,0; 64,64,4,1,1,0";
+        assert_eq!(
+            parse_tiles_var(v, 128).unwrap(),
+            Some(PipeConfig::new(128, 64, 4, 2, false))
+        );
+        let mut c = PipeConfig::new(64, 64, 4, 1, true);
+        c.psplit = false;
+        assert_eq!(parse_tiles_var(v, 64).unwrap(), Some(c));
+        assert_eq!(parse_tiles_var("hd64:64,64,4,1,1", 128).unwrap(), None);
+        // every entry is checked, whatever head size asks
+        assert!(parse_tiles_var("hd64:64,64,4,1,1;hd128:128,64,4,1,1", 64).is_err());
+        assert!(parse_tiles_var("hd100:64,64,4,1,1", 64).is_err());
+        assert!(parse_tiles_var("hdx:64,64,4,1,1", 64).is_err());
+        assert!(parse_tiles_var("128,64,4,2", 64).is_err());
+    }
+
+    #[test]
+    fn explicit_tiles_name_their_instance() {
+        let d = PipeConfig::default_for(128);
+        // the default configuration is the default instance
+        let s = spec_with(128, "bf16", true, "mma_sync", 32, Some(d)).unwrap();
+        assert_eq!(s.uri(), "attn_prefill.hd128.bf16.causal.mma_sync.pipe.w32");
+        let mut c = PipeConfig::new(128, 64, 4, 2, false);
+        c.psplit = false;
+        let s = spec_with(128, "bf16", true, "mma_sync", 32, Some(c)).unwrap();
+        assert_eq!(
+            s.uri(),
+            "attn_prefill_mma.hd128.bf16.causal.m128.n64.x4.t2.qsmem.nosplit.fmul.w32"
+        );
+        assert_eq!(spec_tiles(&s), c.tiles(128));
+        assert_eq!(spec_tiles(&s).shared, (4 * 64 + 128) * 136 * 2);
+        // f16 never splits P: the split flag is dropped, so split on/off is one instance
+        let f = spec_with(64, "f16", false, "mma_sync", 32, Some(c)).unwrap();
+        c.psplit = true;
+        let g = spec_with(64, "f16", false, "mma_sync", 32, Some(c)).unwrap();
+        assert_eq!(f.uri(), g.uri());
+        assert!(f.uri().contains(".nosplit."), "{f}");
+        let mut d16 = PipeConfig::default_for(64);
+        d16.psplit = false;
+        assert_eq!(
+            spec_with(64, "f16", true, "mma_sync", 32, Some(d16))
+                .unwrap()
+                .uri(),
+            "attn_prefill.hd64.f16.causal.mma_sync.pipe.w32"
+        );
+        // every choice is part of the name
+        let mut e = d;
+        e.ffma = true;
+        let s1 = spec_with(128, "bf16", true, "mma_sync", 32, Some(e)).unwrap();
+        e.psplit = false;
+        let s2 = spec_with(128, "bf16", true, "mma_sync", 32, Some(e)).unwrap();
+        assert_ne!(s1.uri(), s2.uri());
+        // errors: other paths, wave64, invalid tiles
+        assert!(spec_with(128, "bf16", true, "scalar", 32, Some(d)).is_err());
+        assert!(spec_with(128, "bf16", true, "mma_sync", 64, Some(c)).is_err());
+        let e = spec_with(
+            128,
+            "bf16",
+            true,
+            "mma_sync",
+            32,
+            Some(PipeConfig::new(128, 64, 4, 1, true)),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("16 * mt * nwarp"), "{e}");
+    }
+
+    #[test]
+    fn explicit_tiles_render() {
+        let t = Target::named("sm_90").unwrap();
+        let mut c = PipeConfig::new(64, 64, 4, 1, true);
+        c.psplit = false;
+        c.ffma = true;
+        let s = spec_with(128, "bf16", true, "mma_sync", 32, Some(c)).unwrap();
+        let src = crate::jit::template::render(&s, &t).unwrap();
+        for d in [
+            "#define RF_ATTN_BM 64\n",
+            "#define RF_ATTN_BN 64\n",
+            "#define RF_ATTN_NWARP 4\n",
+            "#define RF_ATTN_MT 1\n",
+            "#define RF_ATTN_QREG 1\n",
+            "#define RF_ATTN_PIPE 1\n",
+            "#define RF_ATTN_PSPLIT 0\n",
+            "#define RF_ATTN_FFMA 1\n",
+        ] {
+            assert!(src.contains(d), "{d}");
+        }
+        assert!(src.contains("attn_prefill_mma<rf_bf16, 128, true>("));
+        let d = spec(128, "bf16", true, "mma_sync", 32).unwrap();
+        let src = crate::jit::template::render(&d, &t).unwrap();
+        assert!(src.contains("#define RF_ATTN_PSPLIT 1\n#define RF_ATTN_FFMA 0\n"));
+    }
 }
