@@ -15,6 +15,11 @@
 //    per 16 columns: 16 W rows as M (integer codes, exact in f16/bf16), the 8 right-hand sides as N,
 //    x staged in shared memory; per scale group (16 or 32 columns) the f32 tile is scaled per row
 //    and added to the accumulators (and a tile of ones gives sum x for formats with a minimum).
+//
+// GLU epilogue (SIMT only; GLU 1 = SiLU, 2 = GELU-tanh): W is [gate; up] stacked, 2 * rows rows, and
+// y[b][j] = act(gate_j . x_b) * (up_j . x_b) for j < rows. A block's R outputs take R gate rows and
+// the R up rows rows + row0 .. (row groups over both halves, each clamped to its own half), and the
+// activation is applied to the f32 sums before the one rounding to T.
 
 template <typename T>
 RF_DEVICE void rf_load8(const T* RF_RESTRICT p, float* v);
@@ -231,27 +236,43 @@ RF_DEVICE void rf_gv_store(uint4* st, const uint4* v, int lane) {
     }
 }
 
-template <typename F, typename T, int B, int R, int RG, int NW>
+// The gated activations of the GLU epilogue: the arithmetic of glue.hip's glue_silu / glue_gelu_tanh.
+template <int GLU>
+RF_DEVICE float rf_glu_act(float g) {
+    if constexpr (GLU == 2) {
+        const float k = 0.7978845608028654f;  // sqrt(2 / pi)
+        return 0.5f * g * (1.0f + tanhf(k * (g + 0.044715f * g * g * g)));
+    } else {
+        return g / (1.0f + __expf(-g));
+    }
+}
+
+template <typename F, typename T, int B, int R, int RG, int NW, int GLU>
 RF_DEVICE void rf_gemv_simt(const uint8_t* RF_RESTRICT w, const T* RF_RESTRICT x, T* RF_RESTRICT y, int rows, int cols, int batch) {
     using G = rf_gv<F>;
     using C = rf_gv_chunk<F, RG>;
     static_assert(R % RG == 0, "row groups");
+    static_assert(GLU >= 0 && GLU <= 2, "GLU: 0 none, 1 SiLU, 2 GELU-tanh");
+    constexpr int NR = GLU ? 2 * R : R;  // rows of W per block: R outputs (GLU: R gate + R up rows)
     __shared__ uint4 stage[NW][RG * C::RV];
-    __shared__ float red[NW][R * B];
+    __shared__ float red[NW][NR * B];
     const int lane = threadIdx.x % RF_WAVE, wid = threadIdx.x / RF_WAVE;
     const int row0 = blockIdx.x * R;
     const int nb = cols / F::QK, n_oct = nb * C::OPB;
     const int nchunks = (nb + C::CB - 1) / C::CB;
     const long long row_bytes = (long long)nb * F::BYTES;
-    const uint8_t* wend = w + (long long)rows * row_bytes;
+    const uint8_t* wend = w + (long long)(GLU ? 2 * rows : rows) * row_bytes;
     const T* xb[B];
 #pragma unroll
     for (int b = 0; b < B; ++b) xb[b] = x + (long long)min(b, batch - 1) * cols;
     uint4* st = stage[wid];
     const uint8_t* sb = (const uint8_t*)st;
 
-    for (int rg = 0; rg < R; rg += RG) {
-        const int grow0 = row0 + rg;
+    for (int rg = 0; rg < NR; rg += RG) {
+        // GLU: groups rg >= R are up rows (rows + row0 + rg - R ...), clamped to the up half's last row
+        const bool upg = GLU && rg >= R;
+        const int grow0 = upg ? rows + row0 + (rg - R) : row0 + rg;
+        const int lim = upg ? 2 * rows : rows;  // rows below which grow0 + r is clamped
         float acc[RG][B];
 #pragma unroll
         for (int r = 0; r < RG; ++r)
@@ -260,7 +281,7 @@ RF_DEVICE void rf_gemv_simt(const uint8_t* RF_RESTRICT w, const T* RF_RESTRICT x
         uint4 v[C::NPL];
         int c = wid;
         if (c < nchunks)
-            rf_gv_load<RG, C::RV, C::NPL>(v, w, wend, row_bytes, rows, grow0, (long long)c * C::CBYTES,
+            rf_gv_load<RG, C::RV, C::NPL>(v, w, wend, row_bytes, lim, grow0, (long long)c * C::CBYTES,
                                           min(C::CB, nb - c * C::CB) * F::BYTES, lane);
         for (; c < nchunks; c += NW) {
             RF_SYNC_WAVE();  // the previous chunk's reads are done
@@ -268,12 +289,12 @@ RF_DEVICE void rf_gemv_simt(const uint8_t* RF_RESTRICT w, const T* RF_RESTRICT x
             RF_SYNC_WAVE();
             const int cn = c + NW;
             if (cn < nchunks)
-                rf_gv_load<RG, C::RV, C::NPL>(v, w, wend, row_bytes, rows, grow0, (long long)cn * C::CBYTES,
+                rf_gv_load<RG, C::RV, C::NPL>(v, w, wend, row_bytes, lim, grow0, (long long)cn * C::CBYTES,
                                               min(C::CB, nb - cn * C::CB) * F::BYTES, lane);
             int lead[RG];
 #pragma unroll
             for (int r = 0; r < RG; ++r)
-                lead[r] = r * C::RV * 16 + (int)(((long long)min(grow0 + r, rows - 1) * row_bytes + (long long)c * C::CBYTES) & 15);
+                lead[r] = r * C::RV * 16 + (int)(((long long)min(grow0 + r, lim - 1) * row_bytes + (long long)c * C::CBYTES) & 15);
 #pragma unroll
             for (int u = 0; u < C::U; ++u) {
                 const int o = u * RF_WAVE + lane;
@@ -315,6 +336,12 @@ RF_DEVICE void rf_gemv_simt(const uint8_t* RF_RESTRICT w, const T* RF_RESTRICT x
         float s = 0.0f;
 #pragma unroll
         for (int q = 0; q < NW; ++q) s += red[q][t];
+        if constexpr (GLU != 0) {
+            float u = 0.0f;
+#pragma unroll
+            for (int q = 0; q < NW; ++q) u += red[q][R * B + t];
+            s = rf_glu_act<GLU>(s) * u;
+        }
         if (row0 + r < rows && b < batch) y[(long long)b * rows + row0 + r] = rf_from_f32<T>(s);
     }
 }
@@ -560,15 +587,16 @@ RF_DEVICE void rf_gemv_mma(const uint8_t* RF_RESTRICT w, const T* RF_RESTRICT x,
 }
 #endif
 
-template <typename F, typename T, int B, int R>
+// rows: rows of y (GLU: half the rows of W).
+template <typename F, typename T, int B, int R, int GLU>
 RF_DEVICE void rf_gemv_entry(const uint8_t* RF_RESTRICT w, const T* RF_RESTRICT x, T* RF_RESTRICT y, int rows, int cols, int batch) {
 #if defined(RF_MMA_SYNC)
-    if constexpr (R == 16 && B == 8 && rf_mq<F>::OK && !rf_is_f32<T>::value) {
+    if constexpr (GLU == 0 && R == 16 && B == 8 && rf_mq<F>::OK && !rf_is_f32<T>::value) {
         rf_gemv_mma<F, T, 4>(w, x, y, rows, cols, batch);
         return;
     } else
 #endif
     {
-        rf_gemv_simt<F, T, B, R, (R > 4 ? 2 : R), 4>(w, x, y, rows, cols, batch);
+        rf_gemv_simt<F, T, B, R, (R > 4 ? 2 : R), 4, GLU>(w, x, y, rows, cols, batch);
     }
 }

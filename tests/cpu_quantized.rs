@@ -48,10 +48,11 @@ fn every_instance_compiles_for_every_available_target() {
 #[test]
 fn instance_counts_and_uris() {
     assert_eq!(KernelSpec::enumerate(&dequant::FAMILY, 32).len(), 21 * 3);
-    // b1: r4; b8: r2 (every format and dtype) + r16 (mma formats, f16/bf16); gemv_wave: b1
+    // b1: r4; b8: r2 (every format and dtype) + r16 (mma formats, f16/bf16); gemv_wave: b1;
+    // the GLU epilogues (silu, gelu_tanh): b1 r4 and b8 r2, f16/bf16
     assert_eq!(
         KernelSpec::enumerate(&gemv::FAMILY, 64).len(),
-        21 * 3 * 2 + gemv::MMA_FORMATS.len() * 2
+        21 * 3 * 2 + gemv::MMA_FORMATS.len() * 2 + 21 * 2 * 2 * 2
     );
     assert_eq!(KernelSpec::enumerate(&gemv::WAVE_FAMILY, 32).len(), 21 * 3);
     let s = gemv::spec(QuantType::Q4_0, "f16", 1, gemv::GemvConfig { rows: 8 }, 32).unwrap();
@@ -69,7 +70,7 @@ fn instance_counts_and_uris() {
             .contains("batch 8 only")
     );
     let s = gemv::spec(QuantType::Q4_K, "f16", 3, gemv::GemvConfig { rows: 2 }, 32).unwrap();
-    assert_eq!(s.uri(), "gemv.q4_K.f16.b8.r2.w32");
+    assert_eq!(s.uri(), "gemv.q4_K.f16.b8.r2.none.w32");
     let s = gemv::spec(
         QuantType::Q6_K,
         "bf16",
@@ -78,7 +79,7 @@ fn instance_counts_and_uris() {
         32,
     )
     .unwrap();
-    assert_eq!(s.uri(), "gemv.q6_K.bf16.b8.r16.w32");
+    assert_eq!(s.uri(), "gemv.q6_K.bf16.b8.r16.none.w32");
     assert!(
         gemv::spec(QuantType::Q4_0, "f16", 8, gemv::GemvConfig { rows: 4 }, 32)
             .unwrap_err()
@@ -136,6 +137,202 @@ fn instance_counts_and_uris() {
     for ty in QuantType::all() {
         assert!(p.contains(&ty.layout().c_struct()), "{ty}");
         assert!(p.contains(&format!("struct rf_fmt_{} ", ty.name())), "{ty}");
+    }
+}
+
+#[test]
+fn gemv_glu_specs_configs_and_checks() {
+    use gemv::{GemvConfig, GluAct};
+    let cfg = |rows| GemvConfig { rows };
+    let s = gemv::spec_with_glu(QuantType::Q4_1, "f16", 1, cfg(4), Some(GluAct::Silu), 32).unwrap();
+    assert_eq!(s.uri(), "gemv.q4_1.f16.b1.r4.silu.w32");
+    let s = gemv::spec_with_glu(
+        QuantType::Q6_K,
+        "bf16",
+        3,
+        cfg(2),
+        Some(GluAct::GeluTanh),
+        64,
+    )
+    .unwrap();
+    assert_eq!(s.uri(), "gemv.q6_K.bf16.b8.r2.gelu_tanh.w64");
+    assert_eq!(
+        gemv::spec_with_glu(QuantType::Q4_1, "f16", 1, cfg(4), None, 32).unwrap(),
+        gemv::spec(QuantType::Q4_1, "f16", 1, cfg(4), 32).unwrap()
+    );
+    // no stand-in for a fused instance (gemv_wave has no epilogue)
+    let sm90 = rocmforge::gpu::Target::named("sm_90").unwrap();
+    let gfx = rocmforge::gpu::Target::named("gfx942").unwrap();
+    let s = gemv::spec_with_glu(QuantType::Q4_K, "f16", 1, cfg(4), Some(GluAct::Silu), 32).unwrap();
+    assert_eq!(rocmforge::ops::fallback::fallback(&s, &sm90).unwrap(), None);
+    let err = |ty, dt, b, rows| {
+        gemv::spec_with_glu(ty, dt, b, cfg(rows), Some(GluAct::Silu), 32)
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(err(QuantType::Q4_0, "f16", 1, 8).contains("gemv_wave"));
+    let e = err(QuantType::Q4_0, "f16", 8, 16);
+    assert!(e.contains("SIMT") && e.contains("rows 16"), "{e}");
+    let e = err(QuantType::Q4_0, "f32", 1, 4);
+    assert!(e.contains("f16 or bf16"), "{e}");
+    // the configuration: the unfused one where the epilogue has it, else the SIMT kernel's
+    let d = |ty, b, t| GemvConfig::default_for_glu(ty, "f16", b, t).rows;
+    assert_eq!(d(QuantType::Q4_1, 1, &sm90), 4); // unfused: gemv_wave
+    assert_eq!(d(QuantType::Q4_K, 1, &gfx), 4);
+    assert_eq!(d(QuantType::Q4_0, 8, &sm90), 2); // unfused: the mma tile
+    assert_eq!(d(QuantType::Q4_0, 3, &gfx), 2);
+    for ty in QuantType::all() {
+        for dt in gemv::GLU_DTYPES {
+            for b in [1, 2, 3, 8] {
+                let def = GemvConfig::default_for_glu(ty, dt, b, &sm90);
+                let c = GemvConfig::glu_candidates(ty, dt, b);
+                assert!(c.contains(&def), "{ty} {dt} {b}: {def:?} not in {c:?}");
+                for cfg in c {
+                    for act in [GluAct::Silu, GluAct::GeluTanh] {
+                        gemv::spec_with_glu(ty, dt, b, cfg, Some(act), 32).unwrap();
+                    }
+                }
+            }
+        }
+    }
+    assert!(GemvConfig::glu_candidates(QuantType::Q4_0, "f32", 1).is_empty());
+
+    // shapes: W is [gate; up], 2 x rows_out rows
+    let (ty, rows_out, cols) = (QuantType::Q8_0, 3, 64);
+    let rb = 2 * ty.block_bytes();
+    let ok = gemv::check_glu(
+        ty,
+        rows_out,
+        cols,
+        2,
+        2 * rows_out * rb,
+        2 * cols,
+        2 * rows_out,
+    );
+    assert!(ok.is_ok(), "{ok:?}");
+    let e = |r: rocmforge::error::Result<()>| r.unwrap_err().to_string();
+    let odd = e(gemv::check_glu(
+        ty,
+        rows_out,
+        cols,
+        1,
+        5 * rb,
+        cols,
+        rows_out,
+    ));
+    assert!(odd.contains("gemv_glu") && odd.contains("odd"), "{odd}");
+    let half = e(gemv::check_glu(
+        ty,
+        rows_out,
+        cols,
+        1,
+        rows_out * rb,
+        cols,
+        rows_out,
+    ));
+    assert!(half.contains("2 x 3 = 6"), "{half}");
+    let partial = e(gemv::check_glu(
+        ty,
+        rows_out,
+        cols,
+        1,
+        6 * rb + 3,
+        cols,
+        rows_out,
+    ));
+    assert!(partial.contains("bytes"), "{partial}");
+    let e1 = e(gemv::check_glu(ty, rows_out, 48, 1, 6 * rb, 48, rows_out));
+    assert!(e1.contains("multiple"), "{e1}");
+    let ex = e(gemv::check_glu(
+        ty,
+        rows_out,
+        cols,
+        2,
+        6 * rb,
+        cols,
+        2 * rows_out,
+    ));
+    assert!(ex.contains("x has"), "{ex}");
+    let ey = e(gemv::check_glu(
+        ty,
+        rows_out,
+        cols,
+        2,
+        6 * rb,
+        2 * cols,
+        2 * 2 * rows_out,
+    ));
+    assert!(ey.contains("y has"), "{ey}");
+    let eb = e(gemv::check_glu(
+        ty,
+        rows_out,
+        cols,
+        9,
+        6 * rb,
+        9 * cols,
+        9 * rows_out,
+    ));
+    assert!(eb.contains("batch 9"), "{eb}");
+    let e0 = e(gemv::check_glu(ty, 0, cols, 1, 0, cols, 0));
+    assert!(e0.contains("rows_out"), "{e0}");
+
+    // the reference: gemv_ref of the stacked matrix, then act(gate) * up
+    let batch = 3;
+    let w = quant::quantize_to_vec(ty, &rand_f32(2 * rows_out * cols, 5)).unwrap();
+    let x = rand_f32(batch * cols, 6);
+    let gu = gemv::gemv_ref(ty, &w, 2 * rows_out, cols, &x, batch).unwrap();
+    for act in [GluAct::Silu, GluAct::GeluTanh] {
+        let y = gemv::gemv_glu_ref(ty, &w, rows_out, cols, &x, batch, act).unwrap();
+        assert_eq!(y.len(), batch * rows_out);
+        for b in 0..batch {
+            for j in 0..rows_out {
+                let (g, u) = (
+                    gu[b * 2 * rows_out + j],
+                    gu[b * 2 * rows_out + rows_out + j],
+                );
+                assert_eq!(y[b * rows_out + j], act.apply(g) * u);
+            }
+        }
+    }
+    assert!((GluAct::Silu.apply(1.0) - 0.7310585786300049).abs() < 1e-15);
+    assert!((GluAct::GeluTanh.apply(1.0) - 0.8411919906082768).abs() < 1e-15);
+    assert!(gemv::gemv_glu_ref(ty, &w, rows_out + 1, cols, &x, batch, GluAct::Silu).is_err());
+}
+
+#[test]
+fn model_plans_name_the_fused_gate_up_instance() {
+    use rocmforge::gguf::GgufFile;
+    use rocmforge::model::config::ModelConfig;
+    use rocmforge::model::engine::EngineLimits;
+    let t = rocmforge::gpu::Target::named("sm_90").unwrap();
+    let limits = |max_batch_tokens| EngineLimits {
+        ctx_size: 256,
+        page_size: 16,
+        num_pages: 16,
+        max_batch_tokens,
+        max_seqs: 1,
+    };
+    for a in ["qwen2", "qwen3", "mistral"] {
+        let g = GgufFile::open(format!("tests/data/tiny/{a}.gguf")).unwrap();
+        let cfg = ModelConfig::from_gguf(&g).unwrap();
+        let glu = |l| {
+            rocmforge::model::gpu::plan_specs(&cfg, &g, &t, &limits(l))
+                .unwrap()
+                .into_iter()
+                .filter(|s| s.family().name == "gemv" && s.str("glu") != "none")
+                .collect::<Vec<_>>()
+        };
+        let q8 = rocmforge::model::gpu::q8_policy(&g);
+        let specs = glu(512);
+        if !q8 {
+            assert!(!specs.is_empty(), "{a}: no fused gate/up instance");
+        }
+        for s in &specs {
+            assert_eq!(s.int("batch"), 1, "{s}");
+            assert_eq!(s.str("glu"), "silu", "{a}: {s}");
+        }
+        // single-token steps only: no stacked gate/up (hence no fusion) without 2-token steps
+        assert!(glu(1).is_empty(), "{a}");
     }
 }
 

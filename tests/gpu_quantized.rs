@@ -1,7 +1,8 @@
 //! Quantized ops on the GPU against the CPU: dequant bit-exact for every format (f32 out; f16/bf16
 //! equal to rounding the CPU f32), gather by row index, and gemv within 1e-3 relative error of an
 //! f64 product, on random data and on real SmolLM2 tensors (subset GGUF named by
-//! ROCMFORGE_TEST_GGUF; see tools/make_smollm2_subset.py).
+//! ROCMFORGE_TEST_GGUF; see tools/make_smollm2_subset.py); the fused gate/up GEMV with its gated
+//! activation (gemv_glu) against its f64 reference.
 
 mod common;
 use common::*;
@@ -248,6 +249,199 @@ fn gemv_every_format_random() {
             check_gemv(&dev, ty, &bytes, rows, cols, 1e-3, "random");
         }
     }
+    assert_eq!(dev.allocated_bytes(), before);
+}
+
+/// gemv_glu into the first `batch × rows_out` elements of a larger poisoned buffer (NaN in f16 and
+/// bf16); returns them, after checking that the tail was not written.
+#[allow(clippy::too_many_arguments)]
+fn run_gemv_glu<T: Element>(
+    dev: &Device,
+    ty: QuantType,
+    w: &Buffer<u8>,
+    rows_out: usize,
+    cols: usize,
+    x: &[f32],
+    batch: usize,
+    act: gemv::GluAct,
+    cfg: Option<gemv::GemvConfig>,
+) -> Vec<f32> {
+    const GUARD: usize = 64;
+    let n = batch * rows_out;
+    let xt: Vec<T> = x.iter().map(|v| T::from_f32(*v)).collect();
+    let xb = dev.upload(&xt).unwrap();
+    let mut all: Buffer<T> = dev.alloc(n + GUARD).unwrap();
+    all.fill_bytes(0xff).unwrap();
+    let mut y = all.view(0, n).unwrap();
+    let s = dev.default_stream();
+    match cfg {
+        Some(c) => gemv::gemv_glu_with(dev, &s, ty, w, rows_out, cols, &xb, batch, &mut y, act, c),
+        None => gemv::gemv_glu(dev, &s, ty, w, rows_out, cols, &xb, batch, &mut y, act),
+    }
+    .unwrap();
+    s.synchronize().unwrap();
+    let v: Vec<f32> = all
+        .to_vec()
+        .unwrap()
+        .into_iter()
+        .map(|v| v.to_f32())
+        .collect();
+    assert!(
+        v[n..].iter().all(|t| t.is_nan()),
+        "{ty} {rows_out}x{cols} batch {batch} {act}: written past y"
+    );
+    v[..n].to_vec()
+}
+
+#[test]
+#[ignore = "needs a GPU"]
+#[serial_test::serial]
+fn gemv_glu_matches_reference() {
+    use gemv::{GemvConfig, GluAct};
+    let dev = device();
+    let t = dev.target().clone();
+    let fmts = [
+        QuantType::Q4_0,
+        QuantType::Q4_1,
+        QuantType::Q5_0,
+        QuantType::Q8_0,
+        QuantType::Q4_K,
+        QuantType::Q5_K,
+        QuantType::Q6_K,
+        QuantType::MXFP4,
+        QuantType::F16,
+    ];
+    let acts = [GluAct::Silu, GluAct::GeluTanh];
+    let batches = [1usize, 2, 3];
+    // every instance below, compiled in parallel first
+    let mut work = Vec::new();
+    for &ty in &fmts {
+        for d in gemv::GLU_DTYPES {
+            for &b in &batches {
+                for c in GemvConfig::glu_candidates(ty, d, b) {
+                    for &a in &acts {
+                        let s = gemv::spec_with_glu(ty, d, b, c, Some(a), t.wave_size).unwrap();
+                        if !work.iter().any(|(w, _)| w == &s) {
+                            work.push((s, t.clone()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for r in rocmforge::jit::Jit::global().compile_many(&work, || {}) {
+        r.unwrap();
+    }
+    let before = dev.allocated_bytes();
+    let mut checked = 0;
+    for (i, &ty) in fmts.iter().enumerate() {
+        let qk = kernel_qk(ty);
+        // odd block counts (partial chunks), and many chunks per wave (prefetch loop)
+        let many = if qk >= 256 { 67 } else { 301 };
+        for (rows_out, nb) in [(1, 1), (17, 3), (1000, 2), (33, 5), (40, many)] {
+            let cols = nb * qk;
+            // values of varied scale per row, about unit-variance sums (the gate where the
+            // activations bend, not far in their flat tails)
+            let scale = 1.0 / (cols as f32).sqrt();
+            let mut v = rand_f32(2 * rows_out * cols, 11 + i as u64);
+            for (j, x) in v.iter_mut().enumerate() {
+                *x *= scale * [1.0, 0.5, 2.0, 0.25][(j / cols) % 4];
+            }
+            let bytes = quant::quantize_to_vec(ty, &v).unwrap();
+            let w = dev.upload(&bytes).unwrap();
+            for &batch in &batches {
+                let x = rand_f32(batch * cols, (rows_out * 31 + cols + batch) as u64);
+                for &act in &acts {
+                    let what = format!("{ty} {rows_out}x{cols} batch {batch} {act}");
+                    // x rounded to the dtype first: only the kernel's arithmetic and y's rounding remain
+                    let xh: Vec<f32> = x.iter().map(|v| f16::from_f32(*v).to_f32()).collect();
+                    let want: Vec<f32> =
+                        gemv::gemv_glu_ref(ty, &bytes, rows_out, cols, &xh, batch, act)
+                            .unwrap()
+                            .into_iter()
+                            .map(|v| v as f32)
+                            .collect();
+                    let mut cfgs: Vec<Option<GemvConfig>> = vec![None];
+                    cfgs.extend(
+                        GemvConfig::glu_candidates(ty, "f16", batch)
+                            .into_iter()
+                            .map(Some),
+                    );
+                    for cfg in cfgs {
+                        let got =
+                            run_gemv_glu::<f16>(&dev, ty, &w, rows_out, cols, &xh, batch, act, cfg);
+                        let e = rel_err(&got, &want);
+                        assert!(e <= 1e-3, "{what} {cfg:?} f16: rel err {e}");
+                        checked += 1;
+                    }
+                    let xb: Vec<f32> = x.iter().map(|v| bf16::from_f32(*v).to_f32()).collect();
+                    let want: Vec<f32> =
+                        gemv::gemv_glu_ref(ty, &bytes, rows_out, cols, &xb, batch, act)
+                            .unwrap()
+                            .into_iter()
+                            .map(|v| v as f32)
+                            .collect();
+                    for cfg in GemvConfig::glu_candidates(ty, "bf16", batch) {
+                        let got = run_gemv_glu::<bf16>(
+                            &dev,
+                            ty,
+                            &w,
+                            rows_out,
+                            cols,
+                            &xb,
+                            batch,
+                            act,
+                            Some(cfg),
+                        );
+                        let e = rel_err(&got, &want);
+                        // y rounded to bf16 alone is up to 2^-9 relative
+                        assert!(e <= 4e-3, "{what} {cfg:?} bf16: rel err {e}");
+                        checked += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked >= fmts.len() * 5 * 3 * 2 * 3, "{checked} runs");
+    // bad input is an error before anything is launched
+    let s = dev.default_stream();
+    let w = dev.upload(&[0u8; 3 * 34]).unwrap(); // 3 rows of one q8_0 block: odd
+    let x: Buffer<f16> = dev.alloc(32).unwrap();
+    let mut y: Buffer<f16> = dev.alloc(1).unwrap();
+    let e = gemv::gemv_glu(
+        &dev,
+        &s,
+        QuantType::Q8_0,
+        &w,
+        1,
+        32,
+        &x,
+        1,
+        &mut y,
+        GluAct::Silu,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("odd"), "{e}");
+    let xf: Buffer<f32> = dev.alloc(32).unwrap();
+    let mut yf: Buffer<f32> = dev.alloc(1).unwrap();
+    let w2 = dev.upload(&[0u8; 2 * 34]).unwrap();
+    let e = gemv::gemv_glu(
+        &dev,
+        &s,
+        QuantType::Q8_0,
+        &w2,
+        1,
+        32,
+        &xf,
+        1,
+        &mut yf,
+        GluAct::Silu,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("f16 or bf16"), "{e}");
+    drop((w, x, y, xf, yf, w2));
     assert_eq!(dev.allocated_bytes(), before);
 }
 

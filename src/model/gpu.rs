@@ -128,6 +128,8 @@ pub struct GpuBackend {
     pub launches_last_step: usize,
     pub graph_replays: u64,
     use_graphs: bool,
+    /// Decode-step fusions on (`GpuOptions::fuse`): GLU epilogue, merge inside the attention launch.
+    fuse: bool,
     /// The JIT generation the graphs were captured at (a landed deferred instance moves it).
     jit_generation: u64,
     /// GEMVs of small steps on 8-bit activations ([`q8_policy`]).
@@ -188,6 +190,32 @@ pub fn q8_policy(g: &GgufFile) -> bool {
 
 fn align(b: usize) -> usize {
     b.div_ceil(256) * 256
+}
+
+/// Whether matrices of these byte lengths and formats are uploaded as one stacked matrix (the
+/// loader's `mats`): they share a format and each ends on a 16-byte boundary (the kernels want
+/// 16-byte aligned matrices).
+fn stacks(parts: &[(QuantType, usize)]) -> bool {
+    parts.len() > 1
+        && parts
+            .iter()
+            .all(|&(ty, bytes)| ty == parts[0].0 && bytes % 16 == 0)
+}
+
+/// Whether a single-token step runs the stacked gate/up GEMV (format `fmt`, `k` columns) fused
+/// with the gated activation (`gemv::gemv_glu`, one launch in place of two): where that GEMV takes
+/// the float path of `GpuBackend::lin_with` (not `gemv_q8` on the 8-bit scratch) and no 8-bit copy
+/// of the activation is wanted (`glue::gated` writes it for the down projection's `gemv_q8`).
+fn glu_fusable(q8: bool, fmt: QuantType, k: usize, ff: usize) -> bool {
+    !q8 || (!(gemv_q8::supports(fmt) && k % 32 == 0) && ff % 32 != 0)
+}
+
+/// The gated activation of the model's MLP.
+fn glu_act(cfg: &ModelConfig) -> gemv::GluAct {
+    match cfg.activation {
+        Activation::GeluTanh => gemv::GluAct::GeluTanh,
+        Activation::Silu => gemv::GluAct::Silu,
+    }
 }
 
 /// Every kernel instance a model needs on `target` (for parallel compilation at load and for
@@ -280,6 +308,24 @@ pub fn plan_specs(
                     if !v.contains(&s) {
                         v.push(s);
                     }
+                }
+            }
+        }
+    }
+    // the fused gate/up GEMV + gated activation of single-token steps (stacked gate/up matrices
+    // exist when steps may have 2 tokens or more: GpuBackend::new)
+    if limits.max_batch_tokens >= 2 {
+        for l in 0..cfg.n_layers {
+            let gate = g.tensor(&layer_tensor(l, "ffn_gate.weight"))?;
+            let up = g.tensor(&layer_tensor(l, "ffn_up.weight"))?;
+            let ty = gate.ty();
+            if stacks(&[(ty, gate.bytes().len()), (up.ty(), up.bytes().len())])
+                && glu_fusable(q8, ty, cfg.d_model, cfg.d_ff)
+            {
+                let c = gemv::GemvConfig::default_for_glu(ty, "f16", 1, target);
+                let s = gemv::spec_with_glu(ty, "f16", 1, c, Some(glu_act(cfg)), wave)?;
+                if !v.contains(&s) {
+                    v.push(s);
                 }
             }
         }
@@ -473,10 +519,12 @@ impl GpuBackend {
                     .collect::<Result<Vec<_>>>()?;
                 let fmt = infos[0].ty();
                 // the kernels want 16-byte aligned matrices: every part must end on a 16-byte boundary
-                let stack = parts.len() > 1
-                    && infos
+                let stack = stacks(
+                    &infos
                         .iter()
-                        .all(|t| t.ty() == fmt && t.bytes().len() % 16 == 0);
+                        .map(|t| (t.ty(), t.bytes().len()))
+                        .collect::<Vec<_>>(),
+                );
                 let mut out = Vec::with_capacity(parts.len());
                 if stack {
                     let total: usize = infos.iter().map(|t| t.bytes().len()).sum();
@@ -689,6 +737,11 @@ impl GpuBackend {
                     .unwrap_or(true)
             }),
             use_q8: gpu_opts.q8.unwrap_or_else(|| q8_policy(g)),
+            fuse: gpu_opts.fuse.unwrap_or_else(|| {
+                std::env::var("ROCMFORGE_FUSE")
+                    .map(|v| v != "0" && v != "off")
+                    .unwrap_or(true)
+            }),
             q8_attn_out: std::env::var("ROCMFORGE_Q8_ATTN_OUT")
                 .map(|v| v != "0" && v != "off")
                 .unwrap_or(true),
@@ -806,6 +859,12 @@ impl GpuBackend {
         y: &Buffer<f16>,
     ) -> Result<()> {
         self.lin_with(l, x, m, bias, y, false)
+    }
+
+    /// Whether a single-token step runs the stacked gate/up `f` as one fused `gemv_glu` (see
+    /// [`glu_fusable`]; [`plan_specs`] names its instance by the same rule).
+    fn glu_fused(&self, f: &Linear) -> bool {
+        self.fuse && glu_fusable(self.q8(1), f.fmt, f.k, self.cfg.d_ff)
     }
 
     fn lin_with(
@@ -1006,7 +1065,7 @@ impl GpuBackend {
             match plan.as_deref_mut() {
                 Some(plan) => {
                     decode::decode(dev, st, &q, &cache, &batch, plan, &mut attn, &p)?;
-                    launches += if plan.splits > 1 { 2 } else { 1 };
+                    launches += plan.launches();
                 }
                 None => {
                     prefill::prefill(dev, st, &q, &cache, &batch, hq, &mut attn, &p, None)?;
@@ -1038,30 +1097,40 @@ impl GpuBackend {
                 Some(&mut h),
                 self.q8_out(t, d)?.as_mut(),
             )?;
-            let (gt, up) = match &l.gate_up {
-                Some(f) if t == 1 => {
-                    self.lin(f, &h, 1, None, &s.u)?;
-                    launches -= 1;
-                    (s.u.view(0, ff)?, s.u.view(ff, ff)?)
-                }
-                _ => {
-                    self.lin(&l.gate, &h, t, None, &s.g)?;
-                    self.lin(&l.up, &h, t, None, &s.u)?;
-                    (s.g.view(0, t * ff)?, s.u.view(0, t * ff)?)
-                }
-            };
             let mut a = s.a.view(0, t * ff)?;
-            glue::gated(
-                dev,
-                st,
-                &gt,
-                &up,
-                &mut a,
-                t,
-                ff,
-                c.activation == Activation::GeluTanh,
-                self.q8_out(t, ff)?.as_mut(),
-            )?;
+            match &l.gate_up {
+                Some(f) if t == 1 && self.glu_fused(f) => {
+                    // gate, up and the gated activation in one launch, straight into a
+                    let hv = h.view(0, f.k)?;
+                    gemv::gemv_glu(dev, st, f.fmt, &f.w, ff, f.k, &hv, 1, &mut a, glu_act(c))?;
+                    launches -= 2;
+                }
+                gu => {
+                    let (gt, up) = match gu {
+                        Some(f) if t == 1 => {
+                            self.lin(f, &h, 1, None, &s.u)?;
+                            launches -= 1;
+                            (s.u.view(0, ff)?, s.u.view(ff, ff)?)
+                        }
+                        _ => {
+                            self.lin(&l.gate, &h, t, None, &s.g)?;
+                            self.lin(&l.up, &h, t, None, &s.u)?;
+                            (s.g.view(0, t * ff)?, s.u.view(0, t * ff)?)
+                        }
+                    };
+                    glue::gated(
+                        dev,
+                        st,
+                        &gt,
+                        &up,
+                        &mut a,
+                        t,
+                        ff,
+                        c.activation == Activation::GeluTanh,
+                        self.q8_out(t, ff)?.as_mut(),
+                    )?;
+                }
+            }
             self.lin(&l.down, &a, t, None, &s.o)?;
             let next = if li + 1 < c.n_layers {
                 &self.layers[li + 1].attn_norm
@@ -1197,13 +1266,15 @@ impl Backend for GpuBackend {
                         &(0..=nseq as i32).collect::<Vec<_>>(),
                         &vec![bucket as i32; nseq],
                     )?;
-                    DecodePlan::new(
+                    let mut p = DecodePlan::new(
                         &self.dev,
                         &fake,
                         self.cfg.n_heads,
                         self.cfg.n_kv_heads,
                         self.cfg.head_dim,
-                    )?
+                    )?;
+                    p.fused_merge &= self.fuse;
+                    p
                 }
             };
             let gkey = (nseq, bucket, r);

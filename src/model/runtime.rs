@@ -80,6 +80,9 @@ pub struct GpuOptions {
     pub graphs: Option<bool>,
     /// Small steps' GEMVs on 8-bit activations (`ROCMFORGE_Q8`, default: models over 1 GiB).
     pub q8: Option<bool>,
+    /// Decode-step fusions that save launches (`ROCMFORGE_FUSE`, default on): the gated activation in
+    /// the gate/up GEMV's epilogue, the flash-decoding merge inside the attention launch.
+    pub fuse: Option<bool>,
 }
 
 impl Default for LoadOptions {

@@ -28,7 +28,8 @@ pub fn fallback(spec: &KernelSpec, target: &Target) -> Result<Option<KernelSpec>
             let tile = qgemm::tiles("simt")[0];
             Some(qgemm::spec(fmt, target, Some("simt"), tile)?)
         }
-        "gemv" if spec.int("rows") == 4 => {
+        // gemv_wave has no GLU epilogue: a fused gate/up instance has no stand-in
+        "gemv" if spec.int("rows") == 4 && spec.str("glu") == "none" => {
             let fmt = QuantType::from_name(spec.str("format"))?;
             Some(gemv::spec(
                 fmt,

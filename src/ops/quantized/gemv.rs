@@ -1,6 +1,10 @@
 //! Fused dequant × vector: `y = W · x` for a quantized `W` (`rows × cols`, row-major blocks) and a
 //! batch of 1..=8 right-hand sides (`x` is `batch × cols`, `y` is `batch × rows`). W is read once,
 //! decoded in registers, never written out.
+//!
+//! [`gemv_glu`] is the same product over a stacked `[gate; up]` W (`2·rows × cols`) with the gated
+//! activation in its epilogue, `y = act(gate · x) ⊙ (up · x)` (`batch × rows`): a decoder layer's
+//! gate/up projection and SwiGLU / GeGLU in one launch.
 
 use super::{check_matrix, preamble, FORMATS};
 use crate::error::{Error, Result};
@@ -21,11 +25,53 @@ pub const ROWS: &[i64] = &[2, 4, 16];
 /// Formats with a matrix-core decoder (`rf_mq` in `templates/gemv.hip`): rows 16 at batch 8 with
 /// f16/bf16 x runs on mma.sync on NVIDIA (the SIMT path elsewhere).
 pub const MMA_FORMATS: &[&str] = &["q4_0", "q4_1", "q8_0", "q4_K", "q6_K", "mxfp4"];
+/// Epilogues a spec may name: `none` (y = W x), or the gated activation of [`gemv_glu`]
+/// ([`GluAct::name`]).
+pub const GLUS: &[&str] = &["none", "silu", "gelu_tanh"];
+/// x/y dtypes the GLU epilogue is compiled for (a model's activations are f16).
+pub const GLU_DTYPES: &[&str] = &["f16", "bf16"];
 
-/// The gemv family: (format, x/y dtype, compiled batch, rows per block).
+/// The gated activation of [`gemv_glu`]: `y = act(gate) · up`, with the arithmetic of the model's
+/// unfused `glue::gated` kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GluAct {
+    /// silu(g) = g / (1 + e^−g) (SwiGLU).
+    Silu,
+    /// 0.5·g·(1 + tanh(√(2/π)(g + 0.044715g³))) (GeGLU, tanh form).
+    GeluTanh,
+}
+
+impl GluAct {
+    /// The value of the spec's `glu` parameter.
+    pub fn name(self) -> &'static str {
+        match self {
+            GluAct::Silu => "silu",
+            GluAct::GeluTanh => "gelu_tanh",
+        }
+    }
+
+    /// act(g) in f64 (the CPU reference).
+    pub fn apply(self, g: f64) -> f64 {
+        match self {
+            GluAct::Silu => g / (1.0 + (-g).exp()),
+            GluAct::GeluTanh => {
+                let k = (2.0 / std::f64::consts::PI).sqrt();
+                0.5 * g * (1.0 + (k * (g + 0.044715 * g * g * g)).tanh())
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for GluAct {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The gemv family: (format, x/y dtype, compiled batch, rows per block, epilogue).
 pub static FAMILY: Family = Family {
     name: "gemv",
-    doc: "y = W x with W quantized (any format), x/y f32/f16/bf16, 1..8 right-hand sides; f32 accumulation",
+    doc: "y = W x with W quantized (any format), x/y f32/f16/bf16, 1..8 right-hand sides; f32 accumulation; optionally y = act(gate x) * (up x) over a stacked [gate; up] W",
     body: "gemv.hip",
     instance: "gemv.inst",
     params: &[
@@ -33,8 +79,12 @@ pub static FAMILY: Family = Family {
         ParamDef { name: "dtype", kind: ParamKind::Choice { values: DTYPES }, doc: "element type of x and y" },
         ParamDef { name: "batch", kind: ParamKind::Int { prefix: "b", values: BATCHES }, doc: "right-hand sides compiled for (calls may pass fewer)" },
         ParamDef { name: "rows", kind: ParamKind::Int { prefix: "r", values: ROWS }, doc: "rows of W per block (tunable): 2 or 4 (4 only at batch 1); 16 = the mma.sync tile (batch 8, f16/bf16, formats with a matrix-core decoder)" },
+        ParamDef { name: "glu", kind: ParamKind::Choice { values: GLUS }, doc: "epilogue: none, or y = act(gate x) * (up x) with W = [gate; up] (2 x rows rows): silu or gelu_tanh (rows 2 or 4, x f16 or bf16)" },
     ],
-    validate: |s| validate(s.str("format"), s.str("dtype"), s.int("batch"), s.int("rows")),
+    validate: |s| {
+        validate(s.str("format"), s.str("dtype"), s.int("batch"), s.int("rows"))?;
+        validate_glu(s.str("dtype"), s.int("rows"), s.str("glu"))
+    },
     applies: any_target,
     preamble,
 };
@@ -69,6 +119,25 @@ fn validate(format: &str, dtype: &str, batch: i64, rows: i64) -> std::result::Re
         )),
         _ => Ok(()),
     }
+}
+
+/// The GLU epilogue runs on the SIMT kernel (rows 2 or 4; not the mma tile) with f16/bf16 x.
+fn validate_glu(dtype: &str, rows: i64, glu: &str) -> std::result::Result<(), String> {
+    if glu == "none" {
+        return Ok(());
+    }
+    if rows == 16 {
+        return Err(format!(
+            "the {glu} epilogue runs on the SIMT kernel (rows per block 2 or 4), not the mma tile (rows 16)"
+        ));
+    }
+    if !GLU_DTYPES.contains(&dtype) {
+        return Err(format!(
+            "the {glu} epilogue is compiled for x {}; got {dtype}",
+            GLU_DTYPES.join(" or ")
+        ));
+    }
+    Ok(())
 }
 
 /// Launch configuration a caller (or the tuner) may choose.
@@ -107,6 +176,36 @@ impl GemvConfig {
         GemvConfig { rows }
     }
 
+    /// The configuration of a fused gate/up GEMV ([`gemv_glu`]) over a stacked matrix: that of the
+    /// unfused GEMV of the same matrix ([`Self::default_for`], tuned choice included) where the GLU
+    /// epilogue has it, else the SIMT kernel's (rows 4 at batch 1 in place of `gemv_wave`, rows 2
+    /// at batch 2..8 in place of the mma tile).
+    pub fn default_for_glu(
+        ty: QuantType,
+        dtype: &str,
+        batch: usize,
+        target: &Target,
+    ) -> GemvConfig {
+        let c = Self::default_for(ty, dtype, batch, target);
+        if Self::glu_candidates(ty, dtype, batch).contains(&c) {
+            return c;
+        }
+        GemvConfig {
+            rows: if batch <= 1 { 4 } else { 2 },
+        }
+    }
+
+    /// Every configuration valid for a [`gemv_glu`] call (for tests and the tuner).
+    pub fn glu_candidates(ty: QuantType, dtype: &str, batch: usize) -> Vec<GemvConfig> {
+        let b = compiled_batch(batch).unwrap_or(MAX_BATCH as i64);
+        ROWS.iter()
+            .filter(|&&r| {
+                validate(ty.name(), dtype, b, r).is_ok() && validate_glu(dtype, r, "silu").is_ok()
+            })
+            .map(|&r| GemvConfig { rows: r as usize })
+            .collect()
+    }
+
     /// Every configuration valid for this call (for tests and the tuner).
     pub fn candidates(ty: QuantType, dtype: &str, batch: usize) -> Vec<GemvConfig> {
         let b = compiled_batch(batch).unwrap_or(MAX_BATCH as i64);
@@ -139,8 +238,26 @@ pub fn spec(
     cfg: GemvConfig,
     wave: u32,
 ) -> Result<KernelSpec> {
+    spec_with_glu(ty, dtype, batch, cfg, None, wave)
+}
+
+/// Spec of one gemv kernel with the GLU epilogue `glu` ([`gemv_glu`]), or none.
+pub fn spec_with_glu(
+    ty: QuantType,
+    dtype: &str,
+    batch: usize,
+    cfg: GemvConfig,
+    glu: Option<GluAct>,
+    wave: u32,
+) -> Result<KernelSpec> {
     let b = compiled_batch(batch)?;
     if cfg.rows == WAVE_ROWS {
+        if let Some(a) = glu {
+            return Err(Error::op(
+                GLU_OP,
+                format!("rows per block {WAVE_ROWS} (gemv_wave) has no {a} epilogue: rows 4 (batch 1) or 2 (batch 2..8)"),
+            ));
+        }
         if b != 1 {
             return Err(Error::op(
                 "gemv",
@@ -160,10 +277,14 @@ pub fn spec(
             ("dtype", dtype.into()),
             ("batch", b.into()),
             ("rows", (cfg.rows as i64).into()),
+            ("glu", glu.map_or("none", GluAct::name).into()),
         ],
         wave,
     )
 }
+
+/// Op name of [`gemv_glu`] in errors.
+const GLU_OP: &str = "gemv_glu";
 
 /// Validate shapes: W `rows × cols` of `ty` in `w_bytes`, x `batch × cols`, y `batch × rows`.
 pub fn check(
@@ -176,10 +297,62 @@ pub fn check(
     y_len: usize,
 ) -> Result<()> {
     check_matrix("gemv", ty, rows, cols, w_bytes)?;
-    compiled_batch(batch)?;
+    check_vectors("gemv", rows, cols, batch, x_len, y_len)
+}
+
+/// Validate the shapes of [`gemv_glu`]: W the stacked `[gate; up]`, `2·rows_out × cols` of `ty` in
+/// `w_bytes`; x `batch × cols`; y `batch × rows_out`.
+pub fn check_glu(
+    ty: QuantType,
+    rows_out: usize,
+    cols: usize,
+    batch: usize,
+    w_bytes: usize,
+    x_len: usize,
+    y_len: usize,
+) -> Result<()> {
+    if rows_out == 0 {
+        return Err(Error::op(GLU_OP, "no output rows (rows_out is 0)"));
+    }
+    let rows = rows_out
+        .checked_mul(2)
+        .filter(|&r| r <= i32::MAX as usize)
+        .ok_or_else(|| Error::op(GLU_OP, format!("2 x {rows_out} rows exceed 2^31")))?;
+    // a W of whole rows but not 2·rows_out of them: say what it holds
+    let qk = super::kernel_qk(ty);
+    if cols > 0 && cols % qk == 0 {
+        let row_bytes = (cols / qk) * (ty.block_bytes() * qk / ty.block_elems());
+        if row_bytes > 0 && w_bytes % row_bytes == 0 && w_bytes / row_bytes != rows {
+            let n = w_bytes / row_bytes;
+            let odd = if n % 2 == 1 {
+                ", an odd number: gate and up stacked have as many rows each"
+            } else {
+                ""
+            };
+            return Err(Error::op(
+                GLU_OP,
+                format!("W holds {n} rows of {cols} ({ty}){odd}; [gate; up] for {rows_out} outputs needs 2 x {rows_out} = {rows}"),
+            ));
+        }
+    }
+    check_matrix(GLU_OP, ty, rows, cols, w_bytes)?;
+    check_vectors(GLU_OP, rows_out, cols, batch, x_len, y_len)
+}
+
+/// x `batch × cols` and y `batch × rows` (`rows` of y), batch within the compiled range.
+fn check_vectors(
+    op: &'static str,
+    rows: usize,
+    cols: usize,
+    batch: usize,
+    x_len: usize,
+    y_len: usize,
+) -> Result<()> {
+    compiled_batch(batch)
+        .map_err(|_| Error::op(op, format!("batch {batch} is outside 1..={MAX_BATCH}")))?;
     if x_len != batch * cols {
         return Err(Error::op(
-            "gemv",
+            op,
             format!(
                 "x has {x_len} elements; batch {batch} x cols {cols} needs {}",
                 batch * cols
@@ -188,7 +361,7 @@ pub fn check(
     }
     if y_len != batch * rows {
         return Err(Error::op(
-            "gemv",
+            op,
             format!(
                 "y has {y_len} elements; batch {batch} x rows {rows} needs {}",
                 batch * rows
@@ -197,7 +370,7 @@ pub fn check(
     }
     if rows > i32::MAX as usize || cols > i32::MAX as usize {
         return Err(Error::op(
-            "gemv",
+            op,
             format!("{rows} x {cols} exceeds 2^31 rows or columns"),
         ));
     }
@@ -246,17 +419,90 @@ pub fn gemv_with<T: Element>(
     cfg: GemvConfig,
 ) -> Result<()> {
     check(ty, rows, cols, batch, w.len(), x.len(), y.len())?;
+    let spec = spec(ty, T::DTYPE, batch, cfg, dev.target().wave_size)?;
+    launch("gemv", dev, stream, &spec, cfg, w, rows, cols, x, batch, y)
+}
+
+/// `y = act(gate · x) ⊙ (up · x)` for the stacked `W = [gate; up]` (`2·rows_out × cols` of `ty`:
+/// gate rows `0..rows_out`, then up rows `rows_out..2·rows_out`), x `batch × cols`, y
+/// `batch × rows_out`; one launch, the activation applied to the f32 sums (the configuration of
+/// [`GemvConfig::default_for_glu`]).
+#[allow(clippy::too_many_arguments)]
+pub fn gemv_glu<T: Element>(
+    dev: &Device,
+    stream: &Stream,
+    ty: QuantType,
+    w: &Buffer<u8>,
+    rows_out: usize,
+    cols: usize,
+    x: &Buffer<T>,
+    batch: usize,
+    y: &mut Buffer<T>,
+    act: GluAct,
+) -> Result<()> {
+    gemv_glu_with(
+        dev,
+        stream,
+        ty,
+        w,
+        rows_out,
+        cols,
+        x,
+        batch,
+        y,
+        act,
+        GemvConfig::default_for_glu(ty, T::DTYPE, batch, dev.target()),
+    )
+}
+
+/// [`gemv_glu`] with an explicit configuration (one of [`GemvConfig::glu_candidates`]).
+#[allow(clippy::too_many_arguments)]
+pub fn gemv_glu_with<T: Element>(
+    dev: &Device,
+    stream: &Stream,
+    ty: QuantType,
+    w: &Buffer<u8>,
+    rows_out: usize,
+    cols: usize,
+    x: &Buffer<T>,
+    batch: usize,
+    y: &mut Buffer<T>,
+    act: GluAct,
+    cfg: GemvConfig,
+) -> Result<()> {
+    check_glu(ty, rows_out, cols, batch, w.len(), x.len(), y.len())?;
+    let spec = spec_with_glu(ty, T::DTYPE, batch, cfg, Some(act), dev.target().wave_size)?;
+    launch(
+        GLU_OP, dev, stream, &spec, cfg, w, rows_out, cols, x, batch, y,
+    )
+}
+
+/// Launch `spec` (checked shapes) over the `rows` rows of y.
+#[allow(clippy::too_many_arguments)]
+fn launch<T: Element>(
+    op: &'static str,
+    dev: &Device,
+    stream: &Stream,
+    spec: &KernelSpec,
+    cfg: GemvConfig,
+    w: &Buffer<u8>,
+    rows: usize,
+    cols: usize,
+    x: &Buffer<T>,
+    batch: usize,
+    y: &mut Buffer<T>,
+) -> Result<()> {
     let wave = dev.target().wave_size;
-    let k = Jit::global().kernel(dev, &spec(ty, T::DTYPE, batch, cfg, wave)?)?;
+    let k = Jit::global().kernel(dev, spec)?;
     if w.device_ptr() % 16 != 0 {
         return Err(Error::op(
-            "gemv",
+            op,
             "W must start at a 16-byte aligned device address",
         ));
     }
     let grid = rows.div_ceil(cfg.rows);
     let grid = u32::try_from(grid)
-        .map_err(|_| Error::op("gemv", format!("{rows} rows need too many blocks")))?;
+        .map_err(|_| Error::op(op, format!("{rows} rows need too many blocks")))?;
     let lc = LaunchConfig {
         grid: [grid, 1, 1],
         block: [WAVES_PER_BLOCK as u32 * wave, 1, 1],
@@ -295,6 +541,40 @@ pub fn gemv_ref(
     }
     let x: Vec<f64> = x.iter().map(|&v| v as f64).collect();
     dense_product_ref(ty, w, row_bytes, rows, cols, &x, batch)
+}
+
+/// CPU reference of [`gemv_glu`] in f64: the stacked W (`2·rows_out × cols`) dequantized by
+/// [`crate::quant::dequantize`] times `x` (`batch × cols`, as f32), then `act(gate) · up`; returns
+/// `batch × rows_out`.
+pub fn gemv_glu_ref(
+    ty: QuantType,
+    w: &[u8],
+    rows_out: usize,
+    cols: usize,
+    x: &[f32],
+    batch: usize,
+    act: GluAct,
+) -> Result<Vec<f64>> {
+    check_glu(
+        ty,
+        rows_out,
+        cols,
+        batch,
+        w.len(),
+        x.len(),
+        batch * rows_out,
+    )?;
+    let rows = 2 * rows_out;
+    let row_bytes = w.len() / rows;
+    let x: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+    let gu = dense_product_ref(ty, w, row_bytes, rows, cols, &x, batch)?;
+    Ok(gu
+        .chunks_exact(rows)
+        .flat_map(|r| {
+            let (g, u) = r.split_at(rows_out);
+            g.iter().zip(u).map(|(&g, &u)| act.apply(g) * u)
+        })
+        .collect())
 }
 
 /// `batch × rows` f64 products of W (dequantized row by row, `row_bytes` each, already checked)
