@@ -236,17 +236,6 @@ RF_DEVICE void rf_gv_store(uint4* st, const uint4* v, int lane) {
     }
 }
 
-// The gated activations of the GLU epilogue: the arithmetic of glue.hip's glue_silu / glue_gelu_tanh.
-template <int GLU>
-RF_DEVICE float rf_glu_act(float g) {
-    if constexpr (GLU == 2) {
-        const float k = 0.7978845608028654f;  // sqrt(2 / pi)
-        return 0.5f * g * (1.0f + tanhf(k * (g + 0.044715f * g * g * g)));
-    } else {
-        return g / (1.0f + __expf(-g));
-    }
-}
-
 template <typename F, typename T, int B, int R, int RG, int NW, int GLU>
 RF_DEVICE void rf_gemv_simt(const uint8_t* RF_RESTRICT w, const T* RF_RESTRICT x, T* RF_RESTRICT y, int rows, int cols, int batch) {
     using G = rf_gv<F>;

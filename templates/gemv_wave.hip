@@ -5,6 +5,8 @@
 // consecutive octets (8 elements) per step (a whole block for the 32-element formats), dequantizes
 // them with the format's dequant8 straight from global memory, reads the matching x through L1 and
 // accumulates in f32; a butterfly reduction ends each row.
+// GLU (1 SiLU, 2 GELU-tanh): W is [gate; up], 2 * rows rows; a wave takes its R gate rows and the R
+// matching up rows, and writes y = act(gate) * up (rows = rows of y).
 
 template <typename T>
 RF_DEVICE void rf_load8(const T* RF_RESTRICT p, float* v);
@@ -35,8 +37,10 @@ RF_DEVICE void rf_load8<rf_bf16>(const rf_bf16* RF_RESTRICT p, float* v) {
     }
 }
 
-template <typename F, typename T, int B, int R, int NW>
+template <typename F, typename T, int B, int R, int NW, int GLU>
 RF_DEVICE void rf_gemv(const uint8_t* RF_RESTRICT w, const T* RF_RESTRICT x, T* RF_RESTRICT y, int rows, int cols, int batch) {
+    static_assert(GLU >= 0 && GLU <= 2, "GLU: 0 none, 1 SiLU, 2 GELU-tanh");
+    constexpr int NR = GLU ? 2 * R : R;  // rows of W per wave (GLU: R gate rows, then their R up rows)
     constexpr int OPB = F::QK / 8;
     constexpr int U = 4;  // octets per lane per step
     const int lane = threadIdx.x % RF_WAVE, wid = threadIdx.x / RF_WAVE;
@@ -44,30 +48,33 @@ RF_DEVICE void rf_gemv(const uint8_t* RF_RESTRICT w, const T* RF_RESTRICT x, T* 
     if (rbase >= rows) return;  // wave-uniform; no block-wide synchronization below
     const int n_oct = cols / 8;
     const long long row_bytes = (long long)(cols / F::QK) * F::BYTES;
-    const uint8_t* wr[R];
+    const uint8_t* wr[NR];
 #pragma unroll
-    for (int r = 0; r < R; ++r) wr[r] = w + (long long)min(rbase + r, rows - 1) * row_bytes;
+    for (int r = 0; r < NR; ++r) {
+        const int rr = r < R ? min(rbase + r, rows - 1) : rows + min(rbase + r - R, rows - 1);
+        wr[r] = w + (long long)rr * row_bytes;
+    }
     const T* xb[B];
 #pragma unroll
     for (int b = 0; b < B; ++b) xb[b] = x + (long long)min(b, batch - 1) * cols;
-    float acc[R][B];
+    float acc[NR][B];
 #pragma unroll
-    for (int r = 0; r < R; ++r)
+    for (int r = 0; r < NR; ++r)
 #pragma unroll
         for (int b = 0; b < B; ++b) acc[r][b] = 0.0f;
 
     for (int c = lane * U; c < n_oct; c += RF_WAVE * U) {
-        float wv[U][R][8];
+        float wv[U][NR][8];
 #pragma unroll
         for (int u = 0; u < U; ++u) {
             const int o = c + u;
             // whole blocks of >= U octets: c < n_oct implies o < n_oct
             if (OPB % U == 0 || o < n_oct) {
 #pragma unroll
-                for (int r = 0; r < R; ++r) F::dequant8(wr[r] + (long long)(o / OPB) * F::BYTES, (o % OPB) * 8, wv[u][r]);
+                for (int r = 0; r < NR; ++r) F::dequant8(wr[r] + (long long)(o / OPB) * F::BYTES, (o % OPB) * 8, wv[u][r]);
             } else {
 #pragma unroll
-                for (int r = 0; r < R; ++r)
+                for (int r = 0; r < NR; ++r)
 #pragma unroll
                     for (int i = 0; i < 8; ++i) wv[u][r][i] = 0.0f;
             }
@@ -80,21 +87,24 @@ RF_DEVICE void rf_gemv(const uint8_t* RF_RESTRICT w, const T* RF_RESTRICT x, T* 
                 float xv[8];
                 rf_load8<T>(xb[b] + (long long)o * 8, xv);
 #pragma unroll
-                for (int r = 0; r < R; ++r)
+                for (int r = 0; r < NR; ++r)
 #pragma unroll
                     for (int i = 0; i < 8; ++i) acc[r][b] += wv[u][r][i] * xv[i];
             }
         }
     }
 #pragma unroll
-    for (int r = 0; r < R; ++r)
+    for (int r = 0; r < NR; ++r)
 #pragma unroll
         for (int b = 0; b < B; ++b) acc[r][b] = rf_wave_sum(acc[r][b]);
     if (lane == 0) {
 #pragma unroll
         for (int r = 0; r < R; ++r)
 #pragma unroll
-            for (int b = 0; b < B; ++b)
-                if (rbase + r < rows && b < batch) y[(long long)b * rows + rbase + r] = rf_from_f32<T>(acc[r][b]);
+            for (int b = 0; b < B; ++b) {
+                float v = acc[r][b];
+                if constexpr (GLU != 0) v = rf_glu_act<GLU>(v) * acc[r + (GLU ? R : 0)][b];
+                if (rbase + r < rows && b < batch) y[(long long)b * rows + rbase + r] = rf_from_f32<T>(v);
+            }
     }
 }

@@ -83,3 +83,15 @@ RF_DEVICE void rf_q8_put(float v, bool valid, long long at, signed char* xq, flo
         if ((at & 15) == 0) xs[at >> 4] = make_float2(d, d * (float)s);
     }
 }
+
+// The gated activations of the GEMV GLU epilogues (gemv, gemv_wave): GLU 1 = SiLU, 2 = GELU-tanh, the
+// arithmetic of glue.hip's glue_silu / glue_gelu_tanh.
+template <int GLU>
+RF_DEVICE float rf_glu_act(float g) {
+    if constexpr (GLU == 2) {
+        const float k = 0.7978845608028654f;  // sqrt(2 / pi)
+        return 0.5f * g * (1.0f + tanhf(k * (g + 0.044715f * g * g * g)));
+    } else {
+        return g / (1.0f + __expf(-g));
+    }
+}

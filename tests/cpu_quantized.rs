@@ -54,9 +54,17 @@ fn instance_counts_and_uris() {
         KernelSpec::enumerate(&gemv::FAMILY, 64).len(),
         21 * 3 * 2 + gemv::MMA_FORMATS.len() * 2 + 21 * 2 * 2 * 2
     );
-    assert_eq!(KernelSpec::enumerate(&gemv::WAVE_FAMILY, 32).len(), 21 * 3);
+    // gemv_wave: every format and dtype, and the GLU epilogues for the formats of 32-element blocks
+    let small = QuantType::all()
+        .into_iter()
+        .filter(|t| t.block_elems() <= 32)
+        .count();
+    assert_eq!(
+        KernelSpec::enumerate(&gemv::WAVE_FAMILY, 32).len(),
+        21 * 3 + small * 2 * 2
+    );
     let s = gemv::spec(QuantType::Q4_0, "f16", 1, gemv::GemvConfig { rows: 8 }, 32).unwrap();
-    assert_eq!(s.uri(), "gemv_wave.q4_0.f16.w32");
+    assert_eq!(s.uri(), "gemv_wave.q4_0.f16.none.w32");
     assert!(
         gemv::spec(QuantType::Q4_0, "f16", 3, gemv::GemvConfig { rows: 8 }, 32)
             .unwrap_err()
@@ -160,24 +168,32 @@ fn gemv_glu_specs_configs_and_checks() {
         gemv::spec_with_glu(QuantType::Q4_1, "f16", 1, cfg(4), None, 32).unwrap(),
         gemv::spec(QuantType::Q4_1, "f16", 1, cfg(4), 32).unwrap()
     );
-    // no stand-in for a fused instance (gemv_wave has no epilogue)
+    // the stand-in of a fused rows-4 instance: gemv_wave with the same epilogue, where it has one
     let sm90 = rocmforge::gpu::Target::named("sm_90").unwrap();
     let gfx = rocmforge::gpu::Target::named("gfx942").unwrap();
     let s = gemv::spec_with_glu(QuantType::Q4_K, "f16", 1, cfg(4), Some(GluAct::Silu), 32).unwrap();
     assert_eq!(rocmforge::ops::fallback::fallback(&s, &sm90).unwrap(), None);
+    let s = gemv::spec_with_glu(QuantType::Q4_1, "f16", 1, cfg(4), Some(GluAct::Silu), 32).unwrap();
+    assert_eq!(
+        rocmforge::ops::fallback::fallback(&s, &sm90)
+            .unwrap()
+            .map(|f| f.uri().to_string()),
+        Some("gemv_wave.q4_1.f16.silu.w32".to_string())
+    );
     let err = |ty, dt, b, rows| {
         gemv::spec_with_glu(ty, dt, b, cfg(rows), Some(GluAct::Silu), 32)
             .unwrap_err()
             .to_string()
     };
-    assert!(err(QuantType::Q4_0, "f16", 1, 8).contains("gemv_wave"));
+    assert!(err(QuantType::Q4_K, "f16", 1, 8).contains("gemv_wave"));
     let e = err(QuantType::Q4_0, "f16", 8, 16);
     assert!(e.contains("SIMT") && e.contains("rows 16"), "{e}");
     let e = err(QuantType::Q4_0, "f32", 1, 4);
     assert!(e.contains("f16 or bf16"), "{e}");
     // the configuration: the unfused one where the epilogue has it, else the SIMT kernel's
     let d = |ty, b, t| GemvConfig::default_for_glu(ty, "f16", b, t).rows;
-    assert_eq!(d(QuantType::Q4_1, 1, &sm90), 4); // unfused: gemv_wave
+    assert_eq!(d(QuantType::Q4_1, 1, &sm90), 8); // unfused: gemv_wave, which has the epilogue
+    assert_eq!(d(QuantType::Q6_K, 1, &sm90), 4); // gemv_wave's epilogue is for 32-element blocks
     assert_eq!(d(QuantType::Q4_K, 1, &gfx), 4);
     assert_eq!(d(QuantType::Q4_0, 8, &sm90), 2); // unfused: the mma tile
     assert_eq!(d(QuantType::Q4_0, 3, &gfx), 2);
@@ -319,7 +335,7 @@ fn model_plans_name_the_fused_gate_up_instance() {
             rocmforge::model::gpu::plan_specs(&cfg, &g, &t, &limits(l))
                 .unwrap()
                 .into_iter()
-                .filter(|s| s.family().name == "gemv" && s.str("glu") != "none")
+                .filter(|s| s.family().name.starts_with("gemv") && s.str("glu") != "none")
                 .collect::<Vec<_>>()
         };
         let q8 = rocmforge::model::gpu::q8_policy(&g);
@@ -328,7 +344,7 @@ fn model_plans_name_the_fused_gate_up_instance() {
             assert!(!specs.is_empty(), "{a}: no fused gate/up instance");
         }
         for s in &specs {
-            assert_eq!(s.int("batch"), 1, "{s}");
+            assert!(s.family().name == "gemv_wave" || s.int("batch") == 1, "{s}");
             assert_eq!(s.str("glu"), "silu", "{a}: {s}");
         }
         // single-token steps only: no stacked gate/up (hence no fusion) without 2-token steps

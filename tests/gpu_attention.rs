@@ -363,9 +363,13 @@ fn attn_case<T: Element>(c: &AttnCase, path: Option<&str>, decode_mode: bool, se
         } else {
             format!("prefill {}", path.unwrap_or("native"))
         };
-        // Every path keeps P exact enough for 2e-3: mma.sync splits a bf16 P into hi + lo parts.
-        // (The AMD MFMA/WMMA paths still round P to T; they are not run here.)
-        let limit = tol(T::DTYPE);
+        // The pipelined mma.sync prefill rounds a bf16 P to bf16 for P.V as torch's kernels do (no
+        // hi + lo split: PipeConfig::default_for): 3e-3 there; every other path keeps 2e-3.
+        let rounds_p = !decode_mode
+            && T::DTYPE == "bf16"
+            && path.unwrap_or(prefill::native_path(dev.target())) == "mma_sync"
+            && prefill::mma_sync_pipeline();
+        let limit = if rounds_p { 3e-3 } else { tol(T::DTYPE) };
         if !(e < limit) {
             fail(format!(
                 "{what} {} q{:?} kv{:?} hd{} g{} hkv{} page{} {:?}: rel err {e}",

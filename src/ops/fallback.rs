@@ -28,18 +28,19 @@ pub fn fallback(spec: &KernelSpec, target: &Target) -> Result<Option<KernelSpec>
             let tile = qgemm::tiles("simt")[0];
             Some(qgemm::spec(fmt, target, Some("simt"), tile)?)
         }
-        // gemv_wave has no GLU epilogue: a fused gate/up instance has no stand-in
-        "gemv" if spec.int("rows") == 4 && spec.str("glu") == "none" => {
+        // gemv_wave with the same epilogue (none for a fused instance of a format gemv_wave's GLU
+        // epilogue does not take)
+        "gemv" if spec.int("rows") == 4 => {
             let fmt = QuantType::from_name(spec.str("format"))?;
-            Some(gemv::spec(
-                fmt,
-                spec.str("dtype"),
-                1,
-                GemvConfig {
-                    rows: gemv::WAVE_ROWS,
-                },
-                wave,
-            )?)
+            let glu = gemv::GluAct::from_name(spec.str("glu"));
+            let cfg = GemvConfig {
+                rows: gemv::WAVE_ROWS,
+            };
+            match gemv::spec_with_glu(fmt, spec.str("dtype"), 1, cfg, glu, wave) {
+                Ok(s) => Some(s),
+                Err(_) if glu.is_some() => None,
+                Err(e) => return Err(e),
+            }
         }
         _ => None,
     })

@@ -73,8 +73,15 @@ pub static FAMILY: Family = Family {
             s.wave(),
             s.flag("pipe"),
         );
-        // the default pipelined loop splits a bf16 P (the AMD paths and the shared loop always do)
-        preamble_of(&t, true, false)
+        // the pipelined loop's P split and exp2 form are PipeConfig::default_for's (the AMD paths and
+        // the shared loop always split a bf16 P and ignore both defines)
+        let hd = s.int("head_dim") as usize;
+        let d = PipeConfig::default_for(hd);
+        if s.str("path") == "mma_sync" && s.flag("pipe") {
+            preamble_of(&t, d.psplit, d.ffma)
+        } else {
+            preamble_of(&t, true, false)
+        }
     },
 };
 
@@ -353,11 +360,20 @@ impl PipeConfig {
         // hd128 (56-88 B); hd128 at 128x32 4w mt 2 without qreg (spill-free on sm_90, 8 B on sm_80
         // bf16: halves K/V shared-memory reads per mma, worth a timing); __launch_bounds__(.., 2) for
         // 8-wave hd128 (128 registers: 216-264 B).
+        //
+        // hd64 and hd128 from the bench's sweep (H200, bf16 causal, fourth session of 2026-11-29,
+        // docs/PERF.md): hd128 128x64 4w mt 2 with Q in shared memory (FA2's tiles: two blocks per
+        // SM; spill-free only without the P split) 3.47 ms vs 4.11 for 128x64 8w mt 1 qreg; hd64
+        // 128x64 8w mt 1 qreg 0.84 ms vs 1.10 for 128x64 4w mt 2 qreg.
+        //
+        // bf16 P is not split into hi + lo (psplit off): rounding P to bf16 as torch's kernels do
+        // measured 2.06e-3 against an f64 reference vs torch's own bf16 SDPA 2.07e-3 (the bar
+        // is 1.25x torch's), and the split cost 10-15 % of the time.
         let (bm, bn, nwarp, mt, qreg) = match hd {
-            64 => (128, 64, 4, 2, true),
+            64 => (128, 64, 8, 1, true),
             80 => (128, 32, 4, 2, true),
             96 => (128, 32, 4, 2, false),
-            128 => (128, 64, 8, 1, true),
+            128 => (128, 64, 4, 2, false),
             _ => (64, 32, 4, 1, false),
         };
         PipeConfig {
@@ -366,7 +382,7 @@ impl PipeConfig {
             nwarp,
             mt,
             qreg,
-            psplit: true,
+            psplit: false,
             ffma: false,
         }
     }
@@ -928,15 +944,15 @@ mod tests {
         // the default configuration is the default instance
         let s = spec_with(128, "bf16", true, "mma_sync", 32, Some(d)).unwrap();
         assert_eq!(s.uri(), "attn_prefill.hd128.bf16.causal.mma_sync.pipe.w32");
-        let mut c = PipeConfig::new(128, 64, 4, 2, false);
+        let mut c = PipeConfig::new(128, 32, 4, 2, false);
         c.psplit = false;
         let s = spec_with(128, "bf16", true, "mma_sync", 32, Some(c)).unwrap();
         assert_eq!(
             s.uri(),
-            "attn_prefill_mma.hd128.bf16.causal.m128.n64.x4.t2.qsmem.nosplit.fmul.w32"
+            "attn_prefill_mma.hd128.bf16.causal.m128.n32.x4.t2.qsmem.nosplit.fmul.w32"
         );
         assert_eq!(spec_tiles(&s), c.tiles(128));
-        assert_eq!(spec_tiles(&s).shared, (4 * 64 + 128) * 136 * 2);
+        assert_eq!(spec_tiles(&s).shared, (4 * 32 + 128) * 136 * 2);
         // f16 never splits P: the split flag is dropped, so split on/off is one instance
         let f = spec_with(64, "f16", false, "mma_sync", 32, Some(c)).unwrap();
         c.psplit = true;
@@ -955,7 +971,7 @@ mod tests {
         let mut e = d;
         e.ffma = true;
         let s1 = spec_with(128, "bf16", true, "mma_sync", 32, Some(e)).unwrap();
-        e.psplit = false;
+        e.psplit = !e.psplit;
         let s2 = spec_with(128, "bf16", true, "mma_sync", 32, Some(e)).unwrap();
         assert_ne!(s1.uri(), s2.uri());
         // errors: other paths, wave64, invalid tiles
@@ -995,8 +1011,14 @@ mod tests {
             assert!(src.contains(d), "{d}");
         }
         assert!(src.contains("attn_prefill_mma<rf_bf16, 128, true>("));
+        // the default instance: PipeConfig::default_for's choices (no bf16 P split)
         let d = spec(128, "bf16", true, "mma_sync", 32).unwrap();
         let src = crate::jit::template::render(&d, &t).unwrap();
-        assert!(src.contains("#define RF_ATTN_PSPLIT 1\n#define RF_ATTN_FFMA 0\n"));
+        assert!(src.contains("#define RF_ATTN_PSPLIT 0\n#define RF_ATTN_FFMA 0\n"));
+        assert!(src.contains("#define RF_ATTN_NWARP 4\n#define RF_ATTN_LPR 1\n"));
+        // the AMD paths and the shared loop always split
+        let d = spec(128, "bf16", true, "mfma", 64).unwrap();
+        let src = crate::jit::template::render(&d, &Target::named("gfx942").unwrap()).unwrap();
+        assert!(src.contains("#define RF_ATTN_PSPLIT 1\n"));
     }
 }

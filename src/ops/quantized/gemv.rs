@@ -50,6 +50,15 @@ impl GluAct {
         }
     }
 
+    /// The activation named by a spec's `glu` parameter (`none`: no epilogue).
+    pub fn from_name(name: &str) -> Option<GluAct> {
+        match name {
+            "silu" => Some(GluAct::Silu),
+            "gelu_tanh" => Some(GluAct::GeluTanh),
+            _ => None,
+        }
+    }
+
     /// act(g) in f64 (the CPU reference).
     pub fn apply(self, g: f64) -> f64 {
         match self {
@@ -102,8 +111,13 @@ pub static WAVE_FAMILY: Family = Family {
     params: &[
         ParamDef { name: "format", kind: ParamKind::Choice { values: FORMATS }, doc: "block format of W" },
         ParamDef { name: "dtype", kind: ParamKind::Choice { values: DTYPES }, doc: "element type of x and y" },
+        ParamDef { name: "glu", kind: ParamKind::Choice { values: GLUS }, doc: "epilogue: none, or y = act(gate x) * (up x) with W = [gate; up] (2 x rows rows): silu or gelu_tanh (x f16 or bf16)" },
     ],
-    validate: |s| QuantType::from_name(s.str("format")).map(|_| ()).map_err(|e| e.to_string()),
+    validate: |s| {
+        let ty = QuantType::from_name(s.str("format")).map_err(|e| e.to_string())?;
+        validate_glu(s.str("dtype"), WAVE_ROWS as i64, s.str("glu"))?;
+        wave_glu_format(ty, s.str("glu"))
+    },
     applies: any_target,
     preamble,
 };
@@ -135,6 +149,18 @@ fn validate_glu(dtype: &str, rows: i64, glu: &str) -> std::result::Result<(), St
         return Err(format!(
             "the {glu} epilogue is compiled for x {}; got {dtype}",
             GLU_DTYPES.join(" or ")
+        ));
+    }
+    Ok(())
+}
+
+/// gemv_wave's GLU epilogue holds twice the rows' decoded octets: it is compiled for the formats of
+/// blocks up to 32 elements (the 256-element K-quants spill on RDNA2 there; theirs is the SIMT kernel).
+fn wave_glu_format(ty: QuantType, glu: &str) -> std::result::Result<(), String> {
+    if glu != "none" && ty.block_elems() > 32 {
+        return Err(format!(
+            "the {glu} epilogue of gemv_wave (rows 8) is for formats of 32-element blocks, not {}: rows 4",
+            ty.name()
         ));
     }
     Ok(())
@@ -178,8 +204,7 @@ impl GemvConfig {
 
     /// The configuration of a fused gate/up GEMV ([`gemv_glu`]) over a stacked matrix: that of the
     /// unfused GEMV of the same matrix ([`Self::default_for`], tuned choice included) where the GLU
-    /// epilogue has it, else the SIMT kernel's (rows 4 at batch 1 in place of `gemv_wave`, rows 2
-    /// at batch 2..8 in place of the mma tile).
+    /// epilogue has it (every kernel but the mma tile), else the SIMT kernel's rows 2 (batch 2..8).
     pub fn default_for_glu(
         ty: QuantType,
         dtype: &str,
@@ -198,12 +223,20 @@ impl GemvConfig {
     /// Every configuration valid for a [`gemv_glu`] call (for tests and the tuner).
     pub fn glu_candidates(ty: QuantType, dtype: &str, batch: usize) -> Vec<GemvConfig> {
         let b = compiled_batch(batch).unwrap_or(MAX_BATCH as i64);
-        ROWS.iter()
+        let mut c: Vec<GemvConfig> = ROWS
+            .iter()
             .filter(|&&r| {
                 validate(ty.name(), dtype, b, r).is_ok() && validate_glu(dtype, r, "silu").is_ok()
             })
             .map(|&r| GemvConfig { rows: r as usize })
-            .collect()
+            .collect();
+        if b == 1
+            && validate_glu(dtype, WAVE_ROWS as i64, "silu").is_ok()
+            && wave_glu_format(ty, "silu").is_ok()
+        {
+            c.push(GemvConfig { rows: WAVE_ROWS });
+        }
+        c
     }
 
     /// Every configuration valid for this call (for tests and the tuner).
@@ -252,12 +285,6 @@ pub fn spec_with_glu(
 ) -> Result<KernelSpec> {
     let b = compiled_batch(batch)?;
     if cfg.rows == WAVE_ROWS {
-        if let Some(a) = glu {
-            return Err(Error::op(
-                GLU_OP,
-                format!("rows per block {WAVE_ROWS} (gemv_wave) has no {a} epilogue: rows 4 (batch 1) or 2 (batch 2..8)"),
-            ));
-        }
         if b != 1 {
             return Err(Error::op(
                 "gemv",
@@ -266,7 +293,11 @@ pub fn spec_with_glu(
         }
         return KernelSpec::new(
             &WAVE_FAMILY,
-            &[("format", ty.name().into()), ("dtype", dtype.into())],
+            &[
+                ("format", ty.name().into()),
+                ("dtype", dtype.into()),
+                ("glu", glu.map_or("none", GluAct::name).into()),
+            ],
             wave,
         );
     }
