@@ -128,8 +128,9 @@ pub struct GpuBackend {
     pub launches_last_step: usize,
     pub graph_replays: u64,
     use_graphs: bool,
-    /// Decode-step fusions on (`GpuOptions::fuse`): GLU epilogue, merge inside the attention launch.
-    fuse: bool,
+    /// Decode-step fusions (`GpuOptions::fuse`, `ROCMFORGE_FUSE=glu|merge|on|off`, default glu):
+    /// (the GLU epilogue of the gate/up GEMV, the merge inside the attention launch).
+    fuse: (bool, bool),
     /// The JIT generation the graphs were captured at (a landed deferred instance moves it).
     jit_generation: u64,
     /// GEMVs of small steps on 8-bit activations ([`q8_policy`]).
@@ -239,7 +240,7 @@ pub fn plan_specs(
             "gated_silu"
         },
     ] {
-        v.push(glue::spec(k, target)?);
+        v.push(glue::spec(k, target, cfg.d_model)?);
     }
     let mut fmts: Vec<QuantType> = Vec::new();
     for (name, shape) in cfg.tensor_list() {
@@ -737,11 +738,17 @@ impl GpuBackend {
                     .unwrap_or(true)
             }),
             use_q8: gpu_opts.q8.unwrap_or_else(|| q8_policy(g)),
-            fuse: gpu_opts.fuse.unwrap_or_else(|| {
-                std::env::var("ROCMFORGE_FUSE")
-                    .map(|v| v != "0" && v != "off")
-                    .unwrap_or(true)
-            }),
+            fuse: match gpu_opts.fuse {
+                Some(on) => (on, on),
+                // default: the GLU epilogue only; the in-launch merge measured no faster in a
+                // decode step (SmolLM2 +0.6 %, Gemma 3 -1.8 %, H200, docs/PERF.md)
+                None => match std::env::var("ROCMFORGE_FUSE").as_deref().map(str::trim) {
+                    Ok("0") | Ok("off") => (false, false),
+                    Ok("merge") => (false, true),
+                    Ok("1") | Ok("on") | Ok("all") => (true, true),
+                    _ => (true, false),
+                },
+            },
             q8_attn_out: std::env::var("ROCMFORGE_Q8_ATTN_OUT")
                 .map(|v| v != "0" && v != "off")
                 .unwrap_or(true),
@@ -864,7 +871,7 @@ impl GpuBackend {
     /// Whether a single-token step runs the stacked gate/up `f` as one fused `gemv_glu` (see
     /// [`glu_fusable`]; [`plan_specs`] names its instance by the same rule).
     fn glu_fused(&self, f: &Linear) -> bool {
-        self.fuse && glu_fusable(self.q8(1), f.fmt, f.k, self.cfg.d_ff)
+        self.fuse.0 && glu_fusable(self.q8(1), f.fmt, f.k, self.cfg.d_ff)
     }
 
     fn lin_with(
@@ -1273,7 +1280,7 @@ impl Backend for GpuBackend {
                         self.cfg.n_kv_heads,
                         self.cfg.head_dim,
                     )?;
-                    p.fused_merge &= self.fuse;
+                    p.fused_merge &= self.fuse.1;
                     p
                 }
             };

@@ -80,8 +80,9 @@ pub struct GpuOptions {
     pub graphs: Option<bool>,
     /// Small steps' GEMVs on 8-bit activations (`ROCMFORGE_Q8`, default: models over 1 GiB).
     pub q8: Option<bool>,
-    /// Decode-step fusions that save launches (`ROCMFORGE_FUSE`, default on): the gated activation in
-    /// the gate/up GEMV's epilogue, the flash-decoding merge inside the attention launch.
+    /// Decode-step fusions that save launches: the gated activation in the gate/up GEMV's epilogue
+    /// and the flash-decoding merge inside the attention launch, both with `Some(true)`, neither with
+    /// `Some(false)`; `None`: `ROCMFORGE_FUSE` = `glu` (the default), `merge`, `on` or `off`.
     pub fuse: Option<bool>,
 }
 

@@ -31,7 +31,7 @@ pub static FAMILY: Family = Family {
                 prefix: "b",
                 values: &[256, 512, 1024],
             },
-            doc: "threads per block: resid_norm 1024 (one row per block: a decode step's row spread over more threads; 512 on emulated wave64 targets, which run at most 15 waves per block), the others 256",
+            doc: "threads per block: resid_norm 1024 for rows over 1024 elements (one row per block: a decode step's row spread over more threads; 512 on emulated wave64 targets, which run at most 15 waves per block), 256 for shorter rows and the other kinds",
         },
     ],
     validate: no_rules,
@@ -41,9 +41,9 @@ pub static FAMILY: Family = Family {
 
 const OP: &str = "glue";
 
-/// Threads per block of each kernel kind on `target`.
-pub fn block_of(kind: &str, target: &Target) -> u32 {
-    if kind != "resid_norm" {
+/// Threads per block of each kernel kind on `target`, for rows of `d` elements (resid_norm).
+pub fn block_of(kind: &str, target: &Target, d: usize) -> u32 {
+    if kind != "resid_norm" || d <= RESID_NORM_SMALL {
         256
     } else if target.max_threads_per_block >= 1024 {
         1024
@@ -53,29 +53,33 @@ pub fn block_of(kind: &str, target: &Target) -> u32 {
     }
 }
 
-/// The spec of one glue kernel for `target`.
-pub fn spec(kind: &str, target: &Target) -> Result<KernelSpec> {
+/// Rows up to this many elements get a 256-thread resid_norm block: a small model's decode row
+/// (SmolLM2 576, Gemma 3 270M 640) gains nothing from 1024 threads but the wider block reductions.
+pub const RESID_NORM_SMALL: usize = 1024;
+
+/// The spec of one glue kernel for `target` and rows of `d` elements (see [`block_of`]).
+pub fn spec(kind: &str, target: &Target, d: usize) -> Result<KernelSpec> {
     KernelSpec::new(
         &FAMILY,
         &[
             ("kind", kind.into()),
-            ("block", (block_of(kind, target) as i64).into()),
+            ("block", (block_of(kind, target, d) as i64).into()),
         ],
         target.wave_size,
     )
 }
 
-fn kernel(dev: &Device, kind: &str) -> Result<std::sync::Arc<crate::gpu::Kernel>> {
-    Jit::global().kernel(dev, &spec(kind, dev.target())?)
+fn kernel(dev: &Device, kind: &str, d: usize) -> Result<std::sync::Arc<crate::gpu::Kernel>> {
+    Jit::global().kernel(dev, &spec(kind, dev.target(), d)?)
 }
 
 /// One block per row.
-fn rows_cfg(rows: usize, kind: &str, target: &Target) -> Result<LaunchConfig> {
+fn rows_cfg(rows: usize, kind: &str, target: &Target, d: usize) -> Result<LaunchConfig> {
     let grid =
         u32::try_from(rows).map_err(|_| Error::op(OP, format!("{rows} rows exceed the grid")))?;
     Ok(LaunchConfig {
         grid: [grid, 1, 1],
-        block: [block_of(kind, target), 1, 1],
+        block: [block_of(kind, target, d), 1, 1],
         shared_bytes: 0,
     })
 }
@@ -146,9 +150,9 @@ pub fn resid_norm(
     if rows == 0 {
         return Ok(());
     }
-    kernel(dev, "resid_norm")?.launch(
+    kernel(dev, "resid_norm", d)?.launch(
         stream,
-        rows_cfg(rows, "resid_norm", dev.target())?,
+        rows_cfg(rows, "resid_norm", dev.target(), d)?,
         &[
             Arg::from(&*x),
             Arg::Ptr(r.map_or(0, |b| b.device_ptr())),
@@ -207,9 +211,9 @@ pub fn gated(
         return Ok(());
     }
     let kind = if gelu { "gated_gelu" } else { "gated_silu" };
-    let k = kernel(dev, kind)?;
+    let k = kernel(dev, kind, cols)?;
     let (gx, gy) = (
-        u32::try_from(cols.div_ceil(block_of(kind, dev.target()) as usize)),
+        u32::try_from(cols.div_ceil(block_of(kind, dev.target(), cols) as usize)),
         u32::try_from(rows),
     );
     let (Ok(gx), Ok(gy)) = (gx, gy) else {
@@ -228,7 +232,7 @@ pub fn gated(
         stream,
         LaunchConfig {
             grid: [gx, gy, 1],
-            block: [block_of(kind, dev.target()), 1, 1],
+            block: [block_of(kind, dev.target(), cols), 1, 1],
             shared_bytes: 0,
         },
         &[
@@ -262,9 +266,9 @@ pub fn gather_rows(
     if n == 0 {
         return Ok(());
     }
-    kernel(dev, "gather")?.launch(
+    kernel(dev, "gather", cols)?.launch(
         stream,
-        rows_cfg(n, "gather", dev.target())?,
+        rows_cfg(n, "gather", dev.target(), cols)?,
         &[
             x.into(),
             rows.into(),
