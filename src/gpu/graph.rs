@@ -79,7 +79,7 @@ pub(crate) fn refuse_during_capture(call: &'static str) -> Result<()> {
     if thread_is_capturing() {
         return Err(Error::op(
             call,
-            "synchronous call while this thread captures a stream: it would run once now and              never at replay; make it before begin_capture, or use the stream-ordered (async)              form on the capturing stream",
+            "synchronous call while this thread captures a stream: it would run once now and never at replay; make it before begin_capture, or use the stream-ordered (async) form on the capturing stream",
         ));
     }
     Ok(())
