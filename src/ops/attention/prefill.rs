@@ -362,9 +362,10 @@ impl PipeConfig {
         // 8-wave hd128 (128 registers: 216-264 B).
         //
         // hd64 and hd128 from the bench's sweep (H200, bf16 causal, fourth session of 2026-11-29,
-        // docs/PERF.md): hd128 128x64 4w mt 2 with Q in shared memory (FA2's tiles: two blocks per
-        // SM; spill-free only without the P split) 3.47 ms vs 4.11 for 128x64 8w mt 1 qreg; hd64
-        // 128x64 8w mt 1 qreg 0.84 ms vs 1.10 for 128x64 4w mt 2 qreg.
+        // docs/PERF.md): hd128 128x32 4w mt 2 with Q in shared memory (two blocks per SM) 3.51 ms vs
+        // 4.11 for 128x64 8w mt 1 qreg; FA2's 128x64 4w mt 2 measured 3.47 ms but needs 102 KiB of
+        // shared memory, over the 99 KiB sm_86/sm_89 give a block (and spills with the P split);
+        // hd64 128x64 8w mt 1 qreg 0.84 ms vs 1.10 for 128x64 4w mt 2 qreg.
         //
         // bf16 P is not split into hi + lo (psplit off): rounding P to bf16 as torch's kernels do
         // measured 2.06e-3 against an f64 reference vs torch's own bf16 SDPA 2.07e-3 (the bar
@@ -373,7 +374,7 @@ impl PipeConfig {
             64 => (128, 64, 8, 1, true),
             80 => (128, 32, 4, 2, true),
             96 => (128, 32, 4, 2, false),
-            128 => (128, 64, 4, 2, false),
+            128 => (128, 32, 4, 2, false),
             _ => (64, 32, 4, 1, false),
         };
         PipeConfig {
@@ -944,15 +945,15 @@ mod tests {
         // the default configuration is the default instance
         let s = spec_with(128, "bf16", true, "mma_sync", 32, Some(d)).unwrap();
         assert_eq!(s.uri(), "attn_prefill.hd128.bf16.causal.mma_sync.pipe.w32");
-        let mut c = PipeConfig::new(128, 32, 4, 2, false);
+        let mut c = PipeConfig::new(128, 64, 4, 2, false);
         c.psplit = false;
         let s = spec_with(128, "bf16", true, "mma_sync", 32, Some(c)).unwrap();
         assert_eq!(
             s.uri(),
-            "attn_prefill_mma.hd128.bf16.causal.m128.n32.x4.t2.qsmem.nosplit.fmul.w32"
+            "attn_prefill_mma.hd128.bf16.causal.m128.n64.x4.t2.qsmem.nosplit.fmul.w32"
         );
         assert_eq!(spec_tiles(&s), c.tiles(128));
-        assert_eq!(spec_tiles(&s).shared, (4 * 32 + 128) * 136 * 2);
+        assert_eq!(spec_tiles(&s).shared, (4 * 64 + 128) * 136 * 2);
         // f16 never splits P: the split flag is dropped, so split on/off is one instance
         let f = spec_with(64, "f16", false, "mma_sync", 32, Some(c)).unwrap();
         c.psplit = true;
