@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use half::{bf16, f16};
-use rocmforge::gpu::Device;
+use rocmforge::gpu::{Buffer, Device};
 use rocmforge::ops::attention::rope::{Rope, RopeStyle};
 use rocmforge::ops::attention::{
     decode, kv_cache, prefill, AttnParams, Batch, PagedCache, PagedLayout,
@@ -240,18 +240,12 @@ fn main() -> Result<()> {
         let mut out = dev.alloc::<bf16>(b * hq * hd)?;
         let mut plan = decode::DecodePlan::new(&dev, &batch, hq, hkv, hd)?;
         let p = AttnParams::new(hd, true);
-        let ms = time_ms(&dev, 3, 50, |i| {
-            decode::decode(
-                &dev,
-                &s,
-                &q,
-                &caches[i % reps],
-                &batch,
-                &mut plan,
-                &mut out,
-                &p,
-            )
-        })?;
+        let time = |plan: &mut decode::DecodePlan, out: &mut Buffer<bf16>| {
+            time_ms(&dev, 3, 50, |i| {
+                decode::decode(&dev, &s, &q, &caches[i % reps], &batch, plan, out, &p)
+            })
+        };
+        let ms = time(&mut plan, &mut out)?;
         let gbs = kv_bytes as f64 / ms / 1e6;
         let pr = peer(&[
             "--mode",
@@ -274,18 +268,7 @@ fn main() -> Result<()> {
         // the other merge (in the decode launch or by the merge kernel), same caches
         let alt = if plan.splits > 1 {
             plan.fused_merge = !plan.fused_merge;
-            let t = time_ms(&dev, 3, 50, |i| {
-                decode::decode(
-                    &dev,
-                    &s,
-                    &q,
-                    &caches[i % reps],
-                    &batch,
-                    &mut plan,
-                    &mut out,
-                    &p,
-                )
-            })?;
+            let t = time(&mut plan, &mut out)?;
             plan.fused_merge = !plan.fused_merge;
             format!(
                 ", {} merge {t:.4} ms",

@@ -275,28 +275,85 @@ struct AttnCase {
     p: AttnParams,
 }
 
+/// A case's random inputs (paged layout, block tables, cumulative query lengths, Q, K, V) and the
+/// rows compared with the reference: every row of short cases; of long ones every 37th and each
+/// sequence's last (the f64 reference is O(q * kv * hd)).
+struct CaseInputs<T> {
+    l: PagedLayout,
+    bt: Vec<i32>,
+    hq: usize,
+    cu: Vec<i32>,
+    q: Vec<T>,
+    kc: Vec<T>,
+    vc: Vec<T>,
+    rows: Vec<usize>,
+}
+
+impl<T: Element> CaseInputs<T> {
+    fn new(c: &AttnCase, seed: u64) -> CaseInputs<T> {
+        let (l, bt) = layout(&c.kv_lens, c.page, c.hkv, c.hd, seed);
+        let hq = c.hkv * c.g;
+        let mut cu = vec![0i32];
+        for q in &c.q_lens {
+            cu.push(cu.last().unwrap() + q);
+        }
+        let total = *cu.last().unwrap() as usize;
+        let rows = (0..total)
+            .filter(|&t| total < 300 || t % 37 == 0 || cu.contains(&(t as i32 + 1)))
+            .collect();
+        CaseInputs {
+            q: tv(total * hq * c.hd, seed + 1),
+            kc: tv(l.elements(), seed + 2),
+            vc: tv(l.elements(), seed + 3),
+            l,
+            bt,
+            hq,
+            cu,
+            rows,
+        }
+    }
+
+    /// The compared rows of an output `[tokens][hq][hd]`.
+    fn pick(&self, v: &[f32]) -> Vec<f32> {
+        let n = self.hq * self.l.head_dim;
+        self.rows
+            .iter()
+            .flat_map(|&t| v[t * n..][..n].to_vec())
+            .collect()
+    }
+
+    /// The f64 reference at the compared rows.
+    fn reference(&self, c: &AttnCase) -> Vec<f32> {
+        let want = prefill::attention_ref(
+            &f32s(&self.q),
+            &f32s(&self.kc),
+            &f32s(&self.vc),
+            &self.l,
+            &self.bt,
+            &self.cu,
+            &c.kv_lens,
+            self.hq,
+            &c.p,
+            |t| self.rows.binary_search(&t).is_ok(),
+        );
+        self.pick(&want)
+    }
+}
+
 /// Build a random cache and queries; run prefill (path) or decode; compare sampled rows to the reference.
 fn attn_case<T: Element>(c: &AttnCase, path: Option<&str>, decode_mode: bool, seed: u64) {
     let dev = device();
     let before = dev.allocated_bytes();
     let s = dev.default_stream();
-    let (l, bt) = layout(&c.kv_lens, c.page, c.hkv, c.hd, seed);
-    let hq = c.hkv * c.g;
-    let mut cu = vec![0i32];
-    for q in &c.q_lens {
-        cu.push(cu.last().unwrap() + q);
-    }
-    let total = *cu.last().unwrap() as usize;
-    let q: Vec<T> = tv(total * hq * c.hd, seed + 1);
-    let kc: Vec<T> = tv(l.elements(), seed + 2);
-    let vc: Vec<T> = tv(l.elements(), seed + 3);
+    let inp = CaseInputs::<T>::new(c, seed);
+    let hq = inp.hq;
     {
-        let mut cache = PagedCache::<T>::new(&dev, l, &bt).unwrap();
-        cache.k.copy_from_host(&kc).unwrap();
-        cache.v.copy_from_host(&vc).unwrap();
-        let batch = Batch::new(&dev, &cu, &c.kv_lens).unwrap();
-        let dq = dev.upload(&q).unwrap();
-        let mut out = dev.alloc::<T>(q.len()).unwrap();
+        let mut cache = PagedCache::<T>::new(&dev, inp.l, &inp.bt).unwrap();
+        cache.k.copy_from_host(&inp.kc).unwrap();
+        cache.v.copy_from_host(&inp.vc).unwrap();
+        let batch = Batch::new(&dev, &inp.cu, &c.kv_lens).unwrap();
+        let dq = dev.upload(&inp.q).unwrap();
+        let mut out = dev.alloc::<T>(inp.q.len()).unwrap();
         out.fill_bytes(0xff).unwrap();
         let mut extra = Vec::new();
         if decode_mode {
@@ -337,27 +394,7 @@ fn attn_case<T: Element>(c: &AttnCase, path: Option<&str>, decode_mode: bool, se
                 c.q_lens, c.hd, c.g, path
             ));
         }
-        // sample rows of long sequences (the f64 reference is O(q * kv * hd))
-        let keep = |t: usize| total < 300 || t % 37 == 0 || cu.contains(&(t as i32 + 1));
-        let want = prefill::attention_ref(
-            &f32s(&q),
-            &f32s(&kc),
-            &f32s(&vc),
-            &l,
-            &bt,
-            &cu,
-            &c.kv_lens,
-            hq,
-            &c.p,
-            keep,
-        );
-        let rows: Vec<usize> = (0..total).filter(|&t| keep(t)).collect();
-        let pick = |v: &[f32]| {
-            rows.iter()
-                .flat_map(|&t| v[t * hq * c.hd..][..hq * c.hd].to_vec())
-                .collect::<Vec<f32>>()
-        };
-        let e = rel_err(&pick(&got), &pick(&want));
+        let e = rel_err(&inp.pick(&got), &inp.reference(c));
         let what = if decode_mode {
             "decode".to_string()
         } else {
@@ -545,42 +582,15 @@ fn pipe_configs(hd: usize) -> Vec<prefill::PipeConfig> {
 fn pipe_case<T: Element>(c: &AttnCase, cfgs: &[prefill::PipeConfig], seed: u64) {
     let dev = device();
     let s = dev.default_stream();
-    let (l, bt) = layout(&c.kv_lens, c.page, c.hkv, c.hd, seed);
-    let hq = c.hkv * c.g;
-    let mut cu = vec![0i32];
-    for q in &c.q_lens {
-        cu.push(cu.last().unwrap() + q);
-    }
-    let total = *cu.last().unwrap() as usize;
-    let q: Vec<T> = tv(total * hq * c.hd, seed + 1);
-    let kc: Vec<T> = tv(l.elements(), seed + 2);
-    let vc: Vec<T> = tv(l.elements(), seed + 3);
-    let keep = |t: usize| total < 300 || t % 37 == 0 || cu.contains(&(t as i32 + 1));
-    let want = prefill::attention_ref(
-        &f32s(&q),
-        &f32s(&kc),
-        &f32s(&vc),
-        &l,
-        &bt,
-        &cu,
-        &c.kv_lens,
-        hq,
-        &c.p,
-        keep,
-    );
-    let rows: Vec<usize> = (0..total).filter(|&t| keep(t)).collect();
-    let pick = |v: &[f32]| {
-        rows.iter()
-            .flat_map(|&t| v[t * hq * c.hd..][..hq * c.hd].to_vec())
-            .collect::<Vec<f32>>()
-    };
-    let want = pick(&want);
-    let mut cache = PagedCache::<T>::new(&dev, l, &bt).unwrap();
-    cache.k.copy_from_host(&kc).unwrap();
-    cache.v.copy_from_host(&vc).unwrap();
-    let batch = Batch::new(&dev, &cu, &c.kv_lens).unwrap();
-    let dq = dev.upload(&q).unwrap();
-    let mut out = dev.alloc::<T>(q.len()).unwrap();
+    let inp = CaseInputs::<T>::new(c, seed);
+    let hq = inp.hq;
+    let want = inp.reference(c);
+    let mut cache = PagedCache::<T>::new(&dev, inp.l, &inp.bt).unwrap();
+    cache.k.copy_from_host(&inp.kc).unwrap();
+    cache.v.copy_from_host(&inp.vc).unwrap();
+    let batch = Batch::new(&dev, &inp.cu, &c.kv_lens).unwrap();
+    let dq = dev.upload(&inp.q).unwrap();
+    let mut out = dev.alloc::<T>(inp.q.len()).unwrap();
     for cfg in cfgs {
         out.fill_bytes(0xff).unwrap();
         let o = prefill::PrefillOptions {
@@ -603,7 +613,7 @@ fn pipe_case<T: Element>(c: &AttnCase, cfgs: &[prefill::PipeConfig], seed: u64) 
             fail(format!("{what}: {e}"));
             continue;
         }
-        let e = rel_err(&pick(&f32s(&out.to_vec().unwrap())), &want);
+        let e = rel_err(&inp.pick(&f32s(&out.to_vec().unwrap())), &want);
         let limit = if T::DTYPE == "bf16" && !cfg.psplit {
             3e-3
         } else {

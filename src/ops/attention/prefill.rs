@@ -16,33 +16,38 @@ use crate::ops::Element;
 /// Matrix paths of the prefill kernel.
 pub const PATHS: &[&str] = &["scalar", "mma_sync", "mfma", "wmma"];
 
+// The parameters FAMILY and PIPE_FAMILY share (their instances' URIs start alike).
+const HEAD_DIM_PARAM: ParamDef = ParamDef {
+    name: "head_dim",
+    kind: ParamKind::Int {
+        prefix: "hd",
+        values: HEAD_DIMS,
+    },
+    doc: "head size",
+};
+const DTYPE_PARAM: ParamDef = ParamDef {
+    name: "dtype",
+    kind: ParamKind::Choice { values: DTYPES16 },
+    doc: "Q/K/V/O element type",
+};
+const CAUSAL_PARAM: ParamDef = ParamDef {
+    name: "causal",
+    kind: ParamKind::Flag {
+        on: "causal",
+        off: "full",
+    },
+    doc: "causal mask",
+};
+
 pub static FAMILY: Family = Family {
     name: "attn_prefill",
     doc: "FlashAttention-2 prefill over a paged KV cache (ragged, GQA, causal, window, soft-cap)",
     body: "attn_prefill.hip",
     instance: "attn_prefill.inst",
     params: &[
-        ParamDef {
-            name: "head_dim",
-            kind: ParamKind::Int {
-                prefix: "hd",
-                values: HEAD_DIMS,
-            },
-            doc: "head size",
-        },
-        ParamDef {
-            name: "dtype",
-            kind: ParamKind::Choice { values: DTYPES16 },
-            doc: "Q/K/V/O element type",
-        },
-        ParamDef {
-            name: "causal",
-            kind: ParamKind::Flag {
-                on: "causal",
-                off: "full",
-            },
-            doc: "causal mask",
-        },
+        HEAD_DIM_PARAM,
+        DTYPE_PARAM,
+        CAUSAL_PARAM,
         ParamDef {
             name: "path",
             kind: ParamKind::Choice { values: PATHS },
@@ -125,27 +130,9 @@ pub static PIPE_FAMILY: Family = Family {
     body: "attn_prefill.hip",
     instance: "attn_prefill.inst",
     params: &[
-        ParamDef {
-            name: "head_dim",
-            kind: ParamKind::Int {
-                prefix: "hd",
-                values: HEAD_DIMS,
-            },
-            doc: "head size",
-        },
-        ParamDef {
-            name: "dtype",
-            kind: ParamKind::Choice { values: DTYPES16 },
-            doc: "Q/K/V/O element type",
-        },
-        ParamDef {
-            name: "causal",
-            kind: ParamKind::Flag {
-                on: "causal",
-                off: "full",
-            },
-            doc: "causal mask",
-        },
+        HEAD_DIM_PARAM,
+        DTYPE_PARAM,
+        CAUSAL_PARAM,
         ParamDef {
             name: "bm",
             kind: ParamKind::Int {
