@@ -1,11 +1,15 @@
 //! The integer-dot decode GEMV (`gemv_q8`) per format at 4096x4096, 4096x14336 and 14336x4096
-//! (rows x cols), batches 1, 2, 4, 8, against the copy ceiling and the float GEMV (`gemv`), all in
-//! the same run:
+//! (rows x cols), batches 1, 2, 4, 8, against the copy ceiling and the float GEMVs (`gemv`: its
+//! default at batch 1, and its mma tile — rows 16, f16 x dequantized into mma.sync fragments — at
+//! every batch), all in the same run:
 //!  * rotated: weight copies past L2, the GEMV alone (x already quantized) — "% copy" is weight
 //!    bytes per second over the device copy bandwidth;
 //!  * warm: one weight copy, L2-warm as llama.cpp's `test-backend-ops perf -o MUL_MAT` measures,
 //!    activation quantization included (µs per call), to compare with its MUL_MAT lines
 //!    (m = rows, n = batch, k = cols).
+//!
+//! The summary's `bB/b1` is the fastest kernel at batch B over the fastest at batch 1 (issue 10:
+//! ≤ 1.3), each named (q8 = gemv_q8, mma = the mma tile, fl = gemv's batch-1 default).
 //!
 //! `cargo bench --bench gemv_q8 [-- FORMAT,...]`
 
@@ -33,7 +37,7 @@ fn main() -> rocmforge::Result<()> {
         .find(|a| !a.starts_with('-'))
         .map(|a| a.split(',').map(String::from).collect());
     println!(
-        "\n{:<8} {:>11} {:>5} {:>4} {:>9} {:>7} {:>10} {:>9} {:>9}",
+        "\n{:<8} {:>11} {:>5} {:>4} {:>9} {:>7} {:>10} {:>9} {:>9} {:>9}",
         "format",
         "rows x cols",
         "batch",
@@ -41,8 +45,9 @@ fn main() -> rocmforge::Result<()> {
         "rot us",
         "% copy",
         "warm us",
-        "gemv us",
-        "vs gemv"
+        "mma us",
+        "mma %copy",
+        "fl b1 us"
     );
     let mut summary = Vec::new();
     for (rows, cols) in [(4096usize, 4096usize), (4096, 14336), (14336, 4096)] {
@@ -92,75 +97,104 @@ fn main() -> rocmforge::Result<()> {
                             (format!("r{}w{}", cfg.rows, cfg.waves), f)
                         })
                         .collect();
-                let timings = tune::pick_fastest(&dev, cands)?;
-                let best = &timings[0];
-                let cfg = GemvQ8Config {
-                    rows: best.label[1..2].parse().unwrap_or(1),
-                    waves: best.label[3..].parse().unwrap_or(4),
+                // gemv_q8 has no instance for some batches (q2_K, q3_K above 4 right-hand sides)
+                let (label, rot_us, warm_us) = if cands.is_empty() {
+                    ("-".to_string(), f64::NAN, f64::NAN)
+                } else {
+                    let timings = tune::pick_fastest(&dev, cands)?;
+                    let best = &timings[0];
+                    let cfg = GemvQ8Config {
+                        rows: best.label[1..2].parse().unwrap_or(1),
+                        waves: best.label[3..].parse().unwrap_or(4),
+                    };
+                    let rot_us = 1e3 * best.median_ms / n as f64;
+                    // L2-warm, activation quantization included (what MUL_MAT does)
+                    let warm_us =
+                        1e3 * common::time_ms(&dev, 5, 50, |_| {
+                            let mut y = y.borrow_mut();
+                            for _ in 0..10 {
+                                gemv_q8::quantize_x(&dev, &s, &x, batch, cols, &mut xq)?;
+                                gemv_q8::gemv_q8(
+                                    &dev,
+                                    &s,
+                                    ty,
+                                    &ws[0],
+                                    rows,
+                                    cols,
+                                    &xq,
+                                    batch,
+                                    &mut y,
+                                    Some(cfg),
+                                )?;
+                            }
+                            Ok(())
+                        })? / 10.0;
+                    (best.label.clone(), rot_us, warm_us)
                 };
-                let rot_us = 1e3 * best.median_ms / n as f64;
-                // L2-warm, activation quantization included (what MUL_MAT does)
-                let warm_us =
-                    1e3 * common::time_ms(&dev, 5, 50, |_| {
-                        let mut y = y.borrow_mut();
-                        for _ in 0..10 {
-                            gemv_q8::quantize_x(&dev, &s, &x, batch, cols, &mut xq)?;
-                            gemv_q8::gemv_q8(
-                                &dev,
-                                &s,
-                                ty,
-                                &ws[0],
-                                rows,
-                                cols,
-                                &xq,
-                                batch,
-                                &mut y,
-                                Some(cfg),
-                            )?;
-                        }
-                        Ok(())
-                    })? / 10.0;
-                // the float GEMV (default configuration), rotated
-                let fl_us = if batch == 1 || batch == 8 {
-                    1e3 * common::time_ms(&dev, 2, 15, |_| {
-                        let mut y = y.borrow_mut();
-                        for w in &ws {
-                            gemv::gemv(&dev, &s, ty, w, rows, cols, &x, batch, &mut y)?;
-                        }
-                        Ok(())
-                    })? / n as f64
+                // the float GEMVs, rotated: the mma tile (every batch) and the default (batch 1)
+                let float_us = |cfg: Option<gemv::GemvConfig>| -> rocmforge::Result<f64> {
+                    Ok(1e3
+                        * common::time_ms(&dev, 2, 15, |_| {
+                            let mut y = y.borrow_mut();
+                            for w in &ws {
+                                match cfg {
+                                    Some(c) => gemv::gemv_with(
+                                        &dev, &s, ty, w, rows, cols, &x, batch, &mut y, c,
+                                    )?,
+                                    None => {
+                                        gemv::gemv(&dev, &s, ty, w, rows, cols, &x, batch, &mut y)?
+                                    }
+                                }
+                            }
+                            Ok(())
+                        })?
+                        / n as f64)
+                };
+                let mma = gemv::GemvConfig { rows: 16 };
+                let mma_us = if gemv::GemvConfig::candidates(ty, "f16", batch).contains(&mma) {
+                    float_us(Some(mma))?
                 } else {
                     f64::NAN
                 };
-                let pct = 100.0 * wbytes / (rot_us * 1e-6) / 1e9 / copy;
+                let fl_us = if batch == 1 {
+                    float_us(None)?
+                } else {
+                    f64::NAN
+                };
+                let pct_of = |us: f64| 100.0 * wbytes / (us * 1e-6) / 1e9 / copy;
+                let pct = pct_of(rot_us);
                 println!(
-                    "{:<8} {:>11} {:>5} {:>4} {:>9.2} {:>6.1}% {:>10.2} {:>9.2} {:>8.2}x",
+                    "{:<8} {:>11} {:>5} {:>4} {:>9.2} {:>6.1}% {:>10.2} {:>9.2} {:>8.1}% {:>9.2}",
                     name,
                     format!("{rows}x{cols}"),
                     batch,
-                    best.label,
+                    label,
                     rot_us,
                     pct,
                     warm_us,
-                    fl_us,
-                    fl_us / rot_us
+                    mma_us,
+                    pct_of(mma_us),
+                    fl_us
                 );
+                // the fastest kernel at this batch (NaN never wins)
+                let (who, us) = [("q8", rot_us), ("mma", mma_us), ("fl", fl_us)]
+                    .into_iter()
+                    .filter(|(_, v)| v.is_finite())
+                    .fold(("-", f64::INFINITY), |a, b| if b.1 < a.1 { b } else { a });
                 if batch == 1 {
-                    b1 = rot_us;
+                    b1 = us;
                     line.push_str(&format!(
-                        " b1 {rot_us:>7.2} us {pct:>5.1}% copy warm {warm_us:>7.2}"
+                        " b1 {us:>7.2} us {:>5.1}% copy ({who}) q8 warm {warm_us:>7.2}",
+                        pct_of(us)
                     ));
                 } else {
-                    line.push_str(&format!(
-                        "  b{batch}/b1 {:.2} warm {warm_us:>7.2}",
-                        rot_us / b1
-                    ));
+                    line.push_str(&format!("  b{batch}/b1 {:.2} ({who})", us / b1));
                 }
             }
             summary.push(line);
         }
     }
-    println!("\nsummary (rotated us and % of copy at batch 1; batch-b time over batch 1; warm us incl. quantizing x):");
+    println!("\nsummary (rotated, fastest kernel per batch: us and % of copy at batch 1; batch-B time over batch 1; q8 warm us incl. quantizing x):");
     for l in summary {
         println!("{l}");
     }

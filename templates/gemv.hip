@@ -11,10 +11,9 @@
 //    all RG rows). Formats with a fast decoder (rf_gv below) give floats f and (a, b) with
 //    sum W x = a * sum f x + b * sum x, which takes the block scale out of the inner loop; the rest
 //    use the exact dequant8. Waves reduce with shuffles, the block through shared memory.
-//  * MMA (NVIDIA, R = 16, B = 8, f16/bf16 x, formats with rf_mq): each wave is one m16n8k16 tile
-//    per 16 columns: 16 W rows as M (integer codes, exact in f16/bf16), the 8 right-hand sides as N,
-//    x staged in shared memory; per scale group (16 or 32 columns) the f32 tile is scaled per row
-//    and added to the accumulators (and a tile of ones gives sum x for formats with a minimum).
+//  * MMA (NVIDIA, R = 16, f16/bf16 x, every format of quant_w8.h): 8 warps per block, each an
+//    m16n8k16 tile of the 16 rows (M) and the 1..8 right-hand sides (N) over its share of the
+//    row's units; the weights are dequantized in registers into the A fragment (see rf_gemv_mma).
 //
 // GLU epilogue (SIMT only; GLU 1 = SiLU, 2 = GELU-tanh): W is [gate; up] stacked, 2 * rows rows, and
 // y[b][j] = act(gate_j . x_b) * (up_j . x_b) for j < rows. A block's R outputs take R gate rows and
@@ -336,256 +335,265 @@ RF_DEVICE void rf_gemv_simt(const uint8_t* RF_RESTRICT w, const T* RF_RESTRICT x
 }
 
 template <typename T> struct rf_is_f32 { static constexpr bool value = false; };
+template <typename T> struct rf_is_half { static constexpr bool value = false; };
+template <> struct rf_is_half<rf_half> { static constexpr bool value = true; };
 template <> struct rf_is_f32<float> { static constexpr bool value = true; };
 
-template <typename F> struct rf_mq { static constexpr bool OK = false; };
 #if defined(RF_MMA_SYNC)
-// ---------------- NVIDIA mma.sync path (B = 8, 16 rows per block, f16/bf16 x) ----------------
-// rf_mq<F>: G columns per scale group (16 or 32); codes(blk, kb, t, c): integer codes of elements
-// kb+2t, kb+2t+1, kb+8+2t, kb+9+2t of the block (kb % 16 == 0); scale(blk, kb, a, b): the group
-// holding kb has W = a * code + b.
-RF_DEVICE uint32_t rf_ld16b(const uint8_t* p, int a) {
-    return a >= 2 ? (uint32_t)*(const uint16_t*)p : ((uint32_t)p[0] | ((uint32_t)p[1] << 8));
-}
-// nibbles of bytes 2t, 2t+1, 2t+8, 2t+9 of qs (low nibble for kb < 16 of a 32-block, high after).
-template <int A>
-RF_DEVICE void rf_mq_nib4(const uint8_t* qs, int sh, int t, uint32_t* n) {
-    const uint32_t u0 = rf_ld16b(qs + 2 * t, A) >> sh, u1 = rf_ld16b(qs + 8 + 2 * t, A) >> sh;
-    n[0] = u0 & 15u; n[1] = (u0 >> 8) & 15u; n[2] = u1 & 15u; n[3] = (u1 >> 8) & 15u;
-}
-template <>
-struct rf_mq<rf_fmt_q4_0> {
-    static constexpr bool OK = true, HAS_B = false;
-    static constexpr int G = 32;
-    RF_DEVICE static void codes(const uint8_t* blk, int kb, int t, int* c) {
-        uint32_t n[4];
-        rf_mq_nib4<rf_fmt_q4_0::AQ>(((const block_q4_0*)blk)->qs, (kb & 16) >> 2, t, n);
-#pragma unroll
-        for (int i = 0; i < 4; ++i) c[i] = (int)n[i] - 8;
-    }
-    RF_DEVICE static void scale(const uint8_t* blk, int, float& a, float& b) { a = __half2float(((const block_q4_0*)blk)->d); b = 0.0f; }
-};
-template <>
-struct rf_mq<rf_fmt_q4_1> {
-    static constexpr bool OK = true, HAS_B = true;
-    static constexpr int G = 32;
-    RF_DEVICE static void codes(const uint8_t* blk, int kb, int t, int* c) {
-        uint32_t n[4];
-        rf_mq_nib4<rf_fmt_q4_1::AQ>(((const block_q4_1*)blk)->qs, (kb & 16) >> 2, t, n);
-#pragma unroll
-        for (int i = 0; i < 4; ++i) c[i] = (int)n[i];
-    }
-    RF_DEVICE static void scale(const uint8_t* blk, int, float& a, float& b) {
-        a = __half2float(((const block_q4_1*)blk)->d);
-        b = __half2float(((const block_q4_1*)blk)->m);
-    }
-};
-template <>
-struct rf_mq<rf_fmt_mxfp4> {
-    static constexpr bool OK = true, HAS_B = false;
-    static constexpr int G = 32;
-    RF_DEVICE static void codes(const uint8_t* blk, int kb, int t, int* c) {
-        uint32_t n[4];
-        rf_mq_nib4<rf_fmt_mxfp4::AQ>(((const block_mxfp4*)blk)->qs, (kb & 16) >> 2, t, n);
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-            const int mag = (int)((0xC8643210u >> (4 * (n[i] & 7u))) & 15u);
-            c[i] = (n[i] & 8u) ? -mag : mag;
-        }
-    }
-    RF_DEVICE static void scale(const uint8_t* blk, int, float& a, float& b) { a = rf_e8m0_half(((const block_mxfp4*)blk)->e); b = 0.0f; }
-};
-template <>
-struct rf_mq<rf_fmt_q8_0> {
-    static constexpr bool OK = true, HAS_B = false;
-    static constexpr int G = 32;
-    RF_DEVICE static void codes(const uint8_t* blk, int kb, int t, int* c) {
-        const uint8_t* qs = (const uint8_t*)((const block_q8_0*)blk)->qs + kb;
-        const uint32_t u0 = rf_ld16b(qs + 2 * t, rf_fmt_q8_0::AQ), u1 = rf_ld16b(qs + 8 + 2 * t, rf_fmt_q8_0::AQ);
-        c[0] = (int)(signed char)(u0 & 0xffu); c[1] = (int)(signed char)(u0 >> 8);
-        c[2] = (int)(signed char)(u1 & 0xffu); c[3] = (int)(signed char)(u1 >> 8);
-    }
-    RF_DEVICE static void scale(const uint8_t* blk, int, float& a, float& b) { a = __half2float(((const block_q8_0*)blk)->d); b = 0.0f; }
-};
-template <>
-struct rf_mq<rf_fmt_q4_K> {
-    static constexpr bool OK = true, HAS_B = true;
-    static constexpr int G = 32;
-    RF_DEVICE static void codes(const uint8_t* blk, int kb, int t, int* c) {
-        uint32_t n[4];
-        rf_mq_nib4<rf_fmt_q4_K::AQ>(((const block_q4_K*)blk)->qs + 32 * (kb / 64) + (kb % 32), 4 * ((kb / 32) % 2), t, n);
-#pragma unroll
-        for (int i = 0; i < 4; ++i) c[i] = (int)n[i];
-    }
-    RF_DEVICE static void scale(const uint8_t* blk, int kb, float& a, float& b) {
-        const block_q4_K* p = (const block_q4_K*)blk;
-        uint32_t s, m;
-        rf_scale_min_k4(kb / 32, p->scales, s, m);
-        a = __half2float(p->d) * rf_u2f(s);
-        b = -(__half2float(p->dmin) * rf_u2f(m));
-    }
-};
-template <>
-struct rf_mq<rf_fmt_q6_K> {
-    static constexpr bool OK = true, HAS_B = false;
-    static constexpr int G = 16;
-    RF_DEVICE static void codes(const uint8_t* blk, int kb, int t, int* c) {
-        const block_q6_K* p = (const block_q6_K*)blk;
-        const int h = kb / 128, r = kb % 128;
-        const int ls = 4 * (r / 64), hs = 2 * (r / 32);
-        const uint8_t* ql = p->ql + 64 * h + (r % 64) + 2 * t;
-        const uint8_t* qh = p->qh + 32 * h + (r % 32) + 2 * t;
-        const uint32_t l0 = rf_ld16b(ql, rf_fmt_q6_K::AL) >> ls, l1 = rf_ld16b(ql + 8, rf_fmt_q6_K::AL) >> ls;
-        const uint32_t h0 = rf_ld16b(qh, rf_fmt_q6_K::AH) >> hs, h1 = rf_ld16b(qh + 8, rf_fmt_q6_K::AH) >> hs;
-        c[0] = (int)((l0 & 15u) | ((h0 & 3u) << 4)) - 32;
-        c[1] = (int)(((l0 >> 8) & 15u) | (((h0 >> 8) & 3u) << 4)) - 32;
-        c[2] = (int)((l1 & 15u) | ((h1 & 3u) << 4)) - 32;
-        c[3] = (int)(((l1 >> 8) & 15u) | (((h1 >> 8) & 3u) << 4)) - 32;
-    }
-    RF_DEVICE static void scale(const uint8_t* blk, int kb, float& a, float& b) {
-        const block_q6_K* p = (const block_q6_K*)blk;
-        a = __half2float(p->d) * (float)(int)p->scales[kb / 16];
-        b = 0.0f;
-    }
-};
-
+// ---------------- NVIDIA mma.sync tile (rows 16, 1..8 right-hand sides, f16/bf16 x) ----------------
+// Every format, through the integer decoders of quant_w8.h. Lane (g, t) of a warp (g = lane / 4,
+// t = lane % 4) decodes word t of each 16-element segment of rows g and g + 8 (codes of elements
+// 4t .. 4t + 3) from its warp's shared-memory ring, turns it into the dequantized weights
+// a * code + b as f16 pairs (bf16: hi and lo parts) and feeds them to mma.m16n8k16 as the A fragment. The fragment's k slots
+// 2t, 2t + 1, 2t + 8, 2t + 9 hold elements 4t, 4t + 2, 4t + 1, 4t + 3 (any order of k serves, if
+// A and B share it), so the B fragment of right-hand side g is x[g][4t .. 4t + 3] from one 8-byte
+// load, swizzled. The weights are scaled before the product, so the accumulators run over the whole
+// row with no per-group fix-up; f32 accumulation. The NW warps of a block take the row's chunks of
+// 256 columns in turn; a warp copies chunk c + NW of its 16 rows global -> shared with cp.async (the
+// 16-byte vectors covering each row's bytes, so any block alignment works) while it multiplies chunk
+// c, whose x values it loaded into registers before waiting. x rows past `batch` are not read
+// (zero), so one to eight right-hand sides cost the same W traffic.
 RF_DEVICE void rf_mma16816(float* c, const uint32_t* a, uint32_t b0, uint32_t b1, rf_half*) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
                  : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3]) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 RF_DEVICE void rf_mma16816(float* c, const uint32_t* a, uint32_t b0, uint32_t b1, rf_bf16*) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
                  : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3]) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
-// Two small integers as an f16x2 / bf16x2 pair (exact: |c| <= 128).
-RF_DEVICE uint32_t rf_mq_pack(int lo, int hi, rf_half*) {
-    __half2 h = __floats2half2_rn((float)lo, (float)hi);
+// Formats whose weights carry a minimum (a * code + b with b independent of a, codes unsigned):
+// folding a and b into f16 weights would cost up to 2^-11 of |b| per weight, far more than of |w|
+// where a * code and b nearly cancel. With f16 x their codes go into the product exactly and each
+// segment is scaled in f32 (a * (code . x) + b * (sum x), the sums from a tile of ones); with bf16
+// x their pairs are formed in f32 and split into hi and lo.
+template <typename F> struct rf_mm_min { static constexpr bool V = false; };
+template <> struct rf_mm_min<rf_fmt_q4_1> { static constexpr bool V = true; };
+template <> struct rf_mm_min<rf_fmt_q5_1> { static constexpr bool V = true; };
+template <> struct rf_mm_min<rf_fmt_q2_K> { static constexpr bool V = true; };
+template <> struct rf_mm_min<rf_fmt_q4_K> { static constexpr bool V = true; };
+template <> struct rf_mm_min<rf_fmt_q5_K> { static constexpr bool V = true; };
+// Formats whose codes are never negative (the f16 path then needs no bias).
+template <typename F> struct rf_mm_uns { static constexpr bool V = false; };
+template <> struct rf_mm_uns<rf_fmt_q4_0> { static constexpr bool V = true; };
+template <> struct rf_mm_uns<rf_fmt_q5_0> { static constexpr bool V = true; };
+// The four signed-byte codes of word c as exact floats: 2^23 + 128 + c from the bit pattern
+// 0x4B0000uu (uu = c + 128), minus 2^23 + 128.
+RF_DEVICE void rf_mm_codes(uint32_t c, float* f) {
+    const uint32_t u = c ^ 0x80808080u;
+    f[0] = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7650)) - 8388736.0f;
+    f[1] = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7651)) - 8388736.0f;
+    f[2] = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7652)) - 8388736.0f;
+    f[3] = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7653)) - 8388736.0f;
+}
+// Word c of four signed-byte codes (c0 c1 c2 c3) -> p0 = (a c0 + b, a c2 + b), p1 = (a c1 + b, a c3 + b)
+// (PART 0; PART 1 is the bf16 remainder, below).
+// f16 without a minimum: 0x6400 | (c + 128) is 1024 + c + 128 exactly, minus 1152 gives c exactly,
+// then one fused multiply-add rounds a * c + b once (a, and b = a multiple of a by a power of two
+// or zero, rounded to f16 first: a relative 2^-11 of w). With a minimum: f32, then one rounding.
+// The f16 pairs without a minimum, from scales already in f16 (a2, b2); codes that are all
+// non-negative (UNS) need no bias: 0x6400 | c is 1024 + c.
+RF_DEVICE void rf_mm_pairs_h(uint32_t c, __half2 a2, __half2 b2, bool uns, uint32_t& p0, uint32_t& p1) {
+    const uint32_t u = uns ? c : c ^ 0x80808080u;
+    const unsigned short bb = uns ? (unsigned short)0x6400u : (unsigned short)0x6480u;
+    const __half2 bias = __halves2half2(__ushort_as_half(bb), __ushort_as_half(bb));
+    const uint32_t e0 = __byte_perm(u, 0x64646464u, 0x4240), e1 = __byte_perm(u, 0x64646464u, 0x4341);
+    const __half2 h0 = __hfma2(__hsub2(*(const __half2*)&e0, bias), a2, b2);
+    const __half2 h1 = __hfma2(__hsub2(*(const __half2*)&e1, bias), a2, b2);
+    p0 = *(const uint32_t*)&h0;
+    p1 = *(const uint32_t*)&h1;
+}
+// Unsigned byte codes (below 1024) as exact f16 pairs (c0, c2), (c1, c3).
+RF_DEVICE void rf_mm_codes_h(uint32_t c, uint32_t& p0, uint32_t& p1) {
+    const __half2 bias = __halves2half2(__ushort_as_half((unsigned short)0x6400u), __ushort_as_half((unsigned short)0x6400u));
+    const uint32_t e0 = __byte_perm(c, 0x64646464u, 0x4240), e1 = __byte_perm(c, 0x64646464u, 0x4341);
+    const __half2 h0 = __hsub2(*(const __half2*)&e0, bias), h1 = __hsub2(*(const __half2*)&e1, bias);
+    p0 = *(const uint32_t*)&h0;
+    p1 = *(const uint32_t*)&h1;
+}
+template <bool MIN, int PART>
+RF_DEVICE void rf_mm_pairs(uint32_t c, float a, float b, uint32_t& p0, uint32_t& p1, rf_half*) {
+    if constexpr (MIN) {
+        float f[4];
+        rf_mm_codes(c, f);
+        __half2 h0 = __floats2half2_rn(fmaf(a, f[0], b), fmaf(a, f[2], b));
+        __half2 h1 = __floats2half2_rn(fmaf(a, f[1], b), fmaf(a, f[3], b));
+        p0 = *(const uint32_t*)&h0;
+        p1 = *(const uint32_t*)&h1;
+    } else {
+        const __half2 a2 = __float2half2_rn(a), b2 = __float2half2_rn(b);
+        rf_mm_pairs_h(c, a2, b2, false, p0, p1);
+    }
+}
+// bf16 (whose 8-bit significand cannot hold c + 128 for every byte): f32 weights as two parts,
+// hi = bf16(w) and lo = bf16(w - hi) (PART 0, 1), each multiplied: w to about 16 bits.
+RF_DEVICE uint32_t rf_mm_bf2(float lo, float hi, int part) {
+    __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+    if (part == 1) h = __floats2bfloat162_rn(lo - __low2float(h), hi - __high2float(h));
     return *(uint32_t*)&h;
 }
-RF_DEVICE uint32_t rf_mq_pack(int lo, int hi, rf_bf16*) {
-    __nv_bfloat162 h = __floats2bfloat162_rn((float)lo, (float)hi);
-    return *(uint32_t*)&h;
+template <bool MIN, int PART>
+RF_DEVICE void rf_mm_pairs(uint32_t c, float a, float b, uint32_t& p0, uint32_t& p1, rf_bf16*) {
+    float f[4];
+    rf_mm_codes(c, f);
+    p0 = rf_mm_bf2(fmaf(a, f[0], b), fmaf(a, f[2], b), PART);
+    p1 = rf_mm_bf2(fmaf(a, f[1], b), fmaf(a, f[3], b), PART);
 }
+// Products per weight pair: f16 one, bf16 two (hi and lo).
+template <typename T> struct rf_mm_parts { static constexpr int P = 1; };
+template <> struct rf_mm_parts<rf_bf16> { static constexpr int P = 2; };
 
 template <typename F, typename T, int NW>
 RF_DEVICE void rf_gemv_mma(const uint8_t* RF_RESTRICT w, const T* RF_RESTRICT x, T* RF_RESTRICT y, int rows, int cols, int batch) {
-    using M = rf_mq<F>;
+    using W = rf_w8<F>;
     static_assert(RF_WAVE == 32, "mma.sync needs 32-lane warps");
-    constexpr int CB = F::QK >= 256 ? 1 : 256 / F::QK;  // blocks per chunk and row
-    constexpr int CK = CB * F::QK;                      // columns per chunk
+    constexpr int NS = W::NS;
+    constexpr int CB = F::QK >= 256 ? 1 : 256 / F::QK;  // blocks per chunk (256 columns)
+    constexpr int CU = CB * W::UPB;                     // units per chunk
     constexpr int CBYTES = CB * F::BYTES;
-    constexpr int RV = (CBYTES + 15) / 16 + 1;
-    constexpr int NPL = (16 * RV + 31) / 32;
-    constexpr int XV = CK * 2 / 16;                     // 16-byte vectors per staged x row
-    constexpr int XS = XV + 1;                          // padded row stride (conflict-free fragment reads)
-    constexpr int XPL = 8 * XV / 32;
-    __shared__ uint4 wst[NW][16 * RV];
-    __shared__ uint4 xst[NW][8 * XS];
+    constexpr int RV = (CBYTES + 34) / 16;              // 16-byte vectors covering a row's chunk at any alignment,
+                                                        // and the aligned word after its last byte
+    constexpr int P = rf_mm_parts<T>::P;
+    extern __shared__ uint4 rf_gemv_ring[];  // [NW][2][16 * RV], sized by the launcher (gemv::mma_shared_bytes)
+    uint4 (*ring)[2][16 * RV] = (uint4 (*)[2][16 * RV])rf_gemv_ring;
     __shared__ float red[NW][16 * 8];
     const int lane = threadIdx.x % 32, wid = threadIdx.x / 32;
     const int g = lane >> 2, t = lane & 3;
     const int row0 = blockIdx.x * 16;
-    const int nb = cols / F::QK;
-    const int nchunks = (nb + CB - 1) / CB;
+    const int nb = cols / F::QK, nch = (nb + CB - 1) / CB;
     const long long row_bytes = (long long)nb * F::BYTES;
-    const uint8_t* wend = w + (long long)rows * row_bytes;
-    uint4* ws = wst[wid];
-    const uint8_t* wsb = (const uint8_t*)ws;
-    const uint32_t* xs32 = (const uint32_t*)xst[wid];
-    uint32_t ones[4];
-    ones[0] = ones[1] = ones[2] = ones[3] = rf_mq_pack(1, 1, (T*)nullptr);
-    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-
-    uint4 v[NPL], xv[XPL];
-    auto load = [&](int c) {
-        rf_gv_load<16, RV, NPL>(v, w, wend, row_bytes, rows, row0, (long long)c * CBYTES, min(CB, nb - c * CB) * F::BYTES, lane);
-#pragma unroll
-        for (int i = 0; i < XPL; ++i) {
-            const int k = i * 32 + lane, n = k / XV, j = k - n * XV;
-            const int e = c * CK + 8 * j;
-            xv[i] = make_uint4(0u, 0u, 0u, 0u);
-            if (e < cols) xv[i] = *(const uint4*)(x + (long long)min(n, batch - 1) * cols + e);
+    const uint8_t* end = w + (long long)rows * row_bytes;
+    const bool xon = g < batch;
+    const T* xr = x + (long long)min(g, batch - 1) * cols + 4 * t;
+    // chunk c of the 16 rows into stage st: per row the 16-byte vectors covering its bytes, by cp.async
+    // (the vector holding the end of W, if any, byte by byte with zeros after it)
+    auto issue = [&](int c, int st) {
+        for (int i = lane; i < 16 * RV; i += 32) {
+            const int r = i / RV, v = i - r * RV;
+            const uint8_t* base = w + (long long)min(row0 + r, rows - 1) * row_bytes + (long long)c * CBYTES;
+            const uint8_t* src = (const uint8_t*)((unsigned long long)base & ~15ull) + 16 * v;
+            const long long left = end - src;
+            if (left >= 16) {
+                rf_cp_async16(&ring[wid][st][i], src, 16);
+            } else {  // the matrix ends inside this vector (or before it): bytes one by one, zeros after
+                uint8_t* d = (uint8_t*)&ring[wid][st][i];
+                for (int k = 0; k < 16; ++k) d[k] = k < left ? src[k] : (uint8_t)0;
+            }
         }
+        rf_cp_async_commit();
     };
-    int c = wid;
-    if (c < nchunks) load(c);
-    for (; c < nchunks; c += NW) {
-        RF_SYNC_WAVE();
-        rf_gv_store<16, RV, NPL>(ws, v, lane);
-#pragma unroll
-        for (int i = 0; i < XPL; ++i) {
-            const int k = i * 32 + lane, n = k / XV, j = k - n * XV;
-            xst[wid][n * XS + j] = xv[i];
-        }
-        RF_SYNC_WAVE();
+    float acc[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};  // two chains of dependent mma
+    int c = wid, it = 0;
+    if (c < nch) issue(c, 0);
+    for (; c < nch; c += NW, ++it) {
+        const int st = it & 1;
+        if (c + NW < nch) issue(c + NW, st ^ 1);
+        else rf_cp_async_commit();  // an empty group keeps the count of groups in flight uniform
         const int cb = min(CB, nb - c * CB);
-        const int ra = min(row0 + g, rows - 1), rb = min(row0 + g + 8, rows - 1);
-        const int la = g * RV * 16 + (int)(((long long)ra * row_bytes + (long long)c * CBYTES) & 15);
-        const int lb = (g + 8) * RV * 16 + (int)(((long long)rb * row_bytes + (long long)c * CBYTES) & 15);
-        if (c + NW < nchunks) load(c + NW);
-        for (int bi = 0; bi < cb; ++bi) {
-            const uint8_t* pa = wsb + la + bi * F::BYTES;
-            const uint8_t* pb = wsb + lb + bi * F::BYTES;
+        uint2 xv[CU * NS];
 #pragma unroll
-            for (int gk = 0; gk < F::QK; gk += M::G) {
-                float cg[4] = {0.0f, 0.0f, 0.0f, 0.0f}, sx[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        for (int q = 0; q < CU; ++q) {
+            const int bi = q / W::UPB, u = q % W::UPB;
 #pragma unroll
-                for (int ks = 0; ks < M::G; ks += 16) {
-                    const int kb = gk + ks;
-                    int ca[4], cbv[4];
-                    M::codes(pa, kb, t, ca);
-                    M::codes(pb, kb, t, cbv);
-                    uint32_t a[4];
-                    a[0] = rf_mq_pack(ca[0], ca[1], (T*)nullptr);
-                    a[1] = rf_mq_pack(cbv[0], cbv[1], (T*)nullptr);
-                    a[2] = rf_mq_pack(ca[2], ca[3], (T*)nullptr);
-                    a[3] = rf_mq_pack(cbv[2], cbv[3], (T*)nullptr);
-                    const int kx = (bi * F::QK + kb) / 2;  // u32 word of the k-step in a staged x row
-                    const uint32_t b0 = xs32[g * XS * 4 + kx + t], b1 = xs32[g * XS * 4 + kx + 4 + t];
-                    rf_mma16816(cg, a, b0, b1, (T*)nullptr);
-                    if constexpr (M::HAS_B) rf_mma16816(sx, ones, b0, b1, (T*)nullptr);
+            for (int s = 0; s < NS; ++s) {
+                xv[q * NS + s] = make_uint2(0u, 0u);
+                if (xon && bi < cb) xv[q * NS + s] = *(const uint2*)(xr + (long long)(c * CB + bi) * F::QK + W::elem(u, s));
+            }
+        }
+        rf_cp_async_wait<1>();
+        RF_SYNC_WAVE();
+        const uint8_t* sa = (const uint8_t*)&ring[wid][st][g * RV] +
+                            (((long long)min(row0 + g, rows - 1) * row_bytes + (long long)c * CBYTES) & 15);
+        const uint8_t* sb = (const uint8_t*)&ring[wid][st][(g + 8) * RV] +
+                            (((long long)min(row0 + g + 8, rows - 1) * row_bytes + (long long)c * CBYTES) & 15);
+#pragma unroll
+        for (int q = 0; q < CU; ++q) {
+            const int bi = q / W::UPB, u = q % W::UPB;
+            if (bi < cb) {
+                uint32_t ca[NS][1], cbw[NS][1];
+                float aa[NS], ba[NS], ab[NS], bb[NS];
+                W::template unit<1>(sa + bi * F::BYTES, u, t, ca, aa, ba, nullptr);
+                W::template unit<1>(sb + bi * F::BYTES, u, t, cbw, ab, bb, nullptr);
+                constexpr bool FAST = rf_is_half<T>::value && !rf_mm_min<F>::V;
+                constexpr bool EXACT = rf_is_half<T>::value && rf_mm_min<F>::V;
+                constexpr int NSC = F::QK == 32 ? 1 : NS;  // distinct scales per unit (32-element formats share)
+                __half2 ha[FAST ? NSC : 1][2], hb[FAST ? NSC : 1][2];
+                if constexpr (FAST) {
+#pragma unroll
+                    for (int s = 0; s < NSC; ++s) {
+                        ha[s][0] = __float2half2_rn(aa[s]); hb[s][0] = __float2half2_rn(ba[s]);
+                        ha[s][1] = __float2half2_rn(ab[s]); hb[s][1] = __float2half2_rn(bb[s]);
+                    }
                 }
-                float aa, ba, ab, bb;
-                M::scale(pa, gk, aa, ba);
-                M::scale(pb, gk, ab, bb);
-                acc[0] = fmaf(aa, cg[0], acc[0]);
-                acc[1] = fmaf(aa, cg[1], acc[1]);
-                acc[2] = fmaf(ab, cg[2], acc[2]);
-                acc[3] = fmaf(ab, cg[3], acc[3]);
-                if constexpr (M::HAS_B) {
-                    acc[0] = fmaf(ba, sx[0], acc[0]);
-                    acc[1] = fmaf(ba, sx[1], acc[1]);
-                    acc[2] = fmaf(bb, sx[2], acc[2]);
-                    acc[3] = fmaf(bb, sx[3], acc[3]);
+#pragma unroll
+                for (int s = 0; s < NS; ++s) {
+                    const uint2 v = xv[q * NS + s];
+                    const uint32_t b0 = __byte_perm(v.x, v.y, 0x5410), b1 = __byte_perm(v.x, v.y, 0x7632);
+                    uint32_t a[4];
+                    if constexpr (EXACT) {
+                        // codes exact in f16, the segment's product scaled in f32: acc += a * (code . x)
+                        // + b * (sum x), the sums of x from a tile of ones
+                        rf_mm_codes_h(ca[s][0], a[0], a[2]);
+                        rf_mm_codes_h(cbw[s][0], a[1], a[3]);
+                        float cx[4] = {0.0f, 0.0f, 0.0f, 0.0f}, sx[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+                        rf_mma16816(cx, a, b0, b1, (T*)nullptr);
+                        uint32_t ones[4];
+                        ones[0] = ones[1] = ones[2] = ones[3] = 0x3C003C00u;  // f16 pairs (1, 1)
+                        rf_mma16816(sx, ones, b0, b1, (T*)nullptr);
+                        float* ac = acc[(q * NS + s) & 1];
+                        ac[0] = fmaf(aa[s], cx[0], fmaf(ba[s], sx[0], ac[0]));
+                        ac[1] = fmaf(aa[s], cx[1], fmaf(ba[s], sx[1], ac[1]));
+                        ac[2] = fmaf(ab[s], cx[2], fmaf(bb[s], sx[2], ac[2]));
+                        ac[3] = fmaf(ab[s], cx[3], fmaf(bb[s], sx[3], ac[3]));
+                        continue;
+                    } else if constexpr (FAST) {
+                        const int sc = NSC == 1 ? 0 : s;
+                        rf_mm_pairs_h(ca[s][0], ha[sc][0], hb[sc][0], rf_mm_uns<F>::V, a[0], a[2]);
+                        rf_mm_pairs_h(cbw[s][0], ha[sc][1], hb[sc][1], rf_mm_uns<F>::V, a[1], a[3]);
+                    } else {
+                        rf_mm_pairs<rf_mm_min<F>::V, 0>(ca[s][0], aa[s], ba[s], a[0], a[2], (T*)nullptr);
+                        rf_mm_pairs<rf_mm_min<F>::V, 0>(cbw[s][0], ab[s], bb[s], a[1], a[3], (T*)nullptr);
+                    }
+                    rf_mma16816(acc[(q * NS + s) & 1], a, b0, b1, (T*)nullptr);
+                    if constexpr (P == 2) {
+                        rf_mm_pairs<rf_mm_min<F>::V, 1>(ca[s][0], aa[s], ba[s], a[0], a[2], (T*)nullptr);
+                        rf_mm_pairs<rf_mm_min<F>::V, 1>(cbw[s][0], ab[s], bb[s], a[1], a[3], (T*)nullptr);
+                        rf_mma16816(acc[(q * NS + s + 1) & 1], a, b0, b1, (T*)nullptr);
+                    }
                 }
             }
         }
+        RF_SYNC_WAVE();  // the stage is refilled two iterations on
     }
-    red[wid][g * 8 + 2 * t] = acc[0];
-    red[wid][g * 8 + 2 * t + 1] = acc[1];
-    red[wid][(g + 8) * 8 + 2 * t] = acc[2];
-    red[wid][(g + 8) * 8 + 2 * t + 1] = acc[3];
+    rf_cp_async_wait<0>();
+    red[wid][g * 8 + 2 * t] = acc[0][0] + acc[1][0];
+    red[wid][g * 8 + 2 * t + 1] = acc[0][1] + acc[1][1];
+    red[wid][(g + 8) * 8 + 2 * t] = acc[0][2] + acc[1][2];
+    red[wid][(g + 8) * 8 + 2 * t + 1] = acc[0][3] + acc[1][3];
     __syncthreads();
-    for (int q = threadIdx.x; q < 16 * 8; q += NW * 32) {
-        const int r = q / 8, n = q % 8;
+    for (int k = threadIdx.x; k < 16 * 8; k += NW * 32) {
+        const int r = k / 8, n = k % 8;
         float s = 0.0f;
 #pragma unroll
-        for (int k = 0; k < NW; ++k) s += red[k][q];
+        for (int v = 0; v < NW; ++v) s += red[v][k];
         if (row0 + r < rows && n < batch) y[(long long)n * rows + row0 + r] = rf_from_f32<T>(s);
     }
 }
 #endif
 
+// Waves per block of the rows-16 configuration (gemv::MMA_WAVES): the mma tile on NVIDIA, the SIMT
+// kernel elsewhere.
+#define RF_GEMV_MMA_WAVES 8
+
 // rows: rows of y (GLU: half the rows of W).
 template <typename F, typename T, int B, int R, int GLU>
 RF_DEVICE void rf_gemv_entry(const uint8_t* RF_RESTRICT w, const T* RF_RESTRICT x, T* RF_RESTRICT y, int rows, int cols, int batch) {
 #if defined(RF_MMA_SYNC)
-    if constexpr (GLU == 0 && R == 16 && B == 8 && rf_mq<F>::OK && !rf_is_f32<T>::value) {
-        rf_gemv_mma<F, T, 4>(w, x, y, rows, cols, batch);
+    if constexpr (GLU == 0 && R == 16 && rf_w8<F>::OK && !rf_is_f32<T>::value) {
+        rf_gemv_mma<F, T, RF_GEMV_MMA_WAVES>(w, x, y, rows, cols, batch);
         return;
     } else
 #endif
     {
-        rf_gemv_simt<F, T, B, R, (R > 4 ? 2 : R), 4, GLU>(w, x, y, rows, cols, batch);
+        rf_gemv_simt<F, T, B, R, (R > 4 ? 2 : R), (R == 16 ? RF_GEMV_MMA_WAVES : 4), GLU>(w, x, y, rows, cols, batch);
     }
 }

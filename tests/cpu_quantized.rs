@@ -94,10 +94,21 @@ fn instance_counts_and_uris() {
             .to_string()
             .contains("batch 1")
     );
+    // the mma tile's shared-memory ring (plus its 5 KiB reduction array) fits the 99 KiB a block may
+    // opt into on sm_86/sm_89, the smallest of the mma.sync targets
+    for f in gemv::MMA_FORMATS {
+        let b = gemv::mma_shared_bytes(QuantType::from_name(f).unwrap());
+        assert!(b + 5120 <= 99 * 1024, "{f}: {b} bytes");
+    }
+    // rows 16 takes 1..8 right-hand sides on one instance compiled for 8
+    for b in [1, 3, 8] {
+        let s = gemv::spec(QuantType::Q5_0, "f16", b, gemv::GemvConfig { rows: 16 }, 32).unwrap();
+        assert_eq!(s.uri(), "gemv.q5_0.f16.b8.r16.none.w32");
+    }
     for (ty, dt, b) in [
         (QuantType::Q4_0, "f32", 8),
-        (QuantType::Q5_0, "f16", 8),
-        (QuantType::Q4_0, "f16", 1),
+        (QuantType::Q8_1, "f16", 8),
+        (QuantType::F16, "f16", 1),
     ] {
         let e = gemv::spec(ty, dt, b, gemv::GemvConfig { rows: 16 }, 32)
             .unwrap_err()
@@ -119,7 +130,8 @@ fn instance_counts_and_uris() {
     assert_eq!(d(QuantType::Q4_0, "f16", 8, &sm90), 16);
     assert_eq!(d(QuantType::Q4_0, "f16", 3, &sm90), 16);
     assert_eq!(d(QuantType::Q4_0, "f32", 8, &sm90), 2);
-    assert_eq!(d(QuantType::Q5_0, "bf16", 8, &sm90), 2);
+    assert_eq!(d(QuantType::Q5_0, "bf16", 8, &sm90), 16);
+    assert_eq!(d(QuantType::Q8_1, "f16", 8, &sm90), 2);
     assert_eq!(d(QuantType::Q4_0, "f16", 8, &gfx), 2);
     for ty in QuantType::all() {
         for dt in ["f32", "f16", "bf16"] {

@@ -186,8 +186,11 @@ fn check_gemv(
                 &run_gemv::<f16>(dev, ty, &w, rows, cols, &xh, batch, cfg),
                 &want_h,
             );
+            // the mma tile (rows 16) rounds each weight to f16 before the product, as dequantize +
+            // f16 BLAS does: up to 2^-11 per weight on top of y's rounding
+            let lim = if cfg.rows == 16 { 3e-3 } else { 1e-3 };
             assert!(
-                e <= tol.max(1e-3),
+                e <= tol.max(lim),
                 "{what} {ty} {rows}x{cols} batch {batch} {cfg:?} f16: rel err {e}"
             );
         }

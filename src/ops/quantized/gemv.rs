@@ -22,9 +22,24 @@ pub const MAX_BATCH: usize = 8;
 pub const WAVES_PER_BLOCK: usize = 4;
 /// Rows of W per block a spec may name (see [`FAMILY`]'s `validate` for which go with what).
 pub const ROWS: &[i64] = &[2, 4, 16];
-/// Formats with a matrix-core decoder (`rf_mq` in `templates/gemv.hip`): rows 16 at batch 8 with
-/// f16/bf16 x runs on mma.sync on NVIDIA (the SIMT path elsewhere).
-pub const MMA_FORMATS: &[&str] = &["q4_0", "q4_1", "q8_0", "q4_K", "q6_K", "mxfp4"];
+/// Formats of the rows-16 configuration: those with an integer decoder (`rf_w8` in
+/// `templates/quant_w8.h`). With f16/bf16 x it runs on mma.sync on NVIDIA (the SIMT kernel
+/// elsewhere), compiled for 8 right-hand sides and called with 1..=8.
+pub const MMA_FORMATS: &[&str] = super::gemv_q8::FORMATS;
+/// Waves per block of the rows-16 configuration (`RF_GEMV_MMA_WAVES` in `templates/gemv.hip`).
+pub const MMA_WAVES: usize = 8;
+
+/// Dynamic shared memory of the mma tile (rows 16 with mma.sync): per wave two stages of 16 rows ×
+/// the 16-byte vectors covering a chunk of 256 columns of `ty` at any alignment (`rf_gemv_mma`).
+pub fn mma_shared_bytes(ty: QuantType) -> usize {
+    let chunk_blocks = if ty.block_elems() >= 256 {
+        1
+    } else {
+        256 / ty.block_elems()
+    };
+    let rv = (chunk_blocks * ty.block_bytes() + 34) / 16;
+    MMA_WAVES * 2 * 16 * rv * 16
+}
 /// Epilogues a spec may name: `none` (y = W x), or the gated activation of [`gemv_glu`]
 /// ([`GluAct::name`]).
 pub const GLUS: &[&str] = &["none", "silu", "gelu_tanh"];
@@ -170,7 +185,7 @@ fn wave_glu_format(ty: QuantType, glu: &str) -> std::result::Result<(), String> 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GemvConfig {
     /// Rows of W per block: 4 (batch 1), 8 (batch 1, the `gemv_wave` kernel), 2 (batch 2..8) or
-    /// 16 (the mma tile, batch 2..8).
+    /// 16 (the mma tile, batch 1..8, one instance compiled for 8).
     pub rows: usize,
 }
 
@@ -244,7 +259,15 @@ impl GemvConfig {
         let b = compiled_batch(batch).unwrap_or(MAX_BATCH as i64);
         let mut c: Vec<GemvConfig> = ROWS
             .iter()
-            .filter(|&&r| validate(ty.name(), dtype, b, r).is_ok())
+            .filter(|&&r| {
+                validate(
+                    ty.name(),
+                    dtype,
+                    if r == 16 { MAX_BATCH as i64 } else { b },
+                    r,
+                )
+                .is_ok()
+            })
             .map(|&r| GemvConfig { rows: r as usize })
             .collect();
         if b == 1 {
@@ -284,6 +307,8 @@ pub fn spec_with_glu(
     wave: u32,
 ) -> Result<KernelSpec> {
     let b = compiled_batch(batch)?;
+    // The rows-16 kernel takes the batch at run time: one instance, compiled for the most.
+    let b = if cfg.rows == 16 { MAX_BATCH as i64 } else { b };
     if cfg.rows == WAVE_ROWS {
         if b != 1 {
             return Err(Error::op(
@@ -534,10 +559,21 @@ fn launch<T: Element>(
     let grid = rows.div_ceil(cfg.rows);
     let grid = u32::try_from(grid)
         .map_err(|_| Error::op(op, format!("{rows} rows need too many blocks")))?;
+    let mma = cfg.rows == 16;
+    let shared = if mma && dev.target().matrix_cores() == MatrixCores::MmaSync && T::DTYPE != "f32"
+    {
+        mma_shared_bytes(QuantType::from_name(spec.str("format"))?) as u32
+    } else {
+        0
+    };
     let lc = LaunchConfig {
         grid: [grid, 1, 1],
-        block: [WAVES_PER_BLOCK as u32 * wave, 1, 1],
-        shared_bytes: 0,
+        block: [
+            if mma { MMA_WAVES } else { WAVES_PER_BLOCK } as u32 * wave,
+            1,
+            1,
+        ],
+        shared_bytes: shared,
     };
     k.launch(
         stream,

@@ -57,7 +57,8 @@ pub fn kernel_qk(ty: QuantType) -> usize {
 }
 
 /// Source every quantized kernel needs before its body: `half`, the block struct of every format
-/// (from [`crate::quant::BlockLayout::c_struct`]) and `quant_dequant.h`. A missing template renders
+/// (from [`crate::quant::BlockLayout::c_struct`]), `quant_dequant.h` (float decoders) and
+/// `quant_w8.h` (integer decoders). A missing template renders
 /// as an `#error` line, so the compile fails with the reason.
 pub fn quant_preamble() -> String {
     let mut s = String::from("\n// ---- quant block structs (rendered from the layout table) ----\ntypedef __half half;\n");
@@ -79,12 +80,14 @@ pub fn quant_preamble() -> String {
             off += f.bytes();
         }
     }
-    match template_text("quant_dequant.h") {
-        Ok(t) => s.push_str(&t),
-        Err(e) => s.push_str(&format!(
-            "#error \"quant_dequant.h: {}\"\n",
-            e.to_string().replace('"', "'")
-        )),
+    for name in ["quant_dequant.h", "quant_w8.h"] {
+        match template_text(name) {
+            Ok(t) => s.push_str(&t),
+            Err(e) => s.push_str(&format!(
+                "#error \"{name}: {}\"\n",
+                e.to_string().replace('"', "'")
+            )),
+        }
     }
     s
 }
