@@ -477,6 +477,34 @@ fn cli(args: &[&str]) -> (i32, String) {
 }
 
 #[test]
+fn cli_bench_decodes_parallel_sequences() {
+    let m = smollm();
+    let path = m.to_str().unwrap();
+    let out = Command::new(common::cli_bin())
+        .args([
+            "bench", path, "--device", "cpu", "-p", "0", "-n", "3", "-r", "1",
+        ])
+        .args(["--parallel", "1,3", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = v["results"].as_array().unwrap();
+    let tests: Vec<&str> = rows.iter().map(|r| r["test"].as_str().unwrap()).collect();
+    assert_eq!(tests, ["tg3", "tg3@3"]);
+    for r in rows {
+        assert!(r["avg_ts"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    let (code, err) = cli(&["bench", path, "--device", "cpu", "--parallel", "0"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--parallel"), "{err}");
+}
+
+#[test]
 fn cli_bad_input_is_a_one_line_error() {
     let dir = tempfile::tempdir().unwrap();
     let text = dir.path().join("notes.gguf");

@@ -132,6 +132,10 @@ enum Cmd {
             default_value = "128"
         )]
         gens: Vec<usize>,
+        /// Sequences decoded together in the tg tests (tgN@B: B sequences, N steps, B·N tokens),
+        /// like llama-batched-bench's -npl.
+        #[arg(long = "parallel", value_delimiter = ',', default_value = "1")]
+        parallel: Vec<usize>,
         /// Timed repetitions (after one warm-up run).
         #[arg(short = 'r', long, default_value_t = 3)]
         reps: usize,
@@ -250,10 +254,11 @@ pub fn run() -> Result<i32> {
             model,
             prompts,
             gens,
+            parallel,
             reps,
             json,
             verbose,
-        } => run::bench(&model, &prompts, &gens, reps, json, verbose),
+        } => run::bench(&model, &prompts, &gens, &parallel, reps, json, verbose),
         Cmd::Serve {
             model,
             host,

@@ -223,17 +223,25 @@ struct BenchRow {
 }
 
 /// `rocmforge bench MODEL`: prompt processing (ppN: one N-token prompt) and generation (tgN: N
-/// tokens from an empty context, greedy on the device), like llama-bench; random token ids.
+/// tokens from an empty context, greedy on the device), like llama-bench; with `parallel` B > 1
+/// also tgN@B: B sequences decoded together, one token each per step (B·N tokens); random token ids.
 pub fn bench(
     m: &ModelArgs,
     prompts: &[usize],
     gens: &[usize],
+    parallel: &[usize],
     reps: usize,
     json: bool,
     verbose: bool,
 ) -> Result<i32> {
+    if parallel.contains(&0) {
+        return Err(rocmforge::Error::op(
+            "bench",
+            "--parallel: every sequence count must be at least 1",
+        ));
+    }
     let t0 = Instant::now();
-    let mut model = m.load(1, verbose)?;
+    let mut model = m.load(parallel.iter().copied().max().unwrap_or(1), verbose)?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     // measure the specialized kernels, not their stand-ins
     let t1 = Instant::now();
@@ -251,67 +259,76 @@ pub fn bench(
         (rng % vocab) as u32
     };
     let mut rows = Vec::new();
-    let mut run_test = |model: &mut Model, n_prompt: usize, n_gen: usize| -> Result<BenchRow> {
-        let mut samples = Vec::new();
-        for rep in 0..reps + 1 {
-            let toks: Vec<u32> = (0..n_prompt.max(1)).map(|_| rand_tok()).collect();
-            let seq = model.engine.open();
-            let t = Instant::now();
-            let res = (|| -> Result<()> {
-                if n_prompt > 0 {
-                    model.engine.prefill(seq, &toks, Want::Last)?;
-                } else {
-                    let mut next = toks[0];
-                    for _ in 0..n_gen {
-                        let out = model.engine.step(
-                            &[StepInput {
-                                seq,
-                                tokens: &[next],
-                                want: Want::Last,
-                            }],
-                            true,
-                        )?;
-                        next = out.last_argmax(0).unwrap_or(0);
+    let mut run_test =
+        |model: &mut Model, n_prompt: usize, n_gen: usize, par: usize| -> Result<BenchRow> {
+            let mut samples = Vec::new();
+            for rep in 0..reps + 1 {
+                let toks: Vec<u32> = (0..n_prompt.max(par)).map(|_| rand_tok()).collect();
+                let seqs: Vec<_> = (0..par).map(|_| model.engine.open()).collect();
+                let t = Instant::now();
+                let res = (|| -> Result<()> {
+                    if n_prompt > 0 {
+                        model.engine.prefill(seqs[0], &toks, Want::Last)?;
+                    } else {
+                        let mut next: Vec<u32> = toks[..par].to_vec();
+                        for _ in 0..n_gen {
+                            let inputs: Vec<StepInput> = seqs
+                                .iter()
+                                .zip(&next)
+                                .map(|(&seq, tok)| StepInput {
+                                    seq,
+                                    tokens: std::slice::from_ref(tok),
+                                    want: Want::Last,
+                                })
+                                .collect();
+                            let out = model.engine.step(&inputs, true)?;
+                            next = (0..par).map(|i| out.last_argmax(i).unwrap_or(0)).collect();
+                        }
                     }
+                    Ok(())
+                })();
+                let secs = t.elapsed().as_secs_f64();
+                for seq in seqs {
+                    model.engine.free(seq);
                 }
-                Ok(())
-            })();
-            let secs = t.elapsed().as_secs_f64();
-            model.engine.free(seq);
-            res?;
-            if rep > 0 {
-                // the first run warms up (kernel loads, graph capture)
-                samples.push((n_prompt + n_gen) as f64 / secs);
+                res?;
+                if rep > 0 {
+                    // the first run warms up (kernel loads, graph capture)
+                    samples.push((n_prompt + n_gen * par) as f64 / secs);
+                }
             }
-        }
-        let avg = samples.iter().sum::<f64>() / samples.len() as f64;
-        let sd = (samples.iter().map(|s| (s - avg).powi(2)).sum::<f64>()
-            / (samples.len().max(2) - 1) as f64)
-            .sqrt();
-        Ok(BenchRow {
-            model: model.engine.config.name.clone(),
-            backend: model.engine.backend_name(),
-            test: if n_prompt > 0 {
-                format!("pp{n_prompt}")
-            } else {
-                format!("tg{n_gen}")
-            },
-            n_prompt,
-            n_gen,
-            reps,
-            avg_ts: avg,
-            stddev_ts: sd,
-            samples_ts: samples,
-        })
-    };
+            let avg = samples.iter().sum::<f64>() / samples.len() as f64;
+            let sd = (samples.iter().map(|s| (s - avg).powi(2)).sum::<f64>()
+                / (samples.len().max(2) - 1) as f64)
+                .sqrt();
+            Ok(BenchRow {
+                model: model.engine.config.name.clone(),
+                backend: model.engine.backend_name(),
+                test: if n_prompt > 0 {
+                    format!("pp{n_prompt}")
+                } else if par > 1 {
+                    format!("tg{n_gen}@{par}")
+                } else {
+                    format!("tg{n_gen}")
+                },
+                n_prompt,
+                n_gen,
+                reps,
+                avg_ts: avg,
+                stddev_ts: sd,
+                samples_ts: samples,
+            })
+        };
     for &p in prompts {
         if p > 0 {
-            rows.push(run_test(&mut model, p, 0)?);
+            rows.push(run_test(&mut model, p, 0, 1)?);
         }
     }
     for &g in gens {
-        if g > 0 {
-            rows.push(run_test(&mut model, 0, g)?);
+        for &par in parallel {
+            if g > 0 {
+                rows.push(run_test(&mut model, 0, g, par)?);
+            }
         }
     }
     if json {
