@@ -6,9 +6,10 @@
 //    q = rint(x * (127 / amax)) as int8 (xq, batch x cols) and the pair (d, d * sum q) (xs, float2,
 //    batch x cols/16), by rf_q8_put (prelude_common.h), which the glue kernels call too. The CPU
 //    reference (ops::quantized::gemv_q8) does the same f32 operations, so xq and xs are bit-exact.
-//  * rf_gemv_q8 (family gemv_q8): every block format is cut into lane units (rf_w8<F>): a unit is
-//    NS segments of 16 consecutive elements whose weights are a * code + b with one (a, b) per
-//    segment and integer codes that fit a signed byte. A segment against x costs four dp4a:
+//  * rf_gemv_q8 (family gemv_q8): every block format is cut into lane units (rf_w8<F>, in
+//    quant_w8.h, shared with gemv's mma tile): a unit is NS segments of 16 consecutive elements
+//    whose weights are a * code + b with one (a, b) per segment and integer codes that fit a signed
+//    byte. A segment against x costs four dp4a:
 //    sum_i W_i x_i = a * d * sum_i code_i q_i + b * (d * sum_i q_i) = a * d * sumi + b * xs.y.
 //    The NT = NW * wave threads of a block take the units of a row in turn (consecutive threads,
 //    consecutive units: the weight loads of a wave cover contiguous bytes), R rows per block and

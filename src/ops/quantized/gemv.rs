@@ -192,7 +192,8 @@ pub struct GemvConfig {
 impl GemvConfig {
     /// The default, from the H200 figures in docs/PERF_quant.md: at batch 1 the `gemv_wave`
     /// kernel (rows 8), except q4_K (staged kernel, rows 4); at batch 2..8 the mma tile where it
-    /// exists (NVIDIA, f16/bf16, a format of [`MMA_FORMATS`]), else 2 rows.
+    /// exists (NVIDIA sm_80+, f16/bf16, a format of [`MMA_FORMATS`]: docs/PERF.md, fifth session),
+    /// else 2 rows.
     pub fn default_for(ty: QuantType, dtype: &str, batch: usize, target: &Target) -> GemvConfig {
         // A tuned choice from the tuning database (rocmforge tune) wins, if it is still a candidate.
         if let Some(rows) = crate::jit::tunedb::gemv_rows(target, ty.name(), dtype, batch)
