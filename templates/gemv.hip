@@ -385,62 +385,41 @@ RF_DEVICE void rf_mm_codes(uint32_t c, float* f) {
     f[2] = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7652)) - 8388736.0f;
     f[3] = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7653)) - 8388736.0f;
 }
-// Word c of four signed-byte codes (c0 c1 c2 c3) -> p0 = (a c0 + b, a c2 + b), p1 = (a c1 + b, a c3 + b)
-// (PART 0; PART 1 is the bf16 remainder, below).
-// f16 without a minimum: 0x6400 | (c + 128) is 1024 + c + 128 exactly, minus 1152 gives c exactly,
-// then one fused multiply-add rounds a * c + b once (a, and b = a multiple of a by a power of two
-// or zero, rounded to f16 first: a relative 2^-11 of w). With a minimum: f32, then one rounding.
-// The f16 pairs without a minimum, from scales already in f16 (a2, b2); codes that are all
-// non-negative (UNS) need no bias: 0x6400 | c is 1024 + c.
-RF_DEVICE void rf_mm_pairs_h(uint32_t c, __half2 a2, __half2 b2, bool uns, uint32_t& p0, uint32_t& p1) {
+// Word c of four byte codes (c0 c1 c2 c3) as exact f16 pairs p0 = (c0, c2), p1 = (c1, c3): 0x6400 | u
+// is 1024 + u, with u = c + 128 for signed codes (0x6480 = 1152 subtracted) or u = c when every code
+// is non-negative (UNS; 1024 subtracted). The pair order is the fragment's k-slot order (above).
+RF_DEVICE void rf_mm_codes_h(uint32_t c, bool uns, uint32_t& p0, uint32_t& p1) {
     const uint32_t u = uns ? c : c ^ 0x80808080u;
     const unsigned short bb = uns ? (unsigned short)0x6400u : (unsigned short)0x6480u;
     const __half2 bias = __halves2half2(__ushort_as_half(bb), __ushort_as_half(bb));
     const uint32_t e0 = __byte_perm(u, 0x64646464u, 0x4240), e1 = __byte_perm(u, 0x64646464u, 0x4341);
-    const __half2 h0 = __hfma2(__hsub2(*(const __half2*)&e0, bias), a2, b2);
-    const __half2 h1 = __hfma2(__hsub2(*(const __half2*)&e1, bias), a2, b2);
-    p0 = *(const uint32_t*)&h0;
-    p1 = *(const uint32_t*)&h1;
-}
-// Unsigned byte codes (below 1024) as exact f16 pairs (c0, c2), (c1, c3).
-RF_DEVICE void rf_mm_codes_h(uint32_t c, uint32_t& p0, uint32_t& p1) {
-    const __half2 bias = __halves2half2(__ushort_as_half((unsigned short)0x6400u), __ushort_as_half((unsigned short)0x6400u));
-    const uint32_t e0 = __byte_perm(c, 0x64646464u, 0x4240), e1 = __byte_perm(c, 0x64646464u, 0x4341);
     const __half2 h0 = __hsub2(*(const __half2*)&e0, bias), h1 = __hsub2(*(const __half2*)&e1, bias);
     p0 = *(const uint32_t*)&h0;
     p1 = *(const uint32_t*)&h1;
 }
-template <bool MIN, int PART>
-RF_DEVICE void rf_mm_pairs(uint32_t c, float a, float b, uint32_t& p0, uint32_t& p1, rf_half*) {
-    if constexpr (MIN) {
-        float f[4];
-        rf_mm_codes(c, f);
-        __half2 h0 = __floats2half2_rn(fmaf(a, f[0], b), fmaf(a, f[2], b));
-        __half2 h1 = __floats2half2_rn(fmaf(a, f[1], b), fmaf(a, f[3], b));
-        p0 = *(const uint32_t*)&h0;
-        p1 = *(const uint32_t*)&h1;
-    } else {
-        const __half2 a2 = __float2half2_rn(a), b2 = __float2half2_rn(b);
-        rf_mm_pairs_h(c, a2, b2, false, p0, p1);
-    }
+// The weights a * c + b as f16 pairs (formats without a minimum): one fused multiply-add on the exact
+// codes rounds each weight once (a, and b = a times a power of two or zero, rounded to f16 first: a
+// relative 2^-11 of w).
+RF_DEVICE void rf_mm_pairs_h(uint32_t c, __half2 a2, __half2 b2, bool uns, uint32_t& p0, uint32_t& p1) {
+    rf_mm_codes_h(c, uns, p0, p1);
+    const __half2 h0 = __hfma2(*(const __half2*)&p0, a2, b2), h1 = __hfma2(*(const __half2*)&p1, a2, b2);
+    p0 = *(const uint32_t*)&h0;
+    p1 = *(const uint32_t*)&h1;
 }
-// bf16 (whose 8-bit significand cannot hold c + 128 for every byte): f32 weights as two parts,
-// hi = bf16(w) and lo = bf16(w - hi) (PART 0, 1), each multiplied: w to about 16 bits.
+// bf16 (whose 8-bit significand cannot hold c + 128 for every byte): the weights a * c + b in f32,
+// as two parts, hi = bf16(w) and lo = bf16(w - hi) (PART 0, 1), each multiplied: w to about 16 bits.
 RF_DEVICE uint32_t rf_mm_bf2(float lo, float hi, int part) {
     __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
     if (part == 1) h = __floats2bfloat162_rn(lo - __low2float(h), hi - __high2float(h));
     return *(uint32_t*)&h;
 }
-template <bool MIN, int PART>
-RF_DEVICE void rf_mm_pairs(uint32_t c, float a, float b, uint32_t& p0, uint32_t& p1, rf_bf16*) {
+template <int PART>
+RF_DEVICE void rf_mm_pairs_bf(uint32_t c, float a, float b, uint32_t& p0, uint32_t& p1) {
     float f[4];
     rf_mm_codes(c, f);
     p0 = rf_mm_bf2(fmaf(a, f[0], b), fmaf(a, f[2], b), PART);
     p1 = rf_mm_bf2(fmaf(a, f[1], b), fmaf(a, f[3], b), PART);
 }
-// Products per weight pair: f16 one, bf16 two (hi and lo).
-template <typename T> struct rf_mm_parts { static constexpr int P = 1; };
-template <> struct rf_mm_parts<rf_bf16> { static constexpr int P = 2; };
 
 template <typename F, typename T, int NW>
 RF_DEVICE void rf_gemv_mma(const uint8_t* RF_RESTRICT w, const T* RF_RESTRICT x, T* RF_RESTRICT y, int rows, int cols, int batch) {
@@ -452,7 +431,6 @@ RF_DEVICE void rf_gemv_mma(const uint8_t* RF_RESTRICT w, const T* RF_RESTRICT x,
     constexpr int CBYTES = CB * F::BYTES;
     constexpr int RV = (CBYTES + 34) / 16;              // 16-byte vectors covering a row's chunk at any alignment,
                                                         // and the aligned word after its last byte
-    constexpr int P = rf_mm_parts<T>::P;
     extern __shared__ uint4 rf_gemv_ring[];  // [NW][2][16 * RV], sized by the launcher (gemv::mma_shared_bytes)
     uint4 (*ring)[2][16 * RV] = (uint4 (*)[2][16 * RV])rf_gemv_ring;
     __shared__ float red[NW][16 * 8];
@@ -529,34 +507,32 @@ RF_DEVICE void rf_gemv_mma(const uint8_t* RF_RESTRICT w, const T* RF_RESTRICT x,
                     const uint2 v = xv[q * NS + s];
                     const uint32_t b0 = __byte_perm(v.x, v.y, 0x5410), b1 = __byte_perm(v.x, v.y, 0x7632);
                     uint32_t a[4];
+                    float* ac = acc[(q * NS + s) & 1];
                     if constexpr (EXACT) {
                         // codes exact in f16, the segment's product scaled in f32: acc += a * (code . x)
                         // + b * (sum x), the sums of x from a tile of ones
-                        rf_mm_codes_h(ca[s][0], a[0], a[2]);
-                        rf_mm_codes_h(cbw[s][0], a[1], a[3]);
+                        rf_mm_codes_h(ca[s][0], true, a[0], a[2]);
+                        rf_mm_codes_h(cbw[s][0], true, a[1], a[3]);
                         float cx[4] = {0.0f, 0.0f, 0.0f, 0.0f}, sx[4] = {0.0f, 0.0f, 0.0f, 0.0f};
                         rf_mma16816(cx, a, b0, b1, (T*)nullptr);
                         uint32_t ones[4];
                         ones[0] = ones[1] = ones[2] = ones[3] = 0x3C003C00u;  // f16 pairs (1, 1)
                         rf_mma16816(sx, ones, b0, b1, (T*)nullptr);
-                        float* ac = acc[(q * NS + s) & 1];
                         ac[0] = fmaf(aa[s], cx[0], fmaf(ba[s], sx[0], ac[0]));
                         ac[1] = fmaf(aa[s], cx[1], fmaf(ba[s], sx[1], ac[1]));
                         ac[2] = fmaf(ab[s], cx[2], fmaf(bb[s], sx[2], ac[2]));
                         ac[3] = fmaf(ab[s], cx[3], fmaf(bb[s], sx[3], ac[3]));
-                        continue;
                     } else if constexpr (FAST) {
                         const int sc = NSC == 1 ? 0 : s;
                         rf_mm_pairs_h(ca[s][0], ha[sc][0], hb[sc][0], rf_mm_uns<F>::V, a[0], a[2]);
                         rf_mm_pairs_h(cbw[s][0], ha[sc][1], hb[sc][1], rf_mm_uns<F>::V, a[1], a[3]);
-                    } else {
-                        rf_mm_pairs<rf_mm_min<F>::V, 0>(ca[s][0], aa[s], ba[s], a[0], a[2], (T*)nullptr);
-                        rf_mm_pairs<rf_mm_min<F>::V, 0>(cbw[s][0], ab[s], bb[s], a[1], a[3], (T*)nullptr);
-                    }
-                    rf_mma16816(acc[(q * NS + s) & 1], a, b0, b1, (T*)nullptr);
-                    if constexpr (P == 2) {
-                        rf_mm_pairs<rf_mm_min<F>::V, 1>(ca[s][0], aa[s], ba[s], a[0], a[2], (T*)nullptr);
-                        rf_mm_pairs<rf_mm_min<F>::V, 1>(cbw[s][0], ab[s], bb[s], a[1], a[3], (T*)nullptr);
+                        rf_mma16816(ac, a, b0, b1, (T*)nullptr);
+                    } else {  // bf16: the hi parts, then the lo parts on the other chain
+                        rf_mm_pairs_bf<0>(ca[s][0], aa[s], ba[s], a[0], a[2]);
+                        rf_mm_pairs_bf<0>(cbw[s][0], ab[s], bb[s], a[1], a[3]);
+                        rf_mma16816(ac, a, b0, b1, (T*)nullptr);
+                        rf_mm_pairs_bf<1>(ca[s][0], aa[s], ba[s], a[0], a[2]);
+                        rf_mm_pairs_bf<1>(cbw[s][0], ab[s], bb[s], a[1], a[3]);
                         rf_mma16816(acc[(q * NS + s + 1) & 1], a, b0, b1, (T*)nullptr);
                     }
                 }

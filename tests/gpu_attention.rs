@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use half::{bf16, f16};
+use rocmforge::gpu::{Buffer, Device};
 use rocmforge::ops::attention::rope::{Rope, RopeStyle};
 use rocmforge::ops::attention::{
     decode, kv_cache, prefill, rope, softmax, AttnParams, Batch, PagedCache, PagedLayout,
@@ -313,6 +314,17 @@ impl<T: Element> CaseInputs<T> {
         }
     }
 
+    /// The paged cache, batch, queries and an output buffer on the device.
+    fn upload(&self, dev: &Device, c: &AttnCase) -> (PagedCache<T>, Batch, Buffer<T>, Buffer<T>) {
+        let mut cache = PagedCache::<T>::new(dev, self.l, &self.bt).unwrap();
+        cache.k.copy_from_host(&self.kc).unwrap();
+        cache.v.copy_from_host(&self.vc).unwrap();
+        let batch = Batch::new(dev, &self.cu, &c.kv_lens).unwrap();
+        let dq = dev.upload(&self.q).unwrap();
+        let out = dev.alloc::<T>(self.q.len()).unwrap();
+        (cache, batch, dq, out)
+    }
+
     /// The compared rows of an output `[tokens][hq][hd]`.
     fn pick(&self, v: &[f32]) -> Vec<f32> {
         let n = self.hq * self.l.head_dim;
@@ -348,12 +360,7 @@ fn attn_case<T: Element>(c: &AttnCase, path: Option<&str>, decode_mode: bool, se
     let inp = CaseInputs::<T>::new(c, seed);
     let hq = inp.hq;
     {
-        let mut cache = PagedCache::<T>::new(&dev, inp.l, &inp.bt).unwrap();
-        cache.k.copy_from_host(&inp.kc).unwrap();
-        cache.v.copy_from_host(&inp.vc).unwrap();
-        let batch = Batch::new(&dev, &inp.cu, &c.kv_lens).unwrap();
-        let dq = dev.upload(&inp.q).unwrap();
-        let mut out = dev.alloc::<T>(inp.q.len()).unwrap();
+        let (cache, batch, dq, mut out) = inp.upload(&dev, c);
         out.fill_bytes(0xff).unwrap();
         let mut extra = Vec::new();
         if decode_mode {
@@ -585,12 +592,7 @@ fn pipe_case<T: Element>(c: &AttnCase, cfgs: &[prefill::PipeConfig], seed: u64) 
     let inp = CaseInputs::<T>::new(c, seed);
     let hq = inp.hq;
     let want = inp.reference(c);
-    let mut cache = PagedCache::<T>::new(&dev, inp.l, &inp.bt).unwrap();
-    cache.k.copy_from_host(&inp.kc).unwrap();
-    cache.v.copy_from_host(&inp.vc).unwrap();
-    let batch = Batch::new(&dev, &inp.cu, &c.kv_lens).unwrap();
-    let dq = dev.upload(&inp.q).unwrap();
-    let mut out = dev.alloc::<T>(inp.q.len()).unwrap();
+    let (cache, batch, dq, mut out) = inp.upload(&dev, c);
     for cfg in cfgs {
         out.fill_bytes(0xff).unwrap();
         let o = prefill::PrefillOptions {

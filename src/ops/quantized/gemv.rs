@@ -260,15 +260,7 @@ impl GemvConfig {
         let b = compiled_batch(batch).unwrap_or(MAX_BATCH as i64);
         let mut c: Vec<GemvConfig> = ROWS
             .iter()
-            .filter(|&&r| {
-                validate(
-                    ty.name(),
-                    dtype,
-                    if r == 16 { MAX_BATCH as i64 } else { b },
-                    r,
-                )
-                .is_ok()
-            })
+            .filter(|&&r| validate(ty.name(), dtype, instance_batch(r, b), r).is_ok())
             .map(|&r| GemvConfig { rows: r as usize })
             .collect();
         if b == 1 {
@@ -285,6 +277,16 @@ pub fn compiled_batch(batch: usize) -> Result<i64> {
         .copied()
         .find(|&b| b as usize >= batch && batch >= 1)
         .ok_or_else(|| Error::op("gemv", format!("batch {batch} is outside 1..={MAX_BATCH}")))
+}
+
+/// The batch an instance of `rows` rows per block is compiled for, given the compiled batch of the
+/// call: the rows-16 kernel takes the batch at run time, so it has one instance, compiled for the most.
+fn instance_batch(rows: i64, compiled: i64) -> i64 {
+    if rows == 16 {
+        MAX_BATCH as i64
+    } else {
+        compiled
+    }
 }
 
 /// Spec of one gemv kernel.
@@ -307,9 +309,7 @@ pub fn spec_with_glu(
     glu: Option<GluAct>,
     wave: u32,
 ) -> Result<KernelSpec> {
-    let b = compiled_batch(batch)?;
-    // The rows-16 kernel takes the batch at run time: one instance, compiled for the most.
-    let b = if cfg.rows == 16 { MAX_BATCH as i64 } else { b };
+    let b = instance_batch(cfg.rows as i64, compiled_batch(batch)?);
     if cfg.rows == WAVE_ROWS {
         if b != 1 {
             return Err(Error::op(
@@ -561,8 +561,8 @@ fn launch<T: Element>(
     let grid = u32::try_from(grid)
         .map_err(|_| Error::op(op, format!("{rows} rows need too many blocks")))?;
     let mma = cfg.rows == 16;
-    let shared = if mma && dev.target().matrix_cores() == MatrixCores::MmaSync && T::DTYPE != "f32"
-    {
+    // (the spec has already refused rows 16 with f32 x)
+    let shared = if mma && dev.target().matrix_cores() == MatrixCores::MmaSync {
         mma_shared_bytes(QuantType::from_name(spec.str("format"))?) as u32
     } else {
         0
