@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use half::f16;
 use rocmforge::gpu::blas::{Blas, BlasType};
-use rocmforge::gpu::{Buffer, Device};
+use rocmforge::gpu::{Buffer, Device, Stream};
 use rocmforge::ops::mlp::{activation, linear, norm, qgemm};
 use rocmforge::quant::{self, QuantType};
 use rocmforge::Result;
@@ -308,31 +308,39 @@ fn run() -> Result<()> {
             }
         }
     }
-    // tile sweep (q4_K): every mma.sync tile at every M, to tune default_tile
+    // tile sweep (q4_0: a format without a minimum; q4_K: with one): every tile at every M, to tune
+    // default_tile
     let path = qgemm::path_for(dev.target());
-    println!("\ntile sweep, q4_K, path {path} (ms; * = default)");
+    for fmt in [QuantType::Q4_0, QuantType::Q4_K] {
+        tile_sweep(&dev, &s, path, fmt)?;
+    }
+    Ok(())
+}
+
+fn tile_sweep(dev: &Device, s: &Stream, path: &str, fmt: QuantType) -> Result<()> {
+    println!("\ntile sweep, {fmt}, path {path} (ms; * = default)");
     for &(n, k) in &GEMM_NK {
         let src: Vec<f32> = (0..512 * k)
             .map(|i| {
                 ((i as u32).wrapping_mul(2654435761) >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0
             })
             .collect();
-        let q = quant::quantize_to_vec(QuantType::Q4_K, &src)?;
+        let q = quant::quantize_to_vec(fmt, &src)?;
         let wq: Vec<u8> = q.iter().copied().cycle().take(q.len() / 512 * n).collect();
         let nq = copies(wq.len());
         let ws: Vec<Buffer<u8>> = (0..nq).map(|_| dev.upload(&wq)).collect::<Result<_>>()?;
         for &m in &GEMM_M {
-            let x = rand_h(&dev, m * k, m as u64)?;
+            let x = rand_h(dev, m * k, m as u64)?;
             let mut y = dev.alloc::<f16>(m * n)?;
             let mut row = format!("M={m:<5} {n}x{k}:");
             for &t in qgemm::tiles(path) {
-                let ms = time_ms(&dev, 2, 10, |i| {
+                let ms = time_ms(dev, 2, 10, |i| {
                     qgemm::qgemm(
-                        &dev,
-                        &s,
+                        dev,
+                        s,
                         &x,
                         &ws[i % nq],
-                        QuantType::Q4_K,
+                        fmt,
                         (m, n, k),
                         None,
                         &mut y,

@@ -100,6 +100,145 @@ RF_DEVICE void qg_store(int M, int N, int r, int c, float v, const rf_half* RF_R
     }
 }
 
+#if defined(RF_MMA_SYNC)
+// ---------------- NVIDIA register tile (QG_MMA tiles with BK = 256) ----------------
+// For the formats of quant_w8.h. The block owns BN = 16 R weight rows and BM = 8 NB tokens; its
+// WARPS = R S warps are R row groups of 16 rows times S groups that split K. K goes in chunks of 256
+// columns: per chunk the block copies x[m0 .., chunk] (f16 rows of 256 + 16 halves: 544-byte rows
+// make the fragment loads conflict-free) and the bytes of its rows' blocks (the 16-byte vectors
+// covering each row, at any alignment, as gemv's tile) into a shared stage with cp.async, the next
+// chunk's copies in flight while this one is multiplied. Warp (r, s) takes units s, s + S, ... of
+// the chunk for rows 16 r .. 16 r + 15: lane (g, t) decodes word t of each segment of rows g and
+// g + 8 once (unit<1>), builds the A fragment (the k-slot order of quant_w8.h's fragment helpers) and
+// multiplies it with the NB B fragments of x, so the dequantization is paid once per 8 NB tokens
+// and no weight is ever written out. The S partial sums meet in shared memory at the end. Weights
+// are a * code + b rounded to f16: formats with a minimum in f32 then one rounding (rf_mm_pairs_f),
+// the others by one f16 fused multiply-add on the exact codes (rf_mm_pairs_h).
+template <int NB, int R, typename F>
+struct qg_rw_geom {
+    static constexpr int CB = F::QK >= 256 ? 1 : 256 / F::QK;  // blocks per chunk
+    static constexpr int RV = (CB * F::BYTES + 34) / 16;       // stage vectors per row (gemv's rule)
+    static constexpr int XLD = 256 + 16;                       // halves per staged x row
+    static constexpr int XBYTES = 2 * 8 * NB * XLD * 2;        // both x stages
+    static constexpr int BYTES = XBYTES + 2 * 16 * R * RV * 16;
+};
+
+template <typename F, int NB, int R, int S>
+RF_DEVICE void qgemm_rw(int M, int N, int K, const rf_half* RF_RESTRICT x, const uint8_t* RF_RESTRICT w,
+                        const rf_half* RF_RESTRICT bias, rf_half* RF_RESTRICT y) {
+    using W = rf_w8<F>;
+    using G = qg_rw_geom<NB, R, F>;
+    static_assert(RF_WAVE == 32, "mma.sync needs 32-lane warps");
+    constexpr int NS = W::NS, CB = G::CB, CU = CB * W::UPB, CBYTES = CB * F::BYTES, RV = G::RV, XLD = G::XLD;
+    constexpr int NT = 32 * R * S;
+    constexpr int XV = 8 * NB * 32;  // 16-byte vectors of one x stage
+    static_assert(CU % S == 0, "the K groups split a chunk's units evenly");
+    static_assert((S - 1) * R * NB * 4 * 32 * 4 <= G::XBYTES, "K-group partial sums fit in the x stages");
+    extern __shared__ uint4 qg_dyn[];
+    rf_half* xs = (rf_half*)qg_dyn;                                                // [2][8 NB][XLD]
+    uint4 (*ws)[16 * R * RV] = (uint4 (*)[16 * R * RV])((uint8_t*)qg_dyn + G::XBYTES);  // [2][16 R rows][RV]
+    const int lane = threadIdx.x % 32, wid = threadIdx.x / 32;
+    const int wr = wid % R, wk = wid / R;
+    const int g = lane >> 2, t = lane & 3;
+    const int brow = blockIdx.x * (16 * R), row0 = brow + 16 * wr;
+    const int m0 = blockIdx.y * (8 * NB);
+    const int nb = K / F::QK, nch = (nb + CB - 1) / CB;
+    const long long row_bytes = (long long)nb * F::BYTES;
+    const uint8_t* end = w + (long long)N * row_bytes;
+    auto issue = [&](int c, int st) {
+        for (int i = threadIdx.x; i < XV; i += NT) {  // x: zeros past M and past K
+            const int r = i >> 5, col = 256 * c + 8 * (i & 31);
+            const bool ok = m0 + r < M && col < K;
+            rf_cp_async16(xs + (st * 8 * NB + r) * XLD + 8 * (i & 31), ok ? x + (long long)(m0 + r) * K + col : x, ok ? 16 : 0);
+        }
+        for (int i = threadIdx.x; i < 16 * R * RV; i += NT) {  // W: the block's rows (the last row repeated past N)
+            const int r = i / RV, v = i - r * RV;
+            const uint8_t* base = w + (long long)min(brow + r, N - 1) * row_bytes + (long long)c * CBYTES;
+            const uint8_t* src = (const uint8_t*)((unsigned long long)base & ~15ull) + 16 * v;
+            const long long left = end - src;
+            if (left >= 16) {
+                rf_cp_async16(&ws[st][i], src, 16);
+            } else {  // the matrix ends inside this vector (or before it): bytes one by one, zeros after
+                uint8_t* d = (uint8_t*)&ws[st][i];
+                for (int k = 0; k < 16; ++k) d[k] = k < left ? src[k] : (uint8_t)0;
+            }
+        }
+        rf_cp_async_commit();
+    };
+    float acc[NB][4];
+#pragma unroll
+    for (int j = 0; j < NB; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
+    const int ra = min(row0 + g, N - 1), rb = min(row0 + g + 8, N - 1);
+    if (nch > 0) issue(0, 0);
+    for (int c = 0; c < nch; ++c) {
+        const int st = c & 1;
+        if (c + 1 < nch) issue(c + 1, st ^ 1);
+        else rf_cp_async_commit();  // an empty group keeps the count of groups in flight uniform
+        rf_cp_async_wait<1>();
+        __syncthreads();  // the stage has landed, every thread's copies
+        const int cb = min(CB, nb - c * CB);
+        const uint8_t* sa = (const uint8_t*)&ws[st][(16 * wr + g) * RV] + (((long long)ra * row_bytes + (long long)c * CBYTES) & 15);
+        const uint8_t* sb = (const uint8_t*)&ws[st][(16 * wr + g + 8) * RV] + (((long long)rb * row_bytes + (long long)c * CBYTES) & 15);
+        const rf_half* xg = xs + (st * 8 * NB + g) * XLD + 4 * t;
+#pragma unroll
+        for (int qq = 0; qq < CU / S; ++qq) {
+            const int q = qq * S + wk;
+            const int bi = q / W::UPB, u = q % W::UPB;
+            if (bi < cb) {
+                uint32_t ca[NS][1], cbw[NS][1];
+                float aa[NS], ba[NS], ab[NS], bb[NS];
+                W::template unit<1>(sa + bi * F::BYTES, u, t, ca, aa, ba, nullptr);
+                W::template unit<1>(sb + bi * F::BYTES, u, t, cbw, ab, bb, nullptr);
+#pragma unroll
+                for (int s = 0; s < NS; ++s) {
+                    uint32_t a[4];
+                    if constexpr (rf_mm_min<F>::V) {
+                        rf_mm_pairs_f(ca[s][0], aa[s], ba[s], a[0], a[2]);
+                        rf_mm_pairs_f(cbw[s][0], ab[s], bb[s], a[1], a[3]);
+                    } else {
+                        rf_mm_pairs_h(ca[s][0], __float2half2_rn(aa[s]), __float2half2_rn(ba[s]), rf_mm_uns<F>::V, a[0], a[2]);
+                        rf_mm_pairs_h(cbw[s][0], __float2half2_rn(ab[s]), __float2half2_rn(bb[s]), rf_mm_uns<F>::V, a[1], a[3]);
+                    }
+                    const rf_half* xe = xg + bi * F::QK + W::elem(u, s);
+#pragma unroll
+                    for (int j = 0; j < NB; ++j) {
+                        const uint2 v = *(const uint2*)(xe + j * 8 * XLD);
+                        rf_mma16816(acc[j], a, __byte_perm(v.x, v.y, 0x5410), __byte_perm(v.x, v.y, 0x7632), (rf_half*)nullptr);
+                    }
+                }
+            }
+        }
+        __syncthreads();  // every warp is done with stage st before chunk c + 2 refills it
+    }
+    rf_cp_async_wait<0>();
+    if constexpr (S > 1) {  // the K groups' partial sums, through the (now idle) x stages
+        float* red = (float*)qg_dyn;
+        if (wk > 0) {
+#pragma unroll
+            for (int j = 0; j < NB; ++j)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) red[((((wk - 1) * R + wr) * NB + j) * 4 + e) * 32 + lane] = acc[j][e];
+        }
+        __syncthreads();
+        if (wk > 0) return;
+#pragma unroll
+        for (int k = 1; k < S; ++k)
+#pragma unroll
+            for (int j = 0; j < NB; ++j)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) acc[j][e] += red[((((k - 1) * R + wr) * NB + j) * 4 + e) * 32 + lane];
+    }
+#pragma unroll
+    for (int j = 0; j < NB; ++j) {
+        const int m = m0 + 8 * j + 2 * t, r = row0 + g;
+        qg_store(M, N, m, r, acc[j][0], bias, y);
+        qg_store(M, N, m + 1, r, acc[j][1], bias, y);
+        qg_store(M, N, m, r + 8, acc[j][2], bias, y);
+        qg_store(M, N, m + 1, r + 8, acc[j][3], bias, y);
+    }
+}
+#endif
+
 template <typename FMT, int PATH, int BM, int BN, int WARPS, int BK>
 RF_DEVICE void qgemm(int M, int N, int K, const rf_half* RF_RESTRICT x, const uint8_t* RF_RESTRICT w,
                      const rf_half* RF_RESTRICT bias, rf_half* RF_RESTRICT y) {
@@ -115,6 +254,21 @@ RF_DEVICE void qgemm(int M, int N, int K, const rf_half* RF_RESTRICT x, const ui
                   "tile does not split over the waves");
     static_assert((PATH != QG_MMA || QG_HAVE_MMA) && (PATH != QG_MFMA || QG_HAVE_MFMA) && (PATH != QG_WMMA || QG_HAVE_WMMA),
                   "this matrix-core path is not available on the target");
+#if defined(RF_MMA_SYNC)
+    if constexpr (PATH == QG_MMA && BK == 256) {
+        // the register tile (BM = 8 NB tokens, BN = 16 rows per warp); formats without an integer
+        // decoder take the shared-memory tile of the same block shape, 64 columns per stage
+        if constexpr (rf_w8<FMT>::OK) {
+            static_assert(BN % 16 == 0 && WARPS % (BN / 16) == 0 && BM % 8 == 0,
+                          "register tile: BN = 16 rows x R, WARPS = R x S, BM a multiple of 8");
+            qgemm_rw<FMT, BM / 8, BN / 16, WARPS / (BN / 16)>(M, N, K, x, w, bias, y);
+        } else {
+            qgemm<FMT, QG_MMA, BM, BN, WARPS, 64>(M, N, K, x, w, bias, y);
+        }
+        return;
+    } else
+#endif
+    {
     __shared__ __attribute__((aligned(16))) rf_half As[BM * LD];
     __shared__ __attribute__((aligned(16))) rf_half Bs[BN * LD];
     const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
@@ -331,5 +485,6 @@ RF_DEVICE void qgemm(int M, int N, int K, const rf_half* RF_RESTRICT x, const ui
 #pragma unroll
             for (int j = 0; j < TN; ++j) qg_store(M, N, m0 + ty + i * TY, n0 + tx + j * TX, acc[i][j], bias, y);
         return;
+    }
     }
 }

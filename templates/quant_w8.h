@@ -287,3 +287,88 @@ template <> struct rf_w8<rf_fmt_q3_K> : rf_w8_geom<4, 4> {
     }
 };
 
+
+#if defined(RF_MMA_SYNC)
+// ---- mma.sync m16n8k16 A-fragment helpers (gemv's rows-16 tile, qgemm's register tile) ----
+// A lane's word of four byte codes c0..c3 (elements 4t .. 4t + 3 of a segment) fills the fragment's
+// k slots 2t, 2t + 1, 2t + 8, 2t + 9 with elements 4t, 4t + 2, 4t + 1, 4t + 3: pair p0 = (c0, c2),
+// p1 = (c1, c3). The B fragment takes the same order (one 8-byte load of x, two byte permutes).
+RF_DEVICE void rf_mma16816(float* c, const uint32_t* a, uint32_t b0, uint32_t b1, rf_half*) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3]) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+RF_DEVICE void rf_mma16816(float* c, const uint32_t* a, uint32_t b0, uint32_t b1, rf_bf16*) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3]) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+// Formats whose weights carry a minimum (a * code + b with b independent of a, codes unsigned):
+// folding a and b into f16 weights would cost up to 2^-11 of |b| per weight, far more than of |w|
+// where a * code and b nearly cancel. With f16 x their codes go into the product exactly and each
+// segment is scaled in f32 (a * (code . x) + b * (sum x), the sums from a tile of ones); with bf16
+// x their pairs are formed in f32 and split into hi and lo.
+template <typename F> struct rf_mm_min { static constexpr bool V = false; };
+template <> struct rf_mm_min<rf_fmt_q4_1> { static constexpr bool V = true; };
+template <> struct rf_mm_min<rf_fmt_q5_1> { static constexpr bool V = true; };
+template <> struct rf_mm_min<rf_fmt_q2_K> { static constexpr bool V = true; };
+template <> struct rf_mm_min<rf_fmt_q4_K> { static constexpr bool V = true; };
+template <> struct rf_mm_min<rf_fmt_q5_K> { static constexpr bool V = true; };
+// Formats whose codes are never negative (the f16 path then needs no bias).
+template <typename F> struct rf_mm_uns { static constexpr bool V = false; };
+template <> struct rf_mm_uns<rf_fmt_q4_0> { static constexpr bool V = true; };
+template <> struct rf_mm_uns<rf_fmt_q5_0> { static constexpr bool V = true; };
+// The four signed-byte codes of word c as exact floats: 2^23 + 128 + c from the bit pattern
+// 0x4B0000uu (uu = c + 128), minus 2^23 + 128.
+RF_DEVICE void rf_mm_codes(uint32_t c, float* f) {
+    const uint32_t u = c ^ 0x80808080u;
+    f[0] = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7650)) - 8388736.0f;
+    f[1] = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7651)) - 8388736.0f;
+    f[2] = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7652)) - 8388736.0f;
+    f[3] = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7653)) - 8388736.0f;
+}
+// Word c of four byte codes (c0 c1 c2 c3) as exact f16 pairs p0 = (c0, c2), p1 = (c1, c3): 0x6400 | u
+// is 1024 + u, with u = c + 128 for signed codes (0x6480 = 1152 subtracted) or u = c when every code
+// is non-negative (UNS; 1024 subtracted). The pair order is the fragment's k-slot order (above).
+RF_DEVICE void rf_mm_codes_h(uint32_t c, bool uns, uint32_t& p0, uint32_t& p1) {
+    const uint32_t u = uns ? c : c ^ 0x80808080u;
+    const unsigned short bb = uns ? (unsigned short)0x6400u : (unsigned short)0x6480u;
+    const __half2 bias = __halves2half2(__ushort_as_half(bb), __ushort_as_half(bb));
+    const uint32_t e0 = __byte_perm(u, 0x64646464u, 0x4240), e1 = __byte_perm(u, 0x64646464u, 0x4341);
+    const __half2 h0 = __hsub2(*(const __half2*)&e0, bias), h1 = __hsub2(*(const __half2*)&e1, bias);
+    p0 = *(const uint32_t*)&h0;
+    p1 = *(const uint32_t*)&h1;
+}
+// The weights a * c + b as f16 pairs (formats without a minimum): one fused multiply-add on the exact
+// codes rounds each weight once (a, and b = a times a power of two or zero, rounded to f16 first: a
+// relative 2^-11 of w).
+RF_DEVICE void rf_mm_pairs_h(uint32_t c, __half2 a2, __half2 b2, bool uns, uint32_t& p0, uint32_t& p1) {
+    rf_mm_codes_h(c, uns, p0, p1);
+    const __half2 h0 = __hfma2(*(const __half2*)&p0, a2, b2), h1 = __hfma2(*(const __half2*)&p1, a2, b2);
+    p0 = *(const uint32_t*)&h0;
+    p1 = *(const uint32_t*)&h1;
+}
+// bf16 (whose 8-bit significand cannot hold c + 128 for every byte): the weights a * c + b in f32,
+// as two parts, hi = bf16(w) and lo = bf16(w - hi) (PART 0, 1), each multiplied: w to about 16 bits.
+RF_DEVICE uint32_t rf_mm_bf2(float lo, float hi, int part) {
+    __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+    if (part == 1) h = __floats2bfloat162_rn(lo - __low2float(h), hi - __high2float(h));
+    return *(uint32_t*)&h;
+}
+template <int PART>
+RF_DEVICE void rf_mm_pairs_bf(uint32_t c, float a, float b, uint32_t& p0, uint32_t& p1) {
+    float f[4];
+    rf_mm_codes(c, f);
+    p0 = rf_mm_bf2(fmaf(a, f[0], b), fmaf(a, f[2], b), PART);
+    p1 = rf_mm_bf2(fmaf(a, f[1], b), fmaf(a, f[3], b), PART);
+}
+
+// The weights a * c + b computed in f32 and rounded once to f16 pairs (as dequantize + f16 GEMM
+// rounds them): the accurate form for formats with a minimum, where a * c and b nearly cancel.
+RF_DEVICE void rf_mm_pairs_f(uint32_t c, float a, float b, uint32_t& p0, uint32_t& p1) {
+    float f[4];
+    rf_mm_codes(c, f);
+    const __half2 h0 = __floats2half2_rn(fmaf(a, f[0], b), fmaf(a, f[2], b));
+    const __half2 h1 = __floats2half2_rn(fmaf(a, f[1], b), fmaf(a, f[3], b));
+    p0 = *(const uint32_t*)&h0;
+    p1 = *(const uint32_t*)&h1;
+}
+#endif

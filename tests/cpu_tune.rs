@@ -365,7 +365,7 @@ fn ops_default_changes_only_with_an_entry() {
         qgemm::default_tile("mma", 100),
         qgemm::default_tile("mma", 8),
     );
-    assert_eq!(tile_before, ((32, 32, 4, 256), (16, 16, 4, 256)));
+    assert_eq!(tile_before, ((64, 64, 4, 256), (16, 64, 4, 256)));
 
     let mut db = TuneDb::open_in(None, DeviceKey::new(&sm90, "test"));
     db.insert(
@@ -429,7 +429,7 @@ fn ops_default_changes_only_with_an_entry() {
     );
     assert_eq!(
         qgemm::default_tile("mma", 8),
-        (16, 16, 4, 256),
+        (16, 64, 4, 256),
         "other M regime unchanged"
     );
     assert_eq!(
@@ -440,7 +440,7 @@ fn ops_default_changes_only_with_an_entry() {
     tunedb::uninstall(&sm90.full_name());
     assert_eq!(
         qgemm::default_tile("mma", 100),
-        (32, 32, 4, 256),
+        (64, 64, 4, 256),
         "default back without the entry"
     );
 }

@@ -16,19 +16,42 @@ pub const WEIGHT_FORMATS: &[&str] = crate::ops::quantized::FORMATS;
 /// Matrix-core paths.
 pub const PATHS: &[&str] = &["mma", "mfma", "wmma", "simt"];
 
-/// Block tiles (bm, bn, waves, bk) each path is built for. mma.sync has one per M regime (small M:
-/// narrow N tiles and deep K stages split over the waves, so many blocks keep loads in flight); the
-/// AMD and portable paths one general tile (compile-checked only: no AMD GPU in reach).
+/// Block tiles (bm, bn, waves, bk) each path is built for. On mma.sync the tiles with bk = 256 are
+/// the register tile (`qgemm_rw` in `templates/qgemm.hip`, for the formats with an integer decoder:
+/// the waves are bn / 16 row groups of 16 weight rows times groups that split K, and each dequantizes
+/// its share of W once into A fragments for all bm tokens; other formats run the shared-memory tile
+/// of the same block shape); the others stage the dequantized W in shared memory. The AMD and portable paths have one general tile
+/// (compile-checked only: no AMD GPU in reach).
 pub fn tiles(path: &str) -> &'static [Tile] {
     match path {
         "mma" => &[
             (16, 16, 4, 256),
-            (32, 32, 4, 256),
+            (16, 32, 8, 256),
+            (32, 32, 8, 256),
+            (32, 64, 8, 256),
+            (64, 32, 8, 256),
+            (64, 64, 8, 256),
+            (64, 64, 4, 256),
             (64, 64, 4, 64),
             (128, 128, 8, 64),
         ],
         _ => &[(64, 64, 4, 64)],
     }
+}
+
+/// Whether `tile` runs the register tile for `fmt` on `path` (see [`tiles`]).
+pub fn register_tile(fmt: QuantType, path: &str, tile: Tile) -> bool {
+    path == "mma" && tile.3 == 256 && crate::ops::quantized::gemv::MMA_FORMATS.contains(&fmt.name())
+}
+
+/// Dynamic shared memory of an instance: the register tile's two x stages (bm rows of 272 halves
+/// each) and its warps' two-stage weight rings (`qg_rw_geom` in `templates/qgemm.hip`); 0 for the others.
+pub fn shared_bytes(fmt: QuantType, path: &str, tile: Tile) -> usize {
+    if !register_tile(fmt, path, tile) {
+        return 0;
+    }
+    let x_stages = 2 * tile.0 as usize * 272 * 2;
+    x_stages + 2 * tile.1 as usize * crate::ops::quantized::gemv::mma_ring_vectors(fmt) * 16
 }
 
 /// The qgemm family.
@@ -42,7 +65,7 @@ pub static FAMILY: Family = Family {
         ParamDef { name: "path", kind: ParamKind::Choice { values: PATHS }, doc: "matrix-core path" },
         ParamDef { name: "bm", kind: ParamKind::Int { prefix: "m", values: &[16, 32, 64, 128] }, doc: "block tile rows (M)" },
         ParamDef { name: "bn", kind: ParamKind::Int { prefix: "n", values: &[16, 32, 64, 128] }, doc: "block tile columns (N)" },
-        ParamDef { name: "warps", kind: ParamKind::Int { prefix: "x", values: &[4, 8] }, doc: "waves per block" },
+        ParamDef { name: "warps", kind: ParamKind::Int { prefix: "x", values: &[2, 4, 8] }, doc: "waves per block" },
         ParamDef { name: "bk", kind: ParamKind::Int { prefix: "k", values: &[32, 64, 128, 256] }, doc: "K per shared-memory stage" },
     ],
     validate: |s| {
@@ -86,10 +109,10 @@ pub fn default_tile(path: &str, m: usize) -> Tile {
         return t[0];
     }
     match m {
-        0..=16 => t[0],
-        17..=128 => t[1],
-        65..=256 => t[2],
-        _ => t[3],
+        0..=16 => (16, 32, 8, 256),
+        17..=32 => (32, 32, 8, 256),
+        33..=256 => (64, 64, 8, 256),
+        _ => (128, 128, 8, 64),
     }
 }
 
@@ -175,7 +198,7 @@ pub fn qgemm(
     let cfg = LaunchConfig {
         grid,
         block: [(tile.2 as u32) * t.wave_size, 1, 1],
-        shared_bytes: 0,
+        shared_bytes: shared_bytes(fmt, s.str("path"), tile) as u32,
     };
     let bp = bias.map(|b| b.device_ptr()).unwrap_or(0);
     kern.launch(
@@ -225,6 +248,22 @@ mod tests {
     fn specs_and_tiles() {
         let sm90 = Target::named("sm_90").unwrap();
         let s = spec(QuantType::Q4_K, &sm90, None, default_tile("mma", 1024)).unwrap();
+        assert!(register_tile(
+            QuantType::Q4_K,
+            "mma",
+            default_tile("mma", 16)
+        ));
+        assert!(!register_tile(
+            QuantType::F16,
+            "mma",
+            default_tile("mma", 16)
+        ));
+        // q8_0 at 64 tokens: 2 x 64 x 272 x 2 bytes of x, 2 stages x 64 rows x 19 vectors
+        assert_eq!(
+            shared_bytes(QuantType::Q8_0, "mma", (64, 64, 4, 256)),
+            69632 + 38912
+        );
+        assert_eq!(shared_bytes(QuantType::Q8_0, "mma", (64, 64, 4, 64)), 0);
         assert_eq!(s.uri(), "qgemm.q4_K.mma.m128.n128.x8.k64.w32");
         let gfx = Target::named("gfx942").unwrap();
         assert_eq!(

@@ -32,13 +32,19 @@ pub const MMA_WAVES: usize = 8;
 /// Dynamic shared memory of the mma tile (rows 16 with mma.sync): per wave two stages of 16 rows ×
 /// the 16-byte vectors covering a chunk of 256 columns of `ty` at any alignment (`rf_gemv_mma`).
 pub fn mma_shared_bytes(ty: QuantType) -> usize {
+    MMA_WAVES * 2 * 16 * mma_ring_vectors(ty) * 16
+}
+
+/// 16-byte vectors a warp's ring holds per row and stage: those covering a chunk of 256 columns of
+/// `ty` at any alignment, and the aligned word after its last byte (`RV` of `rf_gemv_mma`, and of
+/// qgemm's register tile).
+pub fn mma_ring_vectors(ty: QuantType) -> usize {
     let chunk_blocks = if ty.block_elems() >= 256 {
         1
     } else {
         256 / ty.block_elems()
     };
-    let rv = (chunk_blocks * ty.block_bytes() + 34) / 16;
-    MMA_WAVES * 2 * 16 * rv * 16
+    (chunk_blocks * ty.block_bytes() + 34) / 16
 }
 /// Epilogues a spec may name: `none` (y = W x), or the gated activation of [`gemv_glu`]
 /// ([`GluAct::name`]).
