@@ -132,7 +132,6 @@ RF_DEVICE void qgemm_rw(int M, int N, int K, const rf_half* RF_RESTRICT x, const
     constexpr int NS = W::NS, CB = G::CB, CU = CB * W::UPB, CBYTES = CB * F::BYTES, RV = G::RV, XLD = G::XLD;
     constexpr int NT = 32 * R * S;
     constexpr int XV = 8 * NB * 32;  // 16-byte vectors of one x stage
-    static_assert(CU % S == 0, "the K groups split a chunk's units evenly");
     static_assert((S - 1) * R * NB * 4 * 32 * 4 <= G::XBYTES, "K-group partial sums fit in the x stages");
     extern __shared__ uint4 qg_dyn[];
     rf_half* xs = (rf_half*)qg_dyn;                                                // [2][8 NB][XLD]
@@ -181,10 +180,10 @@ RF_DEVICE void qgemm_rw(int M, int N, int K, const rf_half* RF_RESTRICT x, const
         const uint8_t* sb = (const uint8_t*)&ws[st][(16 * wr + g + 8) * RV] + (((long long)rb * row_bytes + (long long)c * CBYTES) & 15);
         const rf_half* xg = xs + (st * 8 * NB + g) * XLD + 4 * t;
 #pragma unroll
-        for (int qq = 0; qq < CU / S; ++qq) {
+        for (int qq = 0; qq < (CU + S - 1) / S; ++qq) {
             const int q = qq * S + wk;
             const int bi = q / W::UPB, u = q % W::UPB;
-            if (bi < cb) {
+            if ((CU % S == 0 || q < CU) && bi < cb) {
                 uint32_t ca[NS][1], cbw[NS][1];
                 float aa[NS], ba[NS], ab[NS], bb[NS];
                 W::template unit<1>(sa + bi * F::BYTES, u, t, ca, aa, ba, nullptr);

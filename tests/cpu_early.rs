@@ -25,7 +25,7 @@ fn sm90() -> Target {
 
 fn mma_and_simt() -> (KernelSpec, KernelSpec) {
     let t = sm90();
-    let s = qgemm::spec(QuantType::Q8_0, &t, Some("mma"), (16, 64, 4, 256)).unwrap();
+    let s = qgemm::spec(QuantType::Q8_0, &t, Some("mma"), (16, 32, 8, 256)).unwrap();
     let fb = fallback(&s, &t).unwrap().expect("qgemm mma has a stand-in");
     (s, fb)
 }

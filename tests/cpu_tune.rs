@@ -365,7 +365,7 @@ fn ops_default_changes_only_with_an_entry() {
         qgemm::default_tile("mma", 100),
         qgemm::default_tile("mma", 8),
     );
-    assert_eq!(tile_before, ((64, 64, 4, 256), (16, 64, 4, 256)));
+    assert_eq!(tile_before, ((64, 64, 8, 256), (16, 32, 8, 256)));
 
     let mut db = TuneDb::open_in(None, DeviceKey::new(&sm90, "test"));
     db.insert(
@@ -393,7 +393,7 @@ fn ops_default_changes_only_with_an_entry() {
         "qgemm",
         &tunedb::qgemm_bucket("mma", 100),
         entry(
-            &[("bm", "64"), ("bn", "64"), ("warps", "4"), ("bk", "64")],
+            &[("bm", "128"), ("bn", "128"), ("warps", "8"), ("bk", "64")],
             false,
         ),
     );
@@ -424,12 +424,12 @@ fn ops_default_changes_only_with_an_entry() {
     );
     assert_eq!(
         qgemm::default_tile("mma", 100),
-        (64, 64, 4, 64),
+        (128, 128, 8, 64),
         "tuned tile used"
     );
     assert_eq!(
         qgemm::default_tile("mma", 8),
-        (16, 64, 4, 256),
+        (16, 32, 8, 256),
         "other M regime unchanged"
     );
     assert_eq!(
@@ -440,7 +440,7 @@ fn ops_default_changes_only_with_an_entry() {
     tunedb::uninstall(&sm90.full_name());
     assert_eq!(
         qgemm::default_tile("mma", 100),
-        (64, 64, 4, 256),
+        (64, 64, 8, 256),
         "default back without the entry"
     );
 }

@@ -470,8 +470,9 @@ fn plan(a: &TuneArgs, target: &Target, blas: bool) -> Result<Vec<Planned>> {
                 let Some(mut default) = tiles.iter().position(|t| *t == def) else {
                     continue;
                 };
-                // the model's default from PREFILL_BLAS_MIN_ROWS rows on is dequantize + BLAS
-                if blas && m >= rocmforge::model::gpu::PREFILL_BLAS_MIN_ROWS {
+                // the model's built-in choice for this matrix (dequantize + BLAS from a row
+                // threshold that depends on its size)
+                if blas && rocmforge::model::gpu::prefill_blas_default(m, n, k, None) {
                     default = tiles.len();
                 }
                 out.push(Planned {

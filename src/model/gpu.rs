@@ -145,12 +145,30 @@ pub struct GpuBackend {
     in_decode: std::sync::atomic::AtomicBool,
 }
 
-/// Prefill steps of at least this many tokens run their layer matrices as dequantize + vendor BLAS
-/// GEMM (when [`prefill_blas_policy`] allows and the library loads): on the H200 the fused `qgemm`
-/// reaches 0.2-0.55x of that at M >= 16 (docs/PERF.md), and the dequantization (one pass over the
-/// weights into an f16 scratch) costs less than the difference from a few dozen tokens on.
-/// `ROCMFORGE_PREFILL_BLAS_MIN` overrides it.
-pub const PREFILL_BLAS_MIN_ROWS: usize = 32;
+/// Prefill steps of at least this many tokens run their layer matrices of at least
+/// [`PREFILL_BLAS_LARGE`] weights as dequantize + vendor BLAS GEMM (when [`prefill_blas_policy`]
+/// allows and the library loads); smaller matrices from [`PREFILL_BLAS_MIN_ROWS_SMALL`] tokens on.
+/// Measured on the H200 (docs/PERF.md, sixth session, `bench --no-early-serve`): on a Llama-3-8B
+/// shape the fused `qgemm` (its register tile) wins up to 32 tokens (pp32 2886 vs 2519 t/s) and
+/// loses from 48 on (pp48 3403 vs 3733); on SmolLM2's small matrices, where the two launches of
+/// dequantize + BLAS dominate, it wins up to 256 tokens (pp256 80051 vs 61186) and loses at 512
+/// (134751 vs 143814). `ROCMFORGE_PREFILL_BLAS_MIN` sets one threshold for every matrix.
+pub const PREFILL_BLAS_MIN_ROWS: usize = 48;
+/// The threshold of matrices below [`PREFILL_BLAS_LARGE`] weights.
+pub const PREFILL_BLAS_MIN_ROWS_SMALL: usize = 512;
+/// Weights (N·K) from which a matrix counts as large for the prefill BLAS threshold.
+pub const PREFILL_BLAS_LARGE: usize = 1 << 22;
+
+/// The built-in choice of dequantize + BLAS for an [n, k] matrix in a prefill step of `m` tokens
+/// (`min_rows`: the `ROCMFORGE_PREFILL_BLAS_MIN` override).
+pub fn prefill_blas_default(m: usize, n: usize, k: usize, min_rows: Option<usize>) -> bool {
+    let min = min_rows.unwrap_or(if n * k >= PREFILL_BLAS_LARGE {
+        PREFILL_BLAS_MIN_ROWS
+    } else {
+        PREFILL_BLAS_MIN_ROWS_SMALL
+    });
+    m >= min
+}
 
 /// Whether prefill may use the vendor BLAS: `ROCMFORGE_PREFILL_BLAS=off` keeps the fused `qgemm`
 /// everywhere; by default (`auto`) it is used when cuBLAS / hipBLAS loads. Emulated AMD targets
@@ -169,7 +187,8 @@ pub fn prefill_blas_policy(target: &Target) -> bool {
 struct PrefillBlas {
     blas: Blas,
     w16: Buffer<f16>,
-    min_rows: usize,
+    /// `ROCMFORGE_PREFILL_BLAS_MIN`: one threshold for every matrix instead of the built-in pair.
+    min_rows: Option<usize>,
     /// The fused GEMM's path on this target (the tuning database's qgemm buckets are per path).
     qgemm_path: &'static str,
 }
@@ -303,7 +322,7 @@ pub fn plan_specs(
                 }
             }
         }
-        for m in [9usize, 17, 129, 257] {
+        for m in [9usize, 17, 33, 65] {
             if m <= limits.max_batch_tokens {
                 if let Ok(s) = qgemm::spec(ty, target, Some(path), qgemm::default_tile(path, m)) {
                     if !v.contains(&s) {
@@ -699,8 +718,7 @@ impl GpuBackend {
                 w16: pool.alloc(w16_elems)?,
                 min_rows: std::env::var("ROCMFORGE_PREFILL_BLAS_MIN")
                     .ok()
-                    .and_then(|v| v.trim().parse().ok())
-                    .unwrap_or(PREFILL_BLAS_MIN_ROWS),
+                    .and_then(|v| v.trim().parse().ok()),
                 qgemm_path: qgemm::path_for(dev.target()),
             }),
             None => None,
@@ -907,9 +925,11 @@ impl GpuBackend {
         }
         if let Some(pb) = &self.prefill_blas {
             // the fused GEMM's regime (above the GEMV's rows): the tuned choice for this row bucket
-            // (`rocmforge tune` times dequantize + BLAS against the qgemm tiles), else from min_rows on
+            // (`rocmforge tune` times dequantize + BLAS against the qgemm tiles), else the built-in
+            // thresholds by matrix size
             let blas = m > crate::ops::mlp::linear::GEMV_MAX_ROWS
-                && crate::jit::tunedb::linear_blas(pb.qgemm_path, m).unwrap_or(m >= pb.min_rows);
+                && crate::jit::tunedb::linear_blas(pb.qgemm_path, m)
+                    .unwrap_or_else(|| prefill_blas_default(m, l.n, l.k, pb.min_rows));
             if blas
                 && l.n * l.k <= pb.w16.len()
                 && !self.in_decode.load(std::sync::atomic::Ordering::Relaxed)
@@ -1347,5 +1367,23 @@ impl Backend for GpuBackend {
             logits: if want_logits { logits } else { Vec::new() },
             argmax,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefill_blas_thresholds_by_matrix_size() {
+        // Llama-3-8B's 4096 x 4096: fused below 48 tokens
+        assert!(!prefill_blas_default(32, 4096, 4096, None));
+        assert!(prefill_blas_default(48, 4096, 4096, None));
+        // SmolLM2's 1536 x 576: fused below 512 tokens
+        assert!(!prefill_blas_default(256, 1536, 576, None));
+        assert!(prefill_blas_default(512, 1536, 576, None));
+        // the override applies to every size
+        assert!(prefill_blas_default(16, 1536, 576, Some(16)));
+        assert!(!prefill_blas_default(100, 4096, 4096, Some(1000)));
     }
 }

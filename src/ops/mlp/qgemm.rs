@@ -25,14 +25,10 @@ pub const PATHS: &[&str] = &["mma", "mfma", "wmma", "simt"];
 pub fn tiles(path: &str) -> &'static [Tile] {
     match path {
         "mma" => &[
-            (16, 16, 4, 256),
             (16, 32, 8, 256),
             (32, 32, 8, 256),
-            (32, 64, 8, 256),
             (64, 32, 8, 256),
             (64, 64, 8, 256),
-            (64, 64, 4, 256),
-            (64, 64, 4, 64),
             (128, 128, 8, 64),
         ],
         _ => &[(64, 64, 4, 64)],
@@ -65,7 +61,7 @@ pub static FAMILY: Family = Family {
         ParamDef { name: "path", kind: ParamKind::Choice { values: PATHS }, doc: "matrix-core path" },
         ParamDef { name: "bm", kind: ParamKind::Int { prefix: "m", values: &[16, 32, 64, 128] }, doc: "block tile rows (M)" },
         ParamDef { name: "bn", kind: ParamKind::Int { prefix: "n", values: &[16, 32, 64, 128] }, doc: "block tile columns (N)" },
-        ParamDef { name: "warps", kind: ParamKind::Int { prefix: "x", values: &[2, 4, 8] }, doc: "waves per block" },
+        ParamDef { name: "warps", kind: ParamKind::Int { prefix: "x", values: &[4, 8] }, doc: "waves per block" },
         ParamDef { name: "bk", kind: ParamKind::Int { prefix: "k", values: &[32, 64, 128, 256] }, doc: "K per shared-memory stage" },
     ],
     validate: |s| {
@@ -108,11 +104,14 @@ pub fn default_tile(path: &str, m: usize) -> Tile {
     if path != "mma" {
         return t[0];
     }
+    // the register tile everywhere (docs/PERF.md, sixth session: it beats the shared-memory tiles at
+    // every M of the bench but q4_K at M = 1024 on 4096 x 4096); 32 rows per block up to 64 tokens
+    // (twice the blocks of 64 rows: 4096-row matrices fill the GPU), 64 rows from there on
     match m {
         0..=16 => (16, 32, 8, 256),
         17..=32 => (32, 32, 8, 256),
-        33..=256 => (64, 64, 8, 256),
-        _ => (128, 128, 8, 64),
+        33..=64 => (64, 32, 8, 256),
+        _ => (64, 64, 8, 256),
     }
 }
 
@@ -260,11 +259,11 @@ mod tests {
         ));
         // q8_0 at 64 tokens: 2 x 64 x 272 x 2 bytes of x, 2 stages x 64 rows x 19 vectors
         assert_eq!(
-            shared_bytes(QuantType::Q8_0, "mma", (64, 64, 4, 256)),
+            shared_bytes(QuantType::Q8_0, "mma", (64, 64, 8, 256)),
             69632 + 38912
         );
-        assert_eq!(shared_bytes(QuantType::Q8_0, "mma", (64, 64, 4, 64)), 0);
-        assert_eq!(s.uri(), "qgemm.q4_K.mma.m128.n128.x8.k64.w32");
+        assert_eq!(shared_bytes(QuantType::Q8_0, "mma", (128, 128, 8, 64)), 0);
+        assert_eq!(s.uri(), "qgemm.q4_K.mma.m64.n64.x8.k256.w32");
         let gfx = Target::named("gfx942").unwrap();
         assert_eq!(
             spec(QuantType::Q8_0, &gfx, None, default_tile("mfma", 16))
