@@ -144,22 +144,42 @@ RF_DEVICE void qgemm_rw(int M, int N, int K, const rf_half* RF_RESTRICT x, const
     const int nb = K / F::QK, nch = (nb + CB - 1) / CB;
     const long long row_bytes = (long long)nb * F::BYTES;
     const uint8_t* end = w + (long long)N * row_bytes;
+    // Per-thread copy plan, computed once: thread (wid, lane) copies x vector `lane` of rows wid,
+    // wid + WARPS, ... of the stage, and W vectors threadIdx.x, threadIdx.x + NT, ... (row i / RV).
+    constexpr int XR = 8 * NB / (R * S);            // x rows per thread
+    constexpr int WV = (16 * R * RV + NT - 1) / NT;  // W vectors per thread (the last maybe partial)
+    static_assert((8 * NB) % (R * S) == 0, "x rows split evenly over the warps");
+    const rf_half* xsrc = x + (long long)(m0 + wid) * K + 8 * lane;
+    uint32_t xrow_ok = 0;
+#pragma unroll
+    for (int k = 0; k < XR; ++k) xrow_ok |= (uint32_t)(m0 + wid + k * R * S < M) << k;
+    rf_half* xdst = xs + wid * XLD + 8 * lane;
+    const uint8_t* wbase[WV];
+#pragma unroll
+    for (int k = 0; k < WV; ++k) {
+        const int i = threadIdx.x + k * NT, r = min(i / RV, 16 * R - 1);
+        wbase[k] = w + (long long)min(brow + r, N - 1) * row_bytes + 16 * (i - (i / RV) * RV);
+    }
     auto issue = [&](int c, int st) {
-        for (int i = threadIdx.x; i < XV; i += NT) {  // x: zeros past M and past K
-            const int r = i >> 5, col = 256 * c + 8 * (i & 31);
-            const bool ok = m0 + r < M && col < K;
-            rf_cp_async16(xs + (st * 8 * NB + r) * XLD + 8 * (i & 31), ok ? x + (long long)(m0 + r) * K + col : x, ok ? 16 : 0);
+        const bool col_ok = 256 * c + 8 * lane < K;  // zeros past K (and past M, per row)
+#pragma unroll
+        for (int k = 0; k < XR; ++k) {
+            const bool ok = col_ok && ((xrow_ok >> k) & 1u);
+            rf_cp_async16(xdst + (st * 8 * NB + k * R * S) * XLD, ok ? xsrc + (long long)k * R * S * K + 256 * c : x, ok ? 16 : 0);
         }
-        for (int i = threadIdx.x; i < 16 * R * RV; i += NT) {  // W: the block's rows (the last row repeated past N)
-            const int r = i / RV, v = i - r * RV;
-            const uint8_t* base = w + (long long)min(brow + r, N - 1) * row_bytes + (long long)c * CBYTES;
-            const uint8_t* src = (const uint8_t*)((unsigned long long)base & ~15ull) + 16 * v;
+#pragma unroll
+        for (int k = 0; k < WV; ++k) {  // W: the block's rows (the last row repeated past N)
+            const int i = threadIdx.x + k * NT;
+            if ((16 * R * RV) % NT != 0 && i >= 16 * R * RV) break;
+            // wbase = the row's start + 16 v; the chunk's bytes from the 16-byte boundary at or below its start
+            const uint8_t* row_v = wbase[k] + (long long)c * CBYTES;
+            const uint8_t* src = (const uint8_t*)((unsigned long long)(row_v - 16 * (i % RV)) & ~15ull) + 16 * (i % RV);
             const long long left = end - src;
             if (left >= 16) {
                 rf_cp_async16(&ws[st][i], src, 16);
             } else {  // the matrix ends inside this vector (or before it): bytes one by one, zeros after
                 uint8_t* d = (uint8_t*)&ws[st][i];
-                for (int k = 0; k < 16; ++k) d[k] = k < left ? src[k] : (uint8_t)0;
+                for (int b = 0; b < 16; ++b) d[b] = b < left ? src[b] : (uint8_t)0;
             }
         }
         rf_cp_async_commit();
