@@ -1,14 +1,17 @@
 // Fused quantized GEMM: y[M, N] = x[M, K] · W[N, K]ᵀ (+ bias), x and y f16, W in any format of
-// quant_dequant.h (dequant8 contract). Per K-tile of 32, the block stages x into shared memory as f16
-// and dequantizes its BN rows of W into shared memory as f16 (8 elements per dequant8 call), then
-// multiplies on matrix cores with f32 accumulation:
-//   QG_MMA   NVIDIA mma.sync.m16n8k16 (f16 → f32)            (#if RF_MMA_SYNC)
-//   QG_MFMA  CDNA  v_mfma_f32_16x16x16f16, wave64             (#if RF_MFMA)
-//   QG_WMMA  RDNA3/4 v_wmma_f32_16x16x16_f16, wave32          (#if RF_WMMA)
-//   QG_SIMT  portable: f32 FMAs from shared memory (every target)
-// Tiles: BM × BN per block and BK along K per stage; WARPS waves arranged WM × WN × WK (WM = 2 when
-// BM ≥ 64; WN as many as the tile's columns allow; the rest, WK, split each K tile and are summed
-// through shared memory at the end, so small-M tiles still keep every wave busy).
+// quant_dequant.h (dequant8 contract). Two kernels:
+//  * the shared-memory tile (every path): per K-tile the block stages x into shared memory as f16
+//    and dequantizes its BN rows of W into shared memory as f16 (8 elements per dequant8 call),
+//    then multiplies on matrix cores with f32 accumulation:
+//      QG_MMA   NVIDIA mma.sync.m16n8k16 (f16 → f32)            (#if RF_MMA_SYNC)
+//      QG_MFMA  CDNA  v_mfma_f32_16x16x16f16, wave64             (#if RF_MFMA)
+//      QG_WMMA  RDNA3/4 v_wmma_f32_16x16x16_f16, wave32          (#if RF_WMMA)
+//      QG_SIMT  portable: f32 FMAs from shared memory (every target)
+//    Tiles: BM × BN per block and BK along K per stage; WARPS waves arranged WM × WN × WK (WM = 2
+//    when BM ≥ 64; WN as many as the tile's columns allow; the rest, WK, split each K tile and are
+//    summed through shared memory at the end, so small-M tiles still keep every wave busy).
+//  * the register tile (QG_MMA with BK = 256, the formats of quant_w8.h; qgemm_rw below): W is
+//    decoded straight into mma A fragments, once per 8 NB tokens.
 
 enum { QG_MMA = 0, QG_MFMA = 1, QG_WMMA = 2, QG_SIMT = 3 };
 #if defined(RF_MMA_SYNC)

@@ -4,7 +4,8 @@
 //!
 //! | specialized instance               | stand-in                   | NVRTC sm_90, one core (ms) |
 //! |------------------------------------|----------------------------|----------------------------|
-//! | `qgemm` mma / MFMA / WMMA, 4 tiles | `qgemm` SIMT, its one tile | 4 × 250–370 → 200–300      |
+//! | `qgemm` MFMA / WMMA, its one tile  | `qgemm` SIMT, its one tile | 250–370 → 200–300          |
+//! | `qgemm` mma.sync, 5 tiles          | `qgemm` SIMT, its one tile | 300–600 each → 400 (2-core host, q4_K) |
 //! | `gemv` rows 4 (q4_K, batch 1)      | `gemv_wave` (rows 8)       | 506 → 145                  |
 //!
 //! A stand-in only earns its place when it compiles faster than what it stands in for: the mma
