@@ -261,6 +261,184 @@ RF_DEVICE void qgemm_rw(int M, int N, int K, const rf_half* RF_RESTRICT x, const
 }
 #endif
 
+#if defined(RF_MFMA) || defined(RF_WMMA)
+// ---------------- AMD register tile (QG_MFMA / QG_WMMA tiles with BK = 256) ----------------
+// The NVIDIA register tile's scheme on the AMD matrix instructions (one 16 x 16 x 16 f16 product,
+// f32 accumulation): the block owns BN = 16 R weight rows and BM = 16 NT tokens; its waves are R row
+// groups times S groups that split K; K goes in chunks of 256 columns through two LDS stages, the
+// next chunk loaded into registers while this one is multiplied and stored after it (AMD has no
+// cp.async: global -> register -> LDS double buffering, one barrier per chunk). A lane holds KPL
+// consecutive k of one weight row (row lane % 16, from k = KOFF(lane)): it decodes those codes of
+// its row once per segment (unit<KPL / 4>), forms a * code + b in f32, rounds once to f16 and
+// multiplies the A fragment with the NT B fragments (KPL consecutive x values of token lane % 16).
+//   MFMA (CDNA, wave64)   v_mfma_f32_16x16x16f16: KPL 4, k from 4 (lane / 16), D rows 4 (lane / 16) + i
+//   WMMA gfx11 (wave32)   KPL 16 (lanes 16-31 repeat 0-15), D rows 2 i + lane / 16
+//   WMMA gfx12 (wave32)   KPL 8, k from 8 (lane / 16), D rows 8 (lane / 16) + i
+#if defined(RF_MFMA)
+#define QG_KPL 4
+#define QG_DPL 4
+#elif RF_GFX >= 0x1200
+#define QG_KPL 8
+#define QG_DPL 8
+#else
+#define QG_KPL 16
+#define QG_DPL 8
+#endif
+typedef rf_vec<rf_f16_elem, QG_KPL> qg_ah;
+typedef rf_vec<float, QG_DPL> qg_af;
+RF_DEVICE int qg_amd_drow(int i, int lane) {
+#if defined(RF_MFMA)
+    return 4 * (lane / 16) + i;
+#elif RF_GFX >= 0x1200
+    return 8 * (lane / 16) + i;
+#else
+    return 2 * i + lane / 16;
+#endif
+}
+RF_DEVICE qg_af qg_amd_mma(qg_ah a, qg_ah b, qg_af c) {
+#if defined(RF_MFMA)
+    return __builtin_amdgcn_mfma_f32_16x16x16f16(a, b, c, 0, 0, 0);
+#elif RF_GFX >= 0x1200
+    return __builtin_amdgcn_wmma_f32_16x16x16_f16_w32_gfx12(a, b, c);
+#else
+    return __builtin_amdgcn_wmma_f32_16x16x16_f16_w32(a, b, c);
+#endif
+}
+
+template <typename F, int NT, int R, int S>
+RF_DEVICE void qgemm_rw_amd(int M, int N, int K, const rf_half* RF_RESTRICT x, const uint8_t* RF_RESTRICT w,
+                            const rf_half* RF_RESTRICT bias, rf_half* RF_RESTRICT y) {
+    using W = rf_w8<F>;
+    constexpr int NS = W::NS;
+    constexpr int CB = F::QK >= 256 ? 1 : 256 / F::QK, CU = CB * W::UPB, CBYTES = CB * F::BYTES;
+    constexpr int RV = (CBYTES + 34) / 16;  // LDS vectors per row (the NVIDIA tile's rule)
+    constexpr int XLD = 256 + 8;             // halves per LDS x row
+    constexpr int BM = 16 * NT, NTH = RF_WAVE * R * S;
+    constexpr int XV = BM * 32, XPT = (XV + NTH - 1) / NTH;          // x vectors per stage, per thread
+    constexpr int WVN = 16 * R * RV, WPT = (WVN + NTH - 1) / NTH;   // W vectors per stage, per thread
+    constexpr int XBYTES = 2 * BM * XLD * 2;
+    static_assert((S - 1) * R * NT * QG_DPL * RF_WAVE * 4 <= XBYTES, "K-group partial sums fit in the x stages");
+    extern __shared__ uint4 qg_dyn[];
+    rf_half* xs = (rf_half*)qg_dyn;                          // [2][BM][XLD]
+    uint4* ws = (uint4*)((uint8_t*)qg_dyn + XBYTES);         // [2][16 R rows][RV]
+    const int lane = threadIdx.x % RF_WAVE, wid = threadIdx.x / RF_WAVE;
+    const int wr = wid % R, wk = wid / R;
+    const int lr = lane % 16, koff = (QG_KPL * (lane / 16)) % 16;
+    const int brow = blockIdx.x * (16 * R), row0 = brow + 16 * wr;
+    const int m0 = blockIdx.y * BM;
+    const int nb = K / F::QK, nch = (nb + CB - 1) / CB;
+    const long long row_bytes = (long long)nb * F::BYTES;
+    const uint8_t* end = w + (long long)N * row_bytes;
+    uint4 xr[XPT], wv[WPT];
+    auto load = [&](int c) {  // chunk c into registers: x (zeros past M and K), the block's W rows
+#pragma unroll
+        for (int k = 0; k < XPT; ++k) {
+            const int i = threadIdx.x + k * NTH, r = i >> 5, col = 256 * c + 8 * (i & 31);
+            xr[k] = make_uint4(0u, 0u, 0u, 0u);
+            if ((XV % NTH == 0 || i < XV) && m0 + r < M && col < K) xr[k] = *(const uint4*)(x + (long long)(m0 + r) * K + col);
+        }
+#pragma unroll
+        for (int k = 0; k < WPT; ++k) {
+            const int i = threadIdx.x + k * NTH;
+            wv[k] = make_uint4(0u, 0u, 0u, 0u);
+            if (WVN % NTH == 0 || i < WVN) {
+                const int r = i / RV, v = i - r * RV;
+                const uint8_t* base = w + (long long)min(brow + r, N - 1) * row_bytes + (long long)c * CBYTES;
+                const uint8_t* src = (const uint8_t*)((unsigned long long)base & ~15ull) + 16 * v;
+                if (src + 16 <= end) {
+                    wv[k] = *(const uint4*)src;
+                } else {  // the matrix ends inside this vector (or before it): bytes one by one, zeros after
+                    uint32_t b[4] = {0u, 0u, 0u, 0u};
+                    for (int j = 0; j < 16; ++j)
+                        if (src + j < end) b[j / 4] |= (uint32_t)src[j] << (8 * (j % 4));
+                    wv[k] = make_uint4(b[0], b[1], b[2], b[3]);
+                }
+            }
+        }
+    };
+    auto store = [&](int st) {
+#pragma unroll
+        for (int k = 0; k < XPT; ++k) {
+            const int i = threadIdx.x + k * NTH;
+            if (XV % NTH == 0 || i < XV) *(uint4*)(xs + (st * BM + (i >> 5)) * XLD + 8 * (i & 31)) = xr[k];
+        }
+#pragma unroll
+        for (int k = 0; k < WPT; ++k) {
+            const int i = threadIdx.x + k * NTH;
+            if (WVN % NTH == 0 || i < WVN) ws[st * WVN + i] = wv[k];
+        }
+    };
+    qg_af acc[NT];
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+        for (int i = 0; i < QG_DPL; ++i) acc[j][i] = 0.0f;
+    const int rl = min(row0 + lr, N - 1);
+    if (nch > 0) {
+        load(0);
+        store(0);
+    }
+    __syncthreads();
+    for (int c = 0; c < nch; ++c) {
+        const int st = c & 1;
+        const bool more = c + 1 < nch;
+        if (more) load(c + 1);
+        const int cb = min(CB, nb - c * CB);
+        const uint8_t* sa = (const uint8_t*)&ws[st * WVN + (16 * wr + lr) * RV] + (((long long)rl * row_bytes + (long long)c * CBYTES) & 15);
+        const rf_half* xl = xs + (st * BM + lr) * XLD + koff;
+#pragma unroll
+        for (int qq = 0; qq < (CU + S - 1) / S; ++qq) {
+            const int q = qq * S + wk;
+            const int bi = q / W::UPB, u = q % W::UPB;
+            if ((CU % S == 0 || q < CU) && bi < cb) {
+                uint32_t cw[NS][QG_KPL / 4];
+                float a[NS], b[NS];
+                W::template unit<QG_KPL / 4>(sa + bi * F::BYTES, u, koff / 4, cw, a, b, nullptr);
+#pragma unroll
+                for (int s = 0; s < NS; ++s) {
+                    rf_half hv[QG_KPL];
+#pragma unroll
+                    for (int e = 0; e < QG_KPL; ++e)
+                        hv[e] = __float2half_rn(fmaf(a[s], (float)(int)(signed char)(cw[s][e / 4] >> (8 * (e % 4))), b[s]));
+                    qg_ah av;
+                    __builtin_memcpy(&av, hv, sizeof(av));
+                    const rf_half* xe = xl + bi * F::QK + W::elem(u, s);
+#pragma unroll
+                    for (int j = 0; j < NT; ++j) {
+                        qg_ah bv;
+                        __builtin_memcpy(&bv, xe + j * 16 * XLD, sizeof(bv));
+                        acc[j] = qg_amd_mma(av, bv, acc[j]);
+                    }
+                }
+            }
+        }
+        if (more) store(st ^ 1);  // its readers (chunk c - 1) passed the previous barrier
+        __syncthreads();
+    }
+    if constexpr (S > 1) {  // the K groups' partial sums, through the (now idle) x stages
+        float* red = (float*)qg_dyn;
+        if (wk > 0) {
+#pragma unroll
+            for (int j = 0; j < NT; ++j)
+#pragma unroll
+                for (int e = 0; e < QG_DPL; ++e) red[((((wk - 1) * R + wr) * NT + j) * QG_DPL + e) * RF_WAVE + lane] = acc[j][e];
+        }
+        __syncthreads();
+        if (wk > 0) return;
+#pragma unroll
+        for (int k = 1; k < S; ++k)
+#pragma unroll
+            for (int j = 0; j < NT; ++j)
+#pragma unroll
+                for (int e = 0; e < QG_DPL; ++e) acc[j][e] += red[((((k - 1) * R + wr) * NT + j) * QG_DPL + e) * RF_WAVE + lane];
+    }
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+        for (int e = 0; e < QG_DPL; ++e) qg_store(M, N, m0 + 16 * j + lr, row0 + qg_amd_drow(e, lane), acc[j][e], bias, y);
+}
+#endif
+
 template <typename FMT, int PATH, int BM, int BN, int WARPS, int BK>
 RF_DEVICE void qgemm(int M, int N, int K, const rf_half* RF_RESTRICT x, const uint8_t* RF_RESTRICT w,
                      const rf_half* RF_RESTRICT bias, rf_half* RF_RESTRICT y) {
@@ -286,6 +464,20 @@ RF_DEVICE void qgemm(int M, int N, int K, const rf_half* RF_RESTRICT x, const ui
             qgemm_rw<FMT, BM / 8, BN / 16, WARPS / (BN / 16)>(M, N, K, x, w, bias, y);
         } else {
             qgemm<FMT, QG_MMA, BM, BN, WARPS, 64>(M, N, K, x, w, bias, y);
+        }
+        return;
+    } else
+#endif
+#if defined(RF_MFMA) || defined(RF_WMMA)
+    if constexpr ((PATH == QG_MFMA || PATH == QG_WMMA) && BK == 256) {
+        // the AMD register tile (BM = 16 NT tokens, BN = 16 rows x R, WARPS = R x S); formats without
+        // an integer decoder take the shared-memory tile of the same block shape, 64 columns per stage
+        if constexpr (rf_w8<FMT>::OK) {
+            static_assert(BN % 16 == 0 && WARPS % (BN / 16) == 0 && BM % 16 == 0,
+                          "AMD register tile: BN = 16 rows x R, WARPS = R x S, BM a multiple of 16");
+            qgemm_rw_amd<FMT, BM / 16, BN / 16, WARPS / (BN / 16)>(M, N, K, x, w, bias, y);
+        } else {
+            qgemm<FMT, PATH, BM, BN, WARPS, 64>(M, N, K, x, w, bias, y);
         }
         return;
     } else

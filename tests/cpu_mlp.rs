@@ -124,7 +124,7 @@ fn spec_validation_names_supported_values() {
     assert_eq!(count(&norm::FAMILY), 108);
     assert_eq!(count(&activation::FAMILY), 48);
     assert_eq!(count(&embedding::FAMILY), 144);
-    assert_eq!(count(&qgemm::FAMILY), 21 * (5 + 1 + 1 + 2));
+    assert_eq!(count(&qgemm::FAMILY), 21 * (5 + 3 + 3 + 2));
 }
 
 #[test]

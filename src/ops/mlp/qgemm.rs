@@ -20,8 +20,10 @@ pub const PATHS: &[&str] = &["mma", "mfma", "wmma", "simt"];
 /// the register tile (`qgemm_rw` in `templates/qgemm.hip`, for the formats with an integer decoder:
 /// the waves are bn / 16 row groups of 16 weight rows times groups that split K, and each dequantizes
 /// its share of W once into A fragments for all bm tokens; other formats run the shared-memory tile
-/// of the same block shape); the others stage the dequantized W in shared memory. The AMD and portable paths have one general tile
-/// (compile-checked only: no AMD GPU in reach).
+/// of the same block shape); the others stage the dequantized W in shared memory. MFMA and WMMA
+/// have the shared-memory tile and the AMD register tile (`qgemm_rw_amd`, bk = 256: global →
+/// register → LDS double buffering); the portable path one general tile. AMD paths are
+/// compile-checked and run emulated (no AMD GPU in reach).
 pub fn tiles(path: &str) -> &'static [Tile] {
     match path {
         "mma" => &[
@@ -31,13 +33,18 @@ pub fn tiles(path: &str) -> &'static [Tile] {
             (64, 64, 8, 256),
             (128, 128, 8, 64),
         ],
+        // MFMA / WMMA: the shared-memory tile and the AMD register tile (4 waves: 2 row groups x 2
+        // K groups; at most 64 KiB of LDS per block with two stages)
+        "mfma" | "wmma" => &[(64, 64, 4, 64), (16, 32, 4, 256), (32, 32, 4, 256)],
         _ => &[(64, 64, 4, 64)],
     }
 }
 
 /// Whether `tile` runs the register tile for `fmt` on `path` (see [`tiles`]).
 pub fn register_tile(fmt: QuantType, path: &str, tile: Tile) -> bool {
-    path == "mma" && tile.3 == 256 && crate::ops::quantized::gemv::MMA_FORMATS.contains(&fmt.name())
+    matches!(path, "mma" | "mfma" | "wmma")
+        && tile.3 == 256
+        && crate::ops::quantized::gemv::MMA_FORMATS.contains(&fmt.name())
 }
 
 /// Dynamic shared memory of an instance: the register tile's two x stages (bm rows of 272 halves
@@ -46,7 +53,8 @@ pub fn shared_bytes(fmt: QuantType, path: &str, tile: Tile) -> usize {
     if !register_tile(fmt, path, tile) {
         return 0;
     }
-    let x_stages = 2 * tile.0 as usize * 272 * 2;
+    // rows of 256 + 16 halves on mma.sync (conflict-free 8-byte fragment loads), 256 + 8 on AMD
+    let x_stages = 2 * tile.0 as usize * if path == "mma" { 272 } else { 264 } * 2;
     x_stages + 2 * tile.1 as usize * crate::ops::quantized::gemv::mma_ring_vectors(fmt) * 16
 }
 
@@ -100,6 +108,10 @@ pub fn default_tile(path: &str, m: usize) -> Tile {
     // A tuned tile from the tuning database (rocmforge tune) wins, if this path is built for it.
     if let Some(tuned) = crate::jit::tunedb::qgemm_tile(path, m).filter(|x| t.contains(x)) {
         return tuned;
+    }
+    if path == "mfma" || path == "wmma" {
+        // the register tile, by the NVIDIA measurements (no AMD GPU in reach: untimed there)
+        return if m <= 16 { t[1] } else { t[2] };
     }
     if path != "mma" {
         return t[0];
@@ -269,12 +281,20 @@ mod tests {
             spec(QuantType::Q8_0, &gfx, None, default_tile("mfma", 16))
                 .unwrap()
                 .uri(),
-            "qgemm.q8_0.mfma.m64.n64.x4.k64.w64"
+            "qgemm.q8_0.mfma.m16.n32.x4.k256.w64"
         );
         let e = spec(QuantType::Q8_0, &gfx, None, (16, 16, 4, 256))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("supported: m64.n64.x4.k64"), "{e}");
+        assert!(
+            e.contains("supported: m64.n64.x4.k64, m16.n32.x4.k256"),
+            "{e}"
+        );
+        // the AMD register tile: 2 stages x 32 rows of 264 halves of x, 2 x 32 rows x 19 vectors of W
+        assert_eq!(
+            shared_bytes(QuantType::Q8_0, "mfma", (32, 32, 4, 256)),
+            33792 + 19456
+        );
         assert!(spec(QuantType::Q8_0, &sm90, Some("mfma"), (64, 64, 4, 64)).is_err());
         assert!(check_shape(QuantType::Q4_K, 3, 5, 4096).is_ok());
         assert!(check_shape(QuantType::Q4_K, 3, 5, 4096 + 32).is_err());
