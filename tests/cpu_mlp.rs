@@ -111,7 +111,7 @@ fn spec_validation_names_supported_values() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("supported: m16.n16.x4.k256, m32.n32.x4.k256, m64.n64.x4.k64, m128.n128.x8.k64"),
+        e.contains("supported: m16.n32.x8.k256, m32.n32.x8.k256, m64.n32.x8.k256, m64.n64.x8.k256, m128.n128.x8.k64"),
         "{e}"
     );
     let e = qgemm::check_shape(QuantType::Q4_0, 16, 4096, 4008)
