@@ -12,6 +12,9 @@ typedef unsigned long long uint64_t;
 #define RF_DEVICE __device__ __forceinline__
 #define RF_GLOBAL extern "C" __global__
 #define RF_LAUNCH_BOUNDS(n) __launch_bounds__(n)
+// n threads, and at least b blocks resident per SM (ptxas then allows 64K / (n b) registers; with only
+// n it may squeeze a kernel whose shared memory allows few blocks into a stack frame).
+#define RF_LAUNCH_BOUNDS_MIN(n, b) __launch_bounds__(n, b)
 #define RF_RESTRICT __restrict__
 // First statement of every kernel (the *.inst files): on sm_90+, kernels may be launched as programmatic
 // dependents of the previous kernel in the stream (ROCMFORGE_PDL, gpu/cuda): they let their own

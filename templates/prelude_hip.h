@@ -4,6 +4,8 @@
 // First statement of every kernel (programmatic dependent launch on NVIDIA; nothing on AMD).
 #define RF_KERNEL_PROLOGUE() do { } while (0)
 #define RF_LAUNCH_BOUNDS(n) __launch_bounds__(n)
+// HIP's second __launch_bounds__ argument means waves per execution unit, not blocks per SM: unused.
+#define RF_LAUNCH_BOUNDS_MIN(n, b) __launch_bounds__(n)
 #define RF_RESTRICT __restrict__
 // HIP shuffles take no mask; the width is the wave size.
 #define RF_SHFL_XOR(v, m) __shfl_xor((v), (m), RF_WAVE)
