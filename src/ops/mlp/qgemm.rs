@@ -127,6 +127,26 @@ pub fn default_tile(path: &str, m: usize) -> Tile {
     }
 }
 
+/// `tile`, or where its shared memory exceeds `limit` bytes (q8_0's 64 x 64 register tile on
+/// sm_86/sm_89, whose blocks may have 99 KiB), the largest register tile of the path with 32 rows
+/// and at most as many tokens that fits, else the path's last tile (the shared-memory tile).
+pub fn fitting_tile(fmt: QuantType, path: &str, tile: Tile, limit: usize) -> Tile {
+    if shared_bytes(fmt, path, tile) <= limit {
+        return tile;
+    }
+    let t = tiles(path);
+    t.iter()
+        .rev()
+        .copied()
+        .find(|c| {
+            register_tile(fmt, path, *c)
+                && c.1 == 32
+                && c.0 <= tile.0
+                && shared_bytes(fmt, path, *c) <= limit
+        })
+        .unwrap_or(t[t.len() - 1])
+}
+
 /// The instance for weights of `fmt` on `target` (path from the target unless `path` is given).
 pub fn spec(fmt: QuantType, target: &Target, path: Option<&str>, tile: Tile) -> Result<KernelSpec> {
     let path = path.unwrap_or_else(|| path_for(target));
@@ -184,7 +204,27 @@ pub fn qgemm(
     let t = dev.target();
     let p = path.unwrap_or_else(|| path_for(t));
     let defaults = path.is_none() && tile.is_none();
-    let mut tile = tile.unwrap_or_else(|| default_tile(p, m));
+    let mut tile = match tile {
+        Some(tile) => {
+            let need = shared_bytes(fmt, p, tile);
+            if need > t.shared_per_block_optin as usize {
+                return Err(Error::op(
+                    "qgemm",
+                    format!(
+                        "tile m{}.n{}.x{}.k{} needs {need} bytes of shared memory for {fmt}; {} allows {} per block",
+                        tile.0, tile.1, tile.2, tile.3, t.arch, t.shared_per_block_optin
+                    ),
+                ));
+            }
+            tile
+        }
+        None => fitting_tile(
+            fmt,
+            p,
+            default_tile(p, m),
+            t.shared_per_block_optin as usize,
+        ),
+    };
     let mut s = spec(fmt, t, Some(p), tile)?;
     // the default instance may still be compiling in the background: its SIMT stand-in runs
     if let Some(fb) = Jit::global().substitute(t, &s).filter(|_| defaults) {
@@ -275,6 +315,22 @@ mod tests {
             69632 + 38912
         );
         assert_eq!(shared_bytes(QuantType::Q8_0, "mma", (128, 128, 8, 64)), 0);
+        // sm_86/sm_89 (99 KiB per block): q8_0's 64 x 64 tile does not fit, 64 x 32 does; q4_0's fits
+        let sm86 = Target::named("sm_86").unwrap().shared_per_block_optin as usize;
+        let big = default_tile("mma", 256);
+        assert_eq!(
+            fitting_tile(QuantType::Q8_0, "mma", big, sm86),
+            (64, 32, 8, 256)
+        );
+        assert_eq!(fitting_tile(QuantType::Q4_0, "mma", big, sm86), big);
+        assert_eq!(
+            fitting_tile(QuantType::Q8_0, "mma", big, 40 * 1024),
+            (16, 32, 8, 256)
+        );
+        assert_eq!(
+            fitting_tile(QuantType::Q8_0, "mma", big, 1024),
+            (128, 128, 8, 64)
+        );
         assert_eq!(s.uri(), "qgemm.q4_K.mma.m64.n64.x8.k256.w32");
         let gfx = Target::named("gfx942").unwrap();
         assert_eq!(
