@@ -170,6 +170,10 @@ fn peer(args: &[&str]) -> serde_json::Value {
 }
 
 fn main() -> Result<()> {
+    // ROCMFORGE_BENCH_ATTN: comma-separated sections to run (append, decode, prefill, sweep, check);
+    // all when unset
+    let only = std::env::var("ROCMFORGE_BENCH_ATTN").ok();
+    let run = |sec: &str| only.as_deref().is_none_or(|o| o.split(',').any(|x| x.trim() == sec));
     let dev = Device::shared()?;
     let s = dev.default_stream();
     let copy = copy_bandwidth_gbs(&dev)?;
@@ -184,7 +188,7 @@ fn main() -> Result<()> {
     );
 
     // ---- RoPE(K) + append, bf16, 8 kv heads, hd128, page 16: 4 sequences x 4096 new tokens
-    {
+    if run("append") {
         let (hkv, hd, page, nseq, n) = (8usize, 128usize, 16usize, 4usize, 4096usize);
         let mut c = cache::<bf16>(&dev, nseq, n, page, hkv, hd, 1)?;
         let tokens = nseq * n;
@@ -228,6 +232,9 @@ fn main() -> Result<()> {
 
     // ---- decode, bf16, GQA 32/8, hd128, page 16
     for (b, ctx) in [(1usize, 4096usize), (1, 32768), (16, 4096), (64, 2048)] {
+        if !run("decode") {
+            break;
+        }
         let (hq, hkv, hd) = (32usize, 8usize, 128usize);
         let kv_bytes = 2 * b * hkv * ctx * hd * 2;
         let reps = (200_000_000usize.div_ceil(kv_bytes)).clamp(1, 8);
@@ -297,6 +304,9 @@ fn main() -> Result<()> {
         (8, 32, 2048, 64, true),
         (8, 32, 2048, 64, false),
     ] {
+        if !run("prefill") {
+            break;
+        }
         let ms = prefill_ms::<bf16>(&dev, b, h, sq, hd, causal, path)?;
         let flops = 4.0 * (b * h * sq * sq * hd) as f64 * if causal { 0.5 } else { 1.0 };
         let tf = flops / ms / 1e9;
@@ -336,7 +346,7 @@ fn main() -> Result<()> {
     }
 
     // ---- independent check against torch SDPA (f64) on one shape: ours and torch's bf16 error
-    {
+    if run("prefill") {
         // f16 keeps P as one f16 mma operand; bf16 splits P into hi + lo (two mma for P.V): the gap
         // between these two rows is the price of bf16 accuracy.
         let (b, h, sq, hd) = (4usize, 32usize, 4096usize, 128usize);
@@ -357,7 +367,7 @@ fn main() -> Result<()> {
     // time measured above for its shape: tiles bm x bn, waves, m16 tiles per wave, Q in registers or
     // shared memory, bf16 P split or not, exp2 with one FFMA or a multiply first. Candidates compile
     // in parallel first; one that fails to compile or uses local memory (spills) is skipped.
-    if path == "mma_sync" {
+    if path == "mma_sync" && run("sweep") {
         use rocmforge::gpu::codeobj;
         use rocmforge::jit::{Jit, KernelSpec};
         for (b, h, sq, hd) in [(4usize, 32usize, 4096usize, 128usize), (8, 32, 2048, 64)] {
@@ -460,7 +470,7 @@ fn main() -> Result<()> {
         }
     }
 
-    {
+    if run("check") {
         let (sq, h, hkv, hd) = (1000usize, 8usize, 2usize, 128usize);
         let c = cache::<bf16>(&dev, 1, sq, 16, hkv, hd, 40)?;
         let batch = Batch::new(&dev, &[0, sq as i32], &[sq as i32])?;

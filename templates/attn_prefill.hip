@@ -16,6 +16,7 @@
 
 #define AP_PAD 8
 #define AP_LOG2E 1.4426950408889634f
+#define AP_RESCALE_LOG2 8.0f  // the pipelined mma.sync loop's lazy-rescale threshold (see there)
 
 RF_DEVICE float ap_exp2(float x) {
 #if defined(RF_NVIDIA)
@@ -90,6 +91,14 @@ RF_DEVICE void ap_ldsm_x4(uint32_t* r, const void* p) {
 }
 RF_DEVICE void ap_ldsm_x4_t(uint32_t* r, const void* p) {
     const unsigned a = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
+}
+// the same on a shared-space byte address: a lane's base address plus a compile-time offset, which ptxas
+// folds into the instruction (no per-fragment address arithmetic)
+RF_DEVICE void ap_ldsm_x4_s(uint32_t* r, unsigned a) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
+}
+RF_DEVICE void ap_ldsm_x4_ts(uint32_t* r, unsigned a) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
 }
 RF_DEVICE void ap_mma(float* c, const uint32_t* a, uint32_t b0, uint32_t b1, rf_half*) {
@@ -433,21 +442,48 @@ RF_DEVICE void attn_prefill(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache
 // Flat chunk index v = threadIdx.x + it * NT over BN * NV chunks: row r = v / NV, chunk c = v % NV, so
 // consecutive threads copy consecutive 16 bytes of a row (coalesced within a page row, which holds a
 // whole head row: HD contiguous elements at bt[key / page_size] * page_stride + head_off +
-// (key % page_size) * HD, the kv_cache.hip layout). Key >= kv_len: src-size 0 zero-fills the 16 bytes
-// and the source address (the cache's first row, always mapped) is not read; such keys are masked anyway.
-template <typename T, int HD, int BN, int NT>
-RF_DEVICE void ap_load_tile(T* dst, const T* RF_RESTRICT cache, const int* RF_RESTRICT bt, int kt, int kv_len, int page_size,
-                            long long page_stride, long long head_off) {
-    constexpr int LD = HD + AP_PAD, NV = HD / 8, N = BN * NV;
+// (key % page_size) * HD, the kv_cache.hip layout).
+//
+// K and V rows sit at the same offset in their caches, so the row starts of a tile are computed once
+// (ap_tile_rows) and used by both copies (ap_copy_tile). A power-of-two page size (the runtime's 16,
+// the bench's 64) takes a shift and a mask instead of an integer division (about 20 instructions per
+// row; with the division, the copies of one tile cost more instructions than its Q.K^T).
+template <int HD, int BN, int NT>
+struct ApTile {
+    static constexpr int NV = HD / 8, N = BN * NV, IT = (N + NT - 1) / NT;
+};
+// off[it]: element offset of the 16 bytes this thread copies in step it (row start + chunk), and bit it
+// of the returned mask set when its key is < kv_len; other keys' bytes are zero-filled (src-size 0: the
+// address, the last key's row, is not read).
+template <int HD, int BN, int NT, bool P2>
+RF_DEVICE unsigned ap_rows(long long* off, const int* RF_RESTRICT bt, int kt, int kv_len, int page_size, int shift,
+                           long long page_stride, long long head_off) {
+    typedef ApTile<HD, BN, NT> G;
+    unsigned valid = 0;
 #pragma unroll
-    for (int it = 0; it < (N + NT - 1) / NT; it++) {
+    for (int it = 0; it < G::IT; it++) {
+        const int v = (int)threadIdx.x + it * NT, key = kt + v / G::NV;
+        // a key past the end reads the last key's page entry (always in the table), without a branch
+        const int kc = min(key, kv_len - 1), pg = P2 ? kc >> shift : kc / page_size, in = kc - pg * page_size;
+        off[it] = (long long)bt[pg] * page_stride + head_off + (in * HD + (v % G::NV) * 8);
+        if ((G::N % NT == 0 || v < G::N) && key < kv_len) valid |= 1u << it;
+    }
+    return valid;
+}
+template <int HD, int BN, int NT>
+RF_DEVICE unsigned ap_tile_rows(long long* off, const int* RF_RESTRICT bt, int kt, int kv_len, int page_size, int shift,
+                                long long page_stride, long long head_off) {
+    if (shift >= 0) return ap_rows<HD, BN, NT, true>(off, bt, kt, kv_len, page_size, shift, page_stride, head_off);
+    return ap_rows<HD, BN, NT, false>(off, bt, kt, kv_len, page_size, shift, page_stride, head_off);
+}
+template <typename T, int HD, int BN, int NT>
+RF_DEVICE void ap_copy_tile(T* dst, const T* RF_RESTRICT cache, const long long* off, unsigned valid) {
+    typedef ApTile<HD, BN, NT> G;
+    constexpr int LD = HD + AP_PAD;
+#pragma unroll
+    for (int it = 0; it < G::IT; it++) {
         const int v = (int)threadIdx.x + it * NT;
-        if (N % NT == 0 || v < N) {
-            const int r = v / NV, c = v % NV, key = kt + r;
-            const bool ok = key < kv_len;
-            const long long row = ok ? (long long)bt[key / page_size] * page_stride + head_off + (long long)(key % page_size) * HD : 0;
-            rf_cp_async16(dst + r * LD + c * 8, cache + row + c * 8, ok ? 16 : 0);
-        }
+        if (G::N % NT == 0 || v < G::N) rf_cp_async16(dst + (v / G::NV) * LD + (v % G::NV) * 8, cache + off[it], (valid >> it) & 1 ? 16 : 0);
     }
 }
 
@@ -487,10 +523,14 @@ RF_DEVICE void attn_prefill_mma(const T* RF_RESTRICT q, const T* RF_RESTRICT k_c
 
     // prologue: tile kv_begin into stage 0 (commit groups K(0), V(0)), while Q is stored unless Q is
     // staged over stage 0 (QSTAGE0); then the copy starts after every wave has its Q fragments
+    // page_size a power of two: its log2, else -1 (ap_tile_rows divides)
+    const int shift = (page_size & (page_size - 1)) == 0 ? __ffs(page_size) - 1 : -1;
+    long long rows[ApTile<HD, BN, NT>::IT];
     auto prologue = [&]() {
-        ap_load_tile<T, HD, BN, NT>(sKV, k_cache, bt, kv_begin, kv_len, page_size, page_stride, head_off);
+        const unsigned ok = ap_tile_rows<HD, BN, NT>(rows, bt, kv_begin, kv_len, page_size, shift, page_stride, head_off);
+        ap_copy_tile<T, HD, BN, NT>(sKV, k_cache, rows, ok);
         rf_cp_async_commit();
-        ap_load_tile<T, HD, BN, NT>(sKV + BN * LD, v_cache, bt, kv_begin, kv_len, page_size, page_stride, head_off);
+        ap_copy_tile<T, HD, BN, NT>(sKV + BN * LD, v_cache, rows, ok);
         rf_cp_async_commit();
     };
     if (!QSTAGE0) prologue();
@@ -531,18 +571,26 @@ RF_DEVICE void attn_prefill_mma(const T* RF_RESTRICT q, const T* RF_RESTRICT k_c
     const bool fold = FFMA && softcap <= 0.0f && scale > 0.0f;
     const float mul = fold ? sl2 : 1.0f;
 
+    const unsigned kv_lane0 = (unsigned)__cvta_generic_to_shared(sKV);
+    const unsigned q_lane = (unsigned)__cvta_generic_to_shared(sQ) + ((wrow + lane % 16) * LD + (lane / 16) * 8) * 2;
     int st = 0;
     for (int kt = kv_begin; kt < kv_end; kt += BN, st ^= 1) {
         rf_cp_async_wait<1>();  // K(kt) of this thread landed
         __syncthreads();        // ... of every thread; every wave is done with stage st ^ 1
         const int kn = kt + BN;
         T* const nxt = sKV + (st ^ 1) * 2 * BN * LD;
-        if (kn < kv_end) ap_load_tile<T, HD, BN, NT>(nxt, k_cache, bt, kn, kv_len, page_size, page_stride, head_off);
+        unsigned ok = 0;
+        if (kn < kv_end) {
+            ok = ap_tile_rows<HD, BN, NT>(rows, bt, kn, kv_len, page_size, shift, page_stride, head_off);
+            ap_copy_tile<T, HD, BN, NT>(nxt, k_cache, rows, ok);
+        }
         rf_cp_async_commit();
-        if (kn < kv_end) ap_load_tile<T, HD, BN, NT>(nxt + BN * LD, v_cache, bt, kn, kv_len, page_size, page_stride, head_off);
+        if (kn < kv_end) ap_copy_tile<T, HD, BN, NT>(nxt + BN * LD, v_cache, rows, ok);
         rf_cp_async_commit();
-        const T* const sK = sKV + st * 2 * BN * LD;
-        const T* const sV = sK + BN * LD;
+        // the lane's ldmatrix addresses in this stage (K: keys lane % 8 + (j8 / 2) * 8, column half j8 % 2;
+        // V, transposed: keys lane % 8 + (j8 % 2) * 8, column half j8 / 2); fragments add constants
+        const unsigned k_lane = kv_lane0 + st * (2 * BN * LD * 2) + ((lane % 8 + (j8 / 2) * 8) * LD + (j8 % 2) * 8) * 2;
+        const unsigned v_lane = kv_lane0 + st * (2 * BN * LD * 2) + BN * LD * 2 + ((lane % 8 + (j8 % 2) * 8) * LD + (j8 / 2) * 8) * 2;
         // every key of the tile hidden from every row of this wave (causal: all in the future; window: all
         // too old): the wave skips the tile (its m, l, o stay as they are, which is what -inf scores give)
         const bool live = !(CAUSAL && kt > whi) && !(window > 0 && kt + BN - 1 <= wlo - window);
@@ -563,13 +611,13 @@ RF_DEVICE void attn_prefill_mma(const T* RF_RESTRICT q, const T* RF_RESTRICT k_c
 #pragma unroll
                         for (int x = 0; x < 4; x++) qa[t][x] = qf[t][kk][x];
                     } else {
-                        ap_ldsm_x4(qa[t], sQ + (wrow + t * 16 + lane % 16) * LD + kk * 16 + (lane / 16) * 8);
+                        ap_ldsm_x4_s(qa[t], q_lane + (t * 16 * LD + kk * 16) * 2);
                     }
                 }
 #pragma unroll
                 for (int np = 0; np < NB; np++) {
                     uint32_t bk[4];  // keys np*16 + 0..7 (k lo, k hi), then np*16 + 8..15 (k lo, k hi)
-                    ap_ldsm_x4(bk, sK + (np * 16 + (lane % 8) + (j8 / 2) * 8) * LD + kk * 16 + (j8 % 2) * 8);
+                    ap_ldsm_x4_s(bk, k_lane + (np * 16 * LD + kk * 16) * 2);
 #pragma unroll
                     for (int t = 0; t < MT; t++) {
                         ap_mma(s[t] + (2 * np) * 4, qa[t], bk[0], bk[1], (T*)nullptr);
@@ -599,27 +647,53 @@ RF_DEVICE void attn_prefill_mma(const T* RF_RESTRICT q, const T* RF_RESTRICT k_c
                         if (key >= kv_len || (CAUSAL && key > qp) || (window > 0 && key <= qp - window)) s[t][i] = RF_NEG_INF;
                     }
             }
-            // online softmax, per m tile and row slot (rows lane / 4 and lane / 4 + 8)
+            // online softmax, per m tile and row slot (rows lane / 4 and lane / 4 + 8), with a lazy
+            // reference: a row's m (the max the exponents subtract) moves only when the tile's max
+            // exceeds it by more than AP_RESCALE_LOG2 (log2 units), and O and l are rescaled only when
+            // some row of the wave moved. Otherwise P may reach 2^AP_RESCALE_LOG2, which f16/bf16 P and
+            // the f32 O and l hold exactly as well (the final O / l uses the same reference for both).
+            // Past the first tiles the max seldom jumps that far, so the 16 * MT * HD / 32 multiplies of
+            // the rescale (as many as the tile's mma) are mostly skipped.
+            float tmax[MT][2];
+            bool grow = false;
 #pragma unroll
             for (int t = 0; t < MT; t++) {
-                float mt[2] = {RF_NEG_INF, RF_NEG_INF}, alpha[2];
+                tmax[t][0] = tmax[t][1] = RF_NEG_INF;
 #pragma unroll
-                for (int i = 0; i < SN; i++) mt[F::slot(i)] = fmaxf(mt[F::slot(i)], s[t][i]);
+                for (int i = 0; i < SN; i++) tmax[t][F::slot(i)] = fmaxf(tmax[t][F::slot(i)], s[t][i]);
 #pragma unroll
                 for (int jj = 0; jj < 2; jj++) {
-                    const float mn = fmaxf(m[t][jj], F::row_max(mt[jj]));
-                    mt[jj] = mn == RF_NEG_INF ? 0.0f : mn * mul;  // the subtrahend, in log2 units
-                    alpha[jj] = ap_exp2(m[t][jj] * mul - mt[jj]);
-                    m[t][jj] = mn;
-                    l[t][jj] *= alpha[jj];
+                    tmax[t][jj] = F::row_max(tmax[t][jj]);
+                    grow |= tmax[t][jj] * mul > m[t][jj] * mul + AP_RESCALE_LOG2;  // m = -inf: any finite max
                 }
+            }
+            if (__any_sync(0xffffffffu, grow)) {
+#pragma unroll
+                for (int t = 0; t < MT; t++) {
+                    float alpha[2];
+#pragma unroll
+                    for (int jj = 0; jj < 2; jj++) {
+                        alpha[jj] = 1.0f;
+                        if (tmax[t][jj] * mul > m[t][jj] * mul + AP_RESCALE_LOG2) {
+                            alpha[jj] = ap_exp2((m[t][jj] - tmax[t][jj]) * mul);  // m = -inf: 0
+                            m[t][jj] = tmax[t][jj];
+                        }
+                        l[t][jj] *= alpha[jj];
+                    }
+#pragma unroll
+                    for (int i = 0; i < ON; i++) o[t][i] *= alpha[F::slot(i)];
+                }
+            }
+#pragma unroll
+            for (int t = 0; t < MT; t++) {
+                float sub[2];  // the subtrahend in log2 units (0 while a row has seen only masked keys)
+#pragma unroll
+                for (int jj = 0; jj < 2; jj++) sub[jj] = m[t][jj] == RF_NEG_INF ? 0.0f : m[t][jj] * mul;
 #pragma unroll
                 for (int i = 0; i < SN; i++) {
-                    s[t][i] = ap_exp2(FFMA ? fmaf(s[t][i], mul, -mt[F::slot(i)]) : s[t][i] - mt[F::slot(i)]);
+                    s[t][i] = ap_exp2(FFMA ? fmaf(s[t][i], mul, -sub[F::slot(i)]) : s[t][i] - sub[F::slot(i)]);
                     l[t][F::slot(i)] += s[t][i];
                 }
-#pragma unroll
-                for (int i = 0; i < ON; i++) o[t][i] *= alpha[F::slot(i)];
             }
         }
         rf_cp_async_wait<2>();  // V(kt) of this thread landed (K/V of tile kn may still be in flight)
@@ -640,7 +714,7 @@ RF_DEVICE void attn_prefill_mma(const T* RF_RESTRICT q, const T* RF_RESTRICT k_c
 #pragma unroll
                 for (int np = 0; np < HD / 16; np++) {
                     uint32_t bv[4];  // V rows kk*16 + 0..7 / 8..15 of columns np*16 + 0..7, then np*16 + 8..15
-                    ap_ldsm_x4_t(bv, sV + (kk * 16 + (lane % 8) + (j8 % 2) * 8) * LD + np * 16 + (j8 / 2) * 8);
+                    ap_ldsm_x4_ts(bv, v_lane + (kk * 16 * LD + np * 16) * 2);
 #pragma unroll
                     for (int t = 0; t < MT; t++) {
                         ap_mma(o[t] + (2 * np) * 4, pa[t], bv[0], bv[1], (T*)nullptr);

@@ -472,6 +472,26 @@ fn prefill_cases() -> Vec<AttnCase> {
             p,
         });
     }
+    // page sizes that are not powers of two (the copy's division path), smaller than a key tile
+    // (a tile spans pages) and not dividing it
+    v.push(AttnCase {
+        q_lens: vec![17, 300],
+        kv_lens: vec![40, 333],
+        hd: 128,
+        hkv: 2,
+        g: 4,
+        page: 24,
+        p: AttnParams::new(128, true),
+    });
+    v.push(AttnCase {
+        q_lens: vec![100],
+        kv_lens: vec![1003],
+        hd: 64,
+        hkv: 1,
+        g: 8,
+        page: 40,
+        p: AttnParams::new(64, false),
+    });
     // long sequence, window and soft-cap
     v.push(AttnCase {
         q_lens: vec![4097],
