@@ -414,8 +414,8 @@ RF_DEVICE void attn_prefill(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache
 // when the tiles say RF_ATTN_PIPE 0). Same math and fragment layout as MMSync (its maps and mma/ldmatrix
 // helpers are reused); what differs:
 //  - K/V tiles are copied global -> shared with cp.async into two stages: tile i+1 (K and V, one commit
-//    group each) is issued at the top of tile i, so its copy runs under the whole of tile i's math; Q.K^T
-//    waits for K(i) only, P.V for V(i) only.
+//    group) is issued at the top of tile i, so its copy runs under the whole of tile i's math, and one
+//    barrier per tile (at its top) both publishes tile i and frees the other stage.
 //  - each wave owns MT m16 tiles (16 * MT query rows): every K/V fragment read from shared memory feeds MT
 //    mma, halving shared-memory traffic per mma at MT = 2.
 //  - RF_ATTN_QREG: the wave's Q fragments are read once (ldmatrix) and kept in registers; Q is staged in
@@ -431,60 +431,84 @@ RF_DEVICE void attn_prefill(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache
 //   [K stage 0: BN rows][V stage 0: BN rows][K stage 1: BN rows][V stage 1: BN rows][Q: BM rows, !QREG only]
 //   QREG: Q is staged at the start of stage 1 (BM <= 2 * BN rows) or of stage 0 (BM <= 4 * BN rows).
 //
-// Commit-group order (per thread; every thread commits the same sequence, empty groups included, so
-// wait_group counts agree): prologue K(0) V(0); tile i commits K(i+1) V(i+1) (empty when i is the last).
-//   top of tile i:  outstanding <= {K(i), V(i)}            wait_group 1 -> K(i) landed; barrier
-//                   issue K(i+1), V(i+1) into stage (i+1)&1 (the barrier proved every wave done with tile
-//                   i-1, which lived there, and with a Q staging in stage 1 at i = 0)
-//   before P.V:     outstanding <= {V(i), K(i+1), V(i+1)}  wait_group 2 -> V(i) landed; barrier
+// Commit groups (per thread; every thread commits the same sequence, empty groups included): the
+// prologue commits KV(0); tile i commits KV(i+1) (empty when i is the last).
+//   top of tile i:  outstanding <= {KV(i)}: wait_group 0 -> landed; barrier: every thread's copy of
+//                   tile i is visible, and every wave is done with tile i-1 (stage (i+1)&1, and a Q
+//                   staging in stage 1 at i = 0); then issue KV(i+1) into stage (i+1)&1
+// KV(i) was issued a whole tile earlier, so waiting for V(i) at the top (not before P.V) costs nothing
+// measurable and saves the second barrier per tile.
 #if defined(RF_MMA_SYNC)
-// One K or V tile into shared memory: keys kt .. kt + BN - 1, each a row of NV = HD / 8 16-byte chunks.
-// Flat chunk index v = threadIdx.x + it * NT over BN * NV chunks: row r = v / NV, chunk c = v % NV, so
-// consecutive threads copy consecutive 16 bytes of a row (coalesced within a page row, which holds a
-// whole head row: HD contiguous elements at bt[key / page_size] * page_stride + head_off +
-// (key % page_size) * HD, the kv_cache.hip layout).
-//
-// K and V rows sit at the same offset in their caches, so the row starts of a tile are computed once
-// (ap_tile_rows) and used by both copies (ap_copy_tile). A power-of-two page size (the runtime's 16,
-// the bench's 64) takes a shift and a mask instead of an integer division (about 20 instructions per
-// row; with the division, the copies of one tile cost more instructions than its Q.K^T).
-template <int HD, int BN, int NT>
-struct ApTile {
-    static constexpr int NV = HD / 8, N = BN * NV, IT = (N + NT - 1) / NT;
-};
-// off[it]: element offset of the 16 bytes this thread copies in step it (row start + chunk), and bit it
-// of the returned mask set when its key is < kv_len; other keys' bytes are zero-filled (src-size 0: the
-// address, the last key's row, is not read).
-template <int HD, int BN, int NT, bool P2>
-RF_DEVICE unsigned ap_rows(long long* off, const int* RF_RESTRICT bt, int kt, int kv_len, int page_size, int shift,
-                           long long page_stride, long long head_off) {
-    typedef ApTile<HD, BN, NT> G;
-    unsigned valid = 0;
+// One K/V tile into shared memory: keys kt .. kt + BN - 1, each a row of NV = HD / 8 16-byte chunks, in
+// K and in V. Flat chunk index v = threadIdx.x + it * NT over BN * NV chunks: row r = v / NV, chunk
+// c = v % NV, so consecutive threads copy consecutive 16 bytes of a row (coalesced within a page row,
+// which holds a whole head row: HD contiguous elements at bt[key / page_size] * page_stride + head_off +
+// (key % page_size) * HD, the kv_cache.hip layout). K and V rows sit at the same offset in their
+// caches: one offset per step serves both copies. A power-of-two page size (the runtime's 16, the
+// bench's 64) takes a shift and a mask instead of an integer division (about 20 instructions per row;
+// with the division, the copies of a tile cost more instructions than its Q.K^T). When NT is a multiple
+// of NV (every head size but 80 and 96), a thread's chunk column is the same in every step and its row
+// advances by NT / NV: one shared address and compile-time offsets.
+// dst: the shared-space byte address of the stage (K rows, then V rows BN * LD elements later). A key
+// >= kv_len is zero-filled (src-size 0; the address, the last key's row, is not read).
+template <typename T, int HD, int BN, int NT, bool P2>
+RF_DEVICE void ap_copy_kv(unsigned dst, const T* RF_RESTRICT k_cache, const T* RF_RESTRICT v_cache, const int* RF_RESTRICT bt,
+                          int kt, int kv_len, int page_size, int shift, int page_stride, int head_off) {
+    constexpr int LD = HD + AP_PAD, NV = HD / 8, N = BN * NV, IT = (N + NT - 1) / NT, VOFF = BN * LD * 2;
+    const unsigned t = threadIdx.x;
 #pragma unroll
-    for (int it = 0; it < G::IT; it++) {
-        const int v = (int)threadIdx.x + it * NT, key = kt + v / G::NV;
-        // a key past the end reads the last key's page entry (always in the table), without a branch
-        const int kc = min(key, kv_len - 1), pg = P2 ? kc >> shift : kc / page_size, in = kc - pg * page_size;
-        off[it] = (long long)bt[pg] * page_stride + head_off + (in * HD + (v % G::NV) * 8);
-        if ((G::N % NT == 0 || v < G::N) && key < kv_len) valid |= 1u << it;
+    for (int it = 0; it < IT; it++) {
+        const unsigned v = t + it * NT;
+        if (N % NT == 0 || (int)v < N) {
+            const int r = NT % NV == 0 ? (int)(t / NV) + it * (NT / NV) : (int)(v / NV);
+            const int c = NT % NV == 0 ? (int)(t % NV) : (int)(v % NV);
+            const int key = kt + r;
+            // a key past the end reads the last key's page entry (always in the table), without a branch
+            const int kc = min(key, kv_len - 1), pg = P2 ? kc >> shift : kc / page_size, in = kc - pg * page_size;
+            const long long off = (long long)bt[pg] * page_stride + (head_off + in * HD + c * 8);
+            const unsigned d = NT % NV == 0 ? dst + ((t / NV) * LD + (t % NV) * 8) * 2 + it * (NT / NV) * LD * 2
+                                            : dst + (r * LD + c * 8) * 2;
+            const int n = key < kv_len ? 16 : 0;
+            rf_cp_async16_s(d, k_cache + off, n);
+            rf_cp_async16_s(d + VOFF, v_cache + off, n);
+        }
     }
-    return valid;
 }
-template <int HD, int BN, int NT>
-RF_DEVICE unsigned ap_tile_rows(long long* off, const int* RF_RESTRICT bt, int kt, int kv_len, int page_size, int shift,
-                                long long page_stride, long long head_off) {
-    if (shift >= 0) return ap_rows<HD, BN, NT, true>(off, bt, kt, kv_len, page_size, shift, page_stride, head_off);
-    return ap_rows<HD, BN, NT, false>(off, bt, kt, kv_len, page_size, shift, page_stride, head_off);
-}
+// shift >= 0: page_size is 1 << shift
 template <typename T, int HD, int BN, int NT>
-RF_DEVICE void ap_copy_tile(T* dst, const T* RF_RESTRICT cache, const long long* off, unsigned valid) {
-    typedef ApTile<HD, BN, NT> G;
-    constexpr int LD = HD + AP_PAD;
+RF_DEVICE void ap_copy_kv_tile(unsigned dst, const T* RF_RESTRICT k_cache, const T* RF_RESTRICT v_cache, const int* RF_RESTRICT bt,
+                               int kt, int kv_len, int page_size, int shift, int page_stride, int head_off) {
+    if (shift >= 0)
+        ap_copy_kv<T, HD, BN, NT, true>(dst, k_cache, v_cache, bt, kt, kv_len, page_size, shift, page_stride, head_off);
+    else
+        ap_copy_kv<T, HD, BN, NT, false>(dst, k_cache, v_cache, bt, kt, kv_len, page_size, shift, page_stride, head_off);
+}
+
+// Max (or sum) of one row slot's SN / 2 values of a lane's S fragment (elements i = 4 q + 2 slot + b),
+// as a tree: the dependent chain is log2(SN / 2) deep instead of SN / 2. ApTree<N> folds the upper
+// N / 2 values onto the lower ones (the middle one of an odd N stays) and recurses on the rest.
+template <int N, bool MAX>
+struct ApTree {
+    static RF_DEVICE float run(float* a) {
+        constexpr int H = N / 2;
 #pragma unroll
-    for (int it = 0; it < G::IT; it++) {
-        const int v = (int)threadIdx.x + it * NT;
-        if (G::N % NT == 0 || v < G::N) rf_cp_async16(dst + (v / G::NV) * LD + (v % G::NV) * 8, cache + off[it], (valid >> it) & 1 ? 16 : 0);
+        for (int k = 0; k < H; k++) a[k] = MAX ? fmaxf(a[k], a[k + N - H]) : a[k] + a[k + N - H];
+        return ApTree<N - H, MAX>::run(a);
     }
+};
+template <bool MAX>
+struct ApTree<1, MAX> {
+    static RF_DEVICE float run(float* a) { return a[0]; }
+};
+template <int SN, bool MAX>
+RF_DEVICE float ap_slot_reduce(const float* s, int slot) {
+    float a[SN / 2];
+#pragma unroll
+    for (int q = 0; q < SN / 4; q++) {
+        a[2 * q] = s[4 * q + 2 * slot];
+        a[2 * q + 1] = s[4 * q + 2 * slot + 1];
+    }
+    return ApTree<SN / 2, MAX>::run(a);
 }
 
 template <typename T, int HD, bool CAUSAL>
@@ -513,24 +537,22 @@ RF_DEVICE void attn_prefill_mma(const T* RF_RESTRICT q, const T* RF_RESTRICT k_c
     const int kv_len = kv_lens[b];
     const int off = kv_len - q_len;  // position of query 0
     const int kvh = h / (hq / hkv);
-    const long long head_off = (long long)kvh * page_size * HD, page_stride = (long long)hkv * page_size * HD;
-    const int* bt = block_tables + (long long)b * max_pages;
+    // 32-bit: the launcher keeps one page of all kv heads (page_stride) under 2^31 elements
+    const int head_off = kvh * page_size * HD, page_stride = hkv * page_size * HD;
+    const int* bt = block_tables + b * max_pages;
 
     const int qpos_lo = off + qt * BM, qpos_hi = min(off + qt * BM + BM, kv_len) - 1;
     const int kv_end = CAUSAL ? min(kv_len, qpos_hi + 1) : kv_len;
     int kv_begin = window > 0 ? max(0, qpos_lo - window + 1) : 0;
     kv_begin = (kv_begin / BN) * BN;  // < kv_end: kv_end > qpos_hi - (window - 1) >= qpos_lo - window + 1
 
-    // prologue: tile kv_begin into stage 0 (commit groups K(0), V(0)), while Q is stored unless Q is
-    // staged over stage 0 (QSTAGE0); then the copy starts after every wave has its Q fragments
-    // page_size a power of two: its log2, else -1 (ap_tile_rows divides)
+    // prologue: tile kv_begin into stage 0 (commit group KV(0)), while Q is stored unless Q is staged over
+    // stage 0 (QSTAGE0); then the copy starts after every wave has its Q fragments
+    const unsigned kv_lane0 = (unsigned)__cvta_generic_to_shared(sKV);  // stage 0's K (byte address)
+    // page_size a power of two: its log2, else -1 (ap_copy_kv divides)
     const int shift = (page_size & (page_size - 1)) == 0 ? __ffs(page_size) - 1 : -1;
-    long long rows[ApTile<HD, BN, NT>::IT];
     auto prologue = [&]() {
-        const unsigned ok = ap_tile_rows<HD, BN, NT>(rows, bt, kv_begin, kv_len, page_size, shift, page_stride, head_off);
-        ap_copy_tile<T, HD, BN, NT>(sKV, k_cache, rows, ok);
-        rf_cp_async_commit();
-        ap_copy_tile<T, HD, BN, NT>(sKV + BN * LD, v_cache, rows, ok);
+        ap_copy_kv_tile<T, HD, BN, NT>(kv_lane0, k_cache, v_cache, bt, kv_begin, kv_len, page_size, shift, page_stride, head_off);
         rf_cp_async_commit();
     };
     if (!QSTAGE0) prologue();
@@ -571,22 +593,17 @@ RF_DEVICE void attn_prefill_mma(const T* RF_RESTRICT q, const T* RF_RESTRICT k_c
     const bool fold = FFMA && softcap <= 0.0f && scale > 0.0f;
     const float mul = fold ? sl2 : 1.0f;
 
-    const unsigned kv_lane0 = (unsigned)__cvta_generic_to_shared(sKV);
     const unsigned q_lane = (unsigned)__cvta_generic_to_shared(sQ) + ((wrow + lane % 16) * LD + (lane / 16) * 8) * 2;
     int st = 0;
     for (int kt = kv_begin; kt < kv_end; kt += BN, st ^= 1) {
-        rf_cp_async_wait<1>();  // K(kt) of this thread landed
+        rf_cp_async_wait<0>();  // KV(kt) of this thread landed
         __syncthreads();        // ... of every thread; every wave is done with stage st ^ 1
         const int kn = kt + BN;
-        T* const nxt = sKV + (st ^ 1) * 2 * BN * LD;
-        unsigned ok = 0;
-        if (kn < kv_end) {
-            ok = ap_tile_rows<HD, BN, NT>(rows, bt, kn, kv_len, page_size, shift, page_stride, head_off);
-            ap_copy_tile<T, HD, BN, NT>(nxt, k_cache, rows, ok);
-        }
+        if (kn < kv_end)
+            ap_copy_kv_tile<T, HD, BN, NT>(kv_lane0 + (st ^ 1) * (2 * BN * LD * 2), k_cache, v_cache, bt, kn, kv_len, page_size, shift,
+                                           page_stride, head_off);
         rf_cp_async_commit();
-        if (kn < kv_end) ap_copy_tile<T, HD, BN, NT>(nxt + BN * LD, v_cache, rows, ok);
-        rf_cp_async_commit();
+        __syncwarp();  // (as before P.V: the copy's address registers die before Q.K^T starts)
         // the lane's ldmatrix addresses in this stage (K: keys lane % 8 + (j8 / 2) * 8, column half j8 % 2;
         // V, transposed: keys lane % 8 + (j8 % 2) * 8, column half j8 / 2); fragments add constants
         const unsigned k_lane = kv_lane0 + st * (2 * BN * LD * 2) + ((lane % 8 + (j8 / 2) * 8) * LD + (j8 % 2) * 8) * 2;
@@ -650,54 +667,44 @@ RF_DEVICE void attn_prefill_mma(const T* RF_RESTRICT q, const T* RF_RESTRICT k_c
             // online softmax, per m tile and row slot (rows lane / 4 and lane / 4 + 8), with a lazy
             // reference: a row's m (the max the exponents subtract) moves only when the tile's max
             // exceeds it by more than AP_RESCALE_LOG2 (log2 units), and O and l are rescaled only when
-            // some row of the wave moved. Otherwise P may reach 2^AP_RESCALE_LOG2, which f16/bf16 P and
+            // some row of the wave's m tile moved. Otherwise P may reach 2^AP_RESCALE_LOG2, which f16/bf16 P and
             // the f32 O and l hold exactly as well (the final O / l uses the same reference for both).
             // Past the first tiles the max seldom jumps that far, so the 16 * MT * HD / 32 multiplies of
             // the rescale (as many as the tile's mma) are mostly skipped.
-            float tmax[MT][2];
-            bool grow = false;
 #pragma unroll
             for (int t = 0; t < MT; t++) {
-                tmax[t][0] = tmax[t][1] = RF_NEG_INF;
-#pragma unroll
-                for (int i = 0; i < SN; i++) tmax[t][F::slot(i)] = fmaxf(tmax[t][F::slot(i)], s[t][i]);
+                float tmax[2];
+                bool grow = false;
 #pragma unroll
                 for (int jj = 0; jj < 2; jj++) {
-                    tmax[t][jj] = F::row_max(tmax[t][jj]);
-                    grow |= tmax[t][jj] * mul > m[t][jj] * mul + AP_RESCALE_LOG2;  // m = -inf: any finite max
+                    tmax[jj] = F::row_max(ap_slot_reduce<SN, true>(s[t], jj));
+                    grow |= tmax[jj] * mul > m[t][jj] * mul + AP_RESCALE_LOG2;  // m = -inf: any finite max
                 }
-            }
-            if (__any_sync(0xffffffffu, grow)) {
-#pragma unroll
-                for (int t = 0; t < MT; t++) {
+                if (__any_sync(0xffffffffu, grow)) {
                     float alpha[2];
 #pragma unroll
                     for (int jj = 0; jj < 2; jj++) {
                         alpha[jj] = 1.0f;
-                        if (tmax[t][jj] * mul > m[t][jj] * mul + AP_RESCALE_LOG2) {
-                            alpha[jj] = ap_exp2((m[t][jj] - tmax[t][jj]) * mul);  // m = -inf: 0
-                            m[t][jj] = tmax[t][jj];
+                        if (tmax[jj] * mul > m[t][jj] * mul + AP_RESCALE_LOG2) {
+                            alpha[jj] = ap_exp2((m[t][jj] - tmax[jj]) * mul);  // m = -inf: 0
+                            m[t][jj] = tmax[jj];
                         }
                         l[t][jj] *= alpha[jj];
                     }
 #pragma unroll
                     for (int i = 0; i < ON; i++) o[t][i] *= alpha[F::slot(i)];
                 }
-            }
-#pragma unroll
-            for (int t = 0; t < MT; t++) {
                 float sub[2];  // the subtrahend in log2 units (0 while a row has seen only masked keys)
 #pragma unroll
                 for (int jj = 0; jj < 2; jj++) sub[jj] = m[t][jj] == RF_NEG_INF ? 0.0f : m[t][jj] * mul;
 #pragma unroll
-                for (int i = 0; i < SN; i++) {
-                    s[t][i] = ap_exp2(FFMA ? fmaf(s[t][i], mul, -sub[F::slot(i)]) : s[t][i] - sub[F::slot(i)]);
-                    l[t][F::slot(i)] += s[t][i];
-                }
+                for (int i = 0; i < SN; i++) s[t][i] = ap_exp2(FFMA ? fmaf(s[t][i], mul, -sub[F::slot(i)]) : s[t][i] - sub[F::slot(i)]);
+                // l's sum stays a chain: nothing waits for it until the end, and a tree costs registers
+#pragma unroll
+                for (int i = 0; i < SN; i++) l[t][F::slot(i)] += s[t][i];
             }
         }
-        rf_cp_async_wait<2>();  // V(kt) of this thread landed (K/V of tile kn may still be in flight)
-        __syncthreads();
+        __syncwarp();  // keeps ptxas from hoisting P.V's fragment loads into the softmax (registers)
         if (live) {
             // O += P V (as MMSync::pv, each V fragment feeding MT m tiles; bf16 P as hi + lo)
 #pragma unroll
@@ -728,7 +735,7 @@ RF_DEVICE void attn_prefill_mma(const T* RF_RESTRICT q, const T* RF_RESTRICT k_c
             }
         }
     }
-    // the last tile committed two empty groups: nothing is in flight here
+    // the last tile committed an empty group: nothing is in flight here
 
 #pragma unroll
     for (int t = 0; t < MT; t++) {

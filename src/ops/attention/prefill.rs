@@ -751,6 +751,22 @@ pub fn prefill_with<T: Element>(
     if batch.total_q() == 0 {
         return Ok(());
     }
+    // the kernels index a page of all kv heads and the block table with 32-bit integers
+    if l.n_kv_heads * l.page_size * l.head_dim > i32::MAX as usize
+        || l.max_pages * cache.nseq() > i32::MAX as usize
+    {
+        return Err(Error::op(
+            "attn_prefill",
+            format!(
+                "a page of {} kv heads x {} tokens x {} (or a block table of {} x {} entries) exceeds 2^31 elements",
+                l.n_kv_heads,
+                l.page_size,
+                l.head_dim,
+                cache.nseq(),
+                l.max_pages
+            ),
+        ));
+    }
     let sp = match opts.pipe {
         Some(c) => spec_with(l.head_dim, T::DTYPE, p.causal, path, t.wave_size, Some(c))?,
         None => spec(l.head_dim, T::DTYPE, p.causal, path, t.wave_size)?,
