@@ -16,6 +16,16 @@
 
 #define AP_PAD 8
 #define AP_LOG2E 1.4426950408889634f
+#ifndef AP_LATE_COPY
+// the pipelined mma.sync loop issues the next tile's copy before (0) or after (1) Q.K^T; -1: after
+// when a wave's Q.K^T of a tile is long (MT * BN * HD >= 16384: 128 mma), before otherwise (H200,
+// seventh session: hd128 128x64 tiles 3 % / 5 % faster causal / full, hd64 128x128 1 %; hd128 128x32
+// 7 % slower, hd64 64x64 1 % slower)
+#define AP_LATE_COPY -1
+#endif
+#ifndef AP_LTREE
+#define AP_LTREE 0  // ... sums a tile's P rows as a chain (0) or a tree (1)
+#endif
 #define AP_RESCALE_LOG2 8.0f  // the pipelined mma.sync loop's lazy-rescale threshold (see there)
 
 RF_DEVICE float ap_exp2(float x) {
@@ -446,16 +456,25 @@ RF_DEVICE void attn_prefill(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache
 // (key % page_size) * HD, the kv_cache.hip layout). K and V rows sit at the same offset in their
 // caches: one offset per step serves both copies. A power-of-two page size (the runtime's 16, the
 // bench's 64) takes a shift and a mask instead of an integer division (about 20 instructions per row;
-// with the division, the copies of a tile cost more instructions than its Q.K^T). When NT is a multiple
+// with the division, the copies of a tile cost more instructions than its Q.K^T), and a page size that
+// is a multiple of BN (the bench's 64 with 32- or 64-key tiles) one lookup per tile. When NT is a multiple
 // of NV (every head size but 80 and 96), a thread's chunk column is the same in every step and its row
 // advances by NT / NV: one shared address and compile-time offsets.
 // dst: the shared-space byte address of the stage (K rows, then V rows BN * LD elements later). A key
 // >= kv_len is zero-filled (src-size 0; the address, the last key's row, is not read).
-template <typename T, int HD, int BN, int NT, bool P2>
+// MODE 0: a page lookup per row, dividing by page_size; 1: the same with a shift (page_size = 1 <<
+// shift); 2: the whole tile in one page (page_size a multiple of BN: kt is a multiple of BN, so the
+// tile's BN rows are consecutive rows of page kt / page_size), one lookup per tile.
+template <typename T, int HD, int BN, int NT, int MODE>
 RF_DEVICE void ap_copy_kv(unsigned dst, const T* RF_RESTRICT k_cache, const T* RF_RESTRICT v_cache, const int* RF_RESTRICT bt,
                           int kt, int kv_len, int page_size, int shift, int page_stride, int head_off) {
     constexpr int LD = HD + AP_PAD, NV = HD / 8, N = BN * NV, IT = (N + NT - 1) / NT, VOFF = BN * LD * 2;
     const unsigned t = threadIdx.x;
+    long long tile_base = 0;  // MODE 2: the tile's first row
+    if (MODE == 2) {
+        const int pg = shift >= 0 ? kt >> shift : kt / page_size;
+        tile_base = (long long)bt[pg] * page_stride + (head_off + (kt - pg * page_size) * HD);
+    }
 #pragma unroll
     for (int it = 0; it < IT; it++) {
         const unsigned v = t + it * NT;
@@ -463,9 +482,14 @@ RF_DEVICE void ap_copy_kv(unsigned dst, const T* RF_RESTRICT k_cache, const T* R
             const int r = NT % NV == 0 ? (int)(t / NV) + it * (NT / NV) : (int)(v / NV);
             const int c = NT % NV == 0 ? (int)(t % NV) : (int)(v % NV);
             const int key = kt + r;
-            // a key past the end reads the last key's page entry (always in the table), without a branch
-            const int kc = min(key, kv_len - 1), pg = P2 ? kc >> shift : kc / page_size, in = kc - pg * page_size;
-            const long long off = (long long)bt[pg] * page_stride + (head_off + in * HD + c * 8);
+            long long off;
+            if (MODE == 2) {
+                off = tile_base + (r * HD + c * 8);  // rows past kv_len stay inside the page (not read)
+            } else {
+                // a key past the end reads the last key's page entry (always in the table), without a branch
+                const int kc = min(key, kv_len - 1), pg = MODE == 1 ? kc >> shift : kc / page_size, in = kc - pg * page_size;
+                off = (long long)bt[pg] * page_stride + (head_off + in * HD + c * 8);
+            }
             const unsigned d = NT % NV == 0 ? dst + ((t / NV) * LD + (t % NV) * 8) * 2 + it * (NT / NV) * LD * 2
                                             : dst + (r * LD + c * 8) * 2;
             const int n = key < kv_len ? 16 : 0;
@@ -478,10 +502,12 @@ RF_DEVICE void ap_copy_kv(unsigned dst, const T* RF_RESTRICT k_cache, const T* R
 template <typename T, int HD, int BN, int NT>
 RF_DEVICE void ap_copy_kv_tile(unsigned dst, const T* RF_RESTRICT k_cache, const T* RF_RESTRICT v_cache, const int* RF_RESTRICT bt,
                                int kt, int kv_len, int page_size, int shift, int page_stride, int head_off) {
-    if (shift >= 0)
-        ap_copy_kv<T, HD, BN, NT, true>(dst, k_cache, v_cache, bt, kt, kv_len, page_size, shift, page_stride, head_off);
+    if (page_size % BN == 0)
+        ap_copy_kv<T, HD, BN, NT, 2>(dst, k_cache, v_cache, bt, kt, kv_len, page_size, shift, page_stride, head_off);
+    else if (shift >= 0)
+        ap_copy_kv<T, HD, BN, NT, 1>(dst, k_cache, v_cache, bt, kt, kv_len, page_size, shift, page_stride, head_off);
     else
-        ap_copy_kv<T, HD, BN, NT, false>(dst, k_cache, v_cache, bt, kt, kv_len, page_size, shift, page_stride, head_off);
+        ap_copy_kv<T, HD, BN, NT, 0>(dst, k_cache, v_cache, bt, kt, kv_len, page_size, shift, page_stride, head_off);
 }
 
 // Max (or sum) of one row slot's SN / 2 values of a lane's S fragment (elements i = 4 q + 2 slot + b),
@@ -523,6 +549,7 @@ RF_DEVICE void attn_prefill_mma(const T* RF_RESTRICT q, const T* RF_RESTRICT k_c
     // QREG: Q is staged in K/V stage 1 (free until tile 1 is issued) when it fits there, else over both
     // stages from the start (QSTAGE0), and tile 0's copy waits until the Q fragments are in registers
     constexpr bool QSTAGE0 = QREG && BM > 2 * BN;
+    constexpr bool LATE = AP_LATE_COPY < 0 ? MT * BN * HD >= 16384 : AP_LATE_COPY != 0;
     static_assert(!QREG || BM <= 4 * BN, "Q is staged in the K/V stages");
     typedef MMSync<T, HD, BN> F;  // fragment maps (slot/srow/scol/orow/ocol) and row reductions
     extern __shared__ uint4 ap_smem[];
@@ -555,14 +582,21 @@ RF_DEVICE void attn_prefill_mma(const T* RF_RESTRICT q, const T* RF_RESTRICT k_c
         ap_copy_kv_tile<T, HD, BN, NT>(kv_lane0, k_cache, v_cache, bt, kv_begin, kv_len, page_size, shift, page_stride, head_off);
         rf_cp_async_commit();
     };
-    if (!QSTAGE0) prologue();
+    // Q rows by cp.async too (rows past q_len zero-filled, the address of the block's first row not
+    // read). Q in shared memory (!QREG): in KV(0)'s commit group, which the loop's first wait and
+    // barrier publish. QREG: its own group, waited for and published here, before the fragment reads.
     for (int v = threadIdx.x; v < BM * NV; v += NT) {
         const int r = v / NV, c = v % NV, qi = qt * BM + r;
-        uint4 val = make_uint4(0, 0, 0, 0);
-        if (qi < q_len) val = ((const uint4*)(q + ((long long)(q0 + qi) * hq + h) * HD))[c];
-        *(uint4*)(sQ + r * LD + c * 8) = val;
+        rf_cp_async16(sQ + r * LD + c * 8, q + ((long long)(q0 + (qi < q_len ? qi : qt * BM)) * hq + h) * HD + c * 8, qi < q_len ? 16 : 0);
     }
-    __syncthreads();
+    if (!QREG) {
+        prologue();
+    } else {
+        rf_cp_async_commit();
+        if (!QSTAGE0) prologue();
+        rf_cp_async_wait<QSTAGE0 ? 0 : 1>();  // Q landed (KV(0) may still be in flight)
+        __syncthreads();
+    }
     const int wrow = w * 16 * MT;  // the wave's first query row in the block
     uint32_t qf[MT][KT][4];        // A fragments of the wave's Q rows (QREG; otherwise unused)
     if (QREG) {
@@ -599,11 +633,16 @@ RF_DEVICE void attn_prefill_mma(const T* RF_RESTRICT q, const T* RF_RESTRICT k_c
         rf_cp_async_wait<0>();  // KV(kt) of this thread landed
         __syncthreads();        // ... of every thread; every wave is done with stage st ^ 1
         const int kn = kt + BN;
-        if (kn < kv_end)
-            ap_copy_kv_tile<T, HD, BN, NT>(kv_lane0 + (st ^ 1) * (2 * BN * LD * 2), k_cache, v_cache, bt, kn, kv_len, page_size, shift,
-                                           page_stride, head_off);
-        rf_cp_async_commit();
-        __syncwarp();  // (as before P.V: the copy's address registers die before Q.K^T starts)
+        auto issue_next = [&]() {
+            if (kn < kv_end)
+                ap_copy_kv_tile<T, HD, BN, NT>(kv_lane0 + (st ^ 1) * (2 * BN * LD * 2), k_cache, v_cache, bt, kn, kv_len, page_size,
+                                               shift, page_stride, head_off);
+            rf_cp_async_commit();
+        };
+        if (!LATE) {
+            issue_next();
+            __syncwarp();  // (as before P.V: the copy's address registers die before Q.K^T starts)
+        }
         // the lane's ldmatrix addresses in this stage (K: keys lane % 8 + (j8 / 2) * 8, column half j8 % 2;
         // V, transposed: keys lane % 8 + (j8 % 2) * 8, column half j8 / 2); fragments add constants
         const unsigned k_lane = kv_lane0 + st * (2 * BN * LD * 2) + ((lane % 8 + (j8 / 2) * 8) * LD + (j8 % 2) * 8) * 2;
@@ -642,6 +681,11 @@ RF_DEVICE void attn_prefill_mma(const T* RF_RESTRICT q, const T* RF_RESTRICT k_c
                     }
                 }
             }
+        }
+        // LATE: the next tile's copy is issued once Q.K^T is: its block-table loads wait under the mma
+        // instead of in front of them (the copy then has the softmax and P.V to land in, not the tile)
+        if (LATE) issue_next();
+        if (live) {
             // scores in log2 units (or, folded, in raw units: log2 units once multiplied by mul)
             if (softcap > 0.0f) {
 #pragma unroll
@@ -699,9 +743,13 @@ RF_DEVICE void attn_prefill_mma(const T* RF_RESTRICT q, const T* RF_RESTRICT k_c
                 for (int jj = 0; jj < 2; jj++) sub[jj] = m[t][jj] == RF_NEG_INF ? 0.0f : m[t][jj] * mul;
 #pragma unroll
                 for (int i = 0; i < SN; i++) s[t][i] = ap_exp2(FFMA ? fmaf(s[t][i], mul, -sub[F::slot(i)]) : s[t][i] - sub[F::slot(i)]);
-                // l's sum stays a chain: nothing waits for it until the end, and a tree costs registers
+                if (AP_LTREE) {  // the row sums as trees (shorter dependent chains, more registers)
 #pragma unroll
-                for (int i = 0; i < SN; i++) l[t][F::slot(i)] += s[t][i];
+                    for (int jj = 0; jj < 2; jj++) l[t][jj] += ap_slot_reduce<SN, false>(s[t], jj);
+                } else {
+#pragma unroll
+                    for (int i = 0; i < SN; i++) l[t][F::slot(i)] += s[t][i];
+                }
             }
         }
         __syncwarp();  // keeps ptxas from hoisting P.V's fragment loads into the softmax (registers)

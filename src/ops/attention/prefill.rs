@@ -348,21 +348,24 @@ impl PipeConfig {
         // bf16: halves K/V shared-memory reads per mma, worth a timing); __launch_bounds__(.., 2) for
         // 8-wave hd128 (128 registers: 216-264 B).
         //
-        // hd64 and hd128 from the bench's sweep (H200, bf16 causal, fourth session of 2026-11-29,
-        // docs/PERF.md): hd128 128x32 4w mt 2 with Q in shared memory (two blocks per SM) 3.51 ms vs
-        // 4.11 for 128x64 8w mt 1 qreg; FA2's 128x64 4w mt 2 measured 3.47 ms but needs 102 KiB of
-        // shared memory, over the 99 KiB sm_86/sm_89 give a block (and spills with the P split);
-        // hd64 128x64 8w mt 1 qreg 0.84 ms vs 1.10 for 128x64 4w mt 2 qreg.
+        // hd64 and hd128 from the bench's sweep (H200, bf16, seventh session of 2026-11-30,
+        // docs/PERF.md, call C): hd128 FA2's 128x64 4w mt 2 with Q in shared memory and exp2's FFMA
+        // form, 1.78 / 3.19 ms causal / full vs 1.93 / 3.52 for 128x32 (which the fourth session
+        // chose when 128x64 spilled); it needs 104448 bytes of shared memory, over the 99 KiB sm_86 /
+        // sm_89 give a block, where `fitting` falls back to 128x32. hd64 FA2's 128x128 4w mt 2 with Q
+        // in shared memory and FFMA (92160 bytes) 0.576 ms (call D) vs 0.596 for 64x64 4w mt 1 qreg
+        // and 0.627 for 128x64 8w mt 1 (the fourth session's choice); with Q in registers 128x128
+        // spills. hd80 / hd96 / hd256 were not re-measured.
         //
         // bf16 P is not split into hi + lo (psplit off): rounding P to bf16 as torch's kernels do
         // measured 2.06e-3 against an f64 reference vs torch's own bf16 SDPA 2.07e-3 (the bar
         // is 1.25x torch's), and the split cost 10-15 % of the time.
-        let (bm, bn, nwarp, mt, qreg) = match hd {
-            64 => (128, 64, 8, 1, true),
-            80 => (128, 32, 4, 2, true),
-            96 => (128, 32, 4, 2, false),
-            128 => (128, 32, 4, 2, false),
-            _ => (64, 32, 4, 1, false),
+        let (bm, bn, nwarp, mt, qreg, ffma) = match hd {
+            64 => (128, 128, 4, 2, false, true),
+            80 => (128, 32, 4, 2, true, false),
+            96 => (128, 32, 4, 2, false, false),
+            128 => (128, 64, 4, 2, false, true),
+            _ => (64, 32, 4, 1, false, false),
         };
         PipeConfig {
             bm,
@@ -371,8 +374,20 @@ impl PipeConfig {
             mt,
             qreg,
             psplit: false,
-            ffma: false,
+            ffma,
         }
+    }
+
+    /// The default at `hd` if its shared memory fits `limit` bytes, else the first smaller
+    /// configuration that does (hd128: 128x32 tiles, 69632 bytes, for the 99 KiB of sm_86 / sm_89);
+    /// None when nothing fits.
+    pub fn fitting(hd: usize, limit: usize) -> Option<PipeConfig> {
+        let d = PipeConfig::default_for(hd);
+        let mut smaller = d;
+        smaller.bn = 32;
+        [d, smaller]
+            .into_iter()
+            .find(|c| c.check(hd).is_ok() && c.tiles(hd).shared <= limit)
     }
 
     /// Tiles `(bm, bn, nwarp, mt, qreg)` with the defaults' choices (bf16 P split on, FFMA form off).
@@ -767,12 +782,28 @@ pub fn prefill_with<T: Element>(
             ),
         ));
     }
+    let limit = t.shared_per_block_optin as usize;
     let sp = match opts.pipe {
         Some(c) => spec_with(l.head_dim, T::DTYPE, p.causal, path, t.wave_size, Some(c))?,
-        None => spec(l.head_dim, T::DTYPE, p.causal, path, t.wave_size)?,
+        None => {
+            let s = spec(l.head_dim, T::DTYPE, p.causal, path, t.wave_size)?;
+            // the default tiles need more shared memory than this GPU gives a block: the largest
+            // configuration that fits (an explicit one is refused below instead)
+            match PipeConfig::fitting(l.head_dim, limit) {
+                Some(c)
+                    if s.family().name == FAMILY.name
+                        && s.flag("pipe")
+                        && spec_tiles(&s).shared > limit
+                        && !t.is_emulated() =>
+                {
+                    spec_with(l.head_dim, T::DTYPE, p.causal, path, t.wave_size, Some(c))?
+                }
+                _ => s,
+            }
+        }
     };
     let tl = spec_tiles(&sp);
-    if tl.shared > t.shared_per_block_optin as usize && !t.is_emulated() {
+    if tl.shared > limit && !t.is_emulated() {
         return Err(Error::op(
             "attn_prefill",
             format!(
@@ -924,6 +955,21 @@ mod tests {
     }
 
     #[test]
+    fn default_tiles_fit_smaller_gpus() {
+        // hd128's default (128x64, 104448 bytes) fits sm_80 / sm_90, not the 99 KiB of sm_86 / sm_89
+        let d = PipeConfig::default_for(128);
+        assert_eq!(d.tiles(128).shared, 104448);
+        assert_eq!(PipeConfig::fitting(128, 227 * 1024), Some(d));
+        let f = PipeConfig::fitting(128, 99 * 1024).unwrap();
+        assert_eq!((f.bm, f.bn, f.nwarp, f.mt), (128, 32, 4, 2));
+        assert!(f.tiles(128).shared <= 99 * 1024);
+        assert_eq!(PipeConfig::fitting(128, 16 * 1024), None);
+        for hd in [64usize, 80, 96, 256] {
+            assert_eq!(PipeConfig::fitting(hd, 99 * 1024), Some(PipeConfig::default_for(hd)), "hd{hd}");
+        }
+    }
+
+    #[test]
     fn tiles_variable() {
         assert_eq!(parse_tiles_var("", 128).unwrap(), None);
         let v = "hd128:128,64,4,2,0; 64,64,4,1,1,0";
@@ -1015,10 +1061,10 @@ mod tests {
             assert!(src.contains(d), "{d}");
         }
         assert!(src.contains("attn_prefill_mma<rf_bf16, 128, true>("));
-        // the default instance: PipeConfig::default_for's choices (no bf16 P split)
+        // the default instance: PipeConfig::default_for's choices (no bf16 P split, exp2 as one FFMA)
         let d = spec(128, "bf16", true, "mma_sync", 32).unwrap();
         let src = crate::jit::template::render(&d, &t).unwrap();
-        assert!(src.contains("#define RF_ATTN_PSPLIT 0\n#define RF_ATTN_FFMA 0\n"));
+        assert!(src.contains("#define RF_ATTN_PSPLIT 0\n#define RF_ATTN_FFMA 1\n"));
         assert!(src.contains("#define RF_ATTN_NWARP 4\n#define RF_ATTN_LPR 1\n"));
         // the AMD paths and the shared loop always split
         let d = spec(128, "bf16", true, "mfma", 64).unwrap();
