@@ -355,15 +355,16 @@ impl PipeConfig {
         // sm_89 give a block, where `fitting` falls back to 128x32. hd64 FA2's 128x128 4w mt 2 with Q
         // in shared memory and FFMA (92160 bytes) 0.576 ms (call D) vs 0.596 for 64x64 4w mt 1 qreg
         // and 0.627 for 128x64 8w mt 1 (the fourth session's choice); with Q in registers 128x128
-        // spills. hd80 / hd96 / hd256 were not re-measured.
+        // spills. hd80 / hd96 (call F): the same 128x64 4w mt 2 Q-in-shared-memory FFMA shape, 1.209 /
+        // 1.323 ms vs 1.409 / 1.590 for the 128x32 tiles they had (67584 / 79872 bytes, under sm_86's
+        // 99 KiB). hd256 keeps 64x32 4w mt 1 (2.34 ms; 64x64 needs 169 KiB, one block per SM: 2.86).
         //
         // bf16 P is not split into hi + lo (psplit off): rounding P to bf16 as torch's kernels do
         // measured 2.06e-3 against an f64 reference vs torch's own bf16 SDPA 2.07e-3 (the bar
         // is 1.25x torch's), and the split cost 10-15 % of the time.
         let (bm, bn, nwarp, mt, qreg, ffma) = match hd {
             64 => (128, 128, 4, 2, false, true),
-            80 => (128, 32, 4, 2, true, false),
-            96 => (128, 32, 4, 2, false, false),
+            80 | 96 => (128, 64, 4, 2, false, true),
             128 => (128, 64, 4, 2, false, true),
             _ => (64, 32, 4, 1, false, false),
         };
