@@ -192,7 +192,10 @@ fn main() -> Result<()> {
     // ROCMFORGE_BENCH_ATTN: comma-separated sections to run (append, decode, prefill, sweep, check);
     // all when unset
     let only = std::env::var("ROCMFORGE_BENCH_ATTN").ok();
-    let run = |sec: &str| only.as_deref().is_none_or(|o| o.split(',').any(|x| x.trim() == sec));
+    let run = |sec: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|x| x.trim() == sec))
+    };
     let dev = Device::shared()?;
     let s = dev.default_stream();
     let copy = copy_bandwidth_gbs(&dev)?;

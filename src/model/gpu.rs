@@ -379,12 +379,12 @@ pub fn plan_specs(
         base: 10000.0,
     };
     v.push(kv_cache::spec("f16", Some(&r), wave)?);
-    v.push(prefill::spec(
+    v.push(prefill::spec_on(
         cfg.head_dim,
         "f16",
         true,
         prefill::native_path(target),
-        wave,
+        target,
     )?);
     let rows = decode::ROWS
         .iter()

@@ -597,6 +597,31 @@ pub fn spec(
     spec_with(head_dim, dtype, causal, path, wave, cfg)
 }
 
+/// The instance `prefill` runs on target `t` without explicit tiles: [`spec`], unless the default
+/// tiles need more shared memory than `t` gives a block (hd128's 104448 bytes on sm_86 / sm_89), then
+/// the largest configuration that fits ([`PipeConfig::fitting`]). What the model runtime compiles.
+pub fn spec_on(
+    head_dim: usize,
+    dtype: &str,
+    causal: bool,
+    path: &str,
+    t: &Target,
+) -> Result<KernelSpec> {
+    let s = spec(head_dim, dtype, causal, path, t.wave_size)?;
+    let limit = t.shared_per_block_optin as usize;
+    if s.family().name != FAMILY.name
+        || !s.flag("pipe")
+        || spec_tiles(&s).shared <= limit
+        || t.is_emulated()
+    {
+        return Ok(s);
+    }
+    match PipeConfig::fitting(head_dim, limit) {
+        Some(c) => spec_with(head_dim, dtype, causal, path, t.wave_size, Some(c)),
+        None => Ok(s), // refused at launch, naming both sizes
+    }
+}
+
 /// [`spec`] with an explicit pipelined mma_sync configuration (`None`: the path's default tiles and
 /// `ROCMFORGE_ATTN_PIPELINE`, not `ROCMFORGE_ATTN_TILES`). `Some` needs path `mma_sync`; it is the
 /// default instance ([`FAMILY`]) when equal to the default, else a [`PIPE_FAMILY`] one (its URI names
@@ -786,22 +811,7 @@ pub fn prefill_with<T: Element>(
     let limit = t.shared_per_block_optin as usize;
     let sp = match opts.pipe {
         Some(c) => spec_with(l.head_dim, T::DTYPE, p.causal, path, t.wave_size, Some(c))?,
-        None => {
-            let s = spec(l.head_dim, T::DTYPE, p.causal, path, t.wave_size)?;
-            // the default tiles need more shared memory than this GPU gives a block: the largest
-            // configuration that fits (an explicit one is refused below instead)
-            match PipeConfig::fitting(l.head_dim, limit) {
-                Some(c)
-                    if s.family().name == FAMILY.name
-                        && s.flag("pipe")
-                        && spec_tiles(&s).shared > limit
-                        && !t.is_emulated() =>
-                {
-                    spec_with(l.head_dim, T::DTYPE, p.causal, path, t.wave_size, Some(c))?
-                }
-                _ => s,
-            }
-        }
+        None => spec_on(l.head_dim, T::DTYPE, p.causal, path, t)?,
     };
     let tl = spec_tiles(&sp);
     if tl.shared > limit && !t.is_emulated() {
@@ -965,8 +975,24 @@ mod tests {
         assert_eq!((f.bm, f.bn, f.nwarp, f.mt), (128, 32, 4, 2));
         assert!(f.tiles(128).shared <= 99 * 1024);
         assert_eq!(PipeConfig::fitting(128, 16 * 1024), None);
+        // the instance the runtime compiles: the default on sm_90, the 128x32 tiles on sm_86
+        let on = |t: &str| {
+            spec_on(128, "bf16", true, "mma_sync", &Target::named(t).unwrap())
+                .unwrap()
+                .uri()
+                .to_string()
+        };
+        assert_eq!(
+            on("sm_90"),
+            "attn_prefill.hd128.bf16.causal.mma_sync.pipe.w32"
+        );
+        assert!(on("sm_86").contains(".m128.n32.x4.t2."), "{}", on("sm_86"));
         for hd in [64usize, 80, 96, 256] {
-            assert_eq!(PipeConfig::fitting(hd, 99 * 1024), Some(PipeConfig::default_for(hd)), "hd{hd}");
+            assert_eq!(
+                PipeConfig::fitting(hd, 99 * 1024),
+                Some(PipeConfig::default_for(hd)),
+                "hd{hd}"
+            );
         }
     }
 
