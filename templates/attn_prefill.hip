@@ -95,22 +95,17 @@ template <typename T> struct ApSplitP { static constexpr bool v = false; };
 template <> struct ApSplitP<rf_bf16> { static constexpr bool v = true; };
 
 #if defined(RF_MMA_SYNC)
-RF_DEVICE void ap_ldsm_x4(uint32_t* r, const void* p) {
-    const unsigned a = (unsigned)__cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
-}
-RF_DEVICE void ap_ldsm_x4_t(uint32_t* r, const void* p) {
-    const unsigned a = (unsigned)__cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
-}
-// the same on a shared-space byte address: a lane's base address plus a compile-time offset, which ptxas
-// folds into the instruction (no per-fragment address arithmetic)
+// ldmatrix x4 (and .trans) on a shared-space byte address: with a lane's base address plus a compile-time
+// offset, ptxas folds the offset into the instruction (no per-fragment address arithmetic)
 RF_DEVICE void ap_ldsm_x4_s(uint32_t* r, unsigned a) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
 }
 RF_DEVICE void ap_ldsm_x4_ts(uint32_t* r, unsigned a) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
 }
+// the same on a generic pointer into shared memory
+RF_DEVICE void ap_ldsm_x4(uint32_t* r, const void* p) { ap_ldsm_x4_s(r, (unsigned)__cvta_generic_to_shared(p)); }
+RF_DEVICE void ap_ldsm_x4_t(uint32_t* r, const void* p) { ap_ldsm_x4_ts(r, (unsigned)__cvta_generic_to_shared(p)); }
 RF_DEVICE void ap_mma(float* c, const uint32_t* a, uint32_t b0, uint32_t b1, rf_half*) {
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
                  : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3]) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
