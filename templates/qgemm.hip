@@ -96,6 +96,15 @@ RF_DEVICE void qg_reduce_k(float* acc, int wk, int wmn, int lane, float* red) {
     }
 }
 
+// The register tiles' K chunk of 256 columns, on every vendor: blocks per chunk, their bytes, and the
+// 16-byte vectors one row's chunk spans at any alignment (gemv's rule, gemv::mma_ring_vectors in Rust).
+template <typename F>
+struct qg_chunk {
+    static constexpr int CB = F::QK >= 256 ? 1 : 256 / F::QK;
+    static constexpr int CBYTES = CB * F::BYTES;
+    static constexpr int RV = (CBYTES + 34) / 16;
+};
+
 RF_DEVICE void qg_store(int M, int N, int r, int c, float v, const rf_half* RF_RESTRICT bias, rf_half* RF_RESTRICT y) {
     if (r < M && c < N) {
         if (bias) v += __half2float(bias[c]);
@@ -119,8 +128,8 @@ RF_DEVICE void qg_store(int M, int N, int r, int c, float v, const rf_half* RF_R
 // the others by one f16 fused multiply-add on the exact codes (rf_mm_pairs_h).
 template <int NB, int R, typename F>
 struct qg_rw_geom {
-    static constexpr int CB = F::QK >= 256 ? 1 : 256 / F::QK;  // blocks per chunk
-    static constexpr int RV = (CB * F::BYTES + 34) / 16;       // stage vectors per row (gemv's rule)
+    static constexpr int CB = qg_chunk<F>::CB;
+    static constexpr int RV = qg_chunk<F>::RV;
     static constexpr int XLD = 256 + 16;                       // halves per staged x row
     static constexpr int XBYTES = 2 * 8 * NB * XLD * 2;        // both x stages
     static constexpr int BYTES = XBYTES + 2 * 16 * R * RV * 16;
@@ -233,23 +242,9 @@ RF_DEVICE void qgemm_rw(int M, int N, int K, const rf_half* RF_RESTRICT x, const
         __syncthreads();  // every warp is done with stage st before chunk c + 2 refills it
     }
     rf_cp_async_wait<0>();
-    if constexpr (S > 1) {  // the K groups' partial sums, through the (now idle) x stages
-        float* red = (float*)qg_dyn;
-        if (wk > 0) {
-#pragma unroll
-            for (int j = 0; j < NB; ++j)
-#pragma unroll
-                for (int e = 0; e < 4; ++e) red[((((wk - 1) * R + wr) * NB + j) * 4 + e) * 32 + lane] = acc[j][e];
-        }
-        __syncthreads();
-        if (wk > 0) return;
-#pragma unroll
-        for (int k = 1; k < S; ++k)
-#pragma unroll
-            for (int j = 0; j < NB; ++j)
-#pragma unroll
-                for (int e = 0; e < 4; ++e) acc[j][e] += red[((((k - 1) * R + wr) * NB + j) * 4 + e) * 32 + lane];
-    }
+    // the K groups' partial sums, through the (now idle) x stages
+    qg_reduce_k<S, NB * 4, R>(&acc[0][0], wk, wr, lane, (float*)qg_dyn);
+    if (wk > 0) return;
 #pragma unroll
     for (int j = 0; j < NB; ++j) {
         const int m = m0 + 8 * j + 2 * t, r = row0 + g;
@@ -310,8 +305,8 @@ RF_DEVICE void qgemm_rw_amd(int M, int N, int K, const rf_half* RF_RESTRICT x, c
                             const rf_half* RF_RESTRICT bias, rf_half* RF_RESTRICT y) {
     using W = rf_w8<F>;
     constexpr int NS = W::NS;
-    constexpr int CB = F::QK >= 256 ? 1 : 256 / F::QK, CU = CB * W::UPB, CBYTES = CB * F::BYTES;
-    constexpr int RV = (CBYTES + 34) / 16;  // LDS vectors per row (the NVIDIA tile's rule)
+    constexpr int CB = qg_chunk<F>::CB, CU = CB * W::UPB, CBYTES = qg_chunk<F>::CBYTES;
+    constexpr int RV = qg_chunk<F>::RV;  // LDS vectors per row
     constexpr int XLD = 256 + 8;             // halves per LDS x row
     constexpr int BM = 16 * NT, NTH = RF_WAVE * R * S;
     constexpr int XV = BM * 32, XPT = (XV + NTH - 1) / NTH;          // x vectors per stage, per thread

@@ -326,16 +326,24 @@ fn spec_validation() {
             ("scalar", 64, 65536),
             ("mfma", 64, 65536),
             ("wmma", 32, 65536),
-            ("mma_sync", 32, 99 * 1024),
+            // sm_80's opt-in (163 KiB): the mma_sync defaults may use more than the 99 KiB of sm_86 /
+            // sm_89, which run PipeConfig::fitting's smaller tiles (checked below)
+            ("mma_sync", 32, 163 * 1024),
         ] {
             let t = prefill::tiles(path, hd, wave);
             assert!(t.shared <= limit, "{path} hd{hd}: {t:?}");
         }
-        // the mma_sync pipeline (attn_prefill_mma): rows per block, Q staging, and the cp.async
-        // chunk map of ap_load_tile (v = thread + it * NT -> row v / NV, chunk v % NV) covering every
-        // 16-byte chunk of a BN-key tile exactly once
-        let t = prefill::tiles("mma_sync", hd, 32);
-        if t.stages == 2 {
+        let small = prefill::PipeConfig::fitting(hd, 99 * 1024)
+            .unwrap_or_else(|| panic!("hd{hd}: no tiles fit 99 KiB"));
+        assert!(small.tiles(hd).shared <= 99 * 1024, "hd{hd}: {small}");
+        // the mma_sync pipeline (attn_prefill_mma), default and small tiles: rows per block, Q
+        // staging, and the cp.async chunk map of ap_copy_kv (v = thread + it * NT -> row v / NV,
+        // chunk v % NV; with NT % NV == 0 spelled row thread / NV + it * NT / NV, chunk thread % NV)
+        // covering every 16-byte chunk of a BN-key tile exactly once
+        for t in [prefill::tiles("mma_sync", hd, 32), small.tiles(hd)] {
+            if t.stages != 2 {
+                continue;
+            }
             assert_eq!(t.bm, 16 * t.mt * t.nwarp, "hd{hd}: {t:?}");
             assert!(
                 t.bn % 16 == 0 && (!t.qreg || t.bm <= 4 * t.bn),
@@ -350,6 +358,9 @@ fn spec_validation() {
                     let v = thread + it * nt;
                     if v < t.bn * nv {
                         let (r, c) = (v / nv, v % nv);
+                        if nt % nv == 0 {
+                            assert_eq!((r, c), (thread / nv + it * (nt / nv), thread % nv));
+                        }
                         assert!(r < t.bn && (r * ld + c * 8) * 2 % 16 == 0);
                         seen[r * nv + c] += 1;
                     }

@@ -47,8 +47,9 @@ pub fn register_tile(fmt: QuantType, path: &str, tile: Tile) -> bool {
         && crate::ops::quantized::gemv::MMA_FORMATS.contains(&fmt.name())
 }
 
-/// Dynamic shared memory of an instance: the register tile's two x stages (bm rows of 272 halves
-/// each) and its warps' two-stage weight rings (`qg_rw_geom` in `templates/qgemm.hip`); 0 for the others.
+/// Dynamic shared memory of an instance: the register tile's two x stages (bm rows of 272 halves each on
+/// mma.sync, 264 on MFMA / WMMA) and its two weight stages (16-byte vectors per row: `qg_chunk` in
+/// `templates/qgemm.hip`); 0 for the others.
 pub fn shared_bytes(fmt: QuantType, path: &str, tile: Tile) -> usize {
     if !register_tile(fmt, path, tile) {
         return 0;
