@@ -636,7 +636,7 @@ RF_DEVICE void attn_prefill_mma(const T* RF_RESTRICT q, const T* RF_RESTRICT k_c
         };
         if (!LATE) {
             issue_next();
-            __syncwarp();  // (as before P.V: the copy's address registers die before Q.K^T starts)
+            RF_SYNC_WAVE();  // (as before P.V: the copy's address registers die before Q.K^T starts)
         }
         // the lane's ldmatrix addresses in this stage (K: keys lane % 8 + (j8 / 2) * 8, column half j8 % 2;
         // V, transposed: keys lane % 8 + (j8 % 2) * 8, column half j8 / 2); fragments add constants
@@ -719,7 +719,7 @@ RF_DEVICE void attn_prefill_mma(const T* RF_RESTRICT q, const T* RF_RESTRICT k_c
                     tmax[jj] = F::row_max(ap_slot_reduce<SN, true>(s[t], jj));
                     grow |= tmax[jj] * mul > m[t][jj] * mul + AP_RESCALE_LOG2;  // m = -inf: any finite max
                 }
-                if (__any_sync(0xffffffffu, grow)) {
+                if (RF_ANY(grow)) {
                     float alpha[2];
 #pragma unroll
                     for (int jj = 0; jj < 2; jj++) {
@@ -747,7 +747,7 @@ RF_DEVICE void attn_prefill_mma(const T* RF_RESTRICT q, const T* RF_RESTRICT k_c
                 }
             }
         }
-        __syncwarp();  // keeps ptxas from hoisting P.V's fragment loads into the softmax (registers)
+        RF_SYNC_WAVE();  // keeps ptxas from hoisting P.V's fragment loads into the softmax (registers)
         if (live) {
             // O += P V (as MMSync::pv, each V fragment feeding MT m tiles; bf16 P as hi + lo)
 #pragma unroll

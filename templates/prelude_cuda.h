@@ -29,6 +29,7 @@ typedef unsigned long long uint64_t;
 #define RF_SHFL_XOR(v, m) __shfl_xor_sync(0xffffffffu, (v), (m), RF_WAVE)
 #define RF_SHFL(v, l) __shfl_sync(0xffffffffu, (v), (l), RF_WAVE)
 #define RF_SYNC_WAVE() __syncwarp()
+#define RF_ANY(p) __any_sync(0xffffffffu, (p))  // nonzero when p holds in any lane of the wave
 typedef __half rf_half;
 // Four signed-byte products added to c (dp4a, sm_61+).
 RF_DEVICE int rf_dp4a(int a, int b, int c) { return __dp4a(a, b, c); }

@@ -16,6 +16,7 @@
 #undef RF_SHFL_XOR
 #undef RF_SHFL
 #undef RF_SYNC_WAVE
+#undef RF_ANY
 
 // Vectors of the clang ext_vector_type kind the AMD paths use (indexing, brace init, bit_cast).
 // Aligned like AMD's (to their size), at most 16 bytes.
@@ -87,9 +88,25 @@ template <typename T>
 RF_DEVICE T rf_emu_shfl(T v, int l) {
     return rf_emu_shfl_lane(v, l & (RF_WAVE - 1));
 }
+// HIP's __any(p): nonzero when p holds in any lane of the wave
+RF_DEVICE int rf_emu_any(int p) {
+#if RF_WAVE == 64
+    unsigned int* x = rf_emu_xchg();
+    const int me = rf_emu_tid(), base = me & ~63;
+    x[me] = p != 0;
+    rf_emu_wave_sync();
+    unsigned int r = 0;
+    for (int i = 0; i < 64; i++) r |= x[base + i];
+    rf_emu_wave_sync();  // every lane has read before the next exchange writes
+    return (int)r;
+#else
+    return __any_sync(0xffffffffu, p);
+#endif
+}
 #define RF_SHFL_XOR(v, m) rf_emu_shfl_xor((v), (m))
 #define RF_SHFL(v, l) rf_emu_shfl((v), (l))
 #define RF_SYNC_WAVE() rf_emu_wave_sync()
+#define RF_ANY(p) rf_emu_any((p))
 
 // ---- integer dot products: the AMD builtins sdot4 / udot4 (AMD Instinct MI300 "CDNA3" ISA reference,
 // section "VOP3P instructions": V_DOT4_I32_I8, V_DOT4_U32_U8) and sudot4 (RDNA3 ISA reference, section

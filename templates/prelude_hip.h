@@ -11,6 +11,7 @@
 #define RF_SHFL_XOR(v, m) __shfl_xor((v), (m), RF_WAVE)
 #define RF_SHFL(v, l) __shfl((v), (l), RF_WAVE)
 #define RF_SYNC_WAVE() __builtin_amdgcn_wave_barrier()
+#define RF_ANY(p) __any((p))  // nonzero when p holds in any lane of the wave
 typedef __half rf_half;
 // Four signed-byte products added to c: v_dot4_i32_i8 on gfx906 / CDNA (dot1-insts) and RDNA2,
 // v_dot4_i32_iu8 with both operands signed on RDNA3/4, four multiply-adds elsewhere.
