@@ -49,6 +49,88 @@ RF_DEVICE float dec_ld_cg(const float* p) { return *(const volatile float*)p; }
 RF_DEVICE float4 dec_ld_cg(const float4* p) { return *p; }
 #endif
 
+// The end of a decode block (attn_decode, attn_decode_mc): the NW waves' partial rows, in shared memory as
+// s_o [NW][R][HD] (unnormalized, relative to the wave's row max) and s_ml [NW][R][2] (that max in log2
+// units, the row sum), are merged into the split's part (blockIdx.x of gridDim.x; o unnormalized, m, l)
+// or, with a single split, into the output; with fuse_merge, the last block of the row group to finish
+// merges every split's part of its rows. Every thread of the block calls it.
+template <typename T, int HD, int R, int NW>
+RF_DEVICE void dec_finish(const float* s_o, const float* s_ml, int b, int kvh, int rg, int G, int rows_total, int nq, int hq,
+                          float* RF_RESTRICT o_part, float* RF_RESTRICT ml_part, T* RF_RESTRICT out, int* RF_RESTRICT counters,
+                          int fuse_merge) {
+    // ---- merge the waves; write the split's part (or, with one split, the output)
+    const int nsplit = gridDim.x;
+    for (int e = threadIdx.x; e < R * HD; e += NW * RF_WAVE) {
+        const int r = e / HD, d = e % HD, rr = rg * R + r;
+        if (rr >= rows_total) continue;
+        float M = RF_NEG_INF;
+#pragma unroll
+        for (int i = 0; i < NW; i++) M = fmaxf(M, s_ml[(i * R + r) * 2]);
+        const float mu = M == RF_NEG_INF ? 0.0f : M;
+        float L = 0.0f, acc = 0.0f;
+#pragma unroll
+        for (int i = 0; i < NW; i++) {
+            const float c = exp2f(s_ml[(i * R + r) * 2] - mu);
+            L += c * s_ml[(i * R + r) * 2 + 1];
+            acc += c * s_o[(i * R + r) * HD + d];
+        }
+        const long long row = (long long)(b * nq + rr / G) * hq + kvh * G + rr % G;
+        if (nsplit == 1) {
+            out[row * HD + d] = rf_from_f32<T>(L > 0.0f ? acc / L : 0.0f);
+        } else {
+            o_part[(row * nsplit + blockIdx.x) * HD + d] = acc;
+            if (d == 0) {
+                ml_part[(row * nsplit + blockIdx.x) * 2] = M;
+                ml_part[(row * nsplit + blockIdx.x) * 2 + 1] = L;
+            }
+        }
+    }
+    if (nsplit == 1 || !fuse_merge) return;
+    // ---- merge in the last block of the row group (every block of the grid gets here: no early exit above)
+    __shared__ int s_last;
+    __threadfence();  // this thread's part is visible device-wide before the block is counted
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int* c = counters + (long long)b * gridDim.y + blockIdx.y;
+        const int prev = atomicAdd(c, 1);
+        s_last = prev == nsplit - 1;
+        if (s_last) *c = 0;  // for the next launch (a graph replays the same counters)
+    }
+    __syncthreads();
+    if (!s_last) return;
+    __threadfence();
+    constexpr int D4 = HD / 4;
+    for (int e = threadIdx.x; e < R * D4; e += NW * RF_WAVE) {
+        const int r = e / D4, d4 = e % D4, rr = rg * R + r;
+        if (rr >= rows_total) continue;
+        const long long row = (long long)(b * nq + rr / G) * hq + kvh * G + rr % G;
+        const float* ml = ml_part + row * nsplit * 2;
+        const float4* op = (const float4*)(o_part + row * nsplit * HD) + d4;
+        float M = RF_NEG_INF, L = 0.0f;
+        float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll 4
+        for (int p = 0; p < nsplit; p++) {
+            const float mp = dec_ld_cg(ml + 2 * p), lp = dec_ld_cg(ml + 2 * p + 1);
+            const float4 v = dec_ld_cg(op + (long long)p * D4);
+            const float mn = fmaxf(M, mp);
+            const float mu = mn == RF_NEG_INF ? 0.0f : mn;
+            const float a = exp2f(M - mu), c = exp2f(mp - mu);
+            acc.x = acc.x * a + c * v.x;
+            acc.y = acc.y * a + c * v.y;
+            acc.z = acc.z * a + c * v.z;
+            acc.w = acc.w * a + c * v.w;
+            L = L * a + c * lp;
+            M = mn;
+        }
+        const float inv = L > 0.0f ? 1.0f / L : 0.0f;
+        T* o = out + row * HD + 4 * d4;
+        o[0] = rf_from_f32<T>(acc.x * inv);
+        o[1] = rf_from_f32<T>(acc.y * inv);
+        o[2] = rf_from_f32<T>(acc.z * inv);
+        o[3] = rf_from_f32<T>(acc.w * inv);
+    }
+}
+
 template <typename T, int HD, int R>
 RF_DEVICE void attn_decode(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache, const T* RF_RESTRICT v_cache,
                            const int* RF_RESTRICT block_tables, const int* RF_RESTRICT kv_lens, int max_pages, int page_size,
@@ -259,75 +341,189 @@ RF_DEVICE void attn_decode(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache,
         }
     }
     __syncthreads();
-    // ---- merge the waves; write the split's part (or, with one split, the output)
-    const int nsplit = gridDim.x;
-    for (int e = threadIdx.x; e < R * HD; e += DEC_NW * RF_WAVE) {
-        const int r = e / HD, d = e % HD, rr = rg * R + r;
-        if (rr >= rows_total) continue;
-        float M = RF_NEG_INF;
+    dec_finish<T, HD, R, DEC_NW>(&s_o[0][0][0], &s_ml[0][0][0], b, kvh, rg, G, rows_total, nq, hq, o_part, ml_part, out, counters,
+                                 fuse_merge);
+}
+
+// ---------------------------------------------------------------- matrix-core decode (attn_decode_mc) (its family's preamble defines
+// RF_DMC_* and puts attn_mm.h first)
+#if defined(RF_DMC_BN)
+#define DMC_BATCH 4  // without cp.async: 16-byte loads a lane has in flight at once
+// attn_decode's work split (block = split x (kv head, row group) x sequence; a row group is R = 16 rows of
+// the kv head's G query heads times the nq tokens, one MM fragment) on the matrix cores of the target:
+// S = Q K^T and O += P V through MM (attn_mm.h: MMSync, MMAmd), so a K/V row costs a share of an mma
+// instead of per-lane dot products and shuffle reductions. The block's RF_DMC_NW waves take turns over the
+// split's tiles of RF_DMC_BN keys (wave w: tiles w, w + NW, ...), each wave with its own K/V stages in
+// shared memory, so the loop has no block barrier; rows past the group's (Q zero) are computed, never
+// written. The waves' (m, l, O) meet in shared memory at the end (dec_finish).
+// NVIDIA (RF_MMA_SYNC): a wave's tiles go global -> shared by cp.async into a ring of RF_DMC_ST stages,
+// RF_DMC_ST - 1 tiles in flight under the math; each lane waits for its own copies and the wave barrier
+// then publishes the tile to the whole wave. Elsewhere: a tile is loaded into registers (K, then V) and
+// stored into the wave's one stage.
+// Shared memory (T elements, rows of LD = HD + AP_PAD): [Q: R rows][wave 0: ST stages of (K: BN rows, V:
+// BN rows), MM::SCRATCH bytes][wave 1 ...]; after the loop the waves' area holds dec_finish's s_o, s_ml.
+template <typename T, int HD, class MM>
+RF_DEVICE void attn_decode_mc(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache, const T* RF_RESTRICT v_cache,
+                              const int* RF_RESTRICT block_tables, const int* RF_RESTRICT kv_lens, int max_pages, int page_size,
+                              int nq, int hq, int hkv, float scale, float softcap, int window, int split_tokens,
+                              float* RF_RESTRICT o_part, float* RF_RESTRICT ml_part, T* RF_RESTRICT out, int* RF_RESTRICT counters,
+                              int fuse_merge) {
+    constexpr int BN = RF_DMC_BN, NW = RF_DMC_NW, ST = RF_DMC_ST, R = MM::RW, LD = HD + AP_PAD, NV = HD / 8;
+    constexpr int STAGE = 2 * BN * LD;                        // T elements: K rows, then V rows
+    constexpr int WAVE_ELEMS = ST * STAGE + MM::SCRATCH / 2;  // a wave's stages and P scratch
+    constexpr int CH = BN * NV, IT = (CH + RF_WAVE - 1) / RF_WAVE;  // 16-byte chunks of a K (or V) tile; per lane
+    static_assert(R == 16 && BN % 16 == 0 && HD % 16 == 0 && MM::SCRATCH % 16 == 0 && sizeof(T) == 2, "decode tiles");
+    static_assert(NW * WAVE_ELEMS * 2 >= NW * R * (HD + 2) * 4, "dec_finish's s_o and s_ml fit in the waves' area");
+    extern __shared__ uint4 dmc_smem[];
+    T* const sQ = (T*)dmc_smem;
+    const int lane = threadIdx.x % RF_WAVE, w = threadIdx.x / RF_WAVE;
+    T* const ring = sQ + R * LD + w * WAVE_ELEMS;
+    unsigned char* const scratch = (unsigned char*)(ring + ST * STAGE);
+
+    const int split = blockIdx.x, b = blockIdx.z;
+    const int G = hq / hkv, rows_total = G * nq, groups = (rows_total + R - 1) / R;
+    const int kvh = blockIdx.y / groups, rg = blockIdx.y % groups;
+    const int kv_len = kv_lens[b];
+    for (int v = threadIdx.x; v < R * NV; v += NW * RF_WAVE) {
+        const int r = v / NV, c = v % NV, rr = rg * R + r;
+        uint4 val = make_uint4(0, 0, 0, 0);
+        if (rr < rows_total) val = ((const uint4*)(q + ((long long)(b * nq + rr / G) * hq + kvh * G + rr % G) * HD))[c];
+        *(uint4*)(sQ + r * LD + c * 8) = val;
+    }
+    // keys [lo, end) of this split: the earliest row (token 0, at kv_len - nq) sees keys > kv_len - nq - window
+    const int begin = split * split_tokens, end = min(begin + split_tokens, kv_len);
+    const int lo = window > 0 ? max(begin, kv_len - nq + 1 - window) : begin;
+    const int ntiles = end > lo ? (end - lo + BN - 1) / BN : 0;
+    const int nit = ntiles > w ? (ntiles - w + NW - 1) / NW : 0;
+    // the last key row slot j sees (a row past the group's: every key, its scores are never used)
+    int lim[MM::NSLOT];
 #pragma unroll
-        for (int i = 0; i < DEC_NW; i++) M = fmaxf(M, s_ml[i][r][0]);
-        const float mu = M == RF_NEG_INF ? 0.0f : M;
-        float L = 0.0f, acc = 0.0f;
+    for (int j = 0; j < MM::NSLOT; j++) {
+        const int rr = rg * R + MM::slot_row(j, lane);
+        lim[j] = rr < rows_total ? kv_len - nq + rr / G : kv_len - 1;
+    }
+    const long long page_stride = (long long)hkv * page_size * HD, head_off = (long long)kvh * page_size * HD;
+    const int* bt = block_tables + (long long)b * max_pages;
+    const int shift = (page_size & (page_size - 1)) == 0 ? __ffs(page_size) - 1 : -1;
+    // element offset (in either cache) of chunk v of the tile at kt; a key past the split's end reads the
+    // split's last key (its copy is zero-filled on NVIDIA, zeroed elsewhere)
+    auto chunk_off = [&](int kt, int v) -> long long {
+        const int key = min(kt + v / NV, end - 1), pg = shift >= 0 ? key >> shift : key / page_size;
+        return (long long)bt[pg] * page_stride + head_off + (long long)(key - pg * page_size) * HD + (v % NV) * 8;
+    };
+#if defined(RF_MMA_SYNC)
+    auto issue = [&](int it) {  // tile it of this wave into stage it % ST (an empty group past the last)
+        if (it < nit) {
+            const int kt = lo + (w + it * NW) * BN;
+            T* const st = ring + (it % ST) * STAGE;
 #pragma unroll
-        for (int i = 0; i < DEC_NW; i++) {
-            const float c = exp2f(s_ml[i][r][0] - mu);
-            L += c * s_ml[i][r][1];
-            acc += c * s_o[i][r][d];
-        }
-        const long long row = (long long)(b * nq + rr / G) * hq + kvh * G + rr % G;
-        if (nsplit == 1) {
-            out[row * HD + d] = rf_from_f32<T>(L > 0.0f ? acc / L : 0.0f);
-        } else {
-            o_part[(row * nsplit + split) * HD + d] = acc;
-            if (d == 0) {
-                ml_part[(row * nsplit + split) * 2] = M;
-                ml_part[(row * nsplit + split) * 2 + 1] = L;
+            for (int i = 0; i < IT; i++) {
+                const int v = lane + i * RF_WAVE;
+                if (CH % RF_WAVE == 0 || v < CH) {
+                    const long long off = chunk_off(kt, v);
+                    const int n = kt + v / NV < end ? 16 : 0;
+                    rf_cp_async16(st + (v / NV) * LD + (v % NV) * 8, k_cache + off, n);
+                    rf_cp_async16(st + (BN + v / NV) * LD + (v % NV) * 8, v_cache + off, n);
+                }
             }
         }
+        rf_cp_async_commit();
+    };
+#pragma unroll
+    for (int i = 0; i < ST - 1; i++) issue(i);
+#endif
+    __syncthreads();  // Q rows stored
+
+    float o[MM::ON], m[MM::NSLOT], l[MM::NSLOT];
+#pragma unroll
+    for (int i = 0; i < MM::ON; i++) o[i] = 0.0f;
+#pragma unroll
+    for (int j = 0; j < MM::NSLOT; j++) {
+        m[j] = RF_NEG_INF;
+        l[j] = 0.0f;
     }
-    if (nsplit == 1 || !fuse_merge) return;
-    // ---- merge in the last block of the row group (every block of the grid gets here: no early exit above)
-    __shared__ int s_last;
-    __threadfence();  // this thread's part is visible device-wide before the block is counted
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        int* c = counters + (long long)b * gridDim.y + blockIdx.y;
-        const int prev = atomicAdd(c, 1);
-        s_last = prev == nsplit - 1;
-        if (s_last) *c = 0;  // for the next launch (a graph replays the same counters)
-    }
-    __syncthreads();
-    if (!s_last) return;
-    __threadfence();
-    constexpr int D4 = HD / 4;
-    for (int e = threadIdx.x; e < R * D4; e += DEC_NW * RF_WAVE) {
-        const int r = e / D4, d4 = e % D4, rr = rg * R + r;
-        if (rr >= rows_total) continue;
-        const long long row = (long long)(b * nq + rr / G) * hq + kvh * G + rr % G;
-        const float* ml = ml_part + row * nsplit * 2;
-        const float4* op = (const float4*)(o_part + row * nsplit * HD) + d4;
-        float M = RF_NEG_INF, L = 0.0f;
-        float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-#pragma unroll 4
-        for (int p = 0; p < nsplit; p++) {
-            const float mp = dec_ld_cg(ml + 2 * p), lp = dec_ld_cg(ml + 2 * p + 1);
-            const float4 v = dec_ld_cg(op + (long long)p * D4);
-            const float mn = fmaxf(M, mp);
-            const float mu = mn == RF_NEG_INF ? 0.0f : mn;
-            const float a = exp2f(M - mu), c = exp2f(mp - mu);
-            acc.x = acc.x * a + c * v.x;
-            acc.y = acc.y * a + c * v.y;
-            acc.z = acc.z * a + c * v.z;
-            acc.w = acc.w * a + c * v.w;
-            L = L * a + c * lp;
-            M = mn;
+    for (int it = 0; it < nit; it++) {
+        const int kt = lo + (w + it * NW) * BN;
+        T* const st = ring + (it % ST) * STAGE;
+#if defined(RF_MMA_SYNC)
+        issue(it + ST - 1);  // into the stage of tile it - 1, which every lane of the wave is done with
+        rf_cp_async_wait<ST - 1>();  // this lane's copies of tile it landed
+#else
+        // K, then V, DMC_BATCH chunks a lane at a time: registers for a few loads while O is live
+#pragma unroll
+        for (int part = 0; part < 2; part++) {
+#pragma unroll
+            for (int i0 = 0; i0 < IT; i0 += DMC_BATCH) {
+                uint4 x[DMC_BATCH];
+#pragma unroll
+                for (int i = 0; i < DMC_BATCH; i++) {
+                    const int v = lane + (i0 + i) * RF_WAVE;
+                    x[i] = make_uint4(0, 0, 0, 0);
+                    if (i0 + i < IT && (CH % RF_WAVE == 0 || v < CH) && kt + v / NV < end)
+                        x[i] = *(const uint4*)((part ? v_cache : k_cache) + chunk_off(kt, v));
+                }
+#pragma unroll
+                for (int i = 0; i < DMC_BATCH; i++) {
+                    const int v = lane + (i0 + i) * RF_WAVE;
+                    if (i0 + i < IT && (CH % RF_WAVE == 0 || v < CH)) *(uint4*)(st + (part * BN + v / NV) * LD + (v % NV) * 8) = x[i];
+                }
+            }
         }
-        const float inv = L > 0.0f ? 1.0f / L : 0.0f;
-        T* o = out + row * HD + 4 * d4;
-        o[0] = rf_from_f32<T>(acc.x * inv);
-        o[1] = rf_from_f32<T>(acc.y * inv);
-        o[2] = rf_from_f32<T>(acc.z * inv);
-        o[3] = rf_from_f32<T>(acc.w * inv);
+#endif
+        RF_SYNC_WAVE();  // tile it is in shared memory for the whole wave
+        float s[MM::SN];
+        MM::qk(sQ, st, s, lane);
+        const bool need_mask = kt + BN > end || kt + BN - 1 > kv_len - nq || (window > 0 && kt <= kv_len - 1 - window);
+#pragma unroll
+        for (int i = 0; i < MM::SN; i++) {
+            float x = s[i] * scale;
+            if (softcap > 0.0f) x = softcap * tanhf(x / softcap);
+            x *= AP_LOG2E;
+            if (need_mask) {
+                const int key = kt + MM::scol(i, lane), lj = lim[MM::slot(i)];
+                if (key >= end || key > lj || (window > 0 && key <= lj - window)) x = RF_NEG_INF;
+            }
+            s[i] = x;
+        }
+        float mt[MM::NSLOT], alpha[MM::NSLOT];
+#pragma unroll
+        for (int j = 0; j < MM::NSLOT; j++) mt[j] = RF_NEG_INF;
+#pragma unroll
+        for (int i = 0; i < MM::SN; i++) mt[MM::slot(i)] = fmaxf(mt[MM::slot(i)], s[i]);
+#pragma unroll
+        for (int j = 0; j < MM::NSLOT; j++) {
+            const float mn = fmaxf(m[j], MM::row_max(mt[j]));
+            mt[j] = mn == RF_NEG_INF ? 0.0f : mn;  // the subtrahend
+            alpha[j] = ap_exp2(m[j] - mt[j]);
+            m[j] = mn;
+            l[j] *= alpha[j];
+        }
+#pragma unroll
+        for (int i = 0; i < MM::SN; i++) {
+            s[i] = ap_exp2(s[i] - mt[MM::slot(i)]);
+            l[MM::slot(i)] += s[i];
+        }
+#pragma unroll
+        for (int i = 0; i < MM::ON; i++) o[i] *= alpha[MM::slot(i)];
+        MM::pv(s, st + BN * LD, o, scratch, lane);
+        RF_SYNC_WAVE();  // every lane is done with this stage before it is refilled
     }
+#if defined(RF_MMA_SYNC)
+    rf_cp_async_wait<0>();  // the ring's last (empty) groups
+#endif
+#pragma unroll
+    for (int j = 0; j < MM::NSLOT; j++) l[j] = MM::row_sum(l[j]);
+    __syncthreads();  // every wave is done with its stages: s_o and s_ml overlay them
+    float* const s_o = (float*)(sQ + R * LD);  // [NW][R][HD]
+    float* const s_ml = s_o + NW * R * HD;     // [NW][R][2]
+#pragma unroll
+    for (int i = 0; i < MM::ON; i++) s_o[(w * R + MM::orow(i, lane)) * HD + MM::ocol(i, lane)] = o[i];
+#pragma unroll
+    for (int j = 0; j < MM::NSLOT; j++) {  // the lanes of a row hold the same m and l
+        s_ml[(w * R + MM::slot_row(j, lane)) * 2] = m[j];
+        s_ml[(w * R + MM::slot_row(j, lane)) * 2 + 1] = l[j];
+    }
+    __syncthreads();
+    dec_finish<T, HD, R, NW>(s_o, s_ml, b, kvh, rg, G, rows_total, nq, hq, o_part, ml_part, out, counters, fuse_merge);
 }
+#endif

@@ -386,12 +386,12 @@ pub fn plan_specs(
         prefill::native_path(target),
         target,
     )?);
-    let rows = decode::ROWS
-        .iter()
-        .map(|&r| r as usize)
-        .find(|&r| r >= cfg.group())
-        .unwrap_or(8);
-    v.push(decode::spec(cfg.head_dim, "f16", rows, wave)?);
+    v.push(decode::DecodeKernel::native(target, cfg.head_dim).spec(
+        cfg.head_dim,
+        "f16",
+        cfg.group(),
+        wave,
+    )?);
     v.push(KernelSpec::new(
         &decode::MERGE,
         &[("dtype", "f16".into())],

@@ -4,10 +4,16 @@
 //! to finish, inside the decode launch (up to [`FUSE_MAX_SPLITS`] splits), or by a merge kernel (skipped
 //! with one split: the decode kernel then writes the output). One launch serves sequences of different
 //! lengths.
+//!
+//! Two kernels share that split and the parts: `attn_decode` (SIMT: per-lane dot products, every target)
+//! and `attn_decode_mc` (the target's matrix cores through attn_mm.h's MMSync / MMAmd fragments, 16 query
+//! rows per block). A plan picks the matrix-core kernel where the target has matrix cores
+//! ([`DecodeKernel::native`]; `ROCMFORGE_DECODE=simt` keeps the SIMT kernel).
 
 use super::prefill::check_shapes;
 use super::{check_dtype16, AttnParams, Batch, PagedCache, DTYPES16, HEAD_DIMS};
 use crate::error::{Error, Result};
+use crate::gpu::Target;
 use crate::gpu::{Buffer, Device, LaunchConfig, Stream};
 use crate::jit::spec::{any_target, no_preamble, no_rules, ParamDef, ParamKind};
 use crate::jit::{Family, Jit, KernelSpec};
@@ -47,10 +53,16 @@ pub fn shared_bytes(target: &crate::gpu::Target, rows: usize) -> usize {
     NW * STAGES * kt * 2 * target.wave_size as usize * 16
 }
 
-/// Splits per sequence: fill the device with about `BLOCKS_PER_CU` blocks per compute unit, each split
-/// at least two block iterations long.
+/// Splits per sequence: fill the device with about `BLOCKS_PER_CU` blocks per compute unit
+/// (`ROCMFORGE_DECODE_BLOCKS_PER_CU` overrides it, for experiments), each split at least two block
+/// iterations long.
 pub fn split_count(blocks_per_split: usize, cus: usize, max_len: usize, chunk: usize) -> usize {
-    let want = (BLOCKS_PER_CU * cus).div_ceil(blocks_per_split.max(1));
+    let per_cu = std::env::var("ROCMFORGE_DECODE_BLOCKS_PER_CU")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&v| v > 0)
+        .unwrap_or(BLOCKS_PER_CU);
+    let want = (per_cu * cus).div_ceil(blocks_per_split.max(1));
     want.min(max_len.div_ceil(2 * chunk)).max(1)
 }
 
@@ -102,6 +114,150 @@ pub static MERGE: Family = Family {
     preamble: no_preamble,
 };
 
+/// Matrix paths of the matrix-core decode kernel (`attn_decode_mc`).
+pub const MC_PATHS: &[&str] = &["mma_sync", "mfma", "wmma"];
+
+pub static MC_FAMILY: Family = Family {
+    name: "attn_decode_mc",
+    doc: "flash-decoding split kernel on the matrix cores (16 GQA rows per block, partial results)",
+    body: "attn_decode.hip",
+    instance: "attn_decode_mc.inst",
+    params: &[
+        ParamDef {
+            name: "head_dim",
+            kind: ParamKind::Int {
+                prefix: "hd",
+                values: HEAD_DIMS,
+            },
+            doc: "head size",
+        },
+        ParamDef {
+            name: "dtype",
+            kind: ParamKind::Choice { values: DTYPES16 },
+            doc: "Q/K/V element type",
+        },
+        ParamDef {
+            name: "path",
+            kind: ParamKind::Choice { values: MC_PATHS },
+            doc: "matrix path (the target's matrix cores)",
+        },
+    ],
+    validate: |s| match (s.str("path"), s.wave()) {
+        ("mfma", 32) => Err("the mfma path needs wave64".into()),
+        ("wmma", 64) | ("mma_sync", 64) => Err(format!("the {} path needs wave32", s.str("path"))),
+        ("wmma", _) if s.int("head_dim") > 128 => Err(WMMA_HD256.into()),
+        _ => Ok(()),
+    },
+    applies: |s, t| super::prefill::native_path(t) == s.str("path"),
+    preamble: |s| {
+        let t = McTiles::of(s.str("path"), s.int("head_dim") as usize);
+        format!(
+            "#define RF_DMC_BN {}\n#define RF_DMC_NW {}\n#define RF_DMC_ST {}\n#define RF_ATTN_LPR 1\n#define RF_ATTN_CSPLIT 1\n",
+            t.bn, t.nwarp, t.stages
+        ) + &super::mm_header()
+    },
+};
+
+/// Why RDNA runs head_dim 256 on the SIMT decode kernel: a wave32 lane would hold O's 128 accumulators
+/// of its 16 rows beside the fragments, and gfx1100 / gfx1200 spill (HIP 6.4, `compile --report`).
+const WMMA_HD256: &str = "the wmma decode path holds at most head_dim 128 (a wave32 lane's O of 16 rows at 256 spills on RDNA); the SIMT kernel serves 256";
+
+/// Tiles of the matrix-core decode kernel; the one place they are decided (the kernel reads them as
+/// `RF_DMC_*` defines, the launcher sizes grid, splits and shared memory from them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct McTiles {
+    /// Keys per tile (a wave's unit of work; a multiple of 16).
+    pub bn: usize,
+    /// Waves per block, each over its own tiles.
+    pub nwarp: usize,
+    /// K/V stages per wave: the cp.async ring on mma_sync (stages - 1 tiles in flight), 1 elsewhere.
+    pub stages: usize,
+    /// Dynamic shared memory bytes: Q's 16 rows, then every wave's stages and P scratch.
+    pub shared: usize,
+}
+
+impl McTiles {
+    /// 16-key tiles; 4 waves (2 at head_dim 256), so a block stays under the 64 KiB of LDS AMD gives a
+    /// workgroup and the 99 KiB of sm_86/89 (two stages per wave on mma_sync).
+    pub fn of(path: &str, head_dim: usize) -> McTiles {
+        let (bn, nwarp) = (16, if head_dim > 128 { 2 } else { 4 });
+        let stages = if path == "mma_sync" { 2 } else { 1 };
+        let ld = head_dim + 8;
+        let scratch = if path == "mma_sync" {
+            0
+        } else {
+            16 * (bn + 8) * 2
+        };
+        let shared = 16 * ld * 2 + nwarp * (stages * 2 * bn * ld * 2 + scratch);
+        McTiles {
+            bn,
+            nwarp,
+            stages,
+            shared,
+        }
+    }
+}
+
+/// Which decode kernel a plan launches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeKernel {
+    /// `attn_decode`: per-lane dot products, every target.
+    Simt,
+    /// `attn_decode_mc` on this matrix path (an entry of [`MC_PATHS`]).
+    Mc(&'static str),
+}
+
+impl DecodeKernel {
+    /// The matrix-core kernel where the target has matrix cores for `head_dim` (RDNA: up to 128),
+    /// unless `ROCMFORGE_DECODE=simt`.
+    pub fn native(t: &Target, head_dim: usize) -> DecodeKernel {
+        let path = super::prefill::native_path(t);
+        let simt = matches!(
+            std::env::var("ROCMFORGE_DECODE").as_deref().map(str::trim),
+            Ok("simt")
+        );
+        if path == "scalar" || simt || (path == "wmma" && head_dim > 128) {
+            DecodeKernel::Simt
+        } else {
+            DecodeKernel::Mc(path)
+        }
+    }
+
+    /// Query rows (of one kv head's G heads x nq tokens) per block, for `rows_total` of them.
+    pub fn rows(self, rows_total: usize) -> usize {
+        match self {
+            DecodeKernel::Mc(_) => 16,
+            DecodeKernel::Simt => ROWS
+                .iter()
+                .map(|&r| r as usize)
+                .find(|&r| r >= rows_total)
+                .unwrap_or(8),
+        }
+    }
+
+    /// The instance this kernel runs for `rows_total` rows per kv head.
+    pub fn spec(
+        self,
+        head_dim: usize,
+        dtype: &str,
+        rows_total: usize,
+        wave: u32,
+    ) -> Result<KernelSpec> {
+        match self {
+            DecodeKernel::Simt => spec(head_dim, dtype, self.rows(rows_total), wave),
+            DecodeKernel::Mc(path) => KernelSpec::new(
+                &MC_FAMILY,
+                &[
+                    ("head_dim", head_dim.into()),
+                    ("dtype", dtype.into()),
+                    ("path", path.into()),
+                ],
+                wave,
+            ),
+        }
+    }
+}
+
 pub fn spec(head_dim: usize, dtype: &str, rows: usize, wave: u32) -> Result<KernelSpec> {
     KernelSpec::new(
         &FAMILY,
@@ -116,6 +272,8 @@ pub fn spec(head_dim: usize, dtype: &str, rows: usize, wave: u32) -> Result<Kern
 
 /// How a decode batch is split, with its scratch buffers. Build once per batch shape, reuse.
 pub struct DecodePlan {
+    pub kernel: DecodeKernel,
+    pub head_dim: usize,
     pub nq: usize,
     pub hq: usize,
     pub rows: usize,
@@ -143,7 +301,8 @@ impl DecodePlan {
 }
 
 impl DecodePlan {
-    /// `batch` must have the same number `nq` of query tokens in every sequence.
+    /// `batch` must have the same number `nq` of query tokens in every sequence; the target's
+    /// [`DecodeKernel::native`] kernel.
     pub fn new(
         dev: &Device,
         batch: &Batch,
@@ -151,6 +310,34 @@ impl DecodePlan {
         n_kv_heads: usize,
         head_dim: usize,
     ) -> Result<DecodePlan> {
+        let kernel = DecodeKernel::native(dev.target(), head_dim);
+        Self::with_kernel(dev, batch, hq, n_kv_heads, head_dim, kernel)
+    }
+
+    /// The same with the kernel chosen by the caller (the SIMT kernel runs on every target; `Mc` only
+    /// on its matrix path's targets).
+    pub fn with_kernel(
+        dev: &Device,
+        batch: &Batch,
+        hq: usize,
+        n_kv_heads: usize,
+        head_dim: usize,
+        kernel: DecodeKernel,
+    ) -> Result<DecodePlan> {
+        if let DecodeKernel::Mc(path) = kernel {
+            if super::prefill::native_path(dev.target()) != path {
+                return Err(Error::op(
+                    "attn_decode",
+                    format!(
+                        "the {path} decode kernel does not run on {}",
+                        dev.target().full_name()
+                    ),
+                ));
+            }
+            if path == "wmma" && head_dim > 128 {
+                return Err(Error::op("attn_decode", WMMA_HD256));
+            }
+        }
         let nseq = batch.nseq();
         let nq = batch.max_q_len();
         if nq == 0 || batch.total_q() != nq * nseq {
@@ -169,14 +356,16 @@ impl DecodePlan {
             ));
         }
         let rows_total = hq / n_kv_heads * nq;
-        let rows = ROWS
-            .iter()
-            .map(|&r| r as usize)
-            .find(|&r| r >= rows_total)
-            .unwrap_or(8);
+        let rows = kernel.rows(rows_total);
         let row_groups = rows_total.div_ceil(rows);
         let t = dev.target();
-        let chunk = chunk_tokens(head_dim, rows, t.wave_size as usize);
+        let chunk = match kernel {
+            DecodeKernel::Simt => chunk_tokens(head_dim, rows, t.wave_size as usize),
+            DecodeKernel::Mc(path) => {
+                let m = McTiles::of(path, head_dim);
+                m.bn * m.nwarp
+            }
+        };
         let max_len = batch.max_kv_len().max(1);
         let cus = if t.compute_units > 0 {
             t.compute_units as usize
@@ -192,6 +381,8 @@ impl DecodePlan {
         let mut counters = dev.alloc::<i32>(nseq * n_kv_heads * row_groups)?;
         counters.fill_bytes(0)?;
         Ok(DecodePlan {
+            kernel,
+            head_dim,
             nq,
             hq,
             rows,
@@ -234,8 +425,28 @@ pub fn decode<T: Element>(
             "plan was built for a smaller batch",
         ));
     }
+    if plan.head_dim != l.head_dim {
+        return Err(Error::op(
+            "attn_decode",
+            format!(
+                "plan was built for head_dim {}, the cache has {}",
+                plan.head_dim, l.head_dim
+            ),
+        ));
+    }
     let wave = dev.target().wave_size;
-    let kern = Jit::global().kernel(dev, &spec(l.head_dim, T::DTYPE, plan.rows, wave)?)?;
+    let rows_total = plan.hq / l.n_kv_heads * plan.nq;
+    let kern = Jit::global().kernel(
+        dev,
+        &plan.kernel.spec(l.head_dim, T::DTYPE, rows_total, wave)?,
+    )?;
+    let (nw, shared) = match plan.kernel {
+        DecodeKernel::Simt => (NW, shared_bytes(dev.target(), plan.rows)),
+        DecodeKernel::Mc(path) => {
+            let m = McTiles::of(path, l.head_dim);
+            (m.nwarp, m.shared)
+        }
+    };
     let grid = [
         plan.splits as u32,
         (l.n_kv_heads * plan.row_groups) as u32,
@@ -243,8 +454,8 @@ pub fn decode<T: Element>(
     ];
     let cfg = LaunchConfig {
         grid,
-        block: [NW as u32 * wave, 1, 1],
-        shared_bytes: shared_bytes(dev.target(), plan.rows) as u32,
+        block: [nw as u32 * wave, 1, 1],
+        shared_bytes: shared as u32,
     };
     kern.launch(
         stream,

@@ -25,8 +25,15 @@ pub fn families() -> Vec<&'static Family> {
         &prefill::FAMILY,
         &decode::FAMILY,
         &decode::MERGE,
+        &decode::MC_FAMILY,
         &softmax::FAMILY,
     ]
+}
+
+/// `attn_mm.h` (the matrix paths prefill and the matrix-core decode share), for a family preamble
+/// after the `RF_ATTN_*` defines it reads; a missing template renders as an `#error` naming it.
+pub(crate) fn mm_header() -> String {
+    crate::jit::template::template_text("attn_mm.h").unwrap_or_else(|e| format!("#error {e}\n"))
 }
 
 /// Head sizes the attention kernels are built for.

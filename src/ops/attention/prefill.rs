@@ -92,7 +92,7 @@ pub static FAMILY: Family = Family {
 
 /// The defines the kernel reads its tiles and choices from (`RF_ATTN_*`, see attn_prefill.hip).
 fn preamble_of(t: &Tiles, psplit: bool, ffma: bool) -> String {
-    format!(
+    let defines = format!(
         "#define RF_ATTN_BM {}\n#define RF_ATTN_BN {}\n#define RF_ATTN_NWARP {}\n#define RF_ATTN_LPR {}\n\
          #define RF_ATTN_CSPLIT {}\n#define RF_ATTN_MT {}\n#define RF_ATTN_QREG {}\n#define RF_ATTN_PIPE {}\n\
          #define RF_ATTN_PSPLIT {}\n#define RF_ATTN_FFMA {}\n",
@@ -106,7 +106,8 @@ fn preamble_of(t: &Tiles, psplit: bool, ffma: bool) -> String {
         (t.stages > 1) as u8,
         psplit as u8,
         ffma as u8
-    )
+    );
+    defines + &super::mm_header()
 }
 
 /// Values the explicit pipelined tiles may take (`PIPE_FAMILY`; combinations checked by
