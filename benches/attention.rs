@@ -252,12 +252,21 @@ fn main() -> Result<()> {
         }
     }
 
-    // ---- decode, bf16, GQA 32/8, hd128, page 16
-    for (b, ctx) in [(1usize, 4096usize), (1, 32768), (16, 4096), (64, 2048)] {
+    // ---- decode, bf16, page 16: GQA 32/8 hd128, 32/8 hd64, MQA 4/1 hd256 (Gemma 3 270M's heads); the
+    // plan's kernel (the matrix-core one where the target has it), then the SIMT kernel on the same caches
+    for (b, ctx, hq, hkv, hd) in [
+        (1usize, 4096usize, 32usize, 8usize, 128usize),
+        (1, 32768, 32, 8, 128),
+        (16, 4096, 32, 8, 128),
+        (64, 2048, 32, 8, 128),
+        (16, 4096, 32, 8, 64),
+        (1, 32768, 32, 8, 64),
+        (16, 8192, 4, 1, 256),
+        (1, 32768, 4, 1, 256),
+    ] {
         if !run("decode") {
             break;
         }
-        let (hq, hkv, hd) = (32usize, 8usize, 128usize);
         let kv_bytes = 2 * b * hkv * ctx * hd * 2;
         let reps = (200_000_000usize.div_ceil(kv_bytes)).clamp(1, 8);
         let caches: Vec<_> = (0..reps)
@@ -282,13 +291,13 @@ fn main() -> Result<()> {
             "--b",
             &b.to_string(),
             "--hq",
-            "32",
+            &hq.to_string(),
             "--hkv",
-            "8",
+            &hkv.to_string(),
             "--ctx",
             &ctx.to_string(),
             "--hd",
-            "128",
+            &hd.to_string(),
         ]);
         let ratio = pr["sdpa_ms"]
             .as_f64()
@@ -306,10 +315,26 @@ fn main() -> Result<()> {
         } else {
             String::new()
         };
+        // the SIMT kernel, when the plan runs another
+        let simt = if plan.kernel != decode::DecodeKernel::Simt {
+            let mut sp = decode::DecodePlan::with_kernel(
+                &dev,
+                &batch,
+                hq,
+                hkv,
+                hd,
+                decode::DecodeKernel::Simt,
+            )?;
+            let t = time(&mut sp, &mut out)?;
+            format!(", simt {t:.4} ms = {:.2}x this", t / ms)
+        } else {
+            String::new()
+        };
         println!(
-            "{:<44} {ms:>10.4} {gbs:>12.0} {:>7.1}% {ratio:>10}  (splits {}, {} merge{alt})",
-            format!("decode B={b} ctx={ctx} 32/8 hd128 p16"),
+            "{:<44} {ms:>10.4} {gbs:>12.0} {:>7.1}% {ratio:>10}  ({:?}, splits {}, {} merge{alt}{simt})",
+            format!("decode B={b} ctx={ctx} {hq}/{hkv} hd{hd} p16"),
             100.0 * gbs / copy,
+            plan.kernel,
             plan.splits,
             if plan.fused_merge { "fused" } else { "kernel" }
         );

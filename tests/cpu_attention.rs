@@ -313,6 +313,37 @@ fn spec_validation() {
         .unwrap_err()
         .to_string()
         .contains("1, 4, 8"));
+    // the matrix-core decode kernel: its tiles fit every target's shared memory (AMD's 64 KiB LDS,
+    // sm_86/89's 99 KiB), and the waves' area holds dec_finish's partial rows after the loop
+    for hd in [64usize, 80, 96, 128, 256] {
+        for (path, wave, limit) in [
+            ("mma_sync", 32u32, 99 * 1024),
+            ("mfma", 64, 65536),
+            ("wmma", 32, 65536),
+        ] {
+            let k = decode::DecodeKernel::Mc(path);
+            let spec = k.spec(hd, "bf16", 8, wave);
+            if path == "wmma" && hd > 128 {
+                let e = spec.unwrap_err().to_string();
+                assert!(e.contains("SIMT"), "{e}");
+                continue;
+            }
+            assert_eq!(
+                spec.unwrap().uri(),
+                format!("attn_decode_mc.hd{hd}.bf16.{path}.w{wave}")
+            );
+            let t = decode::McTiles::of(path, hd);
+            assert!(t.shared <= limit, "{path} hd{hd}: {t:?}");
+            let waves_area = t.shared - 16 * (hd + 8) * 2;
+            assert!(
+                waves_area >= t.nwarp * 16 * (hd + 2) * 4,
+                "{path} hd{hd}: {t:?}"
+            );
+            assert!(t.bn % 16 == 0 && (t.stages == 2) == (path == "mma_sync"));
+        }
+        assert_eq!(decode::DecodeKernel::Mc("mfma").rows(3), 16);
+        assert_eq!(decode::DecodeKernel::Simt.rows(3), 4);
+    }
     assert_eq!(
         prefill::spec(128, "bf16", true, "mma_sync", 32)
             .unwrap()

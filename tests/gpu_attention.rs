@@ -266,6 +266,7 @@ fn kv_append_matches_reference() {
     }
 }
 
+#[derive(Clone)]
 struct AttnCase {
     q_lens: Vec<i32>,
     kv_lens: Vec<i32>,
@@ -364,7 +365,13 @@ fn attn_case<T: Element>(c: &AttnCase, path: Option<&str>, decode_mode: bool, se
         out.fill_bytes(0xff).unwrap();
         let mut extra = Vec::new();
         if decode_mode {
-            let mut plan = decode::DecodePlan::new(&dev, &batch, hq, c.hkv, c.hd).unwrap();
+            // path: None = the target's native decode kernel, Some("simt") = the SIMT kernel
+            let kernel = match path {
+                Some("simt") => decode::DecodeKernel::Simt,
+                _ => decode::DecodeKernel::native(dev.target(), c.hd),
+            };
+            let mut plan =
+                decode::DecodePlan::with_kernel(&dev, &batch, hq, c.hkv, c.hd, kernel).unwrap();
             // with splits, both merges (in the decode launch, by the merge kernel), each launched twice
             // (the in-launch merge's counters must be back at zero for the second launch)
             let fused = plan.fused_merge;
@@ -403,7 +410,7 @@ fn attn_case<T: Element>(c: &AttnCase, path: Option<&str>, decode_mode: bool, se
         }
         let e = rel_err(&inp.pick(&got), &inp.reference(c));
         let what = if decode_mode {
-            "decode".to_string()
+            format!("decode {}", path.unwrap_or("native"))
         } else {
             format!("prefill {}", path.unwrap_or("native"))
         };
@@ -755,6 +762,10 @@ fn prefill_pipe_configs_match_reference() {
     check_fails();
 }
 
+/// Decode kernels every decode case runs: the target's native one (matrix cores where it has them) and
+/// the SIMT kernel (the same on targets without matrix cores).
+const DECODE_KERNELS: [Option<&str>; 2] = [None, Some("simt")];
+
 #[test]
 #[ignore = "needs a GPU"]
 #[serial]
@@ -779,27 +790,13 @@ fn decode_matches_reference() {
                 page,
                 p,
             };
-            attn_case::<bf16>(&c, None, true, 5000 + (i * 4 + j) as u64);
-            if j == 0 {
-                attn_case::<f16>(&c, None, true, 6000 + i as u64);
+            for path in DECODE_KERNELS {
+                attn_case::<bf16>(&c, path, true, 5000 + (i * 4 + j) as u64);
+                if j == 0 {
+                    attn_case::<f16>(&c, path, true, 6000 + i as u64);
+                }
             }
         }
-    }
-    // short sequences: a single split, the decode kernel writes the output itself (no merge)
-    for (i, (hd, g, nq)) in [(128usize, 4usize, 1usize), (80, 7, 1), (64, 8, 2)]
-        .into_iter()
-        .enumerate()
-    {
-        let c = AttnCase {
-            q_lens: vec![nq as i32; 5],
-            kv_lens: vec![2, 17, 33, 64, 50],
-            hd,
-            hkv: 2,
-            g,
-            page: 16,
-            p: AttnParams::new(hd, true),
-        };
-        attn_case::<bf16>(&c, None, true, 7100 + i as u64);
     }
     // one long sequence, many splits
     let c = AttnCase {
@@ -811,7 +808,61 @@ fn decode_matches_reference() {
         page: 16,
         p: AttnParams::new(128, true),
     };
-    attn_case::<bf16>(&c, None, true, 7000);
+    for path in DECODE_KERNELS {
+        attn_case::<bf16>(&c, path, true, 7000);
+    }
+    check_fails();
+}
+
+/// Small decode cases (quick enough for compute-sanitizer and the emulated AMD targets): short
+/// sequences with a single split (the decode kernel writes the output), a few splits merged in the launch
+/// and by the merge kernel, two row groups of the matrix-core kernel, hd128 and hd256.
+#[test]
+#[ignore = "needs a GPU"]
+#[serial]
+fn decode_small_cases() {
+    // short sequences: a single split, the decode kernel writes the output itself (no merge)
+    // (hd128 g8 nq3: 24 rows per kv head, two row groups of the matrix-core kernel)
+    for (i, (hd, g, nq)) in [
+        (128usize, 4usize, 1usize),
+        (80, 7, 1),
+        (64, 8, 2),
+        (128, 8, 3),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let c = AttnCase {
+            q_lens: vec![nq as i32; 5],
+            kv_lens: vec![2, 17, 33, 64, 50],
+            hd,
+            hkv: 2,
+            g,
+            page: 16,
+            p: AttnParams::new(hd, true),
+        };
+        for path in DECODE_KERNELS {
+            attn_case::<bf16>(&c, path, true, 7100 + i as u64);
+        }
+    }
+    for (i, hd) in [128usize, 256].into_iter().enumerate() {
+        let c = AttnCase {
+            q_lens: vec![1; 4],
+            kv_lens: vec![1, 17, 300, 1000],
+            hd,
+            hkv: 2,
+            g: 4,
+            page: 16,
+            p: AttnParams::new(hd, true),
+        };
+        let mut cw = c.clone();
+        cw.p.window = 200;
+        cw.p.softcap = 0.5;
+        for path in DECODE_KERNELS {
+            attn_case::<f16>(&c, path, true, 7200 + i as u64);
+            attn_case::<bf16>(&cw, path, true, 7300 + i as u64);
+        }
+    }
     check_fails();
 }
 
