@@ -141,7 +141,9 @@ RF_DEVICE void attn_decode(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache,
     constexpr int KT = R >= 8 ? 2 : 4;  // tokens per lane per iteration (fewer with many rows: registers)
     constexpr int CH = TPW * KT;        // tokens per wave iteration
     static_assert(HD % 8 == 0 && NVP <= RF_WAVE, "head_dim");
-    __shared__ float s_o[DEC_NW][R][HD];
+    // float4 elements: the wave merge stores float4s into s_o, whatever the layout of the block's other
+    // static shared variables (dec_finish's among them) puts before it
+    __shared__ float4 s_o4[DEC_NW][R][HD / 4];
     __shared__ float s_ml[DEC_NW][R][2];
 
     const int split = blockIdx.x, b = blockIdx.z;
@@ -332,8 +334,8 @@ RF_DEVICE void attn_decode(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache,
     if (gi == 0 && act) {
 #pragma unroll
         for (int r = 0; r < R; r++) {
-            *(float4*)&s_o[w][r][vec * 8] = make_float4(o[r][0], o[r][1], o[r][2], o[r][3]);
-            *(float4*)&s_o[w][r][vec * 8 + 4] = make_float4(o[r][4], o[r][5], o[r][6], o[r][7]);
+            s_o4[w][r][vec * 2] = make_float4(o[r][0], o[r][1], o[r][2], o[r][3]);
+            s_o4[w][r][vec * 2 + 1] = make_float4(o[r][4], o[r][5], o[r][6], o[r][7]);
             if (vec == 0) {
                 s_ml[w][r][0] = m[r];
                 s_ml[w][r][1] = l[r];
@@ -341,7 +343,7 @@ RF_DEVICE void attn_decode(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache,
         }
     }
     __syncthreads();
-    dec_finish<T, HD, R, DEC_NW>(&s_o[0][0][0], &s_ml[0][0][0], b, kvh, rg, G, rows_total, nq, hq, o_part, ml_part, out, counters,
+    dec_finish<T, HD, R, DEC_NW>(&s_o4[0][0][0].x, &s_ml[0][0][0], b, kvh, rg, G, rows_total, nq, hq, o_part, ml_part, out, counters,
                                  fuse_merge);
 }
 
