@@ -22,13 +22,14 @@ RF_DEVICE void attn_merge(const float* RF_RESTRICT o_part, const float* RF_RESTR
     float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     float L = 0.0f;
     if (g < pg) {
+        // unconditional loads, unrolled: several parts' loads in flight per thread (a part with no
+        // visible key has m = -inf, c = 0, and o = l = 0 written by its block)
+#pragma unroll 4
         for (int p = g; p < nparts; p += pg) {
             const float c = exp2f(ml[2 * p] - mu);
-            if (c > 0.0f) {
-                const float4 v = ((const float4*)(o_part + (row * nparts + p) * head_dim))[d4];
-                acc.x += c * v.x; acc.y += c * v.y; acc.z += c * v.z; acc.w += c * v.w;
-                L += c * ml[2 * p + 1];
-            }
+            const float4 v = ((const float4*)(o_part + (row * nparts + p) * head_dim))[d4];
+            acc.x += c * v.x; acc.y += c * v.y; acc.z += c * v.z; acc.w += c * v.w;
+            L += c * ml[2 * p + 1];
         }
         *(float4*)&s_acc[g * head_dim + 4 * d4] = acc;
         if (d4 == 0) s_l[g] = L;
