@@ -344,6 +344,14 @@ fn spec_validation() {
         assert_eq!(decode::DecodeKernel::Mc("mfma").rows(3), 16);
         assert_eq!(decode::DecodeKernel::Simt.rows(3), 4);
     }
+    // matrix-core decode splits: whole rounds of resident blocks (H200: 132 CUs x 3 blocks at hd128,
+    // x 2 at hd256), whole tiles, the fixed cost of a split counted
+    assert_eq!(decode::mc_split_count(16 * 8, 396, 4096, 64), 3); // 384 blocks, one round
+    assert_eq!(decode::mc_split_count(64 * 8, 396, 2048, 64), 3);
+    assert_eq!(decode::mc_split_count(1, 264, 128, 32), 4); // a short context: one tile per wave
+    assert_eq!(decode::mc_split_count(1, 264, 32768, 32), 256); // 128 tokens (4 tiles) a split
+    assert_eq!(decode::mc_split_count(1, 264, 1, 32), 1);
+    assert_eq!(decode::mc_split_count(0, 0, 0, 0), 1);
     assert_eq!(
         prefill::spec(128, "bf16", true, "mma_sync", 32)
             .unwrap()

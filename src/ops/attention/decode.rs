@@ -26,10 +26,6 @@ const NW: usize = 4;
 /// SIMT decode blocks to aim for per compute unit (over batch x kv heads x row groups x splits): enough
 /// that the last, partial round of blocks costs little, few enough that the parts stay small.
 const BLOCKS_PER_CU: usize = 8;
-/// The matrix-core kernel's blocks are larger (16 rows, K/V stages of 40-76 KiB: 2-5 resident per CU),
-/// so about one round of them: fewer, longer splits (H200, eighth session: 4 per CU 3-10 % faster than 8
-/// at batch 1-16, the same at 64).
-const MC_BLOCKS_PER_CU: usize = 3;
 /// Up to this many splits, the decode launch merges its own parts (the last block of each row group to
 /// finish reads every split's part of its rows): one launch instead of two, which is what a short decode
 /// step, bound by launches, wants. With more parts per row the merge kernel's grid of one block per row
@@ -57,24 +53,34 @@ pub fn shared_bytes(target: &crate::gpu::Target, rows: usize) -> usize {
     NW * STAGES * kt * 2 * target.wave_size as usize * 16
 }
 
-/// Splits per sequence: fill the device with about `per_cu` blocks per compute unit
-/// (`ROCMFORGE_DECODE_BLOCKS_PER_CU` overrides it, for experiments), each split at least `min_iters`
-/// block iterations (of `chunk` tokens) long.
-pub fn split_count(
-    blocks_per_split: usize,
-    cus: usize,
-    max_len: usize,
-    chunk: usize,
-    per_cu: usize,
-    min_iters: usize,
-) -> usize {
+/// SIMT splits per sequence: fill the device with about `BLOCKS_PER_CU` blocks per compute unit
+/// (`ROCMFORGE_DECODE_BLOCKS_PER_CU` overrides it, for experiments), each split at least two block
+/// iterations long.
+pub fn split_count(blocks_per_split: usize, cus: usize, max_len: usize, chunk: usize) -> usize {
     let per_cu = std::env::var("ROCMFORGE_DECODE_BLOCKS_PER_CU")
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())
         .filter(|&v| v > 0)
-        .unwrap_or(per_cu);
+        .unwrap_or(BLOCKS_PER_CU);
     let want = (per_cu * cus).div_ceil(blocks_per_split.max(1));
-    want.min(max_len.div_ceil(min_iters.max(1) * chunk)).max(1)
+    want.min(max_len.div_ceil(2 * chunk)).max(1)
+}
+
+/// Splits for the matrix-core kernel, whose blocks (16 rows, K/V stages of 40-76 KiB) are few per compute
+/// unit: `n` blocks per split (sequences x kv heads x row groups), `capacity` blocks resident on the
+/// device at once, splits of whole block iterations of `chunk` tokens. The count that minimizes rounds of
+/// blocks x (a wave's tiles + 2 tiles' worth of fixed cost: Q, the first copy's latency, the merge),
+/// the smallest on a tie: it keeps the last round full (H200, eighth session, hd128 4096 tokens x 16
+/// sequences: 3 splits 384 blocks 0.083 ms, 4 splits 512 blocks 0.102 ms, 5 splits 0.086 ms).
+pub fn mc_split_count(n: usize, capacity: usize, max_len: usize, chunk: usize) -> usize {
+    let chunk = chunk.max(1);
+    let max_s = max_len.div_ceil(chunk).max(1);
+    (1..=max_s)
+        .min_by_key(|&s| {
+            let rounds = (n.max(1) * s).div_ceil(capacity.max(1));
+            rounds * (max_len.div_ceil(s).div_ceil(chunk) + 2)
+        })
+        .unwrap_or(1)
 }
 
 pub static FAMILY: Family = Family {
@@ -383,14 +389,18 @@ impl DecodePlan {
         } else {
             108
         };
-        // SIMT: splits of at least two block iterations; matrix cores: one (a wave's tile of 16 keys is
-        // a long step; short contexts want every wave on one tile, as few in a row as possible)
-        let (per_cu, min_iters) = match kernel {
-            DecodeKernel::Simt => (BLOCKS_PER_CU, 2),
-            DecodeKernel::Mc(_) => (MC_BLOCKS_PER_CU, 1),
-        };
         let blocks_per_split = nseq * n_kv_heads * row_groups;
-        let splits = split_count(blocks_per_split, cus, max_len, chunk, per_cu, min_iters);
+        let splits = match kernel {
+            DecodeKernel::Simt => split_count(blocks_per_split, cus, max_len, chunk),
+            DecodeKernel::Mc(path) => {
+                // blocks resident per compute unit as shared memory allows (the per-block opt-in
+                // limit standing in for the unit's)
+                let shared = McTiles::of(path, head_dim).shared.max(1);
+                let smem = t.shared_per_block_optin.max(t.shared_per_block) as usize;
+                let resident = (smem / shared).clamp(1, 8);
+                mc_split_count(blocks_per_split, resident * cus, max_len, chunk)
+            }
+        };
         let split_tokens = max_len.div_ceil(splits).div_ceil(chunk) * chunk;
         let splits = max_len.div_ceil(split_tokens);
         let nrows = nseq * nq * hq;
