@@ -263,7 +263,17 @@ fn main() -> Result<()> {
         (1, 32768, 32, 8, 64),
         (16, 8192, 4, 1, 256),
         (1, 32768, 4, 1, 256),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    // ROCMFORGE_BENCH_DECODE_ROWS: comma-separated row indices (0-7) to run; all when unset
+    .filter(|(i, _)| {
+        std::env::var("ROCMFORGE_BENCH_DECODE_ROWS")
+            .map(|r| r.split(',').any(|x| x.trim() == i.to_string()))
+            .unwrap_or(true)
+    })
+    .map(|(_, r)| r)
+    {
         if !run("decode") {
             break;
         }

@@ -196,9 +196,16 @@ pub struct McTiles {
 impl McTiles {
     /// 16-key tiles; 4 waves (2 at head_dim 256), so a block stays under the 64 KiB of LDS AMD gives a
     /// workgroup and the 99 KiB of sm_86/89 (two stages per wave on mma_sync).
+    /// `ROCMFORGE_DECODE_MC_TILES=bn,nwarp,stages` replaces them, for experiments (the instance's
+    /// source, and so its cache key, changes with them; its name does not).
     pub fn of(path: &str, head_dim: usize) -> McTiles {
-        let (bn, nwarp) = (16, if head_dim > 128 { 2 } else { 4 });
-        let stages = if path == "mma_sync" { 2 } else { 1 };
+        let (mut bn, mut nwarp) = (16, if head_dim > 128 { 2 } else { 4 });
+        let mut stages = if path == "mma_sync" { 2 } else { 1 };
+        if let Some((b, w, st)) = env_mc_tiles() {
+            if path == "mma_sync" || st == 1 {
+                (bn, nwarp, stages) = (b, w, st);
+            }
+        }
         let ld = head_dim + 8;
         let scratch = if path == "mma_sync" {
             0
@@ -212,6 +219,27 @@ impl McTiles {
             stages,
             shared,
         }
+    }
+}
+
+/// `ROCMFORGE_DECODE_MC_TILES=bn,nwarp,stages` when it parses to a shape the kernel takes (bn a
+/// multiple of 16 up to 64, 1-8 waves, 1-4 stages); anything else is ignored.
+fn env_mc_tiles() -> Option<(usize, usize, usize)> {
+    let v = std::env::var("ROCMFORGE_DECODE_MC_TILES").ok()?;
+    let n: Vec<usize> = v
+        .split(',')
+        .map(|x| x.trim().parse().ok())
+        .collect::<Option<_>>()?;
+    match n[..] {
+        [b, w, st]
+            if b % 16 == 0
+                && (16..=64).contains(&b)
+                && (1..=8).contains(&w)
+                && (1..=4).contains(&st) =>
+        {
+            Some((b, w, st))
+        }
+        _ => None,
     }
 }
 
