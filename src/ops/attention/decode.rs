@@ -194,13 +194,21 @@ pub struct McTiles {
 }
 
 impl McTiles {
-    /// 16-key tiles; 4 waves (2 at head_dim 256), so a block stays under the 64 KiB of LDS AMD gives a
-    /// workgroup and the 99 KiB of sm_86/89 (two stages per wave on mma_sync).
+    /// Under the 64 KiB of LDS AMD gives a workgroup and the 99 KiB of sm_86/89 (H200 sweep, eighth
+    /// session, `ROCMFORGE_DECODE_MC_TILES`: docs/runs/s8/d/sweep.txt).
+    /// - mma_sync: head_dim 64: 32-key tiles, 4 waves, 2 stages (6 % faster than 16-key tiles at
+    ///   B=16); 80-128: 16 keys, 2 waves, 3 stages (two tiles in flight a wave; 2-4 % faster than 4
+    ///   waves of 2 stages at B=16-64); 256: 16 keys, 2 waves, 2 stages (76 KiB).
+    /// - mfma / wmma (one stage, a tile loaded through registers): 16 keys, 4 waves (2 at 256).
     /// `ROCMFORGE_DECODE_MC_TILES=bn,nwarp,stages` replaces them, for experiments (the instance's
     /// source, and so its cache key, changes with them; its name does not).
     pub fn of(path: &str, head_dim: usize) -> McTiles {
-        let (mut bn, mut nwarp) = (16, if head_dim > 128 { 2 } else { 4 });
-        let mut stages = if path == "mma_sync" { 2 } else { 1 };
+        let (mut bn, mut nwarp, mut stages) = match (path, head_dim) {
+            ("mma_sync", 64) => (32, 4, 2),
+            ("mma_sync", 80..=128) => (16, 2, 3),
+            ("mma_sync", _) => (16, 2, 2),
+            (_, hd) => (16, if hd > 128 { 2 } else { 4 }, 1),
+        };
         if let Some((b, w, st)) = env_mc_tiles() {
             if path == "mma_sync" || st == 1 {
                 (bn, nwarp, stages) = (b, w, st);
