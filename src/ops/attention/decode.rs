@@ -83,25 +83,29 @@ pub fn mc_split_count(n: usize, capacity: usize, max_len: usize, chunk: usize) -
         .unwrap_or(1)
 }
 
+// The parameters FAMILY and MC_FAMILY share.
+const HEAD_DIM_PARAM: ParamDef = ParamDef {
+    name: "head_dim",
+    kind: ParamKind::Int {
+        prefix: "hd",
+        values: HEAD_DIMS,
+    },
+    doc: "head size",
+};
+const DTYPE_PARAM: ParamDef = ParamDef {
+    name: "dtype",
+    kind: ParamKind::Choice { values: DTYPES16 },
+    doc: "Q/K/V element type",
+};
+
 pub static FAMILY: Family = Family {
     name: "attn_decode",
     doc: "flash-decoding split kernel over the paged cache (GQA rows per block, partial results)",
     body: "attn_decode.hip",
     instance: "attn_decode.inst",
     params: &[
-        ParamDef {
-            name: "head_dim",
-            kind: ParamKind::Int {
-                prefix: "hd",
-                values: HEAD_DIMS,
-            },
-            doc: "head size",
-        },
-        ParamDef {
-            name: "dtype",
-            kind: ParamKind::Choice { values: DTYPES16 },
-            doc: "Q/K/V element type",
-        },
+        HEAD_DIM_PARAM,
+        DTYPE_PARAM,
         ParamDef {
             name: "rows",
             kind: ParamKind::Int {
@@ -140,19 +144,8 @@ pub static MC_FAMILY: Family = Family {
     body: "attn_decode.hip",
     instance: "attn_decode_mc.inst",
     params: &[
-        ParamDef {
-            name: "head_dim",
-            kind: ParamKind::Int {
-                prefix: "hd",
-                values: HEAD_DIMS,
-            },
-            doc: "head size",
-        },
-        ParamDef {
-            name: "dtype",
-            kind: ParamKind::Choice { values: DTYPES16 },
-            doc: "Q/K/V element type",
-        },
+        HEAD_DIM_PARAM,
+        DTYPE_PARAM,
         ParamDef {
             name: "path",
             kind: ParamKind::Choice { values: MC_PATHS },
