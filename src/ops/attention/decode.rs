@@ -326,6 +326,9 @@ pub struct DecodePlan {
     pub row_groups: usize,
     pub splits: usize,
     pub split_tokens: usize,
+    /// Waves per block and dynamic shared bytes of the kernel's launch (decided with the plan).
+    waves: usize,
+    shared: usize,
     /// Merge the parts inside the decode launch (set from [`FUSE_MAX_SPLITS`]; a caller may clear it
     /// to compare with the merge kernel).
     pub fused_merge: bool,
@@ -405,11 +408,15 @@ impl DecodePlan {
         let rows = kernel.rows(rows_total);
         let row_groups = rows_total.div_ceil(rows);
         let t = dev.target();
-        let chunk = match kernel {
-            DecodeKernel::Simt => chunk_tokens(head_dim, rows, t.wave_size as usize),
+        let (chunk, waves, shared) = match kernel {
+            DecodeKernel::Simt => (
+                chunk_tokens(head_dim, rows, t.wave_size as usize),
+                NW,
+                shared_bytes(t, rows),
+            ),
             DecodeKernel::Mc(path) => {
                 let m = McTiles::of(path, head_dim);
-                m.bn * m.nwarp
+                (m.bn * m.nwarp, m.nwarp, m.shared)
             }
         };
         let max_len = batch.max_kv_len().max(1);
@@ -421,12 +428,11 @@ impl DecodePlan {
         let blocks_per_split = nseq * n_kv_heads * row_groups;
         let splits = match kernel {
             DecodeKernel::Simt => split_count(blocks_per_split, cus, max_len, chunk),
-            DecodeKernel::Mc(path) => {
+            DecodeKernel::Mc(_) => {
                 // blocks resident per compute unit as shared memory allows (the per-block opt-in
                 // limit standing in for the unit's)
-                let shared = McTiles::of(path, head_dim).shared.max(1);
                 let smem = t.shared_per_block_optin.max(t.shared_per_block) as usize;
-                let resident = (smem / shared).clamp(1, 8);
+                let resident = (smem / shared.max(1)).clamp(1, 8);
                 mc_split_count(blocks_per_split, resident * cus, max_len, chunk)
             }
         };
@@ -446,6 +452,8 @@ impl DecodePlan {
             row_groups,
             splits,
             split_tokens,
+            waves,
+            shared,
             fused_merge: splits <= FUSE_MAX_SPLITS,
             o_part: dev.alloc((nrows * parts * head_dim).max(1))?,
             ml_part: dev.alloc((nrows * parts * 2).max(1))?,
@@ -497,13 +505,6 @@ pub fn decode<T: Element>(
         dev,
         &plan.kernel.spec(l.head_dim, T::DTYPE, rows_total, wave)?,
     )?;
-    let (nw, shared) = match plan.kernel {
-        DecodeKernel::Simt => (NW, shared_bytes(dev.target(), plan.rows)),
-        DecodeKernel::Mc(path) => {
-            let m = McTiles::of(path, l.head_dim);
-            (m.nwarp, m.shared)
-        }
-    };
     let grid = [
         plan.splits as u32,
         (l.n_kv_heads * plan.row_groups) as u32,
@@ -511,8 +512,8 @@ pub fn decode<T: Element>(
     ];
     let cfg = LaunchConfig {
         grid,
-        block: [nw as u32 * wave, 1, 1],
-        shared_bytes: shared as u32,
+        block: [plan.waves as u32 * wave, 1, 1],
+        shared_bytes: plan.shared as u32,
     };
     kern.launch(
         stream,
