@@ -11,7 +11,7 @@
 //! ([`DecodeKernel::native`]; `ROCMFORGE_DECODE=simt` keeps the SIMT kernel).
 
 use super::prefill::check_shapes;
-use super::{check_dtype16, AttnParams, Batch, PagedCache, DTYPES16, HEAD_DIMS};
+use super::{check_dtype16, AttnParams, Batch, PagedCache, DTYPES16, DTYPE_PARAM, HEAD_DIM_PARAM};
 use crate::error::{Error, Result};
 use crate::gpu::Target;
 use crate::gpu::{Buffer, Device, LaunchConfig, Stream};
@@ -82,21 +82,6 @@ pub fn mc_split_count(n: usize, capacity: usize, max_len: usize, chunk: usize) -
         })
         .unwrap_or(1)
 }
-
-// The parameters FAMILY and MC_FAMILY share.
-const HEAD_DIM_PARAM: ParamDef = ParamDef {
-    name: "head_dim",
-    kind: ParamKind::Int {
-        prefix: "hd",
-        values: HEAD_DIMS,
-    },
-    doc: "head size",
-};
-const DTYPE_PARAM: ParamDef = ParamDef {
-    name: "dtype",
-    kind: ParamKind::Choice { values: DTYPES16 },
-    doc: "Q/K/V element type",
-};
 
 pub static FAMILY: Family = Family {
     name: "attn_decode",

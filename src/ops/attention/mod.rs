@@ -15,6 +15,7 @@ pub mod softmax;
 
 use crate::error::{Error, Result};
 use crate::gpu::{Buffer, Device};
+use crate::jit::spec::{ParamDef, ParamKind};
 use crate::jit::Family;
 
 /// Kernel families of this area.
@@ -40,6 +41,21 @@ pub(crate) fn mm_header() -> String {
 pub const HEAD_DIMS: &[i64] = &[64, 80, 96, 128, 256];
 /// Storage types of the KV cache and attention inputs.
 pub const DTYPES16: &[&str] = &["f16", "bf16"];
+
+// The head_dim and dtype parameters of the attention families (prefill, decode).
+pub(super) const HEAD_DIM_PARAM: ParamDef = ParamDef {
+    name: "head_dim",
+    kind: ParamKind::Int {
+        prefix: "hd",
+        values: HEAD_DIMS,
+    },
+    doc: "head size",
+};
+pub(super) const DTYPE_PARAM: ParamDef = ParamDef {
+    name: "dtype",
+    kind: ParamKind::Choice { values: DTYPES16 },
+    doc: "Q/K/V/O element type",
+};
 
 /// Error unless `head_dim` is supported, listing the supported sizes.
 pub fn check_head_dim(op: &'static str, head_dim: usize) -> Result<()> {

@@ -5,7 +5,7 @@
 
 use super::{
     check_cache_covers, check_dtype16, check_head_dim, AttnParams, Batch, PagedCache, PagedLayout,
-    DTYPES16, HEAD_DIMS,
+    DTYPE_PARAM, HEAD_DIMS, HEAD_DIM_PARAM,
 };
 use crate::error::{Error, Result};
 use crate::gpu::{Buffer, Device, LaunchConfig, MatrixCores, Stream, Target};
@@ -16,20 +16,7 @@ use crate::ops::Element;
 /// Matrix paths of the prefill kernel.
 pub const PATHS: &[&str] = &["scalar", "mma_sync", "mfma", "wmma"];
 
-// The parameters FAMILY and PIPE_FAMILY share (their instances' URIs start alike).
-const HEAD_DIM_PARAM: ParamDef = ParamDef {
-    name: "head_dim",
-    kind: ParamKind::Int {
-        prefix: "hd",
-        values: HEAD_DIMS,
-    },
-    doc: "head size",
-};
-const DTYPE_PARAM: ParamDef = ParamDef {
-    name: "dtype",
-    kind: ParamKind::Choice { values: DTYPES16 },
-    doc: "Q/K/V/O element type",
-};
+// FAMILY and PIPE_FAMILY share their parameters up to here (their instances' URIs start alike).
 const CAUSAL_PARAM: ParamDef = ParamDef {
     name: "causal",
     kind: ParamKind::Flag {
