@@ -254,25 +254,45 @@ fn main() -> Result<()> {
 
     // ---- decode, bf16, page 16: GQA 32/8 hd128, 32/8 hd64, MQA 4/1 hd256 (Gemma 3 270M's heads); the
     // plan's kernel (the matrix-core one where the target has it), then the SIMT kernel on the same caches
-    for (b, ctx, hq, hkv, hd) in [
-        (1usize, 4096usize, 32usize, 8usize, 128usize),
-        (1, 32768, 32, 8, 128),
-        (16, 4096, 32, 8, 128),
-        (64, 2048, 32, 8, 128),
-        (16, 4096, 32, 8, 64),
-        (1, 32768, 32, 8, 64),
-        (16, 8192, 4, 1, 256),
-        (1, 32768, 4, 1, 256),
-    ]
-    .into_iter()
-    .enumerate()
-    // ROCMFORGE_BENCH_DECODE_ROWS: comma-separated row indices (0-7) to run; all when unset
-    .filter(|(i, _)| {
-        std::env::var("ROCMFORGE_BENCH_DECODE_ROWS")
-            .map(|r| r.split(',').any(|x| x.trim() == i.to_string()))
-            .unwrap_or(true)
-    })
-    .map(|(_, r)| r)
+    // ROCMFORGE_BENCH_DECODE_SHAPES="b:ctx:hq:hkv:hd,...": these shapes instead of the eight rows
+    // (for crossovers, e.g. the short contexts of a small model's decode)
+    let shapes: Vec<(usize, usize, usize, usize, usize)> =
+        match std::env::var("ROCMFORGE_BENCH_DECODE_SHAPES") {
+            Ok(v) => v
+                .split(',')
+                .map(|r| {
+                    let f: Vec<usize> =
+                        r.split(':').filter_map(|x| x.trim().parse().ok()).collect();
+                    match f[..] {
+                        [b, ctx, hq, hkv, hd] => Ok((b, ctx, hq, hkv, hd)),
+                        _ => Err(rocmforge::Error::op(
+                            "bench",
+                            format!("ROCMFORGE_BENCH_DECODE_SHAPES: {r:?} is not b:ctx:hq:hkv:hd"),
+                        )),
+                    }
+                })
+                .collect::<Result<_>>()?,
+            Err(_) => vec![
+                (1, 4096, 32, 8, 128),
+                (1, 32768, 32, 8, 128),
+                (16, 4096, 32, 8, 128),
+                (64, 2048, 32, 8, 128),
+                (16, 4096, 32, 8, 64),
+                (1, 32768, 32, 8, 64),
+                (16, 8192, 4, 1, 256),
+                (1, 32768, 4, 1, 256),
+            ],
+        };
+    for (b, ctx, hq, hkv, hd) in shapes
+        .into_iter()
+        .enumerate()
+        // ROCMFORGE_BENCH_DECODE_ROWS: comma-separated row indices to run; all when unset
+        .filter(|(i, _)| {
+            std::env::var("ROCMFORGE_BENCH_DECODE_ROWS")
+                .map(|r| r.split(',').any(|x| x.trim() == i.to_string()))
+                .unwrap_or(true)
+        })
+        .map(|(_, r)| r)
     {
         if !run("decode") {
             break;
@@ -290,7 +310,7 @@ fn main() -> Result<()> {
         let p = AttnParams::new(hd, true);
         let time = |plan: &mut decode::DecodePlan, out: &mut Buffer<bf16>| {
             time_ms(&dev, 3, 50, |i| {
-                decode::decode(&dev, &s, &q, &caches[i % reps], &batch, plan, out, &p)
+                decode::decode(&dev, &s, &q, &caches[i % reps], &batch, plan, out, &p, None)
             })
         };
         let ms = time(&mut plan, &mut out)?;

@@ -53,16 +53,22 @@ RF_DEVICE float4 dec_ld_cg(const float4* p) { return *p; }
 // s_o [NW][R][HD] (unnormalized, relative to the wave's row max) and s_ml [NW][R][2] (that max in log2
 // units, the row sum), are merged into the split's part (blockIdx.x of gridDim.x; o unnormalized, m, l)
 // or, with a single split, into the output; with fuse_merge, the last block of the row group to finish
-// merges every split's part of its rows. Every thread of the block calls it.
+// merges every split's part of its rows. Every thread of the block calls it. Whoever writes output rows
+// also quantizes them for the next GEMV when xq is not null (rf_q8_put / rf_q8_put4: the output as the
+// q8_act kernel would from the stored T values, at the same flat index): every lane of a wave runs the
+// same iterations for the shuffles, and the 16 elements of a group (HD % 16 == 0) are valid together.
 template <typename T, int HD, int R, int NW>
 RF_DEVICE void dec_finish(const float* s_o, const float* s_ml, int b, int kvh, int rg, int G, int rows_total, int nq, int hq,
                           float* RF_RESTRICT o_part, float* RF_RESTRICT ml_part, T* RF_RESTRICT out, int* RF_RESTRICT counters,
-                          int fuse_merge) {
+                          int fuse_merge, signed char* RF_RESTRICT xq, float2* RF_RESTRICT xs) {
     // ---- merge the waves; write the split's part (or, with one split, the output)
+    constexpr int NT = NW * RF_WAVE;
     const int nsplit = gridDim.x;
-    for (int e = threadIdx.x; e < R * HD; e += NW * RF_WAVE) {
-        const int r = e / HD, d = e % HD, rr = rg * R + r;
-        if (rr >= rows_total) continue;
+    for (int e0 = 0; e0 < R * HD; e0 += NT) {
+        const int e = e0 + threadIdx.x;
+        const int r = min(e / HD, R - 1), d = e % HD, rr = rg * R + r;
+        const bool valid = e < R * HD && rr < rows_total;
+        if (!valid && (nsplit > 1 || xq == nullptr)) continue;
         float M = RF_NEG_INF;
 #pragma unroll
         for (int i = 0; i < NW; i++) M = fmaxf(M, s_ml[(i * R + r) * 2]);
@@ -76,7 +82,9 @@ RF_DEVICE void dec_finish(const float* s_o, const float* s_ml, int b, int kvh, i
         }
         const long long row = (long long)(b * nq + rr / G) * hq + kvh * G + rr % G;
         if (nsplit == 1) {
-            out[row * HD + d] = rf_from_f32<T>(L > 0.0f ? acc / L : 0.0f);
+            const T v = rf_from_f32<T>(L > 0.0f ? acc / L : 0.0f);
+            if (valid) out[row * HD + d] = v;
+            if (xq != nullptr) rf_q8_put(rf_to_f32(v), valid, row * HD + d, xq, xs);
         } else {
             o_part[(row * nsplit + blockIdx.x) * HD + d] = acc;
             if (d == 0) {
@@ -100,10 +108,12 @@ RF_DEVICE void dec_finish(const float* s_o, const float* s_ml, int b, int kvh, i
     if (!s_last) return;
     __threadfence();
     constexpr int D4 = HD / 4;
-    for (int e = threadIdx.x; e < R * D4; e += NW * RF_WAVE) {
-        const int r = e / D4, d4 = e % D4, rr = rg * R + r;
-        if (rr >= rows_total) continue;
-        const long long row = (long long)(b * nq + rr / G) * hq + kvh * G + rr % G;
+    for (int e0 = 0; e0 < R * D4; e0 += NT) {
+        const int e = e0 + threadIdx.x;
+        const int r = min(e / D4, R - 1), d4 = e % D4, rr = rg * R + r;
+        const bool valid = e < R * D4 && rr < rows_total;
+        if (!valid && xq == nullptr) continue;
+        const long long row = (long long)(b * nq + min(rr, rows_total - 1) / G) * hq + kvh * G + min(rr, rows_total - 1) % G;
         const float* ml = ml_part + row * nsplit * 2;
         const float4* op = (const float4*)(o_part + row * nsplit * HD) + d4;
         float M = RF_NEG_INF, L = 0.0f;
@@ -123,11 +133,19 @@ RF_DEVICE void dec_finish(const float* s_o, const float* s_ml, int b, int kvh, i
             M = mn;
         }
         const float inv = L > 0.0f ? 1.0f / L : 0.0f;
-        T* o = out + row * HD + 4 * d4;
-        o[0] = rf_from_f32<T>(acc.x * inv);
-        o[1] = rf_from_f32<T>(acc.y * inv);
-        o[2] = rf_from_f32<T>(acc.z * inv);
-        o[3] = rf_from_f32<T>(acc.w * inv);
+        const T v[4] = {rf_from_f32<T>(acc.x * inv), rf_from_f32<T>(acc.y * inv), rf_from_f32<T>(acc.z * inv),
+                        rf_from_f32<T>(acc.w * inv)};
+        if (valid) {
+            T* o = out + row * HD + 4 * d4;
+            o[0] = v[0];
+            o[1] = v[1];
+            o[2] = v[2];
+            o[3] = v[3];
+        }
+        if (xq != nullptr) {
+            const float4 f = make_float4(rf_to_f32(v[0]), rf_to_f32(v[1]), rf_to_f32(v[2]), rf_to_f32(v[3]));
+            rf_q8_put4(f, valid, row * HD + 4 * d4, xq, xs);
+        }
     }
 }
 
@@ -136,7 +154,7 @@ RF_DEVICE void attn_decode(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache,
                            const int* RF_RESTRICT block_tables, const int* RF_RESTRICT kv_lens, int max_pages, int page_size,
                            int nq, int hq, int hkv, float scale, float softcap, int window, int split_tokens,
                            float* RF_RESTRICT o_part, float* RF_RESTRICT ml_part, T* RF_RESTRICT out, int* RF_RESTRICT counters,
-                           int fuse_merge) {
+                           int fuse_merge, signed char* RF_RESTRICT xq, float2* RF_RESTRICT xs) {
     constexpr int NV = HD / 8, NVP = DecPow2<NV>::v, TPW = RF_WAVE / NVP;
     constexpr int KT = R >= 8 ? 2 : 4;  // tokens per lane per iteration (fewer with many rows: registers)
     constexpr int CH = TPW * KT;        // tokens per wave iteration
@@ -344,7 +362,7 @@ RF_DEVICE void attn_decode(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache,
     }
     __syncthreads();
     dec_finish<T, HD, R, DEC_NW>(&s_o4[0][0][0].x, &s_ml[0][0][0], b, kvh, rg, G, rows_total, nq, hq, o_part, ml_part, out, counters,
-                                 fuse_merge);
+                                 fuse_merge, xq, xs);
 }
 
 // ---------------------------------------------------------------- matrix-core decode (attn_decode_mc) (its family's preamble defines
@@ -369,7 +387,7 @@ RF_DEVICE void attn_decode_mc(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cac
                               const int* RF_RESTRICT block_tables, const int* RF_RESTRICT kv_lens, int max_pages, int page_size,
                               int nq, int hq, int hkv, float scale, float softcap, int window, int split_tokens,
                               float* RF_RESTRICT o_part, float* RF_RESTRICT ml_part, T* RF_RESTRICT out, int* RF_RESTRICT counters,
-                              int fuse_merge) {
+                              int fuse_merge, signed char* RF_RESTRICT xq, float2* RF_RESTRICT xs) {
     constexpr int BN = RF_DMC_BN, NW = RF_DMC_NW, ST = RF_DMC_ST, R = MM::RW, LD = HD + AP_PAD, NV = HD / 8;
     constexpr int STAGE = 2 * BN * LD;                        // T elements: K rows, then V rows
     constexpr int WAVE_ELEMS = ST * STAGE + MM::SCRATCH / 2;  // a wave's stages and P scratch
@@ -526,6 +544,7 @@ RF_DEVICE void attn_decode_mc(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cac
         s_ml[(w * R + MM::slot_row(j, lane)) * 2 + 1] = l[j];
     }
     __syncthreads();
-    dec_finish<T, HD, R, NW>(s_o, s_ml, b, kvh, rg, G, rows_total, nq, hq, o_part, ml_part, out, counters, fuse_merge);
+    dec_finish<T, HD, R, NW>(s_o, s_ml, b, kvh, rg, G, rows_total, nq, hq, o_part, ml_part, out, counters, fuse_merge, xq,
+                             xs);
 }
 #endif

@@ -1,12 +1,13 @@
 // Merge of flash-decoding parts: out[row][d] = sum_p 2^(m_p - M) o_p[d] / sum_p 2^(m_p - M) l_p.
 // o_part [rows][nparts][head_dim] f32 (unnormalized), ml_part [rows][nparts][2] (max in log2 units, sum).
-// One block of MG_THREADS per row: the parts are dealt to PG groups of head_dim/4 threads (float4 each),
+// One block of MG_THREADS per row (head_dim <= MG_MAXHD = MG_THREADS): the parts are dealt to PG groups of head_dim/4 threads (float4 each),
 // whose sums meet in shared memory. A row with no visible key at all gets zeros.
 #define MG_THREADS 256
 #define MG_MAXHD 256
 
 template <typename T>
-RF_DEVICE void attn_merge(const float* RF_RESTRICT o_part, const float* RF_RESTRICT ml_part, T* RF_RESTRICT out, int nparts, int head_dim) {
+RF_DEVICE void attn_merge(const float* RF_RESTRICT o_part, const float* RF_RESTRICT ml_part, T* RF_RESTRICT out, int nparts, int head_dim,
+                          signed char* RF_RESTRICT xq, float2* RF_RESTRICT xs) {
     __shared__ float s_acc[MG_THREADS * 4];
     __shared__ float s_l[MG_THREADS];
     __shared__ float s_red[MG_THREADS / RF_WAVE];
@@ -35,12 +36,17 @@ RF_DEVICE void attn_merge(const float* RF_RESTRICT o_part, const float* RF_RESTR
         if (d4 == 0) s_l[g] = L;
     }
     __syncthreads();
-    for (int d = threadIdx.x; d < head_dim; d += MG_THREADS) {
-        float a = 0.0f, lt = 0.0f;
-        for (int i = 0; i < pg; i++) {
-            a += s_acc[i * head_dim + d];
-            lt += s_l[i];
-        }
-        out[row * head_dim + d] = rf_from_f32<T>(lt > 0.0f ? a / lt : 0.0f);
+    // one element a thread (head_dim <= MG_THREADS); with xq, every thread takes part in rf_q8_put's
+    // shuffles (head_dim % 16 == 0: a 16-lane group is valid together)
+    const int d = threadIdx.x;
+    const bool valid = d < head_dim;
+    if (!valid && xq == nullptr) return;
+    float a = 0.0f, lt = 0.0f;
+    for (int i = 0; i < pg; i++) {
+        a += valid ? s_acc[i * head_dim + d] : 0.0f;
+        lt += s_l[i];
     }
+    const T v = rf_from_f32<T>(lt > 0.0f ? a / lt : 0.0f);
+    if (valid) out[row * head_dim + d] = v;
+    if (xq != nullptr) rf_q8_put(rf_to_f32(v), valid, row * head_dim + d, xq, xs);
 }

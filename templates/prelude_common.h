@@ -84,6 +84,36 @@ RF_DEVICE void rf_q8_put(float v, bool valid, long long at, signed char* xq, flo
     }
 }
 
+// The weights a GEMV block reads, prefetched into L2 in its RF_KERNEL_PROLOGUE_PREFETCH: rows
+// [row0, row0 + RB) of W (row0 = blockIdx.x * RB, clamped to `rows`), each (cols / QK) blocks of F, and with
+// GLU the matching up rows rows + row0 .. of the stacked [gate; up].
+template <typename F, int RB, int GLU>
+RF_DEVICE void rf_gemv_prefetch(const unsigned char* w, int rows, int cols) {
+    const long long row_bytes = (long long)(cols / F::QK) * F::BYTES;
+    const int row0 = blockIdx.x * RB;
+    const long long bytes = (long long)max(0, min(RB, rows - row0)) * row_bytes;
+    rf_prefetch_l2(w + row0 * row_bytes, bytes);
+    if (GLU != 0) rf_prefetch_l2(w + ((long long)rows + row0) * row_bytes, bytes);
+}
+
+// rf_q8_put for four consecutive elements a lane (at a multiple of 4): the 16 elements of a scale are the
+// four lanes 4k..4k+3, which are valid together. Bit-equal to four rf_q8_put calls.
+RF_DEVICE void rf_q8_put4(float4 v, bool valid, long long at, signed char* xq, float2* xs) {
+    float amax = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
+#pragma unroll
+    for (int m = 2; m > 0; m >>= 1) amax = fmaxf(amax, RF_SHFL_XOR(amax, m));
+    const float d = amax / 127.0f;
+    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    const int q0 = (int)rintf(v.x * id), q1 = (int)rintf(v.y * id), q2 = (int)rintf(v.z * id), q3 = (int)rintf(v.w * id);
+    int s = q0 + q1 + q2 + q3;
+#pragma unroll
+    for (int m = 2; m > 0; m >>= 1) s += RF_SHFL_XOR(s, m);
+    if (valid) {
+        *(unsigned int*)(xq + at) = (unsigned)(q0 & 255) | (unsigned)(q1 & 255) << 8 | (unsigned)(q2 & 255) << 16 | (unsigned)(q3 & 255) << 24;
+        if ((at & 15) == 0) xs[at >> 4] = make_float2(d, d * (float)s);
+    }
+}
+
 // The gated activations of the GEMV GLU epilogues (gemv, gemv_wave): GLU 1 = SiLU, 2 = GELU-tanh, the
 // arithmetic of glue.hip's glue_silu / glue_gelu_tanh.
 template <int GLU>

@@ -22,8 +22,24 @@ typedef unsigned long long uint64_t;
 // visible, so nothing a kernel reads can be stale. Without that launch attribute both are no-ops.
 #if defined(RF_SM) && RF_SM >= 90
 #define RF_KERNEL_PROLOGUE() do { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); asm volatile("griddepcontrol.wait;" ::: "memory"); } while (0)
+// [p, p + bytes) into L2 (a hint: no data comes back, and none can be stale: L2 is where the previous
+// kernel's writes land): one bulk prefetch by thread 0, over the range widened to 16-byte bounds (which
+// stays in mapped memory: allocations, the pool's and the driver's, start 256-byte aligned and are
+// mapped in whole pages).
+RF_DEVICE void rf_prefetch_l2(const void* p, long long bytes) {
+    if (threadIdx.x != 0 || bytes <= 0) return;
+    const unsigned long long a = (unsigned long long)p & ~15ull;
+    const unsigned n = (unsigned)(((unsigned long long)p + bytes - a + 15) & ~15ull);
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(a), "r"(n) : "memory");
+}
+// RF_KERNEL_PROLOGUE with statements between letting the dependents launch and waiting: prefetches of
+// data no kernel of the step writes (a GEMV's weights), so that under programmatic dependent launch
+// their DRAM latency passes while the previous kernel still runs. Nothing else may go there.
+#define RF_KERNEL_PROLOGUE_PREFETCH(...) do { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); __VA_ARGS__; asm volatile("griddepcontrol.wait;" ::: "memory"); } while (0)
 #else
 #define RF_KERNEL_PROLOGUE() do { } while (0)
+RF_DEVICE void rf_prefetch_l2(const void*, long long) {}
+#define RF_KERNEL_PROLOGUE_PREFETCH(...) do { } while (0)
 #endif
 // Warp shuffles take a lane mask on NVIDIA.
 #define RF_SHFL_XOR(v, m) __shfl_xor_sync(0xffffffffu, (v), (m), RF_WAVE)

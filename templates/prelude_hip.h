@@ -3,6 +3,9 @@
 #define RF_GLOBAL extern "C" __global__
 // First statement of every kernel (programmatic dependent launch on NVIDIA; nothing on AMD).
 #define RF_KERNEL_PROLOGUE() do { } while (0)
+// RF_KERNEL_PROLOGUE_PREFETCH's prefetches are for programmatic dependent launch (NVIDIA): dropped here.
+#define RF_KERNEL_PROLOGUE_PREFETCH(...) do { } while (0)
+RF_DEVICE void rf_prefetch_l2(const void*, long long) {}
 #define RF_LAUNCH_BOUNDS(n) __launch_bounds__(n)
 // HIP's second __launch_bounds__ argument means waves per execution unit, not blocks per SM: unused.
 #define RF_LAUNCH_BOUNDS_MIN(n, b) __launch_bounds__(n)

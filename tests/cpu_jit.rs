@@ -289,7 +289,8 @@ fn grouped_compile_gives_each_instance_its_kernel() {
 
 /// Kernels may be launched as programmatic dependents of the previous kernel (Device::pdl on NVIDIA
 /// sm_90+): each must wait for it before anything else, so every kernel of every instance template
-/// starts with RF_KERNEL_PROLOGUE. A kernel without it could read its inputs before they are written.
+/// starts with RF_KERNEL_PROLOGUE (or RF_KERNEL_PROLOGUE_PREFETCH, which prefetches data no kernel
+/// writes before the same wait). A kernel without it could read its inputs before they are written.
 #[test]
 fn every_kernel_starts_with_the_prologue() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
@@ -308,8 +309,9 @@ fn every_kernel_starts_with_the_prologue() {
                 .unwrap_or_else(|| panic!("{}: no body", p.display()));
             let body = rest[open + 3..].trim_start();
             assert!(
-                body.starts_with("RF_KERNEL_PROLOGUE();"),
-                "{}: a kernel does not start with RF_KERNEL_PROLOGUE()",
+                body.starts_with("RF_KERNEL_PROLOGUE();")
+                    || body.starts_with("RF_KERNEL_PROLOGUE_PREFETCH("),
+                "{}: a kernel does not start with RF_KERNEL_PROLOGUE[_PREFETCH]()",
                 p.display()
             );
             kernels += 1;
@@ -319,5 +321,9 @@ fn every_kernel_starts_with_the_prologue() {
     for prelude in ["prelude_cuda.h", "prelude_hip.h"] {
         let t = std::fs::read_to_string(dir.join(prelude)).unwrap();
         assert!(t.contains("#define RF_KERNEL_PROLOGUE()"), "{prelude}");
+        assert!(
+            t.contains("#define RF_KERNEL_PROLOGUE_PREFETCH(...)"),
+            "{prelude}"
+        );
     }
 }

@@ -10,6 +10,7 @@ use rocmforge::ops::attention::rope::{Rope, RopeStyle};
 use rocmforge::ops::attention::{
     decode, kv_cache, prefill, rope, softmax, AttnParams, Batch, PagedCache, PagedLayout,
 };
+use rocmforge::ops::quantized::gemv_q8;
 use rocmforge::ops::Element;
 use serial_test::serial;
 
@@ -374,19 +375,43 @@ fn attn_case<T: Element>(c: &AttnCase, path: Option<&str>, decode_mode: bool, se
                 decode::DecodePlan::with_kernel(&dev, &batch, hq, c.hkv, c.hd, kernel).unwrap();
             // with splits, both merges (in the decode launch, by the merge kernel), each launched twice
             // (the in-launch merge's counters must be back at zero for the second launch)
+            // the second launch of each also writes the 8-bit copy of the output, which must equal
+            // the CPU quantization of the output it wrote
             let fused = plan.fused_merge;
+            let (m, cols) = (c.q_lens.iter().sum::<i32>() as usize, hq * c.hd);
+            let mut q8 = dev.alloc::<u8>(gemv_q8::act_bytes(m, cols)).unwrap();
             for (i, f) in [!fused, fused].into_iter().enumerate() {
                 if i == 0 && plan.splits == 1 {
                     continue;
                 }
                 plan.fused_merge = f;
-                for _ in 0..2 {
+                for with_q8 in [false, true] {
                     out.fill_bytes(0xff).unwrap();
-                    decode::decode(&dev, &s, &dq, &cache, &batch, &mut plan, &mut out, &c.p)
-                        .unwrap();
+                    q8.fill_bytes(0x5a).unwrap();
+                    let q8_arg = if with_q8 { Some(&mut q8) } else { None };
+                    decode::decode(
+                        &dev, &s, &dq, &cache, &batch, &mut plan, &mut out, &c.p, q8_arg,
+                    )
+                    .unwrap();
+                }
+                let got_out = f32s(&out.to_vec().unwrap());
+                let (wq, ws) = gemv_q8::quantize_x_ref(&got_out, m, cols).unwrap();
+                let bytes = q8.to_vec().unwrap();
+                let gq: Vec<i8> = bytes[..m * cols].iter().map(|&b| b as i8).collect();
+                let gs: Vec<f32> = bytes[m * cols..]
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect();
+                let ws: Vec<f32> = ws.iter().flatten().copied().collect();
+                if gq != wq || gs.iter().zip(&ws).any(|(a, b)| a.to_bits() != b.to_bits()) {
+                    let bad = gq.iter().zip(&wq).position(|(a, b)| a != b);
+                    fail(format!(
+                        "decode 8-bit output (fused merge {f}, splits {}) differs from quantizing its output: q{:?} kv{:?} hd{} g{}; first code mismatch at {bad:?}",
+                        plan.splits, c.q_lens, c.kv_lens, c.hd, c.g
+                    ));
                 }
                 if i == 0 {
-                    extra.push((f, f32s(&out.to_vec().unwrap())));
+                    extra.push((f, got_out));
                 }
             }
         } else {

@@ -1089,21 +1089,37 @@ impl GpuBackend {
                 window: lc.window as i32,
             };
             let mut attn = s.attn.view(0, t * qd)?;
+            // the output projection's 8-bit input: written by the decode kernel itself, else by a
+            // launch of its own (ROCMFORGE_Q8_ATTN_OUT=off keeps the float GEMV there)
+            let mut attn_q8 = match self.q8_attn_out {
+                true => self.q8_out(t, qd)?,
+                false => None,
+            };
             match plan.as_deref_mut() {
                 Some(plan) => {
-                    decode::decode(dev, st, &q, &cache, &batch, plan, &mut attn, &p)?;
+                    decode::decode(
+                        dev,
+                        st,
+                        &q,
+                        &cache,
+                        &batch,
+                        plan,
+                        &mut attn,
+                        &p,
+                        attn_q8.as_mut(),
+                    )?;
                     launches += plan.launches();
                 }
                 None => {
                     prefill::prefill(dev, st, &q, &cache, &batch, hq, &mut attn, &p, None)?;
                     launches += 1;
+                    if attn_q8.is_some() {
+                        launches += self.quantize(&attn, t, qd)?;
+                    }
                 }
             }
             let l = &self.layers[li];
-            // the attention output has no glue kernel to quantize it: a launch of its own, unless
-            // ROCMFORGE_Q8_ATTN_OUT=off keeps the float GEMV there
             if self.q8_attn_out {
-                launches += self.quantize(&attn, t, qd)?;
                 self.lin(&l.o, &attn, t, None, &s.o)?;
             } else {
                 self.lin_f16(&l.o, &attn, t, None, &s.o)?;
@@ -1182,6 +1198,9 @@ impl GpuBackend {
         }
         // the wanted rows (already normalized by the output norm)
         let r = host.out_rows;
+        if host.all_rows {
+            return Ok(launches);
+        }
         let rows = s.out_rows.view(0, r.max(1))?;
         let mut rh = s.rows_h.view(0, r * d)?;
         glue::gather_rows(dev, st, &h, &rows, r, d, &mut rh)?;
@@ -1189,12 +1208,19 @@ impl GpuBackend {
     }
 
     /// Logits (f16, into the logits scratch) and argmax of wanted rows `c0..c0+n` (n ≤ LOGIT_ROWS).
-    /// Returns the launches made.
-    fn launch_logits(&self, c0: usize, n: usize) -> Result<usize> {
+    /// `all_rows`: they are every row of the step (HostStep::all_rows), read from the last norm's
+    /// output and its 8-bit copy. Returns the launches made.
+    fn launch_logits(&self, c0: usize, n: usize, all_rows: bool) -> Result<usize> {
         let (d, vocab) = (self.cfg.d_model, self.cfg.vocab_size);
-        let xr = self.s.rows_h.view(c0 * d, n * d)?;
         let lg = self.s.logits.view(0, n * vocab)?;
-        let launches = self.quantize(&xr, n, d)?;
+        let (xr, launches) = match all_rows {
+            true => (self.s.h.view(c0 * d, n * d)?, 0),
+            false => {
+                let xr = self.s.rows_h.view(c0 * d, n * d)?;
+                let launches = self.quantize(&xr, n, d)?;
+                (xr, launches)
+            }
+        };
         self.lin(&self.out, &xr, n, None, &lg)?;
         let mut am = self.s.amax.view(c0, n)?;
         sampling::argmax_rows(&self.dev, &self.stream, &lg, n, vocab, &mut am)?;
@@ -1220,6 +1246,10 @@ struct HostStep {
     ctx: Vec<i32>,
     kv_lens: Vec<i32>,
     out_rows: usize,
+    /// The wanted rows are every row in order, at most LOGIT_ROWS of them (a decode step's): the
+    /// logits read the last norm's output (and its 8-bit copy) in place, with no gather and no
+    /// quantize launch.
+    all_rows: bool,
 }
 
 impl Backend for GpuBackend {
@@ -1276,6 +1306,8 @@ impl Backend for GpuBackend {
             ctx: b.ctx_lens.clone(),
             kv_lens: kv.clone(),
             out_rows: r,
+            // (out_rows is strictly increasing: r == t means every row, in order)
+            all_rows: r == t && r <= LOGIT_ROWS,
         };
         let mut logits = Vec::new();
         if decode_step {
@@ -1315,7 +1347,11 @@ impl Backend for GpuBackend {
                         let res = self
                             .launch_layers(t, nseq, &host, Some(&mut plan))
                             .and_then(|n| {
-                                Ok(n + if r > 0 { self.launch_logits(0, r)? } else { 0 })
+                                Ok(n + if r > 0 {
+                                    self.launch_logits(0, r, host.all_rows)?
+                                } else {
+                                    0
+                                })
                             });
                         let graph = self.stream.end_capture();
                         self.launches_last_step = res?;
@@ -1331,7 +1367,11 @@ impl Backend for GpuBackend {
                 } else {
                     self.launches_last_step =
                         self.launch_layers(t, nseq, &host, Some(&mut plan))?
-                            + if r > 0 { self.launch_logits(0, r)? } else { 0 };
+                            + if r > 0 {
+                                self.launch_logits(0, r, host.all_rows)?
+                            } else {
+                                0
+                            };
                 }
                 if want_logits && r > 0 {
                     self.read_logits(r, &mut logits)?;
@@ -1344,7 +1384,7 @@ impl Backend for GpuBackend {
             let mut launches = self.launch_layers(t, nseq, &host, None)?;
             for c0 in (0..r).step_by(LOGIT_ROWS) {
                 let n = LOGIT_ROWS.min(r - c0);
-                launches += self.launch_logits(c0, n)?;
+                launches += self.launch_logits(c0, n, host.all_rows)?;
                 if want_logits {
                     self.read_logits(n, &mut logits)?;
                 }

@@ -14,9 +14,10 @@ use super::prefill::check_shapes;
 use super::{check_dtype16, AttnParams, Batch, PagedCache, DTYPES16, DTYPE_PARAM, HEAD_DIM_PARAM};
 use crate::error::{Error, Result};
 use crate::gpu::Target;
-use crate::gpu::{Buffer, Device, LaunchConfig, Stream};
+use crate::gpu::{Arg, Buffer, Device, LaunchConfig, Stream};
 use crate::jit::spec::{any_target, no_preamble, no_rules, ParamDef, ParamKind};
 use crate::jit::{Family, Jit, KernelSpec};
+use crate::ops::quantized::gemv_q8;
 use crate::ops::Element;
 
 /// Query rows (heads of a kv group x tokens) one block handles.
@@ -448,6 +449,10 @@ impl DecodePlan {
 }
 
 /// Decode attention: `out` `[nseq * nq][hq][head_dim]`; query i of sequence b is at position kv_len - nq + i.
+///
+/// With `q8`, the kernel that writes `out` also writes it quantized to 8 bits there, in the layout of
+/// [`gemv_q8::quantize_x`] for a `(nseq * nq) × (hq * head_dim)` matrix (bit-equal to quantizing
+/// `out` with it): the next GEMV's input without a launch of its own.
 #[allow(clippy::too_many_arguments)]
 pub fn decode<T: Element>(
     dev: &Device,
@@ -458,10 +463,31 @@ pub fn decode<T: Element>(
     plan: &mut DecodePlan,
     out: &mut Buffer<T>,
     p: &AttnParams,
+    q8: Option<&mut Buffer<u8>>,
 ) -> Result<()> {
     check_dtype16("attn_decode", T::DTYPE)?;
     let l = cache.layout;
     check_shapes("attn_decode", q, out, &l, cache.nseq(), batch, plan.hq, p)?;
+    let (xq, xs) = match q8 {
+        None => (0, 0),
+        Some(b) => {
+            let (m, cols) = (batch.total_q(), plan.hq * l.head_dim);
+            if b.len() < gemv_q8::act_bytes(m, cols)
+                || b.device_ptr() % 16 != 0
+                || l.head_dim % 16 != 0
+            {
+                return Err(Error::op(
+                    "attn_decode",
+                    format!(
+                        "the 8-bit output needs {} bytes at a 16-byte aligned address and a head_dim that is a multiple of 16",
+                        gemv_q8::act_bytes(m, cols)
+                    ),
+                ));
+            }
+            let base = b.device_ptr();
+            (base, base + (m * cols) as u64)
+        }
+    };
     if batch.max_q_len() != plan.nq || batch.total_q() != plan.nq * batch.nseq() {
         return Err(Error::op("attn_decode", "batch does not match the plan"));
     }
@@ -523,6 +549,8 @@ pub fn decode<T: Element>(
             (&mut *out).into(),
             (&mut plan.counters).into(),
             (plan.fused_merge as i32).into(),
+            Arg::Ptr(xq),
+            Arg::Ptr(xs),
         ],
     )?;
     if plan.splits == 1 || plan.fused_merge {
@@ -547,6 +575,8 @@ pub fn decode<T: Element>(
             (&mut *out).into(),
             (plan.splits as i32).into(),
             (l.head_dim as i32).into(),
+            Arg::Ptr(xq),
+            Arg::Ptr(xs),
         ],
     )
 }
