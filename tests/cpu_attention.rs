@@ -352,6 +352,21 @@ fn spec_validation() {
     assert_eq!(decode::mc_split_count(1, 264, 32768, 32), 256); // 128 tokens (4 tiles) a split
     assert_eq!(decode::mc_split_count(1, 264, 1, 32), 1);
     assert_eq!(decode::mc_split_count(0, 0, 0, 0), 1);
+    // short batches at head_dim >= 128 keep the SIMT kernel (at most 4 MiB of K and V)
+    let h200 = rocmforge::gpu::Target::named("sm_90").unwrap();
+    let simt = decode::DecodeKernel::Simt;
+    let mc = decode::DecodeKernel::Mc("mma_sync");
+    assert_eq!(
+        decode::DecodeKernel::for_batch(&h200, 128, 8, 1, 1024),
+        simt
+    ); // 4 MiB
+    assert_eq!(decode::DecodeKernel::for_batch(&h200, 128, 8, 1, 2048), mc);
+    assert_eq!(
+        decode::DecodeKernel::for_batch(&h200, 256, 1, 1, 4096),
+        simt
+    );
+    assert_eq!(decode::DecodeKernel::for_batch(&h200, 256, 1, 16, 8192), mc);
+    assert_eq!(decode::DecodeKernel::for_batch(&h200, 64, 3, 1, 64), mc);
     assert_eq!(
         prefill::spec(128, "bf16", true, "mma_sync", 32)
             .unwrap()

@@ -7,8 +7,9 @@
 //!
 //! Two kernels share that split and the parts: `attn_decode` (SIMT: per-lane dot products, every target)
 //! and `attn_decode_mc` (the target's matrix cores through attn_mm.h's MMSync / MMAmd fragments, 16 query
-//! rows per block). A plan picks the matrix-core kernel where the target has matrix cores
-//! ([`DecodeKernel::native`]; `ROCMFORGE_DECODE=simt` keeps the SIMT kernel).
+//! rows per block). A plan picks the matrix-core kernel where the target has matrix cores, except for
+//! short batches at head dims of 128 and more ([`DecodeKernel::for_batch`]; `ROCMFORGE_DECODE=simt`
+//! keeps the SIMT kernel, `=mc` the matrix-core one).
 
 use super::prefill::check_shapes;
 use super::{check_dtype16, AttnParams, Batch, PagedCache, DTYPES16, DTYPE_PARAM, HEAD_DIM_PARAM};
@@ -20,6 +21,14 @@ use crate::jit::{Family, Jit, KernelSpec};
 use crate::ops::quantized::gemv_q8;
 use crate::ops::Element;
 
+/// Up to this many bytes of K and V in a batch (sequences x the longest context x kv heads x head_dim x
+/// 2 x 2 bytes), head dims of 128 and more decode on the SIMT kernel ([`DecodeKernel::for_batch`]).
+/// H200, bf16, the attention bench's decode rows (ninth session), SIMT time / matrix-core time: MQA
+/// 4/1 hd256 B = 1 at contexts 64-4096 (up to 4 MiB) 0.70-0.90, B = 8 at 128 and 512 0.69-0.74; GQA
+/// 32/8 hd128 B = 1 at 256 (1 MiB) 0.84, at 1024 (4 MiB) 0.97; beyond, the matrix-core kernel won:
+/// hd128 B = 1 at 4096 (16 MiB) 1.32, B = 16 x 4096 1.35, MQA hd256 B = 16 x 8192 1.49 (eighth
+/// session). At hd64 it won at every size (1.16-1.56).
+pub const SIMT_MAX_KV_BYTES: usize = 4 << 20;
 /// Query rows (heads of a kv group x tokens) one block handles.
 pub const ROWS: &[i64] = &[1, 4, 8];
 /// Waves per decode block (`DEC_NW` in attn_decode.hip).
@@ -255,6 +264,31 @@ impl DecodeKernel {
         }
     }
 
+    /// The kernel for a batch of `nseq` sequences of up to `max_kv` keys over `n_kv_heads` heads:
+    /// [`Self::native`], except that head dims of 128 and more with at most [`SIMT_MAX_KV_BYTES`]
+    /// of K and V keep the SIMT kernel, which spreads a short context over more lanes
+    /// (`ROCMFORGE_DECODE=mc` forces the matrix-core kernel wherever it runs).
+    pub fn for_batch(
+        t: &Target,
+        head_dim: usize,
+        n_kv_heads: usize,
+        nseq: usize,
+        max_kv: usize,
+    ) -> DecodeKernel {
+        let k = Self::native(t, head_dim);
+        let forced = matches!(
+            std::env::var("ROCMFORGE_DECODE").as_deref().map(str::trim),
+            Ok("mc")
+        );
+        let kv_bytes = nseq * max_kv * n_kv_heads * head_dim * 4;
+        match k {
+            DecodeKernel::Mc(_) if !forced && head_dim >= 128 && kv_bytes <= SIMT_MAX_KV_BYTES => {
+                DecodeKernel::Simt
+            }
+            k => k,
+        }
+    }
+
     /// Query rows (of one kv head's G heads x nq tokens) per block, for `rows_total` of them.
     pub fn rows(self, rows_total: usize) -> usize {
         match self {
@@ -336,8 +370,8 @@ impl DecodePlan {
 }
 
 impl DecodePlan {
-    /// `batch` must have the same number `nq` of query tokens in every sequence; the target's
-    /// [`DecodeKernel::native`] kernel.
+    /// `batch` must have the same number `nq` of query tokens in every sequence; the kernel of
+    /// [`DecodeKernel::for_batch`].
     pub fn new(
         dev: &Device,
         batch: &Batch,
@@ -345,7 +379,13 @@ impl DecodePlan {
         n_kv_heads: usize,
         head_dim: usize,
     ) -> Result<DecodePlan> {
-        let kernel = DecodeKernel::native(dev.target(), head_dim);
+        let kernel = DecodeKernel::for_batch(
+            dev.target(),
+            head_dim,
+            n_kv_heads,
+            batch.nseq(),
+            batch.max_kv_len(),
+        );
         Self::with_kernel(dev, batch, hq, n_kv_heads, head_dim, kernel)
     }
 
