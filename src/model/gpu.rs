@@ -128,9 +128,10 @@ pub struct GpuBackend {
     pub launches_last_step: usize,
     pub graph_replays: u64,
     use_graphs: bool,
-    /// Decode-step fusions (`GpuOptions::fuse`, `ROCMFORGE_FUSE=glu|merge|on|off`, default glu):
-    /// (the GLU epilogue of the gate/up GEMV, the merge inside the attention launch).
-    fuse: (bool, bool),
+    /// Decode-step fusions (`GpuOptions::fuse`, `ROCMFORGE_FUSE=glu|merge|on|off`): (the GLU
+    /// epilogue of the gate/up GEMV, the merge inside the attention launch; None: with the
+    /// matrix-core decode kernel only).
+    fuse: (bool, Option<bool>),
     /// The JIT generation the graphs were captured at (a landed deferred instance moves it).
     jit_generation: u64,
     /// GEMVs of small steps on 8-bit activations ([`q8_policy`]).
@@ -759,14 +760,16 @@ impl GpuBackend {
             }),
             use_q8: gpu_opts.q8.unwrap_or_else(|| q8_policy(g)),
             fuse: match gpu_opts.fuse {
-                Some(on) => (on, on),
-                // default: the GLU epilogue only; the in-launch merge measured no faster in a
-                // decode step (SmolLM2 +0.6 %, Gemma 3 -1.8 %, H200, docs/PERF.md)
+                Some(on) => (on, Some(on)),
+                // default: the GLU epilogue, and the in-launch merge with the matrix-core decode
+                // kernel only (H200, ninth session: SmolLM2 +2 % with it; with the SIMT kernel
+                // Gemma 3 -2-3 %, the 8B -0.4 %; docs/PERF.md)
                 None => match std::env::var("ROCMFORGE_FUSE").as_deref().map(str::trim) {
-                    Ok("0") | Ok("off") => (false, false),
-                    Ok("merge") => (false, true),
-                    Ok("1") | Ok("on") | Ok("all") => (true, true),
-                    _ => (true, false),
+                    Ok("0") | Ok("off") => (false, Some(false)),
+                    Ok("glu") => (true, Some(false)),
+                    Ok("merge") => (false, Some(true)),
+                    Ok("1") | Ok("on") | Ok("all") => (true, Some(true)),
+                    _ => (true, None),
                 },
             },
             q8_attn_out: std::env::var("ROCMFORGE_Q8_ATTN_OUT")
@@ -1334,7 +1337,10 @@ impl Backend for GpuBackend {
                         self.cfg.n_kv_heads,
                         self.cfg.head_dim,
                     )?;
-                    p.fused_merge &= self.fuse.1;
+                    p.fused_merge &= self
+                        .fuse
+                        .1
+                        .unwrap_or(matches!(p.kernel, decode::DecodeKernel::Mc(_)));
                     p
                 }
             };

@@ -82,7 +82,8 @@ pub struct GpuOptions {
     pub q8: Option<bool>,
     /// Decode-step fusions that save launches: the gated activation in the gate/up GEMV's epilogue
     /// and the flash-decoding merge inside the attention launch, both with `Some(true)`, neither with
-    /// `Some(false)`; `None`: `ROCMFORGE_FUSE` = `glu` (the default), `merge`, `on` or `off`.
+    /// `Some(false)`; `None`: `ROCMFORGE_FUSE` = `glu`, `merge`, `on` or `off`, and unset the GLU
+    /// epilogue always and the in-launch merge with the matrix-core decode kernel.
     pub fuse: Option<bool>,
 }
 
