@@ -84,27 +84,6 @@ RF_DEVICE void rf_q8_put(float v, bool valid, long long at, signed char* xq, flo
     }
 }
 
-// The weights a GEMV block reads, prefetched into L2 in its RF_KERNEL_PROLOGUE_PREFETCH: rows
-// [row0, row0 + RB) of W (row0 = blockIdx.x * RB, clamped to `rows`), each (cols / QK) blocks of F, and with
-// GLU the matching up rows rows + row0 .. of the stacked [gate; up]. Only gemv_wave (the batch-1 float
-// GEMV of the small models' decode) does, and only for matrices of at most RF_PREFETCH_MAX_BYTES: a small
-// GEMV waits on the latency of its few loads in flight, and the block's whole slice asked for at once
-// shortens that (SmolLM2 decode +2-4 % on the H200); a large one is bound by bandwidth, which a second
-// request stream only costs (Llama-3-8B decode -5 % with every matrix prefetched), and in gemv_q8 the
-// inlined prologue alone cost the 8B's decode 8 % through ptxas' scheduling (docs/PERF.md, ninth session).
-#ifndef RF_PREFETCH_MAX_BYTES
-#define RF_PREFETCH_MAX_BYTES (4ll << 20)
-#endif
-template <typename F, int RB, int GLU>
-RF_DEVICE void rf_gemv_prefetch(const unsigned char* w, int rows, int cols) {
-    const long long row_bytes = (long long)(cols / F::QK) * F::BYTES;
-    if ((long long)rows * (GLU != 0 ? 2 : 1) * row_bytes > RF_PREFETCH_MAX_BYTES) return;
-    const int row0 = blockIdx.x * RB;
-    const long long bytes = (long long)max(0, min(RB, rows - row0)) * row_bytes;
-    rf_prefetch_l2(w + row0 * row_bytes, bytes);
-    if (GLU != 0) rf_prefetch_l2(w + ((long long)rows + row0) * row_bytes, bytes);
-}
-
 // rf_q8_put for four consecutive elements a lane (at a multiple of 4): the 16 elements of a scale are the
 // four lanes 4k..4k+3, which are valid together. Bit-equal to four rf_q8_put calls.
 RF_DEVICE void rf_q8_put4(float4 v, bool valid, long long at, signed char* xq, float2* xs) {

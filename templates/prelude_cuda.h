@@ -32,9 +32,10 @@ RF_DEVICE void rf_prefetch_l2(const void* p, long long bytes) {
     const unsigned n = (unsigned)(((unsigned long long)p + bytes - a + 15) & ~15ull);
     asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(a), "r"(n) : "memory");
 }
-// RF_KERNEL_PROLOGUE with statements between letting the dependents launch and waiting: prefetches of
-// data no kernel of the step writes (a GEMV's weights), so that under programmatic dependent launch
-// their DRAM latency passes while the previous kernel still runs. Nothing else may go there.
+// RF_KERNEL_PROLOGUE with statements between letting the dependents launch and waiting: only
+// prefetches of data no kernel of the step writes (a GEMV's weights). PDL is off by default (it measured
+// 5-8 % slower); the prefetch's gain in gemv_wave (docs/PERF.md, ninth session) was measured without it,
+// so these statements run at the kernel's start and the two griddepcontrol instructions are no-ops.
 #define RF_KERNEL_PROLOGUE_PREFETCH(...) do { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); __VA_ARGS__; asm volatile("griddepcontrol.wait;" ::: "memory"); } while (0)
 #else
 #define RF_KERNEL_PROLOGUE() do { } while (0)

@@ -3,7 +3,7 @@
 #define RF_GLOBAL extern "C" __global__
 // First statement of every kernel (programmatic dependent launch on NVIDIA; nothing on AMD).
 #define RF_KERNEL_PROLOGUE() do { } while (0)
-// RF_KERNEL_PROLOGUE_PREFETCH's prefetches are for programmatic dependent launch (NVIDIA): dropped here.
+// RF_KERNEL_PROLOGUE_PREFETCH's L2 prefetches (cp.async.bulk, NVIDIA sm_90) are dropped here.
 #define RF_KERNEL_PROLOGUE_PREFETCH(...) do { } while (0)
 RF_DEVICE void rf_prefetch_l2(const void*, long long) {}
 #define RF_LAUNCH_BOUNDS(n) __launch_bounds__(n)

@@ -239,6 +239,23 @@ fn env_mc_tiles() -> Option<(usize, usize, usize)> {
     }
 }
 
+/// What `ROCMFORGE_DECODE` asks for, parsed here only (for [`DecodeKernel::native`] and
+/// [`DecodeKernel::for_batch`], at plan time): `simt` or `mc`; anything else leaves the choice to the
+/// rules.
+#[derive(PartialEq)]
+enum DecodeOverride {
+    Simt,
+    Mc,
+}
+
+fn decode_override() -> Option<DecodeOverride> {
+    match std::env::var("ROCMFORGE_DECODE").as_deref().map(str::trim) {
+        Ok("simt") => Some(DecodeOverride::Simt),
+        Ok("mc") => Some(DecodeOverride::Mc),
+        _ => None,
+    }
+}
+
 /// Which decode kernel a plan launches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DecodeKernel {
@@ -253,10 +270,7 @@ impl DecodeKernel {
     /// unless `ROCMFORGE_DECODE=simt`.
     pub fn native(t: &Target, head_dim: usize) -> DecodeKernel {
         let path = super::prefill::native_path(t);
-        let simt = matches!(
-            std::env::var("ROCMFORGE_DECODE").as_deref().map(str::trim),
-            Ok("simt")
-        );
+        let simt = decode_override() == Some(DecodeOverride::Simt);
         if path == "scalar" || simt || (path == "wmma" && head_dim > 128) {
             DecodeKernel::Simt
         } else {
@@ -276,10 +290,7 @@ impl DecodeKernel {
         max_kv: usize,
     ) -> DecodeKernel {
         let k = Self::native(t, head_dim);
-        let forced = matches!(
-            std::env::var("ROCMFORGE_DECODE").as_deref().map(str::trim),
-            Ok("mc")
-        );
+        let forced = decode_override() == Some(DecodeOverride::Mc);
         let kv_bytes = nseq * max_kv * n_kv_heads * head_dim * 4;
         match k {
             DecodeKernel::Mc(_) if !forced && head_dim >= 128 && kv_bytes <= SIMT_MAX_KV_BYTES => {
