@@ -11,7 +11,9 @@
 //! The summary's `bB/b1` is the fastest kernel at batch B over the fastest at batch 1 (issue 10:
 //! ≤ 1.3), each named (q8 = gemv_q8, mma = the mma tile, fl = gemv's batch-1 default).
 //!
-//! `cargo bench --bench gemv_q8 [-- FORMAT,...]`
+//! `cargo bench --bench gemv_q8 [-- FORMAT,...]`; `ROCMFORGE_BENCH_GEMV_SHAPES=4096x14336,...` and
+//! `ROCMFORGE_BENCH_GEMV_BATCHES=1,2` narrow the sweep, `ROCMFORGE_BENCH_GEMV_FLOAT=off` leaves out the
+//! float GEMVs (their columns print NaN), `ROCMFORGE_BENCH_GEMV_EVERY=1` prints every configuration's time.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -49,8 +51,44 @@ fn main() -> rocmforge::Result<()> {
         "mma %copy",
         "fl b1 us"
     );
+    let list = |var: &str, default: &str| -> Vec<String> {
+        std::env::var(var)
+            .unwrap_or_else(|_| default.to_string())
+            .split(',')
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .collect()
+    };
+    let mut shapes = Vec::new();
+    for v in list(
+        "ROCMFORGE_BENCH_GEMV_SHAPES",
+        "4096x4096,4096x14336,14336x4096",
+    ) {
+        let bad = || {
+            rocmforge::Error::op(
+                "gemv_q8 bench",
+                format!("ROCMFORGE_BENCH_GEMV_SHAPES: `{v}` is not ROWSxCOLS"),
+            )
+        };
+        let (r, c) = v.split_once('x').ok_or_else(bad)?;
+        shapes.push((
+            r.parse::<usize>().map_err(|_| bad())?,
+            c.parse::<usize>().map_err(|_| bad())?,
+        ));
+    }
+    let mut batches = Vec::new();
+    for v in list("ROCMFORGE_BENCH_GEMV_BATCHES", "1,2,4,8") {
+        batches.push(v.parse::<usize>().map_err(|_| {
+            rocmforge::Error::op(
+                "gemv_q8 bench",
+                format!("ROCMFORGE_BENCH_GEMV_BATCHES: `{v}` is not a batch"),
+            )
+        })?);
+    }
+    let float = std::env::var("ROCMFORGE_BENCH_GEMV_FLOAT").map_or(true, |v| v != "off");
+    let every = std::env::var("ROCMFORGE_BENCH_GEMV_EVERY").is_ok_and(|v| v == "1");
     let mut summary = Vec::new();
-    for (rows, cols) in [(4096usize, 4096usize), (4096, 14336), (14336, 4096)] {
+    for (rows, cols) in shapes {
         for name in gemv_q8::FORMATS {
             if only.as_ref().is_some_and(|o| !o.iter().any(|f| f == name)) {
                 continue;
@@ -61,7 +99,7 @@ fn main() -> rocmforge::Result<()> {
             let wbytes = ws[0].len() as f64;
             let mut line = format!("{:<8} {:>11}", name, format!("{rows}x{cols}"));
             let mut b1 = f64::NAN;
-            for batch in [1usize, 2, 4, 8] {
+            for &batch in &batches {
                 let xh: Vec<f16> = rand_vals(batch * cols, 9 + batch as u64)
                     .iter()
                     .map(|v| f16::from_f32(*v))
@@ -102,6 +140,16 @@ fn main() -> rocmforge::Result<()> {
                     ("-".to_string(), f64::NAN, f64::NAN)
                 } else {
                     let timings = tune::pick_fastest(&dev, cands)?;
+                    if every {
+                        let all: Vec<String> = timings
+                            .iter()
+                            .map(|t| format!("{} {:.2}", t.label, 1e3 * t.median_ms / n as f64))
+                            .collect();
+                        println!(
+                            "  {name} {rows}x{cols} b{batch} every config (us): {}",
+                            all.join(", ")
+                        );
+                    }
                     let best = &timings[0];
                     let cfg = GemvQ8Config {
                         rows: best.label[1..2].parse().unwrap_or(1),
@@ -151,12 +199,13 @@ fn main() -> rocmforge::Result<()> {
                         / n as f64)
                 };
                 let mma = gemv::GemvConfig { rows: 16 };
-                let mma_us = if gemv::GemvConfig::candidates(ty, "f16", batch).contains(&mma) {
-                    float_us(Some(mma))?
-                } else {
-                    f64::NAN
-                };
-                let fl_us = if batch == 1 {
+                let mma_us =
+                    if float && gemv::GemvConfig::candidates(ty, "f16", batch).contains(&mma) {
+                        float_us(Some(mma))?
+                    } else {
+                        f64::NAN
+                    };
+                let fl_us = if float && batch == 1 {
                     float_us(None)?
                 } else {
                     f64::NAN

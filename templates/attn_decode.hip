@@ -425,12 +425,29 @@ RF_DEVICE void attn_decode_mc(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cac
     const long long page_stride = (long long)hkv * page_size * HD, head_off = (long long)kvh * page_size * HD;
     const int* bt = block_tables + (long long)b * max_pages;
     const int shift = (page_size & (page_size - 1)) == 0 ? __ffs(page_size) - 1 : -1;
-    // element offset (in either cache) of chunk v of the tile at kt; a key past the split's end reads the
-    // split's last key (its copy is zero-filled on NVIDIA, zeroed elsewhere)
-    auto chunk_off = [&](int kt, int v) -> long long {
-        const int key = min(kt + v / NV, end - 1), pg = shift >= 0 ? key >> shift : key / page_size;
-        return (long long)bt[pg] * page_stride + head_off + (long long)(key - pg * page_size) * HD + (v % NV) * 8;
+    // the key of chunk v of the tile at kt, and its page; a key past the split's end reads the split's last
+    // key (its copy is zero-filled on NVIDIA, zeroed elsewhere)
+    auto chunk_key = [&](int kt, int v) { return min(kt + v / NV, end - 1); };
+    auto page_of = [&](int key) { return shift >= 0 ? key >> shift : key / page_size; };
+    // element offset (in either cache) of chunk v of the tile at kt, whose key is on page id `page`
+    auto chunk_off = [&](int kt, int v, int page) -> long long {
+        const int key = chunk_key(kt, v);
+        return (long long)page * page_stride + head_off + (long long)(key - page_of(key) * page_size) * HD + (v % NV) * 8;
     };
+    // The page ids of this lane's chunks of tile it, read one tile ahead: a copy's address then never
+    // waits on a block-table load (ncu, eighth session: those loads held up each tile's issue).
+    int pid[IT];
+    auto fetch_pages = [&](int it) {
+        if (it < nit) {
+            const int kt = lo + (w + it * NW) * BN;
+#pragma unroll
+            for (int i = 0; i < IT; i++) {
+                const int v = lane + i * RF_WAVE;
+                pid[i] = CH % RF_WAVE == 0 || v < CH ? bt[page_of(chunk_key(kt, v))] : 0;
+            }
+        }
+    };
+    fetch_pages(0);
 #if defined(RF_MMA_SYNC)
     auto issue = [&](int it) {  // tile it of this wave into stage it % ST (an empty group past the last)
         if (it < nit) {
@@ -440,7 +457,7 @@ RF_DEVICE void attn_decode_mc(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cac
             for (int i = 0; i < IT; i++) {
                 const int v = lane + i * RF_WAVE;
                 if (CH % RF_WAVE == 0 || v < CH) {
-                    const long long off = chunk_off(kt, v);
+                    const long long off = chunk_off(kt, v, pid[i]);
                     const int n = kt + v / NV < end ? 16 : 0;
                     rf_cp_async16(st + (v / NV) * LD + (v % NV) * 8, k_cache + off, n);
                     rf_cp_async16(st + (BN + v / NV) * LD + (v % NV) * 8, v_cache + off, n);
@@ -448,6 +465,7 @@ RF_DEVICE void attn_decode_mc(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cac
             }
         }
         rf_cp_async_commit();
+        fetch_pages(it + 1);  // issue() runs for it = 0, 1, 2, ... in turn
     };
 #pragma unroll
     for (int i = 0; i < ST - 1; i++) issue(i);
@@ -480,7 +498,7 @@ RF_DEVICE void attn_decode_mc(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cac
                     const int v = lane + (i0 + i) * RF_WAVE;
                     x[i] = make_uint4(0, 0, 0, 0);
                     if (i0 + i < IT && (CH % RF_WAVE == 0 || v < CH) && kt + v / NV < end)
-                        x[i] = *(const uint4*)((part ? v_cache : k_cache) + chunk_off(kt, v));
+                        x[i] = *(const uint4*)((part ? v_cache : k_cache) + chunk_off(kt, v, pid[i0 + i < IT ? i0 + i : 0]));
                 }
 #pragma unroll
                 for (int i = 0; i < DMC_BATCH; i++) {
@@ -489,6 +507,7 @@ RF_DEVICE void attn_decode_mc(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cac
                 }
             }
         }
+        fetch_pages(it + 1);
 #endif
         RF_SYNC_WAVE();  // tile it is in shared memory for the whole wave
         float s[MM::SN];
