@@ -8,6 +8,9 @@
 //!    activation quantization included (µs per call), to compare with its MUL_MAT lines
 //!    (m = rows, n = batch, k = cols).
 //!
+//! Each shape also times device copies moving the weight bytes (half read, half written), rotated the
+//! same way: the copy ceiling at that size, with the fill and drain a GEMV of it pays too.
+//!
 //! The summary's `bB/b1` is the fastest kernel at batch B over the fastest at batch 1 (issue 10:
 //! ≤ 1.3), each named (q8 = gemv_q8, mma = the mma tile, fl = gemv's batch-1 default).
 //!
@@ -97,6 +100,28 @@ fn main() -> rocmforge::Result<()> {
             let ws = weights(&dev, ty, rows, cols)?;
             let n = ws.len();
             let wbytes = ws[0].len() as f64;
+            // the ceiling at this size: device copies moving the weight bytes (half read, half
+            // written), rotated over as many buffers, so fill and drain cost what they cost a GEMV
+            let half = ws[0].len() / 2;
+            let mut pairs = Vec::with_capacity(n);
+            for _ in 0..n {
+                pairs.push((dev.alloc::<u8>(half)?, dev.alloc::<u8>(half)?));
+            }
+            let copy_us =
+                1e3 * common::time_ms(&dev, 3, 20, |_| {
+                    for (src, dst) in pairs.iter_mut() {
+                        dst.copy_from(src, &s)?;
+                    }
+                    Ok(())
+                })? / n as f64;
+            drop(pairs);
+            let size_copy = 2.0 * half as f64 / (copy_us * 1e-6) / 1e9;
+            println!(
+                "{:<8} {:>11} copy of the same bytes {copy_us:.2} us = {size_copy:.0} GB/s ({:.1}% of the 1 GiB copy)",
+                name,
+                format!("{rows}x{cols}"),
+                100.0 * size_copy / copy
+            );
             let mut line = format!("{:<8} {:>11}", name, format!("{rows}x{cols}"));
             let mut b1 = f64::NAN;
             for &batch in &batches {
