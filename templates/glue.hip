@@ -14,11 +14,77 @@ RF_DEVICE float glue_rms_scale(float sumsq, int n, float eps, float* scratch) {
     return rsqrtf(t / (float)n + eps);
 }
 
+// Rows of at most GLUE_EPT * BLOCK elements (every model row this runs: 4096 on 1024 threads, 576 on 256):
+// a thread's elements stay in registers from the first load to the last store, and every load (x, r,
+// both weights) is issued at the start. The arithmetic, and so every result, is the loop form's below;
+// what goes is re-reading x from memory after the reduction and the weights' loads after it (a decode
+// step's norm is one block, a chain of dependent latencies).
+#define GLUE_EPT 4
+template <int BLOCK>
+RF_DEVICE void glue_resid_norm_regs(float* RF_RESTRICT x, const rf_half* RF_RESTRICT r, const float* RF_RESTRICT post_w,
+                                    const float* RF_RESTRICT w, rf_half* RF_RESTRICT out, signed char* RF_RESTRICT xq,
+                                    float2* RF_RESTRICT xs, int d, float eps, float scale, float* scratch) {
+    const long long row = blockIdx.x;
+    float* xr = x + row * d;
+    float xv[GLUE_EPT], rv[GLUE_EPT], pv[GLUE_EPT], wv[GLUE_EPT];
+#pragma unroll
+    for (int k = 0; k < GLUE_EPT; ++k) {
+        const int i = threadIdx.x + k * BLOCK;
+        const bool ok = i < d;
+        xv[k] = ok ? xr[i] : 0.0f;
+        rv[k] = ok && r != nullptr ? rf_to_f32(r[row * d + i]) : 0.0f;
+        pv[k] = ok && post_w != nullptr ? post_w[i] : 0.0f;
+        wv[k] = ok && out != nullptr ? w[i] : 0.0f;
+    }
+    float post = 1.0f;
+    if (r != nullptr && post_w != nullptr) {
+        float acc = 0.0f;
+#pragma unroll
+        for (int k = 0; k < GLUE_EPT; ++k) acc += rv[k] * rv[k];
+        post = glue_rms_scale<BLOCK>(acc, d, eps, scratch);
+    }
+    float acc = 0.0f;
+#pragma unroll
+    for (int k = 0; k < GLUE_EPT; ++k) {
+        const int i = threadIdx.x + k * BLOCK;
+        if (i < d) {
+            float v = xv[k] * scale;
+            if (r != nullptr) {
+                float a = rv[k];
+                if (post_w != nullptr) a = a * post * pv[k];
+                v += a;
+            }
+            xr[i] = v;
+            xv[k] = v;
+            acc += v * v;
+        }
+    }
+    if (out == nullptr) return;
+    const float inv = glue_rms_scale<BLOCK>(acc, d, eps, scratch);
+#pragma unroll
+    for (int k = 0; k < GLUE_EPT; ++k) {
+        if (k * BLOCK < d) {  // the same for every thread: each group's quantization has every lane
+            const int i = threadIdx.x + k * BLOCK;
+            float h = 0.0f;
+            if (i < d) {
+                const rf_half o = rf_from_f32<rf_half>(xv[k] * inv * wv[k]);
+                out[row * d + i] = o;
+                h = rf_to_f32(o);
+            }
+            if (xq != nullptr) rf_q8_put(h, i < d, row * d + i, xq, xs);
+        }
+    }
+}
+
 template <int BLOCK>
 RF_DEVICE void glue_resid_norm(float* RF_RESTRICT x, const rf_half* RF_RESTRICT r, const float* RF_RESTRICT post_w,
                                const float* RF_RESTRICT w, rf_half* RF_RESTRICT out, signed char* RF_RESTRICT xq,
                                float2* RF_RESTRICT xs, int d, float eps, float scale) {
     __shared__ float scratch[BLOCK / RF_WAVE];
+    if (d <= GLUE_EPT * BLOCK) {
+        glue_resid_norm_regs<BLOCK>(x, r, post_w, w, out, xq, xs, d, eps, scale, scratch);
+        return;
+    }
     const long long row = blockIdx.x;
     float* xr = x + row * d;
     float post = 1.0f;
