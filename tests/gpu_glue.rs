@@ -17,12 +17,6 @@ use serial_test::serial;
 const DIMS: [usize; 9] = [32, 96, 576, 640, 1000, 1024, 4096, 5120, 8192];
 const ROWS: [usize; 3] = [1, 3, 17];
 
-fn poisoned<T: bytemuck::Pod>(n: usize) -> Buffer<T> {
-    let mut b = device().alloc::<T>(n).unwrap();
-    b.fill_bytes(0xff).unwrap();
-    b
-}
-
 fn f16s(v: &[f32]) -> Vec<f16> {
     v.iter().map(|&x| f16::from_f32(x)).collect()
 }
@@ -47,6 +41,19 @@ fn check_q8(q8: &Buffer<u8>, out: &[f16], rows: usize, d: usize, tag: &str) {
         bytemuck::cast_slice::<[f32; 2], u8>(&pairs),
         "8-bit scales {tag}"
     );
+}
+
+/// The f16 output `got` against the f32 reference `want` (rounded to f16 as the kernel rounds), and with
+/// `q8` its 8-bit copy in `dq`.
+fn check_out(got: &[f16], want: &[f32], dq: Option<&Buffer<u8>>, rows: usize, d: usize, tag: &str) {
+    let e = rel_err(
+        &got.iter().map(|v| v.to_f32()).collect::<Vec<_>>(),
+        &rounded(want),
+    );
+    assert!(e < 1e-3, "{tag}: {e}");
+    if let Some(dq) = dq {
+        check_q8(dq, got, rows, d, tag);
+    }
 }
 
 /// One resid_norm case: `r`, `post` (needs r), `norm` (the f16 output) and `q8` switched on or off.
@@ -109,15 +116,15 @@ fn resid_case(
     let e = rel_err(&got_x, &xr);
     assert!(e < 1e-5, "residual stream {tag}: {e}");
     if norm {
-        let got = out.to_vec().unwrap();
-        let e = rel_err(
-            &got.iter().map(|v| v.to_f32()).collect::<Vec<_>>(),
-            &rounded(&want),
+        let tag = format!("normed output {tag}");
+        check_out(
+            &out.to_vec().unwrap(),
+            &want,
+            q8.then_some(&dq),
+            rows,
+            d,
+            &tag,
         );
-        assert!(e < 1e-3, "normed output {tag}: {e}");
-        if q8 {
-            check_q8(&dq, &got, rows, d, &tag);
-        }
     }
 }
 
@@ -183,16 +190,16 @@ fn gated_matches_reference() {
                     q8.then_some(&mut dq),
                 )
                 .unwrap_or_else(|e| panic!("{tag}: {e}"));
-                let got = out.to_vec().unwrap();
                 let want = glue::gated_ref(&g, &u, gelu);
-                let e = rel_err(
-                    &got.iter().map(|v| v.to_f32()).collect::<Vec<_>>(),
-                    &rounded(&want),
+                let tag = format!("gated {tag}");
+                check_out(
+                    &out.to_vec().unwrap(),
+                    &want,
+                    q8.then_some(&dq),
+                    rows,
+                    cols,
+                    &tag,
                 );
-                assert!(e < 1e-3, "gated {tag}: {e}");
-                if q8 {
-                    check_q8(&dq, &got, rows, cols, &tag);
-                }
             }
         }
     }

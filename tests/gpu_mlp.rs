@@ -27,12 +27,6 @@ fn f32s<T: Element>(v: &[T]) -> Vec<f32> {
 fn rounded<T: Element>(v: &[f32]) -> Vec<f32> {
     v.iter().map(|&x| T::from_f32(x).to_f32()).collect()
 }
-fn poisoned<T: bytemuck::Pod>(n: usize) -> Buffer<T> {
-    let mut b = device().alloc::<T>(n).unwrap();
-    b.fill_bytes(0xff).unwrap();
-    b
-}
-
 fn norms<T: Element>(seed: u64) {
     let dev = device();
     let before = dev.allocated_bytes();

@@ -387,12 +387,8 @@ pub fn plan_specs(
         prefill::native_path(target),
         target,
     )?);
-    // both decode kernels: short batches at head dims >= 128 run the SIMT one (DecodeKernel::for_batch)
-    let mut kernels = vec![decode::DecodeKernel::native(target, cfg.head_dim)];
-    if kernels[0] != decode::DecodeKernel::Simt && cfg.head_dim >= 128 {
-        kernels.push(decode::DecodeKernel::Simt);
-    }
-    for k in kernels {
+    // every decode kernel a plan can pick (short batches at head dims >= 128 run the SIMT one)
+    for k in decode::DecodeKernel::candidates(target, cfg.head_dim) {
         v.push(k.spec(cfg.head_dim, "f16", cfg.group(), wave)?);
     }
     v.push(KernelSpec::new(

@@ -58,3 +58,11 @@ pub fn cli_bin() -> String {
 
 /// The HF transformers reference check of the model runtime.
 pub mod hf;
+
+/// A device buffer of `n` elements filled with 0xff bytes (NaN as floats), so an element a kernel does
+/// not write fails the comparison.
+pub fn poisoned<T: bytemuck::Pod>(n: usize) -> gpu::Buffer<T> {
+    let mut b = device().alloc::<T>(n).unwrap();
+    b.fill_bytes(0xff).unwrap();
+    b
+}

@@ -242,7 +242,7 @@ fn env_mc_tiles() -> Option<(usize, usize, usize)> {
 /// What `ROCMFORGE_DECODE` asks for, parsed here only (for [`DecodeKernel::native`] and
 /// [`DecodeKernel::for_batch`], at plan time): `simt` or `mc`; anything else leaves the choice to the
 /// rules.
-#[derive(PartialEq)]
+#[derive(Clone, Copy, PartialEq)]
 enum DecodeOverride {
     Simt,
     Mc,
@@ -269,8 +269,12 @@ impl DecodeKernel {
     /// The matrix-core kernel where the target has matrix cores for `head_dim` (RDNA: up to 128),
     /// unless `ROCMFORGE_DECODE=simt`.
     pub fn native(t: &Target, head_dim: usize) -> DecodeKernel {
+        Self::native_with(t, head_dim, decode_override())
+    }
+
+    fn native_with(t: &Target, head_dim: usize, o: Option<DecodeOverride>) -> DecodeKernel {
         let path = super::prefill::native_path(t);
-        let simt = decode_override() == Some(DecodeOverride::Simt);
+        let simt = o == Some(DecodeOverride::Simt);
         if path == "scalar" || simt || (path == "wmma" && head_dim > 128) {
             DecodeKernel::Simt
         } else {
@@ -289,15 +293,30 @@ impl DecodeKernel {
         nseq: usize,
         max_kv: usize,
     ) -> DecodeKernel {
-        let k = Self::native(t, head_dim);
-        let forced = decode_override() == Some(DecodeOverride::Mc);
+        let o = decode_override();
+        let k = Self::native_with(t, head_dim, o);
         let kv_bytes = nseq * max_kv * n_kv_heads * head_dim * 4;
-        match k {
-            DecodeKernel::Mc(_) if !forced && head_dim >= 128 && kv_bytes <= SIMT_MAX_KV_BYTES => {
-                DecodeKernel::Simt
-            }
-            k => k,
+        if Self::short_batch_simt(k, head_dim, o) && kv_bytes <= SIMT_MAX_KV_BYTES {
+            DecodeKernel::Simt
+        } else {
+            k
         }
+    }
+
+    /// Whether [`Self::for_batch`] can turn the target's kernel `k` into the SIMT one for short batches.
+    fn short_batch_simt(k: DecodeKernel, head_dim: usize, o: Option<DecodeOverride>) -> bool {
+        matches!(k, DecodeKernel::Mc(_)) && head_dim >= 128 && o != Some(DecodeOverride::Mc)
+    }
+
+    /// Every kernel [`Self::for_batch`] can pick for `head_dim` on `t` (what a model compiles).
+    pub fn candidates(t: &Target, head_dim: usize) -> Vec<DecodeKernel> {
+        let o = decode_override();
+        let k = Self::native_with(t, head_dim, o);
+        let mut v = vec![k];
+        if Self::short_batch_simt(k, head_dim, o) {
+            v.push(DecodeKernel::Simt);
+        }
+        v
     }
 
     /// Query rows (of one kv head's G heads x nq tokens) per block, for `rows_total` of them.
