@@ -314,36 +314,55 @@ fn spec_validation() {
         .to_string()
         .contains("1, 4, 8"));
     // the matrix-core decode kernel: its tiles fit every target's shared memory (AMD's 64 KiB LDS,
-    // sm_86/89's 99 KiB), and the waves' area holds dec_finish's partial rows after the loop
+    // sm_86/89's 99 KiB; the wide set, on targets that give a block more, what they give), and the
+    // waves' area holds dec_finish's partial rows after the loop
     for hd in [64usize, 80, 96, 128, 256] {
-        for (path, wave, limit) in [
-            ("mma_sync", 32u32, 99 * 1024),
-            ("mfma", 64, 65536),
-            ("wmma", 32, 65536),
+        for (name, path) in [
+            ("sm_86", "mma_sync"),
+            ("sm_90", "mma_sync"),
+            ("gfx942", "mfma"),
+            ("gfx1100", "wmma"),
         ] {
+            let t = rocmforge::gpu::Target::named(name).unwrap();
             let k = decode::DecodeKernel::Mc(path);
-            let spec = k.spec(hd, "bf16", 8, wave);
+            let spec = k.spec(hd, "bf16", 8, &t);
             if path == "wmma" && hd > 128 {
                 let e = spec.unwrap_err().to_string();
                 assert!(e.contains("SIMT"), "{e}");
                 continue;
             }
+            let wide = name == "sm_90" && (hd == 128 || hd == 256);
+            assert_eq!(decode::McTiles::wide_fits(&t, path, hd), wide, "{name} hd{hd}");
+            let set = if wide { "wide" } else { "std" };
             assert_eq!(
                 spec.unwrap().uri(),
-                format!("attn_decode_mc.hd{hd}.bf16.{path}.w{wave}")
+                format!("attn_decode_mc.hd{hd}.bf16.{path}.{set}.w{}", t.wave_size)
             );
-            let t = decode::McTiles::of(path, hd);
-            assert!(t.shared <= limit, "{path} hd{hd}: {t:?}");
-            let waves_area = t.shared - 16 * (hd + 8) * 2;
+            let tl = decode::McTiles::of(path, hd, wide);
+            let limit = if wide {
+                t.shared_per_block_optin as usize
+            } else {
+                (99 * 1024).min(t.shared_per_block_optin as usize)
+            };
+            assert!(tl.shared <= limit, "{name} hd{hd}: {tl:?}");
+            let waves_area = tl.shared - 16 * (hd + 8) * 2;
             assert!(
-                waves_area >= t.nwarp * 16 * (hd + 2) * 4,
-                "{path} hd{hd}: {t:?}"
+                waves_area >= tl.nwarp * 16 * (hd + 2) * 4,
+                "{name} hd{hd}: {tl:?}"
             );
-            assert!(t.bn % 16 == 0 && (t.stages >= 2) == (path == "mma_sync"));
+            assert!(tl.bn % 16 == 0 && (tl.stages >= 2) == (path == "mma_sync"));
         }
-        assert_eq!(decode::DecodeKernel::Mc("mfma").rows(3), 16);
-        assert_eq!(decode::DecodeKernel::Simt.rows(3), 4);
     }
+    // wide tiles only where they exist
+    let mut p = vec![("head_dim", 64usize.into()), ("dtype", "bf16".into())];
+    p.push(("path", "mma_sync".into()));
+    p.push(("tiles", "wide".into()));
+    let e = rocmforge::jit::KernelSpec::new(&decode::MC_FAMILY, &p, 32)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("head_dim 128 and 256"), "{e}");
+    assert_eq!(decode::DecodeKernel::Mc("mfma").rows(3), 16);
+    assert_eq!(decode::DecodeKernel::Simt.rows(3), 4);
     // matrix-core decode splits: whole rounds of resident blocks (H200: 132 CUs x 3 blocks at hd128,
     // x 2 at hd256), whole tiles, the fixed cost of a split counted
     assert_eq!(decode::mc_split_count(16 * 8, 396, 4096, 64), 3); // 384 blocks, one round

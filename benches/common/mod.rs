@@ -35,7 +35,11 @@ pub fn copy_bandwidth_gbs(dev: &Device) -> Result<f64> {
 
 /// Run `python3 SCRIPT ARGS...` (a peer benchmark such as torch) and parse the JSON it prints last.
 /// The script is looked for under `tools/` and `.gpu/tools/`. Errors are returned, not hidden.
+/// `ROCMFORGE_BENCH_PEER=off` skips the peer (its ratio then reads as an error), for sweeps.
 pub fn run_peer(script: &str, args: &[String]) -> std::result::Result<serde_json::Value, String> {
+    if std::env::var("ROCMFORGE_BENCH_PEER").is_ok_and(|v| v.trim() == "off") {
+        return Err("peer off (ROCMFORGE_BENCH_PEER=off)".into());
+    }
     let path = ["tools", ".gpu/tools"]
         .iter()
         .map(|d| std::path::Path::new(d).join(script))

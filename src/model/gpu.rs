@@ -389,7 +389,7 @@ pub fn plan_specs(
     )?);
     // every decode kernel a plan can pick (short batches at head dims >= 128 run the SIMT one)
     for k in decode::DecodeKernel::candidates(target, cfg.head_dim) {
-        v.push(k.spec(cfg.head_dim, "f16", cfg.group(), wave)?);
+        v.push(k.spec(cfg.head_dim, "f16", cfg.group(), target)?);
     }
     v.push(KernelSpec::new(
         &decode::MERGE,

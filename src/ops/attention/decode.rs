@@ -115,6 +115,11 @@ pub static FAMILY: Family = Family {
     preamble: no_preamble,
 };
 
+/// Threads of an `attn_merge` block and the columns of a row it merges (`MG_THREADS`, `MG_COLS` in
+/// attn_merge.hip): the grid is rows x head_dim / MERGE_COLS blocks.
+const MERGE_THREADS: u32 = 256;
+const MERGE_COLS: usize = 16;
+
 pub static MERGE: Family = Family {
     name: "attn_merge",
     doc: "merge of flash-decoding partial results",
@@ -132,6 +137,8 @@ pub static MERGE: Family = Family {
 
 /// Matrix paths of the matrix-core decode kernel (`attn_decode_mc`).
 pub const MC_PATHS: &[&str] = &["mma_sync", "mfma", "wmma"];
+/// Its tile sets ([`McTiles::of`]).
+pub const MC_TILE_SETS: &[&str] = &["std", "wide"];
 
 pub static MC_FAMILY: Family = Family {
     name: "attn_decode_mc",
@@ -146,16 +153,27 @@ pub static MC_FAMILY: Family = Family {
             kind: ParamKind::Choice { values: MC_PATHS },
             doc: "matrix path (the target's matrix cores)",
         },
+        ParamDef {
+            name: "tiles",
+            kind: ParamKind::Choice { values: MC_TILE_SETS },
+            doc: "tile set: std (fits 99 KiB of shared memory), wide (more waves a block, 140 KiB; mma_sync at head_dim 128 / 256)",
+        },
     ],
     validate: |s| match (s.str("path"), s.wave()) {
         ("mfma", 32) => Err("the mfma path needs wave64".into()),
         ("wmma", 64) | ("mma_sync", 64) => Err(format!("the {} path needs wave32", s.str("path"))),
         ("wmma", _) if s.int("head_dim") > 128 => Err(WMMA_HD256.into()),
+        (path, _) if s.str("tiles") == "wide" && !McTiles::has_wide(path, s.int("head_dim") as usize) => {
+            Err("wide tiles exist for the mma_sync path at head_dim 128 and 256 only".into())
+        }
         _ => Ok(()),
     },
-    applies: |s, t| super::prefill::native_path(t) == s.str("path"),
+    applies: |s, t| {
+        super::prefill::native_path(t) == s.str("path")
+            && (s.str("tiles") == "std" || McTiles::wide_fits(t, s.str("path"), s.int("head_dim") as usize))
+    },
     preamble: |s| {
-        let t = McTiles::of(s.str("path"), s.int("head_dim") as usize);
+        let t = McTiles::of(s.str("path"), s.int("head_dim") as usize, s.str("tiles") == "wide");
         format!(
             "#define RF_DMC_BN {}\n#define RF_DMC_NW {}\n#define RF_DMC_ST {}\n#define RF_ATTN_LPR 1\n#define RF_ATTN_CSPLIT 1\n",
             t.bn, t.nwarp, t.stages
@@ -182,16 +200,23 @@ pub struct McTiles {
 }
 
 impl McTiles {
-    /// Under the 64 KiB of LDS AMD gives a workgroup and the 99 KiB of sm_86/89 (H200 sweep, eighth
-    /// session, `ROCMFORGE_DECODE_MC_TILES`: docs/runs/s8/d/sweep.txt).
+    /// The standard set fits the 64 KiB of LDS AMD gives a workgroup and the 99 KiB of sm_86/89 (H200
+    /// sweep, eighth session, `ROCMFORGE_DECODE_MC_TILES`: docs/runs/s8/d/sweep.txt):
     /// - mma_sync: head_dim 64: 32-key tiles, 4 waves, 2 stages (6 % faster than 16-key tiles at
     ///   B=16); 80-128: 16 keys, 2 waves, 3 stages (two tiles in flight a wave; 2-4 % faster than 4
     ///   waves of 2 stages at B=16-64); 256: 16 keys, 2 waves, 2 stages (76 KiB).
     /// - mfma / wmma (one stage, a tile loaded through registers): 16 keys, 4 waves (2 at 256).
-    /// `ROCMFORGE_DECODE_MC_TILES=bn,nwarp,stages` replaces them, for experiments (the instance's
+    ///
+    /// `wide` (mma_sync at head_dim 128 and 256, where the device gives a block 140 KiB: sm_80, sm_90):
+    /// 4 waves of 2 stages, hd128 with 32-key tiles, hd256 with 16 (H200 sweep, eleventh session, call
+    /// A: B=16 ctx 4096 hd128 82 % of copy against 76 %; MQA hd256 B=16 ctx 8192 63 % against 53 %).
+    ///
+    /// `ROCMFORGE_DECODE_MC_TILES=bn,nwarp,stages` replaces either set, for experiments (the instance's
     /// source, and so its cache key, changes with them; its name does not).
-    pub fn of(path: &str, head_dim: usize) -> McTiles {
+    pub fn of(path: &str, head_dim: usize, wide: bool) -> McTiles {
         let (mut bn, mut nwarp, mut stages) = match (path, head_dim) {
+            ("mma_sync", 128) if wide => (32, 4, 2),
+            ("mma_sync", 256) if wide => (16, 4, 2),
             ("mma_sync", 64) => (32, 4, 2),
             ("mma_sync", 80..=128) => (16, 2, 3),
             ("mma_sync", _) => (16, 2, 2),
@@ -216,6 +241,18 @@ impl McTiles {
             shared,
         }
     }
+
+    /// Whether a wide tile set exists for `path` at `head_dim`.
+    pub fn has_wide(path: &str, head_dim: usize) -> bool {
+        path == "mma_sync" && matches!(head_dim, 128 | 256)
+    }
+
+    /// Whether `t` runs the wide tiles of `path` at `head_dim`: they exist and fit the shared memory
+    /// a block of `t` may opt into.
+    pub fn wide_fits(t: &Target, path: &str, head_dim: usize) -> bool {
+        Self::has_wide(path, head_dim)
+            && Self::of(path, head_dim, true).shared <= t.shared_per_block_optin as usize
+    }
 }
 
 /// `ROCMFORGE_DECODE_MC_TILES=bn,nwarp,stages` when it parses to a shape the kernel takes (bn a
@@ -237,6 +274,17 @@ fn env_mc_tiles() -> Option<(usize, usize, usize)> {
         }
         _ => None,
     }
+}
+
+/// `ROCMFORGE_DECODE_SPLITS=N`: N splits per sequence instead of the rule's (for experiments; clamped to
+/// one tile of keys per split at least); anything but a positive number is ignored.
+fn env_splits() -> Option<usize> {
+    std::env::var("ROCMFORGE_DECODE_SPLITS")
+        .ok()?
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|&n| n > 0)
 }
 
 /// What `ROCMFORGE_DECODE` asks for, parsed here only (for [`DecodeKernel::native`] and
@@ -331,24 +379,28 @@ impl DecodeKernel {
         }
     }
 
-    /// The instance this kernel runs for `rows_total` rows per kv head.
+    /// The instance this kernel runs on `t` for `rows_total` rows per kv head.
     pub fn spec(
         self,
         head_dim: usize,
         dtype: &str,
         rows_total: usize,
-        wave: u32,
+        t: &Target,
     ) -> Result<KernelSpec> {
         match self {
-            DecodeKernel::Simt => spec(head_dim, dtype, self.rows(rows_total), wave),
+            DecodeKernel::Simt => spec(head_dim, dtype, self.rows(rows_total), t.wave_size),
             DecodeKernel::Mc(path) => KernelSpec::new(
                 &MC_FAMILY,
                 &[
                     ("head_dim", head_dim.into()),
                     ("dtype", dtype.into()),
                     ("path", path.into()),
+                    (
+                        "tiles",
+                        if McTiles::wide_fits(t, path, head_dim) { "wide" } else { "std" }.into(),
+                    ),
                 ],
-                wave,
+                t.wave_size,
             ),
         }
     }
@@ -471,7 +523,7 @@ impl DecodePlan {
                 shared_bytes(t, rows),
             ),
             DecodeKernel::Mc(path) => {
-                let m = McTiles::of(path, head_dim);
+                let m = McTiles::of(path, head_dim, McTiles::wide_fits(t, path, head_dim));
                 (m.bn * m.nwarp, m.nwarp, m.shared)
             }
         };
@@ -492,6 +544,7 @@ impl DecodePlan {
                 mc_split_count(blocks_per_split, resident * cus, max_len, chunk)
             }
         };
+        let splits = env_splits().unwrap_or(splits).clamp(1, max_len.div_ceil(chunk));
         let split_tokens = max_len.div_ceil(splits).div_ceil(chunk) * chunk;
         let splits = max_len.div_ceil(split_tokens);
         let nrows = nseq * nq * hq;
@@ -584,7 +637,7 @@ pub fn decode<T: Element>(
     let rows_total = plan.hq / l.n_kv_heads * plan.nq;
     let kern = Jit::global().kernel(
         dev,
-        &plan.kernel.spec(l.head_dim, T::DTYPE, rows_total, wave)?,
+        &plan.kernel.spec(l.head_dim, T::DTYPE, rows_total, dev.target())?,
     )?;
     let grid = [
         plan.splits as u32,
@@ -632,8 +685,8 @@ pub fn decode<T: Element>(
     )?;
     let rows = batch.total_q() * plan.hq;
     let cfg = LaunchConfig {
-        grid: [rows as u32, 1, 1],
-        block: [256, 1, 1],
+        grid: [rows as u32, l.head_dim.div_ceil(MERGE_COLS) as u32, 1],
+        block: [MERGE_THREADS, 1, 1],
         shared_bytes: 0,
     };
     merge.launch(
