@@ -59,6 +59,7 @@ pub fn run(
     json: Option<&std::path::Path>,
     deny_spills: bool,
     early: bool,
+    group: Option<usize>,
 ) -> Result<i32> {
     let pattern = if all { None } else { pattern };
     if !all && pattern.is_none() && model.is_none() {
@@ -114,12 +115,11 @@ pub fn run(
     }
     let t0 = Instant::now();
     // a model's instances are grouped as a load groups them (about one group per core)
-    let group = |n: usize| {
-        if model.is_some() {
-            warmup::group_size(n)
-        } else {
-            rocmforge::jit::GROUP
-        }
+    // --group N: N instances per translation unit
+    let group = |n: usize| match (group.filter(|&g| g > 0), model.is_some()) {
+        (Some(g), _) => g,
+        (None, true) => warmup::group_size(n),
+        (None, false) => rocmforge::jit::GROUP,
     };
     let mut results = Jit::global().compile_many_each(&work, group(work.len()), |_, _| bar.inc(1));
     let phases = if early {

@@ -60,6 +60,11 @@ enum Cmd {
         /// deferred specialized instances, and print the wall time of each.
         #[arg(long, requires = "model")]
         early: bool,
+        /// Instances per translation unit (default 8; with --model about one group per core).
+        /// Larger groups pay the compiler's fixed cost fewer times: HIP 6.4's hipRTC compiles one
+        /// program at a time in a process, so there they shorten the wall time.
+        #[arg(long)]
+        group: Option<usize>,
     },
     /// Inspect and manage the disk cache.
     Cache {
@@ -217,6 +222,7 @@ pub fn run() -> Result<i32> {
             json,
             deny_spills,
             early,
+            group,
         } => compile::run(
             &target,
             all,
@@ -226,6 +232,7 @@ pub fn run() -> Result<i32> {
             json.as_deref(),
             deny_spills,
             early,
+            group,
         ),
         Cmd::Cache { op } => cache(op),
         Cmd::Render {
