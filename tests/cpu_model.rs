@@ -505,6 +505,38 @@ fn cli_bench_decodes_parallel_sequences() {
 }
 
 #[test]
+fn cli_bench_at_a_context_depth() {
+    let m = smollm();
+    let path = m.to_str().unwrap();
+    let out = Command::new(common::cli_bin())
+        .args(["bench", path, "--device", "cpu", "-p", "4", "-n", "2", "-r", "1"])
+        .args(["-d", "0,20", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = v["results"].as_array().unwrap();
+    let tests: Vec<&str> = rows.iter().map(|r| r["test"].as_str().unwrap()).collect();
+    assert_eq!(tests, ["pp4", "tg2", "pp4 @ d20", "tg2 @ d20"]);
+    let depths: Vec<u64> = rows.iter().map(|r| r["n_depth"].as_u64().unwrap()).collect();
+    assert_eq!(depths, [0, 0, 20, 20]);
+    for r in rows {
+        assert!(r["avg_ts"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    // a depth past the context asked for is a one-line error naming the context
+    let (code, err) = cli(&["bench", path, "--device", "cpu", "-p", "0", "-n", "2"]
+        .into_iter()
+        .chain(["-d", "40", "-c", "32", "-r", "1"])
+        .collect::<Vec<_>>());
+    assert_ne!(code, 0);
+    assert!(err.contains("context size 32"), "{err}");
+}
+
+#[test]
 fn cli_bad_input_is_a_one_line_error() {
     let dir = tempfile::tempdir().unwrap();
     let text = dir.path().join("notes.gguf");

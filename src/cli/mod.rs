@@ -137,6 +137,15 @@ enum Cmd {
             default_value = "128"
         )]
         gens: Vec<usize>,
+        /// Context depths: each test runs after this many tokens already in the cache (prefilled,
+        /// not timed), like llama-bench's -d.
+        #[arg(
+            short = 'd',
+            long = "n-depth",
+            value_delimiter = ',',
+            default_value = "0"
+        )]
+        depths: Vec<usize>,
         /// Sequences decoded together in the tg tests (tgN@B: B sequences, N steps, B·N tokens),
         /// like llama-batched-bench's -npl.
         #[arg(long = "parallel", value_delimiter = ',', default_value = "1")]
@@ -261,11 +270,12 @@ pub fn run() -> Result<i32> {
             model,
             prompts,
             gens,
+            depths,
             parallel,
             reps,
             json,
             verbose,
-        } => run::bench(&model, &prompts, &gens, &parallel, reps, json, verbose),
+        } => run::bench(&model, &prompts, &gens, &depths, &parallel, reps, json, verbose),
         Cmd::Serve {
             model,
             host,

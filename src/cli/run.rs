@@ -216,6 +216,7 @@ struct BenchRow {
     test: String,
     n_prompt: usize,
     n_gen: usize,
+    n_depth: usize,
     reps: usize,
     avg_ts: f64,
     stddev_ts: f64,
@@ -225,10 +226,15 @@ struct BenchRow {
 /// `rocmforge bench MODEL`: prompt processing (ppN: one N-token prompt) and generation (tgN: N
 /// tokens from an empty context, greedy on the device), like llama-bench; with `parallel` B > 1
 /// also tgN@B: B sequences decoded together, one token each per step (B·N tokens); random token ids.
+/// With a depth D > 0 (llama-bench's -d) each test starts after D tokens already in every sequence's
+/// cache (prefilled, not timed): `pp512 @ d4096`, `tg128 @ d4096`. Without -c the context is made
+/// long enough for the deepest test.
+#[allow(clippy::too_many_arguments)]
 pub fn bench(
     m: &ModelArgs,
     prompts: &[usize],
     gens: &[usize],
+    depths: &[usize],
     parallel: &[usize],
     reps: usize,
     json: bool,
@@ -239,6 +245,12 @@ pub fn bench(
             "bench",
             "--parallel: every sequence count must be at least 1",
         ));
+    }
+    let deepest = depths.iter().copied().max().unwrap_or(0);
+    let mut m = m.clone();
+    if m.ctx_size.is_none() && deepest > 0 {
+        let longest = prompts.iter().chain(gens).copied().max().unwrap_or(0);
+        m.ctx_size = Some((deepest + longest).max(4096));
     }
     let t0 = Instant::now();
     let mut model = m.load(parallel.iter().copied().max().unwrap_or(1), verbose)?;
@@ -259,12 +271,31 @@ pub fn bench(
         (rng % vocab) as u32
     };
     let mut rows = Vec::new();
-    let mut run_test =
-        |model: &mut Model, n_prompt: usize, n_gen: usize, par: usize| -> Result<BenchRow> {
+    let mut run_test = |model: &mut Model,
+                        depth: usize,
+                        n_prompt: usize,
+                        n_gen: usize,
+                        par: usize|
+     -> Result<BenchRow> {
             let mut samples = Vec::new();
             for rep in 0..reps + 1 {
                 let toks: Vec<u32> = (0..n_prompt.max(par)).map(|_| rand_tok()).collect();
+                let ctx: Vec<u32> = (0..depth).map(|_| rand_tok()).collect();
                 let seqs: Vec<_> = (0..par).map(|_| model.engine.open()).collect();
+                // the depth, not timed
+                let filled = seqs.iter().try_for_each(|&seq| {
+                    if depth > 0 {
+                        model.engine.prefill(seq, &ctx, Want::Last).map(|_| ())
+                    } else {
+                        Ok(())
+                    }
+                });
+                if let Err(e) = filled {
+                    for seq in seqs {
+                        model.engine.free(seq);
+                    }
+                    return Err(e);
+                }
                 let t = Instant::now();
                 let res = (|| -> Result<()> {
                     if n_prompt > 0 {
@@ -301,33 +332,41 @@ pub fn bench(
             let sd = (samples.iter().map(|s| (s - avg).powi(2)).sum::<f64>()
                 / (samples.len().max(2) - 1) as f64)
                 .sqrt();
+            let test = if n_prompt > 0 {
+                format!("pp{n_prompt}")
+            } else if par > 1 {
+                format!("tg{n_gen}@{par}")
+            } else {
+                format!("tg{n_gen}")
+            };
             Ok(BenchRow {
                 model: model.engine.config.name.clone(),
                 backend: model.engine.backend_name(),
-                test: if n_prompt > 0 {
-                    format!("pp{n_prompt}")
-                } else if par > 1 {
-                    format!("tg{n_gen}@{par}")
+                test: if depth > 0 {
+                    format!("{test} @ d{depth}")
                 } else {
-                    format!("tg{n_gen}")
+                    test
                 },
                 n_prompt,
                 n_gen,
+                n_depth: depth,
                 reps,
                 avg_ts: avg,
                 stddev_ts: sd,
                 samples_ts: samples,
             })
         };
-    for &p in prompts {
-        if p > 0 {
-            rows.push(run_test(&mut model, p, 0, 1)?);
+    for &d in depths {
+        for &p in prompts {
+            if p > 0 {
+                rows.push(run_test(&mut model, d, p, 0, 1)?);
+            }
         }
-    }
-    for &g in gens {
-        for &par in parallel {
-            if g > 0 {
-                rows.push(run_test(&mut model, 0, g, par)?);
+        for &g in gens {
+            for &par in parallel {
+                if g > 0 {
+                    rows.push(run_test(&mut model, d, 0, g, par)?);
+                }
             }
         }
     }
