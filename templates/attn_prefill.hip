@@ -65,8 +65,41 @@ RF_DEVICE void attn_prefill(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache
     for (int j = 0; j < MM::NSLOT; j++) { m[j] = RF_NEG_INF; l[j] = 0.0f; }
     const int qbase = off + qt * BM + wr * RW;
 
+#if RF_ATTN_RPF
+    // register prefetch (RF_ATTN_RPF): the next K/V tile's 16-byte chunks are loaded into registers
+    // (RIT of K and of V a thread) while the current tile is computed, and stored into the one shared
+    // stage at the top of the next iteration: global -> register -> shared double buffering, so a
+    // tile's global latency hides under the previous tile's math without a second LDS stage.
+    constexpr int NT = NW * RF_WAVE, NCH = BN * NV, RIT = (NCH + NT - 1) / NT;
+    uint4 kx[RIT], vx[RIT];
+    auto load_tile = [&](int kt) {
+#pragma unroll
+        for (int i = 0; i < RIT; i++) {
+            const int v = threadIdx.x + i * NT, key = kt + v / NV;
+            kx[i] = vx[i] = make_uint4(0, 0, 0, 0);
+            if ((NCH % NT == 0 || v < NCH) && key < kv_len) {
+                const long long base = bt[key / page_size] * page_stride + head_off + (long long)(key % page_size) * HD;
+                kx[i] = ((const uint4*)(k_cache + base))[v % NV];
+                vx[i] = ((const uint4*)(v_cache + base))[v % NV];
+            }
+        }
+    };
+    if (kv_begin < kv_end) load_tile(kv_begin);
+#endif
     for (int kt = kv_begin; kt < kv_end; kt += BN) {
         __syncthreads();  // previous tile fully used
+#if RF_ATTN_RPF
+#pragma unroll
+        for (int i = 0; i < RIT; i++) {
+            const int v = threadIdx.x + i * NT, r = v / NV, c = v % NV;
+            if (NCH % NT == 0 || v < NCH) {
+                *(uint4*)(sK + r * LD + c * 8) = kx[i];
+                *(uint4*)(sV + r * LD + c * 8) = vx[i];
+            }
+        }
+        __syncthreads();
+        if (kt + BN < kv_end) load_tile(kt + BN);  // lands while this tile is computed
+#else
         for (int v = threadIdx.x; v < BN * NV; v += NW * RF_WAVE) {
             const int r = v / NV, c = v % NV, key = kt + r;
             uint4 kx = make_uint4(0, 0, 0, 0), vx = make_uint4(0, 0, 0, 0);
@@ -79,6 +112,7 @@ RF_DEVICE void attn_prefill(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache
             *(uint4*)(sV + r * LD + c * 8) = vx;
         }
         __syncthreads();
+#endif
         MM::qk(sQ + wr * RW * LD, sK, s, lane);
         const bool need_mask = kt + BN > kv_len || (CAUSAL && kt + BN - 1 > qpos_lo) || (window > 0 && kt <= qpos_hi - window);
 #pragma unroll

@@ -59,12 +59,15 @@ pub static FAMILY: Family = Family {
     },
     applies: |s, t| path_applies(s.str("path"), t),
     preamble: |s| {
-        let t = tiles_for(
+        let mut t = tiles_for(
             s.str("path"),
             s.int("head_dim") as usize,
             s.wave(),
             s.flag("pipe"),
         );
+        // WMMA with bf16: the register prefetch spills on gfx1100 (HIP 6.4: hd80 / hd96 / hd256 causal,
+        // 28-168 bytes of scratch), where the bf16 P split already holds more registers than f16's P
+        t.prefetch &= !(s.str("path") == "wmma" && s.str("dtype") == "bf16");
         // the pipelined loop's P split and exp2 form are PipeConfig::default_for's (the AMD paths and
         // the shared loop always split a bf16 P and ignore both defines)
         let hd = s.int("head_dim") as usize;
@@ -82,7 +85,7 @@ fn preamble_of(t: &Tiles, psplit: bool, ffma: bool) -> String {
     let defines = format!(
         "#define RF_ATTN_BM {}\n#define RF_ATTN_BN {}\n#define RF_ATTN_NWARP {}\n#define RF_ATTN_LPR {}\n\
          #define RF_ATTN_CSPLIT {}\n#define RF_ATTN_MT {}\n#define RF_ATTN_QREG {}\n#define RF_ATTN_PIPE {}\n\
-         #define RF_ATTN_PSPLIT {}\n#define RF_ATTN_FFMA {}\n",
+         #define RF_ATTN_PSPLIT {}\n#define RF_ATTN_FFMA {}\n#define RF_ATTN_RPF {}\n",
         t.bm,
         t.bn,
         t.nwarp,
@@ -92,7 +95,8 @@ fn preamble_of(t: &Tiles, psplit: bool, ffma: bool) -> String {
         t.qreg as u8,
         (t.stages > 1) as u8,
         psplit as u8,
-        ffma as u8
+        ffma as u8,
+        t.prefetch as u8
     );
     defines + &super::mm_header()
 }
@@ -236,6 +240,11 @@ pub struct Tiles {
     /// K/V shared-memory stages: 2 = the cp.async pipeline of the mma_sync path
     /// (`attn_prefill_mma`); 1 = the shared tile loop (every other path).
     pub stages: usize,
+    /// The shared tile loop (one stage) loads the next K/V tile into registers while the current one
+    /// is computed (`RF_ATTN_RPF`): the AMD matrix paths (MFMA, WMMA; WMMA with f16 only, see the
+    /// family's preamble) at head dims 64, 128 and 256, whose one LDS stage would otherwise wait for
+    /// every tile's global loads.
+    pub prefetch: bool,
     /// Dynamic shared memory bytes.
     pub shared: usize,
 }
@@ -296,6 +305,8 @@ pub fn tiles_for(path: &str, hd: usize, wave: u32, pipe: bool) -> Tiles {
         mt: 1,
         qreg: false,
         stages: 1,
+        // not at hd80 / hd96: HIP 5.2's compiler takes minutes on those instances with it (gfx90a)
+        prefetch: matches!(path, "mfma" | "wmma") && hd.is_power_of_two(),
         shared: (bm + 2 * bn) * ld * 2 + nwarp * scratch,
     }
 }
@@ -423,6 +434,7 @@ impl PipeConfig {
             mt: self.mt,
             qreg: self.qreg,
             stages: 2,
+            prefetch: false,
             shared: rows * (hd + 8) * 2,
         }
     }
