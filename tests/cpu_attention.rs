@@ -332,7 +332,11 @@ fn spec_validation() {
                 continue;
             }
             let wide = name == "sm_90" && (hd == 128 || hd == 256);
-            assert_eq!(decode::McTiles::wide_fits(&t, path, hd), wide, "{name} hd{hd}");
+            assert_eq!(
+                decode::McTiles::wide_fits(&t, path, hd),
+                wide,
+                "{name} hd{hd}"
+            );
             let set = if wide { "wide" } else { "std" };
             assert_eq!(
                 spec.unwrap().uri(),

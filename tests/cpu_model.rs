@@ -509,7 +509,9 @@ fn cli_bench_at_a_context_depth() {
     let m = smollm();
     let path = m.to_str().unwrap();
     let out = Command::new(common::cli_bin())
-        .args(["bench", path, "--device", "cpu", "-p", "4", "-n", "2", "-r", "1"])
+        .args([
+            "bench", path, "--device", "cpu", "-p", "4", "-n", "2", "-r", "1",
+        ])
         .args(["-d", "0,20", "--json"])
         .output()
         .unwrap();
@@ -522,7 +524,10 @@ fn cli_bench_at_a_context_depth() {
     let rows = v["results"].as_array().unwrap();
     let tests: Vec<&str> = rows.iter().map(|r| r["test"].as_str().unwrap()).collect();
     assert_eq!(tests, ["pp4", "tg2", "pp4 @ d20", "tg2 @ d20"]);
-    let depths: Vec<u64> = rows.iter().map(|r| r["n_depth"].as_u64().unwrap()).collect();
+    let depths: Vec<u64> = rows
+        .iter()
+        .map(|r| r["n_depth"].as_u64().unwrap())
+        .collect();
     assert_eq!(depths, [0, 0, 20, 20]);
     for r in rows {
         assert!(r["avg_ts"].as_f64().unwrap() > 0.0, "{r}");

@@ -275,7 +275,9 @@ pub fn run() -> Result<i32> {
             reps,
             json,
             verbose,
-        } => run::bench(&model, &prompts, &gens, &depths, &parallel, reps, json, verbose),
+        } => run::bench(
+            &model, &prompts, &gens, &depths, &parallel, reps, json, verbose,
+        ),
         Cmd::Serve {
             model,
             host,

@@ -277,85 +277,85 @@ pub fn bench(
                         n_gen: usize,
                         par: usize|
      -> Result<BenchRow> {
-            let mut samples = Vec::new();
-            for rep in 0..reps + 1 {
-                let toks: Vec<u32> = (0..n_prompt.max(par)).map(|_| rand_tok()).collect();
-                let ctx: Vec<u32> = (0..depth).map(|_| rand_tok()).collect();
-                let seqs: Vec<_> = (0..par).map(|_| model.engine.open()).collect();
-                // the depth, not timed
-                let filled = seqs.iter().try_for_each(|&seq| {
-                    if depth > 0 {
-                        model.engine.prefill(seq, &ctx, Want::Last).map(|_| ())
-                    } else {
-                        Ok(())
-                    }
-                });
-                if let Err(e) = filled {
-                    for seq in seqs {
-                        model.engine.free(seq);
-                    }
-                    return Err(e);
-                }
-                let t = Instant::now();
-                let res = (|| -> Result<()> {
-                    if n_prompt > 0 {
-                        model.engine.prefill(seqs[0], &toks, Want::Last)?;
-                    } else {
-                        let mut next: Vec<u32> = toks[..par].to_vec();
-                        for _ in 0..n_gen {
-                            let inputs: Vec<StepInput> = seqs
-                                .iter()
-                                .zip(&next)
-                                .map(|(&seq, tok)| StepInput {
-                                    seq,
-                                    tokens: std::slice::from_ref(tok),
-                                    want: Want::Last,
-                                })
-                                .collect();
-                            let out = model.engine.step(&inputs, true)?;
-                            next = (0..par).map(|i| out.last_argmax(i).unwrap_or(0)).collect();
-                        }
-                    }
+        let mut samples = Vec::new();
+        for rep in 0..reps + 1 {
+            let toks: Vec<u32> = (0..n_prompt.max(par)).map(|_| rand_tok()).collect();
+            let ctx: Vec<u32> = (0..depth).map(|_| rand_tok()).collect();
+            let seqs: Vec<_> = (0..par).map(|_| model.engine.open()).collect();
+            // the depth, not timed
+            let filled = seqs.iter().try_for_each(|&seq| {
+                if depth > 0 {
+                    model.engine.prefill(seq, &ctx, Want::Last).map(|_| ())
+                } else {
                     Ok(())
-                })();
-                let secs = t.elapsed().as_secs_f64();
+                }
+            });
+            if let Err(e) = filled {
                 for seq in seqs {
                     model.engine.free(seq);
                 }
-                res?;
-                if rep > 0 {
-                    // the first run warms up (kernel loads, graph capture)
-                    samples.push((n_prompt + n_gen * par) as f64 / secs);
-                }
+                return Err(e);
             }
-            let avg = samples.iter().sum::<f64>() / samples.len() as f64;
-            let sd = (samples.iter().map(|s| (s - avg).powi(2)).sum::<f64>()
-                / (samples.len().max(2) - 1) as f64)
-                .sqrt();
-            let test = if n_prompt > 0 {
-                format!("pp{n_prompt}")
-            } else if par > 1 {
-                format!("tg{n_gen}@{par}")
-            } else {
-                format!("tg{n_gen}")
-            };
-            Ok(BenchRow {
-                model: model.engine.config.name.clone(),
-                backend: model.engine.backend_name(),
-                test: if depth > 0 {
-                    format!("{test} @ d{depth}")
+            let t = Instant::now();
+            let res = (|| -> Result<()> {
+                if n_prompt > 0 {
+                    model.engine.prefill(seqs[0], &toks, Want::Last)?;
                 } else {
-                    test
-                },
-                n_prompt,
-                n_gen,
-                n_depth: depth,
-                reps,
-                avg_ts: avg,
-                stddev_ts: sd,
-                samples_ts: samples,
-            })
+                    let mut next: Vec<u32> = toks[..par].to_vec();
+                    for _ in 0..n_gen {
+                        let inputs: Vec<StepInput> = seqs
+                            .iter()
+                            .zip(&next)
+                            .map(|(&seq, tok)| StepInput {
+                                seq,
+                                tokens: std::slice::from_ref(tok),
+                                want: Want::Last,
+                            })
+                            .collect();
+                        let out = model.engine.step(&inputs, true)?;
+                        next = (0..par).map(|i| out.last_argmax(i).unwrap_or(0)).collect();
+                    }
+                }
+                Ok(())
+            })();
+            let secs = t.elapsed().as_secs_f64();
+            for seq in seqs {
+                model.engine.free(seq);
+            }
+            res?;
+            if rep > 0 {
+                // the first run warms up (kernel loads, graph capture)
+                samples.push((n_prompt + n_gen * par) as f64 / secs);
+            }
+        }
+        let avg = samples.iter().sum::<f64>() / samples.len() as f64;
+        let sd = (samples.iter().map(|s| (s - avg).powi(2)).sum::<f64>()
+            / (samples.len().max(2) - 1) as f64)
+            .sqrt();
+        let test = if n_prompt > 0 {
+            format!("pp{n_prompt}")
+        } else if par > 1 {
+            format!("tg{n_gen}@{par}")
+        } else {
+            format!("tg{n_gen}")
         };
+        Ok(BenchRow {
+            model: model.engine.config.name.clone(),
+            backend: model.engine.backend_name(),
+            test: if depth > 0 {
+                format!("{test} @ d{depth}")
+            } else {
+                test
+            },
+            n_prompt,
+            n_gen,
+            n_depth: depth,
+            reps,
+            avg_ts: avg,
+            stddev_ts: sd,
+            samples_ts: samples,
+        })
+    };
     for &d in depths {
         for &p in prompts {
             if p > 0 {

@@ -397,7 +397,12 @@ impl DecodeKernel {
                     ("path", path.into()),
                     (
                         "tiles",
-                        if McTiles::wide_fits(t, path, head_dim) { "wide" } else { "std" }.into(),
+                        if McTiles::wide_fits(t, path, head_dim) {
+                            "wide"
+                        } else {
+                            "std"
+                        }
+                        .into(),
                     ),
                 ],
                 t.wave_size,
@@ -544,7 +549,9 @@ impl DecodePlan {
                 mc_split_count(blocks_per_split, resident * cus, max_len, chunk)
             }
         };
-        let splits = env_splits().unwrap_or(splits).clamp(1, max_len.div_ceil(chunk));
+        let splits = env_splits()
+            .unwrap_or(splits)
+            .clamp(1, max_len.div_ceil(chunk));
         let split_tokens = max_len.div_ceil(splits).div_ceil(chunk) * chunk;
         let splits = max_len.div_ceil(split_tokens);
         let nrows = nseq * nq * hq;
@@ -637,7 +644,9 @@ pub fn decode<T: Element>(
     let rows_total = plan.hq / l.n_kv_heads * plan.nq;
     let kern = Jit::global().kernel(
         dev,
-        &plan.kernel.spec(l.head_dim, T::DTYPE, rows_total, dev.target())?,
+        &plan
+            .kernel
+            .spec(l.head_dim, T::DTYPE, rows_total, dev.target())?,
     )?;
     let grid = [
         plan.splits as u32,
