@@ -476,15 +476,20 @@ fn cli(args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), err)
 }
 
-#[test]
-fn cli_bench_decodes_parallel_sequences() {
+/// `rocmforge bench SMOLLM2 --device cpu -r 1 --json ARGS...`: its result rows, each with a positive t/s.
+fn bench_rows(args: &[&str]) -> Vec<serde_json::Value> {
     let m = smollm();
-    let path = m.to_str().unwrap();
     let out = Command::new(common::cli_bin())
         .args([
-            "bench", path, "--device", "cpu", "-p", "0", "-n", "3", "-r", "1",
+            "bench",
+            m.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "-r",
+            "1",
+            "--json",
         ])
-        .args(["--parallel", "1,3", "--json"])
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -493,50 +498,61 @@ fn cli_bench_decodes_parallel_sequences() {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let rows = v["results"].as_array().unwrap();
-    let tests: Vec<&str> = rows.iter().map(|r| r["test"].as_str().unwrap()).collect();
-    assert_eq!(tests, ["tg3", "tg3@3"]);
-    for r in rows {
+    let rows = v["results"].as_array().unwrap().clone();
+    for r in &rows {
         assert!(r["avg_ts"].as_f64().unwrap() > 0.0, "{r}");
     }
-    let (code, err) = cli(&["bench", path, "--device", "cpu", "--parallel", "0"]);
+    rows
+}
+
+/// One field of every row.
+fn field(rows: &[serde_json::Value], key: &str) -> Vec<serde_json::Value> {
+    rows.iter().map(|r| r[key].clone()).collect()
+}
+
+#[test]
+fn cli_bench_decodes_parallel_sequences() {
+    let rows = bench_rows(&["-p", "0", "-n", "3", "--parallel", "1,3"]);
+    assert_eq!(field(&rows, "test"), ["tg3", "tg3@3"]);
+    let m = smollm();
+    let (code, err) = cli(&[
+        "bench",
+        m.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--parallel",
+        "0",
+    ]);
     assert_ne!(code, 0);
     assert!(err.contains("--parallel"), "{err}");
 }
 
 #[test]
 fn cli_bench_at_a_context_depth() {
-    let m = smollm();
-    let path = m.to_str().unwrap();
-    let out = Command::new(common::cli_bin())
-        .args([
-            "bench", path, "--device", "cpu", "-p", "4", "-n", "2", "-r", "1",
-        ])
-        .args(["-d", "0,20", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let rows = bench_rows(&["-p", "4", "-n", "2", "-d", "0,20"]);
+    assert_eq!(
+        field(&rows, "test"),
+        ["pp4", "tg2", "pp4 @ d20", "tg2 @ d20"]
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let rows = v["results"].as_array().unwrap();
-    let tests: Vec<&str> = rows.iter().map(|r| r["test"].as_str().unwrap()).collect();
-    assert_eq!(tests, ["pp4", "tg2", "pp4 @ d20", "tg2 @ d20"]);
-    let depths: Vec<u64> = rows
-        .iter()
-        .map(|r| r["n_depth"].as_u64().unwrap())
-        .collect();
-    assert_eq!(depths, [0, 0, 20, 20]);
-    for r in rows {
-        assert!(r["avg_ts"].as_f64().unwrap() > 0.0, "{r}");
-    }
+    assert_eq!(field(&rows, "n_depth"), [0, 0, 20, 20]);
     // a depth past the context asked for is a one-line error naming the context
-    let (code, err) = cli(&["bench", path, "--device", "cpu", "-p", "0", "-n", "2"]
-        .into_iter()
-        .chain(["-d", "40", "-c", "32", "-r", "1"])
-        .collect::<Vec<_>>());
+    let m = smollm();
+    let (code, err) = cli(&[
+        "bench",
+        m.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "-p",
+        "0",
+        "-n",
+        "2",
+        "-d",
+        "40",
+        "-c",
+        "32",
+        "-r",
+        "1",
+    ]);
     assert_ne!(code, 0);
     assert!(err.contains("context size 32"), "{err}");
 }
