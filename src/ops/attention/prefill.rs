@@ -59,29 +59,41 @@ pub static FAMILY: Family = Family {
     },
     applies: |s, t| path_applies(s.str("path"), t),
     preamble: |s| {
-        let mut t = tiles_for(
+        let t = tiles_for(
             s.str("path"),
             s.int("head_dim") as usize,
             s.wave(),
             s.flag("pipe"),
         );
-        // WMMA with bf16: the register prefetch spills on gfx1100 (HIP 6.4: hd80 / hd96 / hd256 causal,
-        // 28-168 bytes of scratch), where the bf16 P split already holds more registers than f16's P
-        t.prefetch &= !(s.str("path") == "wmma" && s.str("dtype") == "bf16");
+        let rpf = register_prefetch(s.str("path"), s.int("head_dim") as usize, s.str("dtype"));
         // the pipelined loop's P split and exp2 form are PipeConfig::default_for's (the AMD paths and
         // the shared loop always split a bf16 P and ignore both defines)
         let hd = s.int("head_dim") as usize;
         let d = PipeConfig::default_for(hd);
         if s.str("path") == "mma_sync" && s.flag("pipe") {
-            preamble_of(&t, d.psplit, d.ffma)
+            preamble_of(&t, d.psplit, d.ffma, false)
         } else {
-            preamble_of(&t, true, false)
+            preamble_of(&t, true, false, rpf)
         }
     },
 };
 
+/// Whether the shared tile loop (one stage) of `path` loads the next K/V tile into registers while the
+/// current one is computed (`RF_ATTN_RPF`): the AMD matrix paths (MFMA, WMMA), whose one LDS stage
+/// would otherwise wait for every tile's global loads, at head dims 64, 128 and 256. Not at hd80 / hd96
+/// (HIP 5.2's compiler takes minutes on those instances with it, gfx90a), nor for WMMA with bf16 (it
+/// spills on gfx1100, HIP 6.4: 28-168 bytes of scratch, where the bf16 P split already holds more
+/// registers than f16's P).
+fn register_prefetch(path: &str, hd: usize, dtype: &str) -> bool {
+    match path {
+        "mfma" => hd.is_power_of_two(),
+        "wmma" => hd.is_power_of_two() && dtype != "bf16",
+        _ => false,
+    }
+}
+
 /// The defines the kernel reads its tiles and choices from (`RF_ATTN_*`, see attn_prefill.hip).
-fn preamble_of(t: &Tiles, psplit: bool, ffma: bool) -> String {
+fn preamble_of(t: &Tiles, psplit: bool, ffma: bool, rpf: bool) -> String {
     let defines = format!(
         "#define RF_ATTN_BM {}\n#define RF_ATTN_BN {}\n#define RF_ATTN_NWARP {}\n#define RF_ATTN_LPR {}\n\
          #define RF_ATTN_CSPLIT {}\n#define RF_ATTN_MT {}\n#define RF_ATTN_QREG {}\n#define RF_ATTN_PIPE {}\n\
@@ -96,7 +108,7 @@ fn preamble_of(t: &Tiles, psplit: bool, ffma: bool) -> String {
         (t.stages > 1) as u8,
         psplit as u8,
         ffma as u8,
-        t.prefetch as u8
+        rpf as u8
     );
     defines + &super::mm_header()
 }
@@ -194,7 +206,7 @@ pub static PIPE_FAMILY: Family = Family {
     applies: |_, t| t.matrix_cores() == MatrixCores::MmaSync,
     preamble: |s| {
         let c = PipeConfig::of_spec(s);
-        preamble_of(&c.tiles(s.int("head_dim") as usize), c.psplit, c.ffma)
+        preamble_of(&c.tiles(s.int("head_dim") as usize), c.psplit, c.ffma, false)
     },
 };
 
@@ -240,11 +252,6 @@ pub struct Tiles {
     /// K/V shared-memory stages: 2 = the cp.async pipeline of the mma_sync path
     /// (`attn_prefill_mma`); 1 = the shared tile loop (every other path).
     pub stages: usize,
-    /// The shared tile loop (one stage) loads the next K/V tile into registers while the current one
-    /// is computed (`RF_ATTN_RPF`): the AMD matrix paths (MFMA, WMMA; WMMA with f16 only, see the
-    /// family's preamble) at head dims 64, 128 and 256, whose one LDS stage would otherwise wait for
-    /// every tile's global loads.
-    pub prefetch: bool,
     /// Dynamic shared memory bytes.
     pub shared: usize,
 }
@@ -305,8 +312,6 @@ pub fn tiles_for(path: &str, hd: usize, wave: u32, pipe: bool) -> Tiles {
         mt: 1,
         qreg: false,
         stages: 1,
-        // not at hd80 / hd96: HIP 5.2's compiler takes minutes on those instances with it (gfx90a)
-        prefetch: matches!(path, "mfma" | "wmma") && hd.is_power_of_two(),
         shared: (bm + 2 * bn) * ld * 2 + nwarp * scratch,
     }
 }
@@ -434,7 +439,6 @@ impl PipeConfig {
             mt: self.mt,
             qreg: self.qreg,
             stages: 2,
-            prefetch: false,
             shared: rows * (hd + 8) * 2,
         }
     }
