@@ -149,12 +149,62 @@ RF_DEVICE void dec_finish(const float* s_o, const float* s_ml, int b, int kvh, i
     }
 }
 
+// The fused append (rope >= 0; the family's preamble brings rope.hip and kv_cache.hip): the new tokens of
+// sequence b (slots kv_len - nq .. kv_len - 1; rows b * nq .. of k_new / v_new, [tokens][hkv][HD]) that fall
+// in this block's split [begin, end) go into the cache, K rotated (rope 1 normal, 2 neox, 0 none), V
+// copied, for kv head kvh, and a barrier then orders those stores before the block's loads of them. Every
+// row group's block of the split writes the same values; no other block reads those slots. The condition
+// is uniform over the block, so the barrier is reached by all of its threads or none.
+template <typename T, int HD>
+RF_DEVICE void dec_append(const T* k_new, const T* v_new, const int* pos, int rope, int n_rot, float log2_base, T* k_cache,
+                          T* v_cache, const int* bt, int page_size, int b, int nq, int kvh, int hkv, int kv_len, int begin, int end) {
+    const int t0 = max(begin, kv_len - nq), t1 = min(end, kv_len);
+    if (rope < 0 || t0 >= t1) return;
+    constexpr int NG = HD / 8;
+#pragma unroll 1
+    for (int i = threadIdx.x; i < (t1 - t0) * NG; i += blockDim.x) {
+        const int slot = t0 + i / NG, g = i % NG;
+        const int tok = b * nq + slot - (kv_len - nq);
+        const long long src = ((long long)tok * hkv + kvh) * HD;
+        const long long dst = (((long long)bt[slot / page_size] * hkv + kvh) * page_size + slot % page_size) * HD;
+        const float ps = (float)pos[tok];
+        if (rope == 2)
+            kv_put_group<T, 2>(k_new + src, v_new + src, k_cache + dst, v_cache + dst, g, n_rot, ps, log2_base);
+        else if (rope == 1)
+            kv_put_group<T, 1>(k_new + src, v_new + src, k_cache + dst, v_cache + dst, g, n_rot, ps, log2_base);
+        else
+            kv_put_group<T, 0>(k_new + src, v_new + src, k_cache + dst, v_cache + dst, g, n_rot, ps, log2_base);
+    }
+    __syncthreads();
+}
+
+// The fused append's RoPE on the block's query rows (rope > 0), in place where the block keeps them in
+// shared memory (R rows, ld elements apart; row r is row group rg's row rg * R + r, of token b * nq +
+// row / G): rope_group's arithmetic, as the append kernel rotates Q in place, one 4-pair group a thread.
+template <typename T>
+RF_DEVICE void dec_rope_rows(T* rows, int ld, int R, int rg, int rows_total, int G, int b, int nq, const int* pos, int rope,
+                             int n_rot, float log2_base) {
+    const int ng = n_rot / 8;
+#pragma unroll 1
+    for (int i = threadIdx.x; i < R * ng; i += blockDim.x) {
+        const int r = i / ng, g = i % ng, rr = rg * R + r;
+        if (rr >= rows_total) continue;
+        T* const row = rows + r * ld;
+        const float ps = (float)pos[b * nq + rr / G];
+        if (rope == 2)
+            rope_group<T, true>(row, row, g, n_rot, ps, log2_base);
+        else
+            rope_group<T, false>(row, row, g, n_rot, ps, log2_base);
+    }
+}
+
 template <typename T, int HD, int R>
-RF_DEVICE void attn_decode(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache, const T* RF_RESTRICT v_cache,
+RF_DEVICE void attn_decode(const T* RF_RESTRICT q, T* k_cache, T* v_cache,
                            const int* RF_RESTRICT block_tables, const int* RF_RESTRICT kv_lens, int max_pages, int page_size,
                            int nq, int hq, int hkv, float scale, float softcap, int window, int split_tokens,
                            float* RF_RESTRICT o_part, float* RF_RESTRICT ml_part, T* RF_RESTRICT out, int* RF_RESTRICT counters,
-                           int fuse_merge, signed char* RF_RESTRICT xq, float2* RF_RESTRICT xs) {
+                           int fuse_merge, signed char* RF_RESTRICT xq, float2* RF_RESTRICT xs, const T* RF_RESTRICT k_new,
+                           const T* RF_RESTRICT v_new, const int* RF_RESTRICT pos, int rope, int n_rot, float log2_base) {
     constexpr int NV = HD / 8, NVP = DecPow2<NV>::v, TPW = RF_WAVE / NVP;
     constexpr int KT = R >= 8 ? 2 : 4;  // tokens per lane per iteration (fewer with many rows: registers)
     constexpr int CH = TPW * KT;        // tokens per wave iteration
@@ -178,16 +228,32 @@ RF_DEVICE void attn_decode(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache,
     const float qs = softcap > 0.0f ? scale : scale * DEC_LOG2E;
     float qf[R][8];
     int lim[R];  // last key each row may see
+    // with RoPE fused, the block's rows go through shared memory (s_o4's space, free until the end; the
+    // barrier after the loads below keeps it so until every wave has its rows) and are rotated there
+    T* const sq = (T*)&s_o4[0][0][0];
+    if (rope > 0) {
+        for (int v = threadIdx.x; v < R * NV; v += DEC_NW * RF_WAVE) {
+            const int r = v / NV, c = v % NV, rr = rg * R + r;
+            if (rr < rows_total)
+                *(uint4*)(sq + r * HD + 8 * c) = ((const uint4*)(q + ((long long)(b * nq + rr / G) * hq + kvh * G + rr % G) * HD))[c];
+        }
+        __syncthreads();
+        dec_rope_rows(sq, HD, R, rg, rows_total, G, b, nq, pos, rope, n_rot, log2_base);
+        __syncthreads();
+    }
 #pragma unroll
     for (int r = 0; r < R; r++) {
         const int rr = rg * R + r;
         lim[r] = rr < rows_total ? kv_len - nq + rr / G : -1;
         uint4 u = make_uint4(0, 0, 0, 0);
-        if (rr < rows_total && act) u = ((const uint4*)(q + ((long long)(b * nq + rr / G) * hq + kvh * G + rr % G) * HD))[vec];
+        if (rr < rows_total && act)
+            u = rope > 0 ? *(const uint4*)(sq + r * HD + vec * 8)
+                         : ((const uint4*)(q + ((long long)(b * nq + rr / G) * hq + kvh * G + rr % G) * HD))[vec];
         dec_unpack8(u, qf[r], (T*)nullptr);
 #pragma unroll
         for (int j = 0; j < 8; j++) qf[r][j] *= qs;
     }
+    if (rope > 0) __syncthreads();
     float m[R], l[R], o[R][8];
 #pragma unroll
     for (int r = 0; r < R; r++) {
@@ -204,6 +270,7 @@ RF_DEVICE void attn_decode(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache,
     const int* bt = block_tables + (long long)b * max_pages;
     const bool p2 = (page_size & (page_size - 1)) == 0;
     const int shift = __ffs(page_size) - 1;
+    dec_append<T, HD>(k_new, v_new, pos, rope, n_rot, log2_base, k_cache, v_cache, bt, page_size, b, nq, kvh, hkv, kv_len, begin, end);
 
 #if defined(RF_MMA_SYNC)
     // NVIDIA sm_80+: K/V rows go global -> shared with cp.async into a per-wave ring of DEC_ST stages
@@ -383,11 +450,12 @@ RF_DEVICE void attn_decode(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache,
 // Shared memory (T elements, rows of LD = HD + AP_PAD): [Q: R rows][wave 0: ST stages of (K: BN rows, V:
 // BN rows), MM::SCRATCH bytes][wave 1 ...]; after the loop the waves' area holds dec_finish's s_o, s_ml.
 template <typename T, int HD, class MM>
-RF_DEVICE void attn_decode_mc(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache, const T* RF_RESTRICT v_cache,
+RF_DEVICE void attn_decode_mc(const T* RF_RESTRICT q, T* k_cache, T* v_cache,
                               const int* RF_RESTRICT block_tables, const int* RF_RESTRICT kv_lens, int max_pages, int page_size,
                               int nq, int hq, int hkv, float scale, float softcap, int window, int split_tokens,
                               float* RF_RESTRICT o_part, float* RF_RESTRICT ml_part, T* RF_RESTRICT out, int* RF_RESTRICT counters,
-                              int fuse_merge, signed char* RF_RESTRICT xq, float2* RF_RESTRICT xs) {
+                              int fuse_merge, signed char* RF_RESTRICT xq, float2* RF_RESTRICT xs, const T* RF_RESTRICT k_new,
+                              const T* RF_RESTRICT v_new, const int* RF_RESTRICT pos, int rope, int n_rot, float log2_base) {
     constexpr int BN = RF_DMC_BN, NW = RF_DMC_NW, ST = RF_DMC_ST, R = MM::RW, LD = HD + AP_PAD, NV = HD / 8;
     constexpr int STAGE = 2 * BN * LD;                        // T elements: K rows, then V rows
     constexpr int WAVE_ELEMS = ST * STAGE + MM::SCRATCH / 2;  // a wave's stages and P scratch
@@ -410,6 +478,10 @@ RF_DEVICE void attn_decode_mc(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cac
         if (rr < rows_total) val = ((const uint4*)(q + ((long long)(b * nq + rr / G) * hq + kvh * G + rr % G) * HD))[c];
         *(uint4*)(sQ + r * LD + c * 8) = val;
     }
+    if (rope > 0) {  // the fused append's RoPE on the rows just stored (the barrier below publishes them)
+        __syncthreads();
+        dec_rope_rows(sQ, LD, R, rg, rows_total, G, b, nq, pos, rope, n_rot, log2_base);
+    }
     // keys [lo, end) of this split: the earliest row (token 0, at kv_len - nq) sees keys > kv_len - nq - window
     const int begin = split * split_tokens, end = min(begin + split_tokens, kv_len);
     const int lo = window > 0 ? max(begin, kv_len - nq + 1 - window) : begin;
@@ -425,6 +497,7 @@ RF_DEVICE void attn_decode_mc(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cac
     const long long page_stride = (long long)hkv * page_size * HD, head_off = (long long)kvh * page_size * HD;
     const int* bt = block_tables + (long long)b * max_pages;
     const int shift = (page_size & (page_size - 1)) == 0 ? __ffs(page_size) - 1 : -1;
+    dec_append<T, HD>(k_new, v_new, pos, rope, n_rot, log2_base, k_cache, v_cache, bt, page_size, b, nq, kvh, hkv, kv_len, begin, end);
     // the key of chunk v of the tile at kt, and its page; a key past the split's end reads the split's last
     // key (its copy is zero-filled on NVIDIA, zeroed elsewhere)
     auto chunk_key = [&](int kt, int v) { return min(kt + v / NV, end - 1); };

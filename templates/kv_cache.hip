@@ -15,6 +15,19 @@ RF_DEVICE int kv_seq_of(const int* RF_RESTRICT cu, int nseq, int t) {
     return lo;
 }
 
+// Group g (of head_dim / 8) of one token's K and V head rows into their cache rows: V copied, K rotated
+// (rope_group: 4 pairs from group g on; groups past n_rot copied). kv_append and the decode kernels' fused
+// append write the cache through this. ROPE: 0 none, 1 normal, 2 neox.
+template <typename T, int ROPE>
+RF_DEVICE void kv_put_group(const T* k_src, const T* v_src, T* k_dst, T* v_dst, int g, int n_rot, float pos, float log2_base) {
+    *(uint4*)(v_dst + 8 * g) = *(const uint4*)(v_src + 8 * g);
+    if (ROPE == 0 || 8 * g >= n_rot) {
+        *(uint4*)(k_dst + 8 * g) = *(const uint4*)(k_src + 8 * g);
+    } else {
+        rope_group<T, ROPE == 2>(k_src, k_dst, g, n_rot, pos, log2_base);
+    }
+}
+
 // Work item = (token, head, group of 8 elements), heads 0 .. n_kv the K/V heads, then (with q, hq > 0)
 // the hq query heads, rotated in place: RoPE on Q and K and the append in one launch (a decode step's
 // rope kernel folded in). ROPE: 0 none, 1 normal, 2 neox.
@@ -46,12 +59,6 @@ RF_DEVICE void kv_append(const T* RF_RESTRICT k_new, const T* RF_RESTRICT v_new,
         const int page = block_tables[(long long)b * max_pages + slot / page_size];
         const long long dst = (((long long)page * n_kv + h) * page_size + slot % page_size) * head_dim;
         const long long src = th * head_dim;
-        // V: plain 16-byte copy.
-        *(uint4*)(v_cache + dst + 8 * g) = *(const uint4*)(v_new + src + 8 * g);
-        if (ROPE == 0 || 8 * g >= n_rot) {
-            *(uint4*)(k_cache + dst + 8 * g) = *(const uint4*)(k_new + src + 8 * g);
-        } else {
-            rope_group<T, ROPE == 2>(k_new + src, k_cache + dst, g, n_rot, (float)pos[t], log2_base);
-        }
+        kv_put_group<T, ROPE>(k_new + src, v_new + src, k_cache + dst, v_cache + dst, g, n_rot, (float)pos[t], log2_base);
     }
 }

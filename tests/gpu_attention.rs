@@ -891,6 +891,220 @@ fn decode_small_cases() {
     check_fails();
 }
 
+/// `decode_append` (RoPE and the KV append inside the decode launch) against the two launches it
+/// replaces (`append_rope_q`, then `decode`) on the same inputs: the caches must be equal bit for bit
+/// (one cache-write routine), the outputs within rounding of each other (Q is rotated by different
+/// code: on load, against in place), and both within the decode tolerance of the f64 reference.
+fn decode_append_case<T: Element>(
+    kv_lens: &[i32],
+    nq: usize,
+    hd: usize,
+    hkv: usize,
+    g: usize,
+    page: usize,
+    rope: Option<Rope>,
+    kernel: Option<&str>,
+    seed: u64,
+) {
+    let dev = device();
+    let s = dev.default_stream();
+    let nseq = kv_lens.len();
+    let hq = hkv * g;
+    let tokens = nseq * nq;
+    let (l, bt) = layout(kv_lens, page, hkv, hd, seed);
+    let cu: Vec<i32> = (0..=nseq as i32).map(|b| b * nq as i32).collect();
+    let ctx: Vec<i32> = kv_lens.iter().map(|&k| k - nq as i32).collect();
+    let pos: Vec<i32> = ctx.iter().flat_map(|&c| c..c + nq as i32).collect();
+    let kn: Vec<T> = tv(tokens * hkv * hd, seed + 1);
+    let vn: Vec<T> = tv(tokens * hkv * hd, seed + 2);
+    let qh: Vec<T> = tv(tokens * hq * hd, seed + 3);
+    let k0: Vec<T> = tv(l.elements(), seed + 4);
+    let v0: Vec<T> = tv(l.elements(), seed + 5);
+    let p = AttnParams::new(hd, true);
+    let (dkn, dvn, dpos, dcu, dctx) = (
+        dev.upload(&kn).unwrap(),
+        dev.upload(&vn).unwrap(),
+        dev.upload(&pos).unwrap(),
+        dev.upload(&cu).unwrap(),
+        dev.upload(&ctx).unwrap(),
+    );
+    let batch = Batch::new(&dev, &cu, kv_lens).unwrap();
+    let kern = match kernel {
+        Some("simt") => decode::DecodeKernel::Simt,
+        _ => decode::DecodeKernel::native(dev.target(), hd),
+    };
+    let fresh = || {
+        let mut c = PagedCache::<T>::new(&dev, l, &bt).unwrap();
+        c.k.copy_from_host(&k0).unwrap();
+        c.v.copy_from_host(&v0).unwrap();
+        c
+    };
+    // two launches
+    let mut ca = fresh();
+    let mut qa = dev.upload(&qh).unwrap();
+    let a = kv_cache::Append {
+        k_new: &dkn,
+        v_new: &dvn,
+        pos: &dpos,
+        cu_new: &dcu,
+        ctx_lens: &dctx,
+        cu_new_host: &cu,
+        ctx_lens_host: &ctx,
+    };
+    match &rope {
+        Some(r) => kv_cache::append_rope_q(&dev, &s, &mut ca, &a, r, &mut qa, hq).unwrap(),
+        None => kv_cache::append(&dev, &s, &mut ca, &a, None).unwrap(),
+    }
+    let mut plan = decode::DecodePlan::with_kernel(&dev, &batch, hq, hkv, hd, kern).unwrap();
+    let mut oa = dev.alloc::<T>(tokens * hq * hd).unwrap();
+    oa.fill_bytes(0xff).unwrap();
+    decode::decode(&dev, &s, &qa, &ca, &batch, &mut plan, &mut oa, &p, None).unwrap();
+    // one launch, the queries as given (unrotated)
+    let mut cb = fresh();
+    let qb = dev.upload(&qh).unwrap();
+    let mut ob = dev.alloc::<T>(tokens * hq * hd).unwrap();
+    ob.fill_bytes(0xff).unwrap();
+    let new = decode::DecodeAppend {
+        k_new: &dkn,
+        v_new: &dvn,
+        pos: &dpos,
+        rope: rope.as_ref(),
+    };
+    decode::decode_append(
+        &dev, &s, &qb, &mut cb, &new, &batch, &mut plan, &mut ob, &p, None,
+    )
+    .unwrap();
+    let what = format!(
+        "decode_append {} {:?} kv{kv_lens:?} nq{nq} hd{hd} g{g} page{page} rope {:?} splits {}",
+        T::DTYPE,
+        kernel.unwrap_or("native"),
+        rope.map(|r| (r.style, r.n_rot)),
+        plan.splits
+    );
+    let bytes = |b: &Buffer<T>| bytemuck::cast_slice::<T, u8>(&b.to_vec().unwrap()).to_vec();
+    if bytes(&cb.k) != bytes(&ca.k) || bytes(&cb.v) != bytes(&ca.v) {
+        fail(format!(
+            "{what}: the cache differs from the append kernel's"
+        ));
+    }
+    let (ga, gb) = (f32s(&oa.to_vec().unwrap()), f32s(&ob.to_vec().unwrap()));
+    let e_ab = rel_err(&gb, &ga);
+    if !gb.iter().all(|v| v.is_finite()) || !(e_ab < 1e-3) {
+        fail(format!("{what}: against the two launches rel diff {e_ab}"));
+    }
+    // the f64 reference on the host: the append's reference, the rotated queries, decode_ref
+    let (mut wk, mut wv) = (k0.clone(), v0.clone());
+    kv_cache::append_ref(
+        &l,
+        &bt,
+        &kn,
+        &vn,
+        &pos,
+        &cu,
+        &ctx,
+        rope.as_ref(),
+        &mut wk,
+        &mut wv,
+    )
+    .unwrap();
+    let mut wq = qh.clone();
+    if let Some(r) = &rope {
+        rope::rope_ref(&mut wq, &pos, hq, hd, r);
+    }
+    let want = decode::decode_ref(
+        &f32s(&wq),
+        &f32s(&wk),
+        &f32s(&wv),
+        &l,
+        &bt,
+        kv_lens,
+        nq,
+        hq,
+        &p,
+    );
+    let e = rel_err(&gb, &want);
+    if !(e < tol(T::DTYPE)) {
+        fail(format!("{what}: rel err {e} against the reference"));
+    }
+    eprintln!("{what}: rel err {e:.2e}, against the two launches {e_ab:.2e}");
+}
+
+const ROPES: [Option<Rope>; 3] = [
+    None,
+    Some(Rope {
+        style: RopeStyle::Normal,
+        n_rot: 64,
+        base: 10000.0,
+    }),
+    Some(Rope {
+        style: RopeStyle::Neox,
+        n_rot: 128,
+        base: 500000.0,
+    }),
+];
+
+fn neox(n_rot: usize) -> Option<Rope> {
+    Some(Rope {
+        style: RopeStyle::Neox,
+        n_rot,
+        base: 10000.0,
+    })
+}
+
+#[test]
+#[ignore = "needs a GPU"]
+#[serial]
+fn decode_append_matches_two_launches() {
+    for kernel in DECODE_KERNELS {
+        for (i, rope) in ROPES.iter().enumerate() {
+            let seed = 8000 + 10 * i as u64;
+            decode_append_case::<bf16>(
+                &[1, 17, 300, 1000, 4097],
+                1,
+                128,
+                2,
+                4,
+                16,
+                *rope,
+                kernel,
+                seed,
+            );
+            decode_append_case::<f16>(
+                &[3, 64, 65, 2000],
+                3,
+                128,
+                2,
+                8,
+                64,
+                *rope,
+                kernel,
+                seed + 1,
+            );
+        }
+        // Gemma-like MQA hd256; one long sequence with many splits
+        decode_append_case::<bf16>(&[5, 700, 33], 1, 256, 1, 4, 16, neox(256), kernel, 8100);
+        decode_append_case::<bf16>(&[32768], 1, 128, 8, 4, 16, ROPES[2], kernel, 8140);
+    }
+    check_fails();
+}
+
+/// Short cases of the same (for compute-sanitizer and the emulated AMD targets): SmolLM2-like hd64 GQA
+/// 3 with two tokens a sequence; partial rotary, n_rot / 2 not a multiple of 8 (the element-by-element
+/// partner loads) and a multiple of 8; normal RoPE at hd256.
+#[test]
+#[ignore = "needs a GPU"]
+#[serial]
+fn decode_append_small_cases() {
+    for kernel in DECODE_KERNELS {
+        decode_append_case::<bf16>(&[2, 50, 129], 2, 64, 3, 3, 16, neox(64), kernel, 8110);
+        decode_append_case::<f16>(&[40, 1], 1, 64, 2, 4, 16, neox(24), kernel, 8120);
+        decode_append_case::<bf16>(&[9, 31], 1, 80, 2, 7, 16, neox(32), kernel, 8130);
+        decode_append_case::<f16>(&[1, 20, 90], 1, 128, 2, 4, 16, ROPES[1], kernel, 8150);
+        decode_append_case::<bf16>(&[17, 3], 1, 256, 1, 4, 16, ROPES[0], kernel, 8160);
+    }
+    check_fails();
+}
+
 fn softmax_case<T: Element>(
     rows: usize,
     cols: usize,

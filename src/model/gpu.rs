@@ -132,6 +132,10 @@ pub struct GpuBackend {
     /// epilogue of the gate/up GEMV, the merge inside the attention launch; None: with the
     /// matrix-core decode kernel only).
     fuse: (bool, Option<bool>),
+    /// RoPE and the KV append inside the decode attention launch (`decode::decode_append`; one launch
+    /// a layer fewer): on unless `GpuOptions::fuse` is `Some(false)`, `ROCMFORGE_FUSE=off` or
+    /// `ROCMFORGE_FUSE_APPEND=off`.
+    fuse_append: bool,
     /// The JIT generation the graphs were captured at (a landed deferred instance moves it).
     jit_generation: u64,
     /// GEMVs of small steps on 8-bit activations ([`q8_policy`]).
@@ -768,6 +772,14 @@ impl GpuBackend {
                     _ => (true, None),
                 },
             },
+            fuse_append: gpu_opts.fuse.unwrap_or_else(|| {
+                let off = |k: &str| {
+                    std::env::var(k)
+                        .map(|v| matches!(v.trim(), "0" | "off"))
+                        .unwrap_or(false)
+                };
+                !off("ROCMFORGE_FUSE") && !off("ROCMFORGE_FUSE_APPEND")
+            }),
             q8_attn_out: std::env::var("ROCMFORGE_Q8_ATTN_OUT")
                 .map(|v| v != "0" && v != "off")
                 .unwrap_or(true),
@@ -1064,25 +1076,29 @@ impl GpuBackend {
                 v: l.v_cache.view(0, l.v_cache.len())?,
                 block_tables: s.bt.view(0, nseq * self.layout.max_pages)?,
             };
+            // decode steps: RoPE and the append inside the attention launch (decode_append); else
             // RoPE on q (in place) and k (on its way into the cache) in the append's launch
-            kv_cache::append_rope_q(
-                dev,
-                st,
-                &mut cache,
-                &Append {
-                    k_new: &k,
-                    v_new: &v,
-                    pos: &pos,
-                    cu_new: &cu,
-                    ctx_lens: &ctx,
-                    cu_new_host: &host.cu,
-                    ctx_lens_host: &host.ctx,
-                },
-                &r,
-                &mut q,
-                hq,
-            )?;
-            launches += 1;
+            let fused_append = plan.is_some() && self.fuse_append;
+            if !fused_append {
+                kv_cache::append_rope_q(
+                    dev,
+                    st,
+                    &mut cache,
+                    &Append {
+                        k_new: &k,
+                        v_new: &v,
+                        pos: &pos,
+                        cu_new: &cu,
+                        ctx_lens: &ctx,
+                        cu_new_host: &host.cu,
+                        ctx_lens_host: &host.ctx,
+                    },
+                    &r,
+                    &mut q,
+                    hq,
+                )?;
+                launches += 1;
+            }
             let p = AttnParams {
                 causal: true,
                 scale: c.attn_scale,
@@ -1097,6 +1113,26 @@ impl GpuBackend {
                 false => None,
             };
             match plan.as_deref_mut() {
+                Some(plan) if fused_append => {
+                    decode::decode_append(
+                        dev,
+                        st,
+                        &q,
+                        &mut cache,
+                        &decode::DecodeAppend {
+                            k_new: &k,
+                            v_new: &v,
+                            pos: &pos,
+                            rope: Some(&r),
+                        },
+                        &batch,
+                        plan,
+                        &mut attn,
+                        &p,
+                        attn_q8.as_mut(),
+                    )?;
+                    launches += plan.launches();
+                }
                 Some(plan) => {
                     decode::decode(
                         dev,

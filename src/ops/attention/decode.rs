@@ -12,6 +12,7 @@
 //! keeps the SIMT kernel, `=mc` the matrix-core one).
 
 use super::prefill::check_shapes;
+use super::rope::{Rope, RopeStyle};
 use super::{check_dtype16, AttnParams, Batch, PagedCache, DTYPES16, DTYPE_PARAM, HEAD_DIM_PARAM};
 use crate::error::{Error, Result};
 use crate::gpu::Target;
@@ -112,8 +113,17 @@ pub static FAMILY: Family = Family {
     ],
     validate: no_rules,
     applies: any_target,
-    preamble: no_preamble,
+    preamble: |_| append_preamble(),
 };
+
+/// What the decode kernels' fused append needs before their body: rope.hip (Q rotated as it is loaded)
+/// and kv_cache.hip (`kv_put_group`, the append's cache write).
+fn append_preamble() -> String {
+    ["rope.hip", "kv_cache.hip"]
+        .iter()
+        .map(|f| crate::jit::template::template_text(f).unwrap_or_else(|e| format!("#error {e}\n")))
+        .collect()
+}
 
 /// Threads of an `attn_merge` block and the columns of a row it merges (`MG_THREADS`, `MG_COLS` in
 /// attn_merge.hip): the grid is rows x head_dim / MERGE_COLS blocks.
@@ -178,6 +188,7 @@ pub static MC_FAMILY: Family = Family {
             "#define RF_DMC_BN {}\n#define RF_DMC_NW {}\n#define RF_DMC_ST {}\n#define RF_ATTN_LPR 1\n#define RF_ATTN_CSPLIT 1\n",
             t.bn, t.nwarp, t.stages
         ) + &super::mm_header()
+            + &append_preamble()
     },
 };
 
@@ -595,6 +606,72 @@ pub fn decode<T: Element>(
     p: &AttnParams,
     q8: Option<&mut Buffer<u8>>,
 ) -> Result<()> {
+    decode_impl(dev, stream, q, cache, None, batch, plan, out, p, q8)
+}
+
+/// The step's new K and V rows for [`decode_append`]: `k_new` / `v_new` `[nseq * nq][n_kv_heads][head_dim]`
+/// (row b * nq + i is sequence b's token i, written at slot kv_len - nq + i), `pos` one position per
+/// row, `rope` the rotation of K and Q (None: neither rotates).
+pub struct DecodeAppend<'a, T: bytemuck::Pod> {
+    pub k_new: &'a Buffer<T>,
+    pub v_new: &'a Buffer<T>,
+    pub pos: &'a Buffer<i32>,
+    pub rope: Option<&'a Rope>,
+}
+
+/// [`kv_cache::append_rope_q`](super::kv_cache::append_rope_q) and [`decode`] in one launch: the decode
+/// blocks whose split holds a new token's slot write its K (rotated) and V into the cache before reading
+/// it, and every block rotates the query rows it loads (`q` stays as given, unrotated). `batch.kv_lens`
+/// counts the new tokens. The cache and the output equal those of the two launches (the same arithmetic;
+/// `gpu_attention` checks both).
+#[allow(clippy::too_many_arguments)]
+pub fn decode_append<T: Element>(
+    dev: &Device,
+    stream: &Stream,
+    q: &Buffer<T>,
+    cache: &mut PagedCache<T>,
+    new: &DecodeAppend<T>,
+    batch: &Batch,
+    plan: &mut DecodePlan,
+    out: &mut Buffer<T>,
+    p: &AttnParams,
+    q8: Option<&mut Buffer<u8>>,
+) -> Result<()> {
+    let l = cache.layout;
+    let rows = batch.total_q() * l.n_kv_heads * l.head_dim;
+    if new.k_new.len() != rows || new.v_new.len() != rows || new.pos.len() < batch.total_q() {
+        return Err(Error::op(
+            "attn_decode",
+            format!(
+                "the fused append needs k_new and v_new of {} tokens x {} kv heads x {} ({rows} elements; got {} and {}) and a position per token ({} given)",
+                batch.total_q(),
+                l.n_kv_heads,
+                l.head_dim,
+                new.k_new.len(),
+                new.v_new.len(),
+                new.pos.len()
+            ),
+        ));
+    }
+    if let Some(r) = new.rope {
+        r.validate("attn_decode", l.head_dim)?;
+    }
+    decode_impl(dev, stream, q, cache, Some(new), batch, plan, out, p, q8)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn decode_impl<T: Element>(
+    dev: &Device,
+    stream: &Stream,
+    q: &Buffer<T>,
+    cache: &PagedCache<T>,
+    new: Option<&DecodeAppend<T>>,
+    batch: &Batch,
+    plan: &mut DecodePlan,
+    out: &mut Buffer<T>,
+    p: &AttnParams,
+    q8: Option<&mut Buffer<u8>>,
+) -> Result<()> {
     check_dtype16("attn_decode", T::DTYPE)?;
     let l = cache.layout;
     check_shapes("attn_decode", q, out, &l, cache.nseq(), batch, plan.hq, p)?;
@@ -648,6 +725,19 @@ pub fn decode<T: Element>(
             .kernel
             .spec(l.head_dim, T::DTYPE, rows_total, dev.target())?,
     )?;
+    // the fused append's rotation: -1 no append, 0 append without RoPE, 1 normal, 2 neox
+    let (rope_code, n_rot, log2_base) = match new {
+        None => (-1i32, 0i32, 0.0f32),
+        Some(DecodeAppend { rope: None, .. }) => (0, 0, 0.0),
+        Some(DecodeAppend { rope: Some(r), .. }) => (
+            match r.style {
+                RopeStyle::Normal => 1,
+                RopeStyle::Neox => 2,
+            },
+            r.n_rot as i32,
+            r.log2_base(),
+        ),
+    };
     let grid = [
         plan.splits as u32,
         (l.n_kv_heads * plan.row_groups) as u32,
@@ -683,6 +773,12 @@ pub fn decode<T: Element>(
             (plan.fused_merge as i32).into(),
             Arg::Ptr(xq),
             Arg::Ptr(xs),
+            new.map_or(Arg::Ptr(0), |a| a.k_new.into()),
+            new.map_or(Arg::Ptr(0), |a| a.v_new.into()),
+            new.map_or(Arg::Ptr(0), |a| a.pos.into()),
+            rope_code.into(),
+            n_rot.into(),
+            log2_base.into(),
         ],
     )?;
     if plan.splits == 1 || plan.fused_merge {
