@@ -80,10 +80,11 @@ pub struct GpuOptions {
     pub graphs: Option<bool>,
     /// Small steps' GEMVs on 8-bit activations (`ROCMFORGE_Q8`, default: models over 1 GiB).
     pub q8: Option<bool>,
-    /// Decode-step fusions that save launches: the gated activation in the gate/up GEMV's epilogue
-    /// and the flash-decoding merge inside the attention launch, both with `Some(true)`, neither with
-    /// `Some(false)`; `None`: `ROCMFORGE_FUSE` = `glu`, `merge`, `on` or `off`, and unset the GLU
-    /// epilogue always and the in-launch merge with the matrix-core decode kernel.
+    /// Decode-step fusions that save launches: the gated activation in the gate/up GEMV's epilogue,
+    /// the flash-decoding merge and RoPE with the KV append inside the attention launch, all with
+    /// `Some(true)`, none with `Some(false)`; `None`: `ROCMFORGE_FUSE` = `glu`, `merge`, `on` or `off`
+    /// (and `ROCMFORGE_FUSE_APPEND=off`), and unset the GLU epilogue and the append always and the
+    /// in-launch merge with the matrix-core decode kernel.
     pub fuse: Option<bool>,
 }
 
