@@ -116,8 +116,8 @@ pub static FAMILY: Family = Family {
     preamble: |_| append_preamble(),
 };
 
-/// What the decode kernels' fused append needs before their body: rope.hip (Q rotated as it is loaded)
-/// and kv_cache.hip (`kv_put_group`, the append's cache write).
+/// What the decode kernels' fused append needs before their body: rope.hip (`rope_group`, which rotates
+/// the block's query rows in shared memory) and kv_cache.hip (`kv_put_group`, the append's cache write).
 fn append_preamble() -> String {
     ["rope.hip", "kv_cache.hip"]
         .iter()
