@@ -226,27 +226,27 @@ fn append_case<T: Element>(
     );
 }
 
+/// The RoPE settings the append and fused-append tests run: none, normal over 64 dims, neox over 128.
+const ROPES: [Option<Rope>; 3] = [
+    None,
+    Some(Rope {
+        style: RopeStyle::Normal,
+        n_rot: 64,
+        base: 10000.0,
+    }),
+    Some(Rope {
+        style: RopeStyle::Neox,
+        n_rot: 128,
+        base: 500000.0,
+    }),
+];
+
 #[test]
 #[ignore = "needs a GPU"]
 #[serial]
 fn kv_append_matches_reference() {
     for page in [16usize, 64] {
-        for (i, rope) in [
-            None,
-            Some(Rope {
-                style: RopeStyle::Normal,
-                n_rot: 64,
-                base: 10000.0,
-            }),
-            Some(Rope {
-                style: RopeStyle::Neox,
-                n_rot: 128,
-                base: 500000.0,
-            }),
-        ]
-        .into_iter()
-        .enumerate()
-        {
+        for (i, rope) in ROPES.into_iter().enumerate() {
             let seed = 100 + i as u64 + page as u64;
             append_case::<bf16>(&[0, 17, 1000, 5], &[17, 1, 64, 0], page, 8, 128, rope, seed);
             append_case::<f16>(&[3, 0], &[1000, 2], page, 2, 128, rope, seed + 7);
@@ -1028,20 +1028,6 @@ fn decode_append_case<T: Element>(
     }
     eprintln!("{what}: rel err {e:.2e}, against the two launches {e_ab:.2e}");
 }
-
-const ROPES: [Option<Rope>; 3] = [
-    None,
-    Some(Rope {
-        style: RopeStyle::Normal,
-        n_rot: 64,
-        base: 10000.0,
-    }),
-    Some(Rope {
-        style: RopeStyle::Neox,
-        n_rot: 128,
-        base: 500000.0,
-    }),
-];
 
 fn neox(n_rot: usize) -> Option<Rope> {
     Some(Rope {
