@@ -729,6 +729,30 @@ impl GpuBackend {
         // the warm-up thread's results: counts, timings, tuned entries
         warmup.finish((upload_start, upload_end), stats)?;
         let emb = (emb_lin.w, emb_lin.fmt);
+        let fuse = match gpu_opts.fuse {
+            Some(on) => (on, Some(on)),
+            // default: the GLU epilogue, and the in-launch merge with the matrix-core decode
+            // kernel only (H200, ninth session: SmolLM2 +2 % with it; with the SIMT kernel
+            // Gemma 3 -2-3 %, the 8B -0.4 %; docs/PERF.md)
+            None => match std::env::var("ROCMFORGE_FUSE").as_deref().map(str::trim) {
+                Ok("0") | Ok("off") => (false, Some(false)),
+                Ok("glu") => (true, Some(false)),
+                Ok("merge") => (false, Some(true)),
+                Ok("1") | Ok("on") | Ok("all") => (true, Some(true)),
+                _ => (true, None),
+            },
+        };
+        // the append is off with ROCMFORGE_FUSE=off (the one setting that leaves both other fusions
+        // off) or its own switch
+        let fuse_append = gpu_opts.fuse.unwrap_or_else(|| {
+            fuse != (false, Some(false))
+                && !matches!(
+                    std::env::var("ROCMFORGE_FUSE_APPEND")
+                        .as_deref()
+                        .map(str::trim),
+                    Ok("0") | Ok("off")
+                )
+        });
         Ok(GpuBackend {
             dev: dev.clone(),
             stream,
@@ -759,27 +783,8 @@ impl GpuBackend {
                     .unwrap_or(true)
             }),
             use_q8: gpu_opts.q8.unwrap_or_else(|| q8_policy(g)),
-            fuse: match gpu_opts.fuse {
-                Some(on) => (on, Some(on)),
-                // default: the GLU epilogue, and the in-launch merge with the matrix-core decode
-                // kernel only (H200, ninth session: SmolLM2 +2 % with it; with the SIMT kernel
-                // Gemma 3 -2-3 %, the 8B -0.4 %; docs/PERF.md)
-                None => match std::env::var("ROCMFORGE_FUSE").as_deref().map(str::trim) {
-                    Ok("0") | Ok("off") => (false, Some(false)),
-                    Ok("glu") => (true, Some(false)),
-                    Ok("merge") => (false, Some(true)),
-                    Ok("1") | Ok("on") | Ok("all") => (true, Some(true)),
-                    _ => (true, None),
-                },
-            },
-            fuse_append: gpu_opts.fuse.unwrap_or_else(|| {
-                let off = |k: &str| {
-                    std::env::var(k)
-                        .map(|v| matches!(v.trim(), "0" | "off"))
-                        .unwrap_or(false)
-                };
-                !off("ROCMFORGE_FUSE") && !off("ROCMFORGE_FUSE_APPEND")
-            }),
+            fuse,
+            fuse_append,
             q8_attn_out: std::env::var("ROCMFORGE_Q8_ATTN_OUT")
                 .map(|v| v != "0" && v != "off")
                 .unwrap_or(true),
