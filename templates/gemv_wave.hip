@@ -29,6 +29,61 @@ RF_DEVICE void rf_gemv_prefetch(const unsigned char* w, int rows, int cols) {
     if (GLU != 0) rf_prefetch_l2(w + ((long long)rows + row0) * row_bytes, bytes);
 }
 
+// The input of a batch-1 GEMV made in its own blocks (gemv_wave `norm rms` / `rms_post`): the residual
+// add and RMSNorm of glue.hip's resid_norm for one row, v = x + post_norm(r), h = f16(RMSNorm(v) * nw),
+// with the same f32 operations (the reductions' order differs: NT threads here). Every block computes
+// the whole row into shared memory (hs) and block 0 writes v to x_out (another buffer than x: the other
+// blocks still read x). A decode step of a small model then spends no launch and no memory round trip
+// between the projection that produces r and the GEMV that consumes the norm; the weights this block
+// reads are being prefetched into L2 meanwhile (rf_gemv_prefetch). A thread's RF_GEMV_NORM_EPT
+// elements stay in registers: rows of at most RF_GEMV_NORM_EPT * NT elements (checked by the caller).
+#define RF_GEMV_NORM_EPT 8
+template <int NT, int POST>
+RF_DEVICE void rf_gemv_norm_in(const float* RF_RESTRICT x, const rf_half* RF_RESTRICT r, const float* RF_RESTRICT post_w,
+                               const float* RF_RESTRICT nw, float* RF_RESTRICT x_out, rf_half* hs, int cols, float eps) {
+    __shared__ float scratch[NT / RF_WAVE];
+    constexpr int E = RF_GEMV_NORM_EPT;
+    float xv[E], rv[E], pv[E], wv[E];
+#pragma unroll
+    for (int k = 0; k < E; ++k) {
+        const int i = threadIdx.x + k * NT;
+        const bool ok = i < cols;
+        xv[k] = ok ? x[i] : 0.0f;
+        rv[k] = ok ? rf_to_f32(r[i]) : 0.0f;
+        pv[k] = ok && POST ? post_w[i] : 0.0f;
+        wv[k] = ok ? nw[i] : 0.0f;
+    }
+    float post = 1.0f;
+    if constexpr (POST != 0) {
+        float acc = 0.0f;
+#pragma unroll
+        for (int k = 0; k < E; ++k) acc += rv[k] * rv[k];
+        post = rsqrtf(rf_block_sum<NT>(acc, scratch) / (float)cols + eps);
+    }
+    float acc = 0.0f;
+#pragma unroll
+    for (int k = 0; k < E; ++k) {
+        float a = rv[k];
+        if constexpr (POST != 0) a = a * post * pv[k];
+        xv[k] = xv[k] + a;
+        acc += xv[k] * xv[k];
+    }
+    if (blockIdx.x == 0) {
+#pragma unroll
+        for (int k = 0; k < E; ++k) {
+            const int i = threadIdx.x + k * NT;
+            if (i < cols) x_out[i] = xv[k];
+        }
+    }
+    const float inv = rsqrtf(rf_block_sum<NT>(acc, scratch) / (float)cols + eps);
+#pragma unroll
+    for (int k = 0; k < E; ++k) {
+        const int i = threadIdx.x + k * NT;
+        if (i < cols) hs[i] = rf_from_f32<rf_half>(xv[k] * inv * wv[k]);
+    }
+    __syncthreads();
+}
+
 template <typename T>
 RF_DEVICE void rf_load8(const T* RF_RESTRICT p, float* v);
 template <>

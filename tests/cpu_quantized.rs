@@ -54,17 +54,18 @@ fn instance_counts_and_uris() {
         KernelSpec::enumerate(&gemv::FAMILY, 64).len(),
         21 * 3 * 2 + gemv::MMA_FORMATS.len() * 2 + 21 * 2 * 2 * 2
     );
-    // gemv_wave: every format and dtype, and the GLU epilogues for the formats of 32-element blocks
+    // gemv_wave: every format and dtype, and the GLU epilogues for the formats of 32-element blocks;
+    // each of those with f16 x again with the two input-norm prologues (gemv_norm)
     let small = QuantType::all()
         .into_iter()
         .filter(|t| t.block_elems() <= 32)
         .count();
     assert_eq!(
         KernelSpec::enumerate(&gemv::WAVE_FAMILY, 32).len(),
-        21 * 3 + small * 2 * 2
+        21 * 3 + small * 2 * 2 + (21 + small * 2) * 2
     );
     let s = gemv::spec(QuantType::Q4_0, "f16", 1, gemv::GemvConfig { rows: 8 }, 32).unwrap();
-    assert_eq!(s.uri(), "gemv_wave.q4_0.f16.none.w32");
+    assert_eq!(s.uri(), "gemv_wave.q4_0.f16.none.none.w32");
     assert!(
         gemv::spec(QuantType::Q4_0, "f16", 3, gemv::GemvConfig { rows: 8 }, 32)
             .unwrap_err()
@@ -190,7 +191,7 @@ fn gemv_glu_specs_configs_and_checks() {
         rocmforge::ops::fallback::fallback(&s, &sm90)
             .unwrap()
             .map(|f| f.uri().to_string()),
-        Some("gemv_wave.q4_1.f16.silu.w32".to_string())
+        Some("gemv_wave.q4_1.f16.silu.none.w32".to_string())
     );
     let err = |ty, dt, b, rows| {
         gemv::spec_with_glu(ty, dt, b, cfg(rows), Some(GluAct::Silu), 32)
@@ -325,6 +326,51 @@ fn gemv_glu_specs_configs_and_checks() {
     assert!((GluAct::Silu.apply(1.0) - 0.7310585786300049).abs() < 1e-15);
     assert!((GluAct::GeluTanh.apply(1.0) - 0.8411919906082768).abs() < 1e-15);
     assert!(gemv::gemv_glu_ref(ty, &w, rows_out + 1, cols, &x, batch, GluAct::Silu).is_err());
+}
+
+#[test]
+fn gemv_norm_specs_and_where_it_applies() {
+    use gemv::GluAct;
+    use rocmforge::ops::quantized::gemv_norm;
+    let sm90 = rocmforge::gpu::Target::named("sm_90").unwrap();
+    let gfx = rocmforge::gpu::Target::named("gfx942").unwrap();
+    let s = gemv_norm::spec(QuantType::Q4_1, Some(GluAct::Silu), false, 32).unwrap();
+    assert_eq!(s.uri(), "gemv_wave.q4_1.f16.silu.rms.w32");
+    let s = gemv_norm::spec(QuantType::Q6_K, None, true, 64).unwrap();
+    assert_eq!(s.uri(), "gemv_wave.q6_K.f16.none.rms_post.w64");
+    // f16 only; the GLU epilogue for the formats of 32-element blocks only, as without the norm
+    let e = KernelSpec::new(
+        &gemv::WAVE_FAMILY,
+        &[
+            ("format", "q4_0".into()),
+            ("dtype", "bf16".into()),
+            ("glu", "none".into()),
+            ("norm", "rms".into()),
+        ],
+        32,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("f16 x and y"), "{e}");
+    let e = gemv_norm::spec(QuantType::Q4_K, Some(GluAct::Silu), false, 32)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("32-element blocks"), "{e}");
+    // rows of up to 8 elements a thread: 1024 on wave32, 2048 on wave64
+    assert_eq!(gemv_norm::max_cols(32), 1024);
+    assert_eq!(gemv_norm::max_cols(64), 2048);
+    // where the unfused GEMV would be gemv_wave, with a row that fits
+    let silu = Some(GluAct::Silu);
+    assert!(gemv_norm::applies(QuantType::Q4_1, 576, None, &sm90));
+    assert!(gemv_norm::applies(QuantType::Q4_1, 576, silu, &sm90));
+    assert!(gemv_norm::applies(QuantType::Q5_0, 640, silu, &gfx));
+    assert!(gemv_norm::applies(QuantType::Q8_0, 2048, None, &gfx));
+    assert!(!gemv_norm::applies(QuantType::Q8_0, 2048, None, &sm90));
+    assert!(!gemv_norm::applies(QuantType::Q4_1, 4096, None, &sm90));
+    assert!(!gemv_norm::applies(QuantType::Q4_1, 1000, None, &sm90));
+    // q4_K's batch-1 GEMV is the staged rows-4 kernel, not gemv_wave
+    assert!(!gemv_norm::applies(QuantType::Q4_K, 512, None, &sm90));
+    assert!(!gemv_norm::applies(QuantType::Q6_K, 512, silu, &sm90));
 }
 
 #[test]

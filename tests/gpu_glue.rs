@@ -204,3 +204,239 @@ fn gated_matches_reference() {
         }
     }
 }
+
+/// `gemv_norm` (the residual add and RMSNorm made inside the blocks of the batch-1 GEMV that consumes
+/// them): against its CPU reference (the f64 product of the f16-rounded norm output), and against the two
+/// launches it replaces (`resid_norm`, then `gemv` / `gemv_glu` of the same `gemv_wave` instance): the
+/// same f32 operations but the norm's sums in another order, so equal up to a rounding of h. Every format
+/// the models' gemv_wave runs, with and without the GLU epilogue and Gemma's post-norm, rows from 32 to
+/// the prologue's limit, outputs of 1..1000 rows; y and x_out poisoned, with guards after them.
+#[test]
+#[ignore = "needs a GPU"]
+#[serial]
+fn gemv_norm_matches_reference_and_two_launches() {
+    use rocmforge::ops::quantized::gemv::{self, GemvConfig, GluAct};
+    use rocmforge::ops::quantized::{gemv_norm, kernel_qk};
+    use rocmforge::quant::{self, QuantType};
+    const GUARD: usize = 64;
+    let dev = device();
+    let s = dev.default_stream();
+    let wave = dev.target().wave_size;
+    let before = dev.allocated_bytes();
+    let fmts = [
+        QuantType::Q4_0,
+        QuantType::Q4_1,
+        QuantType::Q5_0,
+        QuantType::Q8_0,
+        QuantType::Q6_K,
+        QuantType::Q5_K,
+        QuantType::MXFP4,
+    ];
+    let max = gemv_norm::max_cols(wave);
+    let mut cases = 0;
+    for (fi, &ty) in fmts.iter().enumerate() {
+        let qk = kernel_qk(ty);
+        let glus: &[Option<GluAct>] = if qk > 32 {
+            &[None]
+        } else {
+            &[None, Some(GluAct::Silu), Some(GluAct::GeluTanh)]
+        };
+        for &cols in &[32usize, 64, 576, 640, max] {
+            if cols % qk != 0 {
+                continue;
+            }
+            for &rows_out in &[1usize, 17, 96, 1000] {
+                for &glu in glus {
+                    for post in [false, true] {
+                        let seed = 9000 + 1000 * fi as u64 + cols as u64 + 7 * rows_out as u64;
+                        let tag = format!("{ty} {rows_out}x{cols} glu={glu:?} post={post}");
+                        let wrows = if glu.is_some() {
+                            2 * rows_out
+                        } else {
+                            rows_out
+                        };
+                        let scale = 1.0 / (cols as f32).sqrt();
+                        let wv: Vec<f32> = rand_f32(wrows * cols, seed)
+                            .iter()
+                            .enumerate()
+                            .map(|(j, v)| v * scale * [1.0, 0.5, 2.0, 0.25][(j / cols) % 4])
+                            .collect();
+                        let wb = quant::quantize_to_vec(ty, &wv).unwrap();
+                        let x0: Vec<f32> =
+                            rand_f32(cols, seed + 1).iter().map(|v| 2.0 * v).collect();
+                        let rv = rounded(&rand_f32(cols, seed + 2));
+                        let pw: Vec<f32> =
+                            rand_f32(cols, seed + 3).iter().map(|v| 1.0 + v).collect();
+                        let nw: Vec<f32> = rand_f32(cols, seed + 4)
+                            .iter()
+                            .map(|v| 1.0 + 0.5 * v)
+                            .collect();
+                        let w = dev.upload(&wb).unwrap();
+                        let dx = dev.upload(&x0).unwrap();
+                        let dr = dev.upload(&f16s(&rv)).unwrap();
+                        let dp = dev.upload(&pw).unwrap();
+                        let dn = dev.upload(&nw).unwrap();
+                        let xo_all = poisoned::<f32>(cols + GUARD);
+                        let y_all = poisoned::<f16>(rows_out + GUARD);
+                        let mut xo = xo_all.view(0, cols).unwrap();
+                        let mut y = y_all.view(0, rows_out).unwrap();
+                        let n = gemv_norm::NormIn {
+                            x: &dx,
+                            r: &dr,
+                            post: post.then_some(&dp),
+                            w: &dn,
+                            eps: 1e-6,
+                        };
+                        gemv_norm::gemv_norm(
+                            &dev, &s, ty, &w, rows_out, cols, &n, &mut xo, &mut y, glu,
+                        )
+                        .unwrap_or_else(|e| panic!("{tag}: {e}"));
+                        s.synchronize().unwrap();
+                        let xo_got = xo_all.to_vec().unwrap();
+                        let y_got: Vec<f32> =
+                            y_all.to_vec().unwrap().iter().map(|v| v.to_f32()).collect();
+                        assert!(
+                            xo_got[cols..].iter().all(|v| v.is_nan()),
+                            "{tag}: written past x_out"
+                        );
+                        assert!(
+                            y_got[rows_out..].iter().all(|v| v.is_nan()),
+                            "{tag}: written past y"
+                        );
+                        let (xo_got, y_got) = (&xo_got[..cols], &y_got[..rows_out]);
+
+                        // the CPU reference
+                        let mut xr = x0.clone();
+                        let want = gemv_norm::gemv_norm_ref(
+                            ty,
+                            &wb,
+                            rows_out,
+                            &mut xr,
+                            &rv,
+                            post.then_some(&pw[..]),
+                            &nw,
+                            1e-6,
+                            glu,
+                        )
+                        .unwrap();
+                        let want: Vec<f32> = want.iter().map(|&v| v as f32).collect();
+                        let e = rel_err(xo_got, &xr);
+                        assert!(e < 1e-6, "{tag}: x_out rel err {e}");
+                        let e = rel_err(y_got, &want);
+                        assert!(e < 2e-3, "{tag}: y against the reference, rel err {e}");
+
+                        // the two launches it replaces
+                        let mut dx2 = dev.upload(&x0).unwrap();
+                        let mut h = poisoned::<f16>(cols);
+                        glue::resid_norm(
+                            &dev,
+                            &s,
+                            &mut dx2,
+                            1,
+                            cols,
+                            1.0,
+                            Some(&dr),
+                            post.then_some(&dp),
+                            &dn,
+                            1e-6,
+                            Some(&mut h),
+                            None,
+                        )
+                        .unwrap();
+                        let mut y2 = poisoned::<f16>(rows_out);
+                        let c = GemvConfig {
+                            rows: gemv::WAVE_ROWS,
+                        };
+                        match glu {
+                            Some(a) => gemv::gemv_glu_with(
+                                &dev, &s, ty, &w, rows_out, cols, &h, 1, &mut y2, a, c,
+                            ),
+                            None => {
+                                gemv::gemv_with(&dev, &s, ty, &w, rows_out, cols, &h, 1, &mut y2, c)
+                            }
+                        }
+                        .unwrap();
+                        s.synchronize().unwrap();
+                        let x2 = dx2.to_vec().unwrap();
+                        let e = rel_err(xo_got, &x2);
+                        assert!(e < 1e-6, "{tag}: x_out against resid_norm's, rel err {e}");
+                        let y2: Vec<f32> =
+                            y2.to_vec().unwrap().iter().map(|v| v.to_f32()).collect();
+                        let e = rel_err(y_got, &y2);
+                        assert!(e < 1e-3, "{tag}: y against the two launches, rel err {e}");
+                        cases += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(cases >= 200, "{cases} cases");
+    // bad input is an error before anything is launched
+    let w = dev.upload(&vec![0u8; 4 * 34]).unwrap();
+    let x: Buffer<f32> = dev.alloc(64).unwrap();
+    let r: Buffer<f16> = dev.alloc(64).unwrap();
+    let nw: Buffer<f32> = dev.alloc(64).unwrap();
+    let mut y: Buffer<f16> = dev.alloc(2).unwrap();
+    let n = gemv_norm::NormIn {
+        x: &x,
+        r: &r,
+        post: None,
+        w: &nw,
+        eps: 1e-6,
+    };
+    let mut same = x.view(0, 64).unwrap();
+    let e = gemv_norm::gemv_norm(
+        &dev,
+        &s,
+        QuantType::Q8_0,
+        &w,
+        2,
+        64,
+        &n,
+        &mut same,
+        &mut y,
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("overlaps"), "{e}");
+    let mut short: Buffer<f32> = dev.alloc(32).unwrap();
+    let e = gemv_norm::gemv_norm(
+        &dev,
+        &s,
+        QuantType::Q8_0,
+        &w,
+        2,
+        64,
+        &n,
+        &mut short,
+        &mut y,
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("x_out has 32"), "{e}");
+    let big = max + 32;
+    let wb = dev.upload(&vec![0u8; big / 32 * 34]).unwrap();
+    let xb: Buffer<f32> = dev.alloc(big).unwrap();
+    let mut xob: Buffer<f32> = dev.alloc(big).unwrap();
+    let mut y1: Buffer<f16> = dev.alloc(1).unwrap();
+    let e = gemv_norm::gemv_norm(
+        &dev,
+        &s,
+        QuantType::Q8_0,
+        &wb,
+        1,
+        big,
+        &gemv_norm::NormIn { x: &xb, ..n },
+        &mut xob,
+        &mut y1,
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("prologue"), "{e}");
+    drop((w, x, r, nw, y, same, short, wb, xb, xob, y1));
+    dev.synchronize().unwrap();
+    assert_eq!(dev.allocated_bytes(), before, "device memory not returned");
+}

@@ -24,7 +24,7 @@ use crate::ops::attention::{AttnParams, Batch, PagedCache, PagedLayout};
 use crate::ops::mlp::activation::{self, Act};
 use crate::ops::mlp::linear::{linear, linear_blas, LinearPath};
 use crate::ops::mlp::{embedding, norm, qgemm};
-use crate::ops::quantized::{gemv, gemv_q8};
+use crate::ops::quantized::{gemv, gemv_norm, gemv_q8};
 use crate::ops::{glue, sampling};
 use crate::quant::QuantType;
 use half::f16;
@@ -68,6 +68,9 @@ struct Layer {
 /// Activation scratch for up to `t` tokens.
 struct Scratch {
     x: Buffer<f32>,
+    /// The residual stream's other buffer (one row): a fused input norm (`gemv_norm`) writes the
+    /// sum there while other blocks still read x, and the two swap.
+    x2: Buffer<f32>,
     h: Buffer<f16>,
     q: Buffer<f16>,
     k: Buffer<f16>,
@@ -136,6 +139,11 @@ pub struct GpuBackend {
     /// a layer fewer): on unless `GpuOptions::fuse` is `Some(false)`, `ROCMFORGE_FUSE=off` or
     /// `ROCMFORGE_FUSE_APPEND=off`.
     fuse_append: bool,
+    /// Single-sequence decode steps make the residual add and RMSNorm in front of the q/k/v and
+    /// gate/up GEMVs inside those GEMVs' blocks (`gemv_norm`; two launches a layer fewer) where their
+    /// kernel is `gemv_wave`: on unless `GpuOptions::fuse` is `Some(false)`, `ROCMFORGE_FUSE=off` or
+    /// `ROCMFORGE_FUSE_NORM=off`.
+    fuse_norm: bool,
     /// The JIT generation the graphs were captured at (a landed deferred instance moves it).
     jit_generation: u64,
     /// GEMVs of small steps on 8-bit activations ([`q8_policy`]).
@@ -347,11 +355,42 @@ pub fn plan_specs(
             if stacks(&[(ty, gate.bytes().len()), (up.ty(), up.bytes().len())])
                 && glu_fusable(q8, ty, cfg.d_model, cfg.d_ff)
             {
+                let act = Some(glu_act(cfg));
                 let c = gemv::GemvConfig::default_for_glu(ty, "f16", 1, target);
-                let s = gemv::spec_with_glu(ty, "f16", 1, c, Some(glu_act(cfg)), wave)?;
-                if !v.contains(&s) {
-                    v.push(s);
+                let mut s = vec![gemv::spec_with_glu(ty, "f16", 1, c, act, wave)?];
+                // with the input norm made in its blocks (GpuBackend::fuse_norm)
+                if !q8 && gemv_norm::applies(ty, cfg.d_model, act, target) {
+                    s.push(gemv_norm::spec(ty, act, cfg.post_norms, wave)?);
                 }
+                for s in s {
+                    if !v.contains(&s) {
+                        v.push(s);
+                    }
+                }
+            }
+        }
+    }
+    // the stacked q/k/v GEMV with the input norm made in its blocks (layers after the first)
+    for l in 1..cfg.n_layers {
+        let t = |n: &str| g.tensor(&layer_tensor(l, n));
+        let (q, k, vv) = (
+            t("attn_q.weight")?,
+            t("attn_k.weight")?,
+            t("attn_v.weight")?,
+        );
+        let ty = q.ty();
+        if !q8
+            && limits.max_batch_tokens * cfg.d_ff >= cfg.q_dim() + 2 * cfg.kv_dim()
+            && stacks(&[
+                (ty, q.bytes().len()),
+                (k.ty(), k.bytes().len()),
+                (vv.ty(), vv.bytes().len()),
+            ])
+            && gemv_norm::applies(ty, cfg.d_model, None, target)
+        {
+            let s = gemv_norm::spec(ty, None, cfg.post_norms, wave)?;
+            if !v.contains(&s) {
+                v.push(s);
             }
         }
     }
@@ -469,6 +508,7 @@ impl GpuBackend {
         let (qd, kvd, ff) = (cfg.q_dim(), cfg.kv_dim(), cfg.d_ff);
         let ints = 3 * t + (sm + 1) + 2 * sm + sm * layout.max_pages + t;
         let scratch_bytes = align(t * d * 4)
+            + align(d * 4)
             + [
                 t * d,
                 t * qd,
@@ -692,6 +732,7 @@ impl GpuBackend {
         bar.finish_and_clear();
         let s = Scratch {
             x: pool.alloc(t * d)?,
+            x2: pool.alloc(d)?,
             h: pool.alloc(t * d)?,
             q: pool.alloc(t * qd)?,
             k: pool.alloc(t * kvd)?,
@@ -742,17 +783,19 @@ impl GpuBackend {
                 _ => (true, None),
             },
         };
-        // the append is off with ROCMFORGE_FUSE=off (the one setting that leaves both other fusions
-        // off) or its own switch
-        let fuse_append = gpu_opts.fuse.unwrap_or_else(|| {
-            fuse != (false, Some(false))
-                && !matches!(
-                    std::env::var("ROCMFORGE_FUSE_APPEND")
-                        .as_deref()
-                        .map(str::trim),
-                    Ok("0") | Ok("off")
-                )
-        });
+        // the append and the input norms are off with ROCMFORGE_FUSE=off (the one setting that
+        // leaves both other fusions off) or their own switches
+        let own_switch = |var: &str| {
+            gpu_opts.fuse.unwrap_or_else(|| {
+                fuse != (false, Some(false))
+                    && !matches!(
+                        std::env::var(var).as_deref().map(str::trim),
+                        Ok("0") | Ok("off")
+                    )
+            })
+        };
+        let fuse_append = own_switch("ROCMFORGE_FUSE_APPEND");
+        let fuse_norm = own_switch("ROCMFORGE_FUSE_NORM");
         Ok(GpuBackend {
             dev: dev.clone(),
             stream,
@@ -785,6 +828,7 @@ impl GpuBackend {
             use_q8: gpu_opts.q8.unwrap_or_else(|| q8_policy(g)),
             fuse,
             fuse_append,
+            fuse_norm,
             q8_attn_out: std::env::var("ROCMFORGE_Q8_ATTN_OUT")
                 .map(|v| v != "0" && v != "off")
                 .unwrap_or(true),
@@ -1000,8 +1044,23 @@ impl GpuBackend {
         let s = &self.s;
         let mut launches = 0usize;
         let ids = s.ids.view(0, t)?;
-        let mut x = s.x.view(0, t * d)?;
+        // the residual stream: s.x, or s.x2 after an odd number of fused input norms (gemv_norm
+        // writes x + r to the other buffer: its other blocks still read x)
+        let xbuf = |i: usize| match i {
+            0 => s.x.view(0, t * d),
+            _ => s.x2.view(0, d),
+        };
+        let mut xi = 0usize;
+        let mut x = xbuf(xi)?;
         let mut h = s.h.view(0, t * d)?;
+        // single-sequence decode steps on the float GEMVs: the residual add and norm in front of
+        // the q/k/v and gate/up GEMVs inside them, where gemv_norm takes their matrices
+        let fuse_norm = self.fuse_norm && plan.is_some() && t == 1 && !self.q8(1);
+        let norm_fits = |f: &Linear, glu: Option<gemv::GluAct>| {
+            fuse_norm && gemv_norm::applies(f.fmt, f.k, glu, dev.target())
+        };
+        // the norm the next q/k/v GEMV makes (the previous layer's post-norm weight, if any)
+        let mut pending: Option<Option<&Buffer<f32>>> = None;
         embedding::embed_quant::<f32>(dev, st, self.emb.1, &self.emb.0, d, &ids, &mut x)?;
         glue::resid_norm(
             dev,
@@ -1035,7 +1094,26 @@ impl GpuBackend {
             let (mut q, mut k, v) = match &l.qkv {
                 Some(f) if t == 1 => {
                     // one GEMV for q, k and v; the outputs are consecutive in one row
-                    self.lin(f, &h, 1, None, &s.g)?;
+                    match pending.take() {
+                        Some(post) => {
+                            let mut xo = xbuf(xi ^ 1)?;
+                            let mut g = s.g.view(0, f.n)?;
+                            let o = s.o.view(0, d)?;
+                            let n = gemv_norm::NormIn {
+                                x: &x,
+                                r: &o,
+                                post,
+                                w: &l.attn_norm,
+                                eps: c.rms_eps,
+                            };
+                            gemv_norm::gemv_norm(
+                                dev, st, f.fmt, &f.w, f.n, f.k, &n, &mut xo, &mut g, None,
+                            )?;
+                            xi ^= 1;
+                            x = xo;
+                        }
+                        None => self.lin(f, &h, 1, None, &s.g)?,
+                    }
                     let (mut q, mut k, mut v) = (
                         s.g.view(0, qd)?,
                         s.g.view(qd, kvd)?,
@@ -1168,75 +1246,69 @@ impl GpuBackend {
             }
             let o = s.o.view(0, t * d)?;
             let post = l.post.as_ref();
-            glue::resid_norm(
-                dev,
-                st,
-                &mut x,
-                t,
-                d,
-                1.0,
-                Some(&o),
-                post.map(|p| &p[0]),
-                &l.ffn_norm,
-                c.rms_eps,
-                Some(&mut h),
-                self.q8_out(t, d)?.as_mut(),
-            )?;
             let mut a = s.a.view(0, t * ff)?;
+            let act = Some(glu_act(c));
             match &l.gate_up {
-                Some(f) if t == 1 && self.glu_fused(f) => {
-                    // gate, up and the gated activation in one launch, straight into a
-                    let hv = h.view(0, f.k)?;
-                    gemv::gemv_glu(dev, st, f.fmt, &f.w, ff, f.k, &hv, 1, &mut a, glu_act(c))?;
-                    launches -= 2;
-                }
-                gu => {
-                    let (gt, up) = match gu {
-                        Some(f) if t == 1 => {
-                            self.lin(f, &h, 1, None, &s.u)?;
-                            launches -= 1;
-                            (s.u.view(0, ff)?, s.u.view(ff, ff)?)
-                        }
-                        _ => {
-                            self.lin(&l.gate, &h, t, None, &s.g)?;
-                            self.lin(&l.up, &h, t, None, &s.u)?;
-                            (s.g.view(0, t * ff)?, s.u.view(0, t * ff)?)
-                        }
+                Some(f) if t == 1 && self.glu_fused(f) && norm_fits(f, act) => {
+                    // the residual add, the norm, gate, up and the gated activation in one launch
+                    let mut xo = xbuf(xi ^ 1)?;
+                    let n = gemv_norm::NormIn {
+                        x: &x,
+                        r: &o,
+                        post: post.map(|p| &p[0]),
+                        w: &l.ffn_norm,
+                        eps: c.rms_eps,
                     };
-                    glue::gated(
+                    gemv_norm::gemv_norm(dev, st, f.fmt, &f.w, ff, f.k, &n, &mut xo, &mut a, act)?;
+                    xi ^= 1;
+                    x = xo;
+                    launches += 1;
+                }
+                _ => {
+                    glue::resid_norm(
                         dev,
                         st,
-                        &gt,
-                        &up,
-                        &mut a,
+                        &mut x,
                         t,
-                        ff,
-                        c.activation == Activation::GeluTanh,
-                        self.q8_out(t, ff)?.as_mut(),
+                        d,
+                        1.0,
+                        Some(&o),
+                        post.map(|p| &p[0]),
+                        &l.ffn_norm,
+                        c.rms_eps,
+                        Some(&mut h),
+                        self.q8_out(t, d)?.as_mut(),
                     )?;
+                    launches += 1 + self.launch_ffn_in(l, &h, &mut a, t)?;
                 }
             }
             self.lin(&l.down, &a, t, None, &s.o)?;
-            let next = if li + 1 < c.n_layers {
-                &self.layers[li + 1].attn_norm
-            } else {
-                &self.out_norm
-            };
-            glue::resid_norm(
-                dev,
-                st,
-                &mut x,
-                t,
-                d,
-                1.0,
-                Some(&o),
-                post.map(|p| &p[1]),
-                next,
-                c.rms_eps,
-                Some(&mut h),
-                self.q8_out(t, d)?.as_mut(),
-            )?;
-            launches += 7;
+            match self.layers.get(li + 1).and_then(|n| n.qkv.as_ref()) {
+                // the next layer's q/k/v GEMV makes this residual add and its norm
+                Some(f) if norm_fits(f, None) => pending = Some(post.map(|p| &p[1])),
+                _ => {
+                    let next = match self.layers.get(li + 1) {
+                        Some(n) => &n.attn_norm,
+                        None => &self.out_norm,
+                    };
+                    glue::resid_norm(
+                        dev,
+                        st,
+                        &mut x,
+                        t,
+                        d,
+                        1.0,
+                        Some(&o),
+                        post.map(|p| &p[1]),
+                        next,
+                        c.rms_eps,
+                        Some(&mut h),
+                        self.q8_out(t, d)?.as_mut(),
+                    )?;
+                    launches += 1;
+                }
+            }
+            launches += 2; // the output and down projections
         }
         // the wanted rows (already normalized by the output norm)
         let r = host.out_rows;
@@ -1247,6 +1319,49 @@ impl GpuBackend {
         let mut rh = s.rows_h.view(0, r * d)?;
         glue::gather_rows(dev, st, &h, &rows, r, d, &mut rh)?;
         Ok(launches + 1)
+    }
+
+    /// The gate/up GEMVs and the gated activation of a layer from its normalized input `h` into
+    /// `a`: one fused `gemv_glu` where [`Self::glu_fused`], else the GEMVs and `glue::gated`.
+    /// Returns the launches made.
+    fn launch_ffn_in(
+        &self,
+        l: &Layer,
+        h: &Buffer<f16>,
+        a: &mut Buffer<f16>,
+        t: usize,
+    ) -> Result<usize> {
+        let (c, s, dev, st) = (&self.cfg, &self.s, &self.dev, &self.stream);
+        let ff = c.d_ff;
+        let (gt, up, launches) = match &l.gate_up {
+            Some(f) if t == 1 && self.glu_fused(f) => {
+                // gate, up and the gated activation in one launch, straight into a
+                let hv = h.view(0, f.k)?;
+                gemv::gemv_glu(dev, st, f.fmt, &f.w, ff, f.k, &hv, 1, a, glu_act(c))?;
+                return Ok(1);
+            }
+            Some(f) if t == 1 => {
+                self.lin(f, h, 1, None, &s.u)?;
+                (s.u.view(0, ff)?, s.u.view(ff, ff)?, 2)
+            }
+            _ => {
+                self.lin(&l.gate, h, t, None, &s.g)?;
+                self.lin(&l.up, h, t, None, &s.u)?;
+                (s.g.view(0, t * ff)?, s.u.view(0, t * ff)?, 3)
+            }
+        };
+        glue::gated(
+            dev,
+            st,
+            &gt,
+            &up,
+            a,
+            t,
+            ff,
+            c.activation == Activation::GeluTanh,
+            self.q8_out(t, ff)?.as_mut(),
+        )?;
+        Ok(launches)
     }
 
     /// Logits (f16, into the logits scratch) and argmax of wanted rows `c0..c0+n` (n ≤ LOGIT_ROWS).

@@ -49,6 +49,10 @@ pub fn mma_ring_vectors(ty: QuantType) -> usize {
 /// Epilogues a spec may name: `none` (y = W x), or the gated activation of [`gemv_glu`]
 /// ([`GluAct::name`]).
 pub const GLUS: &[&str] = &["none", "silu", "gelu_tanh"];
+/// Prologues of `gemv_wave` (see [`super::gemv_norm`]): `none` (x is given), `rms` (x = the RMSNorm of
+/// a residual add, made in the GEMV's blocks), `rms_post` (the same with the added rows through a
+/// norm of their own first).
+pub const NORMS: &[&str] = &["none", "rms", "rms_post"];
 /// x/y dtypes the GLU epilogue is compiled for (a model's activations are f16).
 pub const GLU_DTYPES: &[&str] = &["f16", "bf16"];
 
@@ -133,11 +137,20 @@ pub static WAVE_FAMILY: Family = Family {
         ParamDef { name: "format", kind: ParamKind::Choice { values: FORMATS }, doc: "block format of W" },
         ParamDef { name: "dtype", kind: ParamKind::Choice { values: DTYPES }, doc: "element type of x and y" },
         ParamDef { name: "glu", kind: ParamKind::Choice { values: GLUS }, doc: "epilogue: none, or y = act(gate x) * (up x) with W = [gate; up] (2 x rows rows): silu or gelu_tanh (x f16 or bf16)" },
+        ParamDef { name: "norm", kind: ParamKind::Choice { values: NORMS }, doc: "prologue: none (x given), or x = RMSNorm(x_res + r) made in every block, x_res + r written back (rms; rms_post: r through its own RMSNorm first, Gemma's post-norms); f16 only (gemv_norm)" },
     ],
     validate: |s| {
         let ty = QuantType::from_name(s.str("format")).map_err(|e| e.to_string())?;
         validate_glu(s.str("dtype"), WAVE_ROWS as i64, s.str("glu"))?;
-        wave_glu_format(ty, s.str("glu"))
+        wave_glu_format(ty, s.str("glu"))?;
+        if s.str("norm") != "none" && s.str("dtype") != "f16" {
+            return Err(format!(
+                "the {} prologue is compiled for f16 x and y (a model's activations), not {}",
+                s.str("norm"),
+                s.str("dtype")
+            ));
+        }
+        Ok(())
     },
     applies: any_target,
     preamble,
@@ -177,7 +190,7 @@ fn validate_glu(dtype: &str, rows: i64, glu: &str) -> std::result::Result<(), St
 
 /// gemv_wave's GLU epilogue holds twice the rows' decoded octets: it is compiled for the formats of
 /// blocks up to 32 elements (the 256-element K-quants spill on RDNA2 there; theirs is the SIMT kernel).
-fn wave_glu_format(ty: QuantType, glu: &str) -> std::result::Result<(), String> {
+pub(super) fn wave_glu_format(ty: QuantType, glu: &str) -> std::result::Result<(), String> {
     if glu != "none" && ty.block_elems() > 32 {
         return Err(format!(
             "the {glu} epilogue of gemv_wave (rows 8) is for formats of 32-element blocks, not {}: rows 4",
@@ -329,6 +342,7 @@ pub fn spec_with_glu(
                 ("format", ty.name().into()),
                 ("dtype", dtype.into()),
                 ("glu", glu.map_or("none", GluAct::name).into()),
+                ("norm", "none".into()),
             ],
             wave,
         );

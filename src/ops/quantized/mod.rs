@@ -7,6 +7,7 @@
 
 pub mod dequant;
 pub mod gemv;
+pub mod gemv_norm;
 pub mod gemv_q8;
 
 use crate::error::{Error, Result};
