@@ -370,7 +370,8 @@ pub fn plan_specs(
             }
         }
     }
-    // the stacked q/k/v GEMV with the input norm made in its blocks (layers after the first)
+    // the q/k/v GEMVs (stacked, or each of the three) with the input norm made in their blocks
+    // (layers after the first; GpuBackend::fuse_norm)
     for l in 1..cfg.n_layers {
         let t = |n: &str| g.tensor(&layer_tensor(l, n));
         let (q, k, vv) = (
@@ -378,19 +379,28 @@ pub fn plan_specs(
             t("attn_k.weight")?,
             t("attn_v.weight")?,
         );
-        let ty = q.ty();
-        if !q8
+        let parts = [
+            (q.ty(), q.bytes().len()),
+            (k.ty(), k.bytes().len()),
+            (vv.ty(), vv.bytes().len()),
+        ];
+        let tys: Vec<QuantType> = if stacks(&parts)
             && limits.max_batch_tokens * cfg.d_ff >= cfg.q_dim() + 2 * cfg.kv_dim()
-            && stacks(&[
-                (ty, q.bytes().len()),
-                (k.ty(), k.bytes().len()),
-                (vv.ty(), vv.bytes().len()),
-            ])
-            && gemv_norm::applies(ty, cfg.d_model, None, target)
         {
-            let s = gemv_norm::spec(ty, None, cfg.post_norms, wave)?;
-            if !v.contains(&s) {
-                v.push(s);
+            vec![q.ty()]
+        } else {
+            parts.iter().map(|p| p.0).collect()
+        };
+        if !q8
+            && tys
+                .iter()
+                .all(|&ty| gemv_norm::applies(ty, cfg.d_model, None, target))
+        {
+            for ty in tys {
+                let s = gemv_norm::spec(ty, None, cfg.post_norms, wave)?;
+                if !v.contains(&s) {
+                    v.push(s);
+                }
             }
         }
     }
@@ -1129,9 +1139,40 @@ impl GpuBackend {
                     (q, k, v)
                 }
                 _ => {
-                    self.lin(&l.q, &h, t, bias.map(|b| &b[0]), &s.q)?;
-                    self.lin(&l.k, &h, t, bias.map(|b| &b[1]), &s.k)?;
-                    self.lin(&l.v, &h, t, bias.map(|b| &b[2]), &s.v)?;
+                    match pending.take() {
+                        Some(post) => {
+                            // each of the three GEMVs makes the norm itself, and all three write
+                            // the same x + r to the other buffer (none of them reads it)
+                            let mut xo = xbuf(xi ^ 1)?;
+                            {
+                                let o = s.o.view(0, d)?;
+                                let n = gemv_norm::NormIn {
+                                    x: &x,
+                                    r: &o,
+                                    post,
+                                    w: &l.attn_norm,
+                                    eps: c.rms_eps,
+                                };
+                                let mats = [(&l.q, &s.q), (&l.k, &s.k), (&l.v, &s.v)];
+                                for (i, (f, y)) in mats.into_iter().enumerate() {
+                                    let mut y = y.view(0, f.n)?;
+                                    gemv_norm::gemv_norm(
+                                        dev, st, f.fmt, &f.w, f.n, f.k, &n, &mut xo, &mut y, None,
+                                    )?;
+                                    if let Some(b) = bias {
+                                        activation::add_bias(dev, st, &mut y, &b[i], f.n)?;
+                                    }
+                                }
+                            }
+                            xi ^= 1;
+                            x = xo;
+                        }
+                        None => {
+                            self.lin(&l.q, &h, t, bias.map(|b| &b[0]), &s.q)?;
+                            self.lin(&l.k, &h, t, bias.map(|b| &b[1]), &s.k)?;
+                            self.lin(&l.v, &h, t, bias.map(|b| &b[2]), &s.v)?;
+                        }
+                    }
                     (
                         s.q.view(0, t * qd)?,
                         s.k.view(0, t * kvd)?,
@@ -1283,9 +1324,14 @@ impl GpuBackend {
                 }
             }
             self.lin(&l.down, &a, t, None, &s.o)?;
-            match self.layers.get(li + 1).and_then(|n| n.qkv.as_ref()) {
-                // the next layer's q/k/v GEMV makes this residual add and its norm
-                Some(f) if norm_fits(f, None) => pending = Some(post.map(|p| &p[1])),
+            // the next layer's q/k/v GEMV (stacked, or each of the three) makes this residual
+            // add and its norm
+            let next_fits = |n: &Layer| match &n.qkv {
+                Some(f) => norm_fits(f, None),
+                None => [&n.q, &n.k, &n.v].iter().all(|f| norm_fits(f, None)),
+            };
+            match self.layers.get(li + 1) {
+                Some(n) if next_fits(n) => pending = Some(post.map(|p| &p[1])),
                 _ => {
                     let next = match self.layers.get(li + 1) {
                         Some(n) => &n.attn_norm,
