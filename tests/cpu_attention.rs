@@ -375,6 +375,11 @@ fn spec_validation() {
     assert_eq!(decode::mc_split_count(1, 264, 32768, 32), 256); // 128 tokens (4 tiles) a split
     assert_eq!(decode::mc_split_count(1, 264, 1, 32), 1);
     assert_eq!(decode::mc_split_count(0, 0, 0, 0), 1);
+    // the merge counted: SmolLM2 (3 blocks a split, 128-key block iterations) keeps a 256-token
+    // context in one split, and splits longer ones
+    assert_eq!(decode::mc_split_count(3, 264, 256, 128), 1);
+    assert_eq!(decode::mc_split_count(3, 264, 512, 128), 4);
+    assert_eq!(decode::mc_split_count(3, 264, 2048, 128), 16);
     // short batches at head_dim >= 128 keep the SIMT kernel (at most 4 MiB of K and V)
     let h200 = rocmforge::gpu::Target::named("sm_90").unwrap();
     let simt = decode::DecodeKernel::Simt;

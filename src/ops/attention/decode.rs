@@ -83,15 +83,34 @@ pub fn split_count(blocks_per_split: usize, cus: usize, max_len: usize, chunk: u
 /// blocks x (a wave's tiles + 2 tiles' worth of fixed cost: Q, the first copy's latency, the merge),
 /// the smallest on a tie: it keeps the last round full (H200, eighth session, hd128 4096 tokens x 16
 /// sequences: 3 splits 384 blocks 0.083 ms, 4 splits 512 blocks 0.102 ms, 5 splits 0.086 ms).
+///
+/// More than one split also pays the merge (the last block of a row group reads every split's part):
+/// [`MC_MERGE_COST`] block iterations once, which keeps short contexts in one split (H200, thirteenth
+/// session: SmolLM2 tg128 from an empty cache 1608-1631 t/s with one split against 1515-1531 with the
+/// two the rule gave without it; at depth 1024 the rule's 16 splits 1384-1402 against one 1136-1151).
 pub fn mc_split_count(n: usize, capacity: usize, max_len: usize, chunk: usize) -> usize {
     let chunk = chunk.max(1);
     let max_s = max_len.div_ceil(chunk).max(1);
+    let merge = env_merge_cost().unwrap_or(MC_MERGE_COST);
     (1..=max_s)
         .min_by_key(|&s| {
             let rounds = (n.max(1) * s).div_ceil(capacity.max(1));
-            rounds * (max_len.div_ceil(s).div_ceil(chunk) + 2)
+            rounds * (max_len.div_ceil(s).div_ceil(chunk) + 2) + if s > 1 { merge } else { 0 }
         })
         .unwrap_or(1)
+}
+
+/// The merge's cost in block iterations in [`mc_split_count`].
+pub const MC_MERGE_COST: usize = 2;
+
+/// `ROCMFORGE_DECODE_MERGE_COST=N`: the merge's cost in [`mc_split_count`] (0: the rule before the
+/// merge was counted), for experiments.
+fn env_merge_cost() -> Option<usize> {
+    std::env::var("ROCMFORGE_DECODE_MERGE_COST")
+        .ok()?
+        .trim()
+        .parse::<usize>()
+        .ok()
 }
 
 pub static FAMILY: Family = Family {
