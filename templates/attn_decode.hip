@@ -231,11 +231,26 @@ RF_DEVICE void attn_decode(const T* RF_RESTRICT q, T* k_cache, T* v_cache,
     // with RoPE fused, the block's rows go through shared memory (s_o4's space, free until the end; the
     // barrier after the loads below keeps it so until every wave has its rows) and are rotated there
     T* const sq = (T*)&s_o4[0][0][0];
+    const int begin = split * split_tokens;
+    const int end = min(begin + split_tokens, kv_len);
+    const int* bt = block_tables + (long long)b * max_pages;
     if (rope > 0) {
-        for (int v = threadIdx.x; v < R * NV; v += DEC_NW * RF_WAVE) {
-            const int r = v / NV, c = v % NV, rr = rg * R + r;
-            if (rr < rows_total)
-                *(uint4*)(sq + r * HD + 8 * c) = ((const uint4*)(q + ((long long)(b * nq + rr / G) * hq + kvh * G + rr % G) * HD))[c];
+        // the rows' loads first, the append's in flight with them (one memory latency, not two in a row)
+        constexpr int QPT = (R * NV + DEC_NW * RF_WAVE - 1) / (DEC_NW * RF_WAVE);
+        uint4 qv[QPT];
+#pragma unroll
+        for (int i = 0; i < QPT; i++) {
+            const int v = threadIdx.x + i * DEC_NW * RF_WAVE, r = v / NV, c = v % NV, rr = rg * R + r;
+            qv[i] = make_uint4(0, 0, 0, 0);
+            if (v < R * NV && rr < rows_total)
+                qv[i] = ((const uint4*)(q + ((long long)(b * nq + rr / G) * hq + kvh * G + rr % G) * HD))[c];
+        }
+        dec_append<T, HD>(k_new, v_new, pos, rope, n_rot, log2_base, k_cache, v_cache, bt, page_size, b, nq, kvh, hkv, kv_len,
+                          begin, end);
+#pragma unroll
+        for (int i = 0; i < QPT; i++) {
+            const int v = threadIdx.x + i * DEC_NW * RF_WAVE;
+            if (v < R * NV) *(uint4*)(sq + (v / NV) * HD + 8 * (v % NV)) = qv[i];
         }
         __syncthreads();
         dec_rope_rows(sq, HD, R, rg, rows_total, G, b, nq, pos, rope, n_rot, log2_base);
@@ -262,15 +277,14 @@ RF_DEVICE void attn_decode(const T* RF_RESTRICT q, T* k_cache, T* v_cache,
 #pragma unroll
         for (int j = 0; j < 8; j++) o[r][j] = 0.0f;
     }
-    const int begin = split * split_tokens;
-    const int end = min(begin + split_tokens, kv_len);
     const long long page_stride = (long long)hkv * page_size * HD;
     const T* kb = k_cache + (long long)kvh * page_size * HD + vec * 8;
     const T* vb = v_cache + (long long)kvh * page_size * HD + vec * 8;
-    const int* bt = block_tables + (long long)b * max_pages;
     const bool p2 = (page_size & (page_size - 1)) == 0;
     const int shift = __ffs(page_size) - 1;
-    dec_append<T, HD>(k_new, v_new, pos, rope, n_rot, log2_base, k_cache, v_cache, bt, page_size, b, nq, kvh, hkv, kv_len, begin, end);
+    if (rope == 0)  // the append without RoPE (with it: above)
+        dec_append<T, HD>(k_new, v_new, pos, rope, n_rot, log2_base, k_cache, v_cache, bt, page_size, b, nq, kvh, hkv, kv_len,
+                          begin, end);
 
 #if defined(RF_MMA_SYNC)
     // NVIDIA sm_80+: K/V rows go global -> shared with cp.async into a per-wave ring of DEC_ST stages
@@ -472,15 +486,15 @@ RF_DEVICE void attn_decode_mc(const T* RF_RESTRICT q, T* k_cache, T* v_cache,
     const int G = hq / hkv, rows_total = G * nq, groups = (rows_total + R - 1) / R;
     const int kvh = blockIdx.y / groups, rg = blockIdx.y % groups;
     const int kv_len = kv_lens[b];
-    for (int v = threadIdx.x; v < R * NV; v += NW * RF_WAVE) {
-        const int r = v / NV, c = v % NV, rr = rg * R + r;
-        uint4 val = make_uint4(0, 0, 0, 0);
-        if (rr < rows_total) val = ((const uint4*)(q + ((long long)(b * nq + rr / G) * hq + kvh * G + rr % G) * HD))[c];
-        *(uint4*)(sQ + r * LD + c * 8) = val;
-    }
-    if (rope > 0) {  // the fused append's RoPE on the rows just stored (the barrier below publishes them)
-        __syncthreads();
-        dec_rope_rows(sQ, LD, R, rg, rows_total, G, b, nq, pos, rope, n_rot, log2_base);
+    // Q's rows into registers first: their loads, the first tile's page ids and the fused append's loads
+    // are then in flight together (one memory latency where they were three in a row); stored below
+    constexpr int QPT = (R * NV + NW * RF_WAVE - 1) / (NW * RF_WAVE);
+    uint4 qv[QPT];
+#pragma unroll
+    for (int i = 0; i < QPT; i++) {
+        const int v = threadIdx.x + i * NW * RF_WAVE, r = v / NV, c = v % NV, rr = rg * R + r;
+        qv[i] = make_uint4(0, 0, 0, 0);
+        if (v < R * NV && rr < rows_total) qv[i] = ((const uint4*)(q + ((long long)(b * nq + rr / G) * hq + kvh * G + rr % G) * HD))[c];
     }
     // keys [lo, end) of this split: the earliest row (token 0, at kv_len - nq) sees keys > kv_len - nq - window
     const int begin = split * split_tokens, end = min(begin + split_tokens, kv_len);
@@ -497,7 +511,6 @@ RF_DEVICE void attn_decode_mc(const T* RF_RESTRICT q, T* k_cache, T* v_cache,
     const long long page_stride = (long long)hkv * page_size * HD, head_off = (long long)kvh * page_size * HD;
     const int* bt = block_tables + (long long)b * max_pages;
     const int shift = (page_size & (page_size - 1)) == 0 ? __ffs(page_size) - 1 : -1;
-    dec_append<T, HD>(k_new, v_new, pos, rope, n_rot, log2_base, k_cache, v_cache, bt, page_size, b, nq, kvh, hkv, kv_len, begin, end);
     // the key of chunk v of the tile at kt, and its page; a key past the split's end reads the split's last
     // key (its copy is zero-filled on NVIDIA, zeroed elsewhere)
     auto chunk_key = [&](int kt, int v) { return min(kt + v / NV, end - 1); };
@@ -521,6 +534,16 @@ RF_DEVICE void attn_decode_mc(const T* RF_RESTRICT q, T* k_cache, T* v_cache,
         }
     };
     fetch_pages(0);
+    dec_append<T, HD>(k_new, v_new, pos, rope, n_rot, log2_base, k_cache, v_cache, bt, page_size, b, nq, kvh, hkv, kv_len, begin, end);
+#pragma unroll
+    for (int i = 0; i < QPT; i++) {
+        const int v = threadIdx.x + i * NW * RF_WAVE;
+        if (v < R * NV) *(uint4*)(sQ + (v / NV) * LD + (v % NV) * 8) = qv[i];
+    }
+    if (rope > 0) {  // the fused append's RoPE on the rows just stored (the barrier below publishes them)
+        __syncthreads();
+        dec_rope_rows(sQ, LD, R, rg, rows_total, G, b, nq, pos, rope, n_rot, log2_base);
+    }
 #if defined(RF_MMA_SYNC)
     auto issue = [&](int it) {  // tile it of this wave into stage it % ST (an empty group past the last)
         if (it < nit) {
