@@ -55,14 +55,14 @@ fn instance_counts_and_uris() {
         21 * 3 * 2 + gemv::MMA_FORMATS.len() * 2 + 21 * 2 * 2 * 2
     );
     // gemv_wave: every format and dtype, and the GLU epilogues for the formats of 32-element blocks;
-    // each of those with f16 x again with the two input-norm prologues (gemv_norm)
+    // each of those with f16 x again with the two input-norm prologues (gemv_norm), mxfp4 excepted
     let small = QuantType::all()
         .into_iter()
         .filter(|t| t.block_elems() <= 32)
         .count();
     assert_eq!(
         KernelSpec::enumerate(&gemv::WAVE_FAMILY, 32).len(),
-        21 * 3 + small * 2 * 2 + (21 + small * 2) * 2
+        21 * 3 + small * 2 * 2 + (20 + (small - 1) * 2) * 2
     );
     let s = gemv::spec(QuantType::Q4_0, "f16", 1, gemv::GemvConfig { rows: 8 }, 32).unwrap();
     assert_eq!(s.uri(), "gemv_wave.q4_0.f16.none.none.w32");
@@ -356,6 +356,11 @@ fn gemv_norm_specs_and_where_it_applies() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("32-element blocks"), "{e}");
+    let e = gemv_norm::spec(QuantType::MXFP4, None, false, 32)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("mxfp4"), "{e}");
+    assert!(!gemv_norm::applies(QuantType::MXFP4, 576, None, &sm90));
     // rows of up to 8 elements a thread: 1024 on wave32, 2048 on wave64
     assert_eq!(gemv_norm::max_cols(32), 1024);
     assert_eq!(gemv_norm::max_cols(64), 2048);

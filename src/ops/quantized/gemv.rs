@@ -150,6 +150,14 @@ pub static WAVE_FAMILY: Family = Family {
                 s.str("dtype")
             ));
         }
+        // gemv_wave's mxfp4 decoder takes 32 bytes of scratch on gfx90a (HIP 5.2); no new instance
+        // of it (MXFP4 models' rows are also longer than the prologue takes: gpt-oss 2880)
+        if s.str("norm") != "none" && ty == QuantType::MXFP4 {
+            return Err(format!(
+                "the {} prologue is not compiled for mxfp4 (its gemv_wave decoder needs scratch on gfx90a)",
+                s.str("norm")
+            ));
+        }
         Ok(())
     },
     applies: any_target,

@@ -50,7 +50,7 @@ pub fn applies(ty: QuantType, cols: usize, glu: Option<GluAct>, target: &Target)
     cfg.rows == WAVE_ROWS
         && cols <= max_cols(target.wave_size)
         && cols % 32 == 0
-        && glu.map_or(true, |g| gemv::wave_glu_format(ty, g.name()).is_ok())
+        && spec(ty, glu, false, target.wave_size).is_ok()
 }
 
 /// The instance of [`gemv_norm`].
