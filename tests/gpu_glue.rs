@@ -375,7 +375,6 @@ fn gemv_norm_matches_reference_and_two_launches() {
     let x: Buffer<f32> = dev.alloc(64).unwrap();
     let r: Buffer<f16> = dev.alloc(64).unwrap();
     let nw: Buffer<f32> = dev.alloc(64).unwrap();
-    let mut y: Buffer<f16> = dev.alloc(2).unwrap();
     let n = gemv_norm::NormIn {
         x: &x,
         r: &r,
@@ -383,59 +382,38 @@ fn gemv_norm_matches_reference_and_two_launches() {
         w: &nw,
         eps: 1e-6,
     };
+    // the error of one q8_0 call (W rows x cols) into x_out
+    let refused =
+        |w: &Buffer<u8>, rows: usize, cols: usize, n: &gemv_norm::NormIn, xo: &mut Buffer<f32>| {
+            let mut y: Buffer<f16> = dev.alloc(rows).unwrap();
+            gemv_norm::gemv_norm(
+                &dev,
+                &s,
+                QuantType::Q8_0,
+                w,
+                rows,
+                cols,
+                n,
+                xo,
+                &mut y,
+                None,
+            )
+            .unwrap_err()
+            .to_string()
+        };
     let mut same = x.view(0, 64).unwrap();
-    let e = gemv_norm::gemv_norm(
-        &dev,
-        &s,
-        QuantType::Q8_0,
-        &w,
-        2,
-        64,
-        &n,
-        &mut same,
-        &mut y,
-        None,
-    )
-    .unwrap_err()
-    .to_string();
+    let e = refused(&w, 2, 64, &n, &mut same);
     assert!(e.contains("overlaps"), "{e}");
     let mut short: Buffer<f32> = dev.alloc(32).unwrap();
-    let e = gemv_norm::gemv_norm(
-        &dev,
-        &s,
-        QuantType::Q8_0,
-        &w,
-        2,
-        64,
-        &n,
-        &mut short,
-        &mut y,
-        None,
-    )
-    .unwrap_err()
-    .to_string();
+    let e = refused(&w, 2, 64, &n, &mut short);
     assert!(e.contains("x_out has 32"), "{e}");
     let big = max + 32;
     let wb = dev.upload(&vec![0u8; big / 32 * 34]).unwrap();
     let xb: Buffer<f32> = dev.alloc(big).unwrap();
     let mut xob: Buffer<f32> = dev.alloc(big).unwrap();
-    let mut y1: Buffer<f16> = dev.alloc(1).unwrap();
-    let e = gemv_norm::gemv_norm(
-        &dev,
-        &s,
-        QuantType::Q8_0,
-        &wb,
-        1,
-        big,
-        &gemv_norm::NormIn { x: &xb, ..n },
-        &mut xob,
-        &mut y1,
-        None,
-    )
-    .unwrap_err()
-    .to_string();
+    let e = refused(&wb, 1, big, &gemv_norm::NormIn { x: &xb, ..n }, &mut xob);
     assert!(e.contains("prologue"), "{e}");
-    drop((w, x, r, nw, y, same, short, wb, xb, xob, y1));
+    drop((w, x, r, nw, same, short, wb, xb, xob));
     dev.synchronize().unwrap();
     assert_eq!(dev.allocated_bytes(), before, "device memory not returned");
 }

@@ -1306,20 +1306,7 @@ impl GpuBackend {
                     launches += 1;
                 }
                 _ => {
-                    glue::resid_norm(
-                        dev,
-                        st,
-                        &mut x,
-                        t,
-                        d,
-                        1.0,
-                        Some(&o),
-                        post.map(|p| &p[0]),
-                        &l.ffn_norm,
-                        c.rms_eps,
-                        Some(&mut h),
-                        self.q8_out(t, d)?.as_mut(),
-                    )?;
+                    self.resid_norm_rows(&mut x, &o, post.map(|p| &p[0]), &l.ffn_norm, &mut h, t)?;
                     launches += 1 + self.launch_ffn_in(l, &h, &mut a, t)?;
                 }
             }
@@ -1337,20 +1324,7 @@ impl GpuBackend {
                         Some(n) => &n.attn_norm,
                         None => &self.out_norm,
                     };
-                    glue::resid_norm(
-                        dev,
-                        st,
-                        &mut x,
-                        t,
-                        d,
-                        1.0,
-                        Some(&o),
-                        post.map(|p| &p[1]),
-                        next,
-                        c.rms_eps,
-                        Some(&mut h),
-                        self.q8_out(t, d)?.as_mut(),
-                    )?;
+                    self.resid_norm_rows(&mut x, &o, post.map(|p| &p[1]), next, &mut h, t)?;
                     launches += 1;
                 }
             }
@@ -1365,6 +1339,35 @@ impl GpuBackend {
         let mut rh = s.rows_h.view(0, r * d)?;
         glue::gather_rows(dev, st, &h, &rows, r, d, &mut rh)?;
         Ok(launches + 1)
+    }
+
+    /// A step's residual add and norm as a launch of its own (`glue::resid_norm`): `x += r'` (r' = r,
+    /// or its post-norm with weight `post`), `h = RMSNorm(x) · w`, and h's 8-bit copy where the step's
+    /// GEMVs read one.
+    fn resid_norm_rows(
+        &self,
+        x: &mut Buffer<f32>,
+        r: &Buffer<f16>,
+        post: Option<&Buffer<f32>>,
+        w: &Buffer<f32>,
+        h: &mut Buffer<f16>,
+        t: usize,
+    ) -> Result<()> {
+        let (c, d) = (&self.cfg, self.cfg.d_model);
+        glue::resid_norm(
+            &self.dev,
+            &self.stream,
+            x,
+            t,
+            d,
+            1.0,
+            Some(r),
+            post,
+            w,
+            c.rms_eps,
+            Some(h),
+            self.q8_out(t, d)?.as_mut(),
+        )
     }
 
     /// The gate/up GEMVs and the gated activation of a layer from its normalized input `h` into
