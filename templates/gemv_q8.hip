@@ -23,21 +23,56 @@ RF_DEVICE void rf_q8_act(const T* RF_RESTRICT x, signed char* RF_RESTRICT xq, fl
     rf_q8_put(i < cols ? rf_to_f32(x[at]) : 0.0f, i < cols, at, xq, xs);
 }
 
+// Fused forms (batch 1, f16 y; docs in ops::quantized::gemv_q8::Fuse). NIN: the input is an RMSNorm
+// whose 1/rms was not applied (a producer's OUT 1 below): every block sums the producer's per-16
+// partial sums of squares (ss_in, cols / 16 of them) and scales its outputs by rsqrt(sum / cols + eps).
+// OUT 1 (resid): xres[row] += f16(y[row]) (the residual stream, f32, in place) and, per 16 rows,
+// the 8-bit copy of xres * nw (the next RMSNorm without its 1/rms: the 16 codes do not depend on a
+// common factor, and their d takes it in the consumer's NIN) with the group's sum of squares in
+// ss_out. OUT 2 / 3: W is gate (rows 0 .. rows - 1) and up (rows .. 2 rows - 1) stacked; y[row] =
+// f16(act(f16(gate)) * f16(up)) (SiLU / GELU-tanh, glue_gated's arithmetic) and its 8-bit copy. The
+// block that completes a group of 16 rows (an atomic count in cnt, which stays a multiple of 16
+// between launches) quantizes it, reading the other blocks' rows back from L2.
+struct rf_q8_fuse {
+    const float* ss_in;
+    float eps;
+    float* xres;
+    const float* nw;
+    signed char* oq;
+    float2* os;
+    float* ss_out;
+    unsigned* cnt;
+};
+
 template <typename F, typename T, int B, int R, int NW>
 RF_DEVICE void rf_gemv_q8(const uint8_t* RF_RESTRICT w, const int8_t* RF_RESTRICT xq, const float2* RF_RESTRICT xs,
-                          T* RF_RESTRICT y, int rows, int cols, int batch) {
+                          T* RF_RESTRICT y, int rows, int cols, int batch);
+
+template <typename F, typename T, int B, int R, int NW, int NIN, int OUT>
+RF_DEVICE void rf_gemv_q8_f(const uint8_t* RF_RESTRICT w, const int8_t* RF_RESTRICT xq, const float2* RF_RESTRICT xs,
+                            T* RF_RESTRICT y, int rows, int cols, int batch, const rf_q8_fuse& fz) {
     using W = rf_w8<F>;
     constexpr int NT = NW * RF_WAVE;
     constexpr int NS = W::NS;
-    __shared__ float red[NW][R * B];
+    constexpr bool GLU = OUT >= 2;
+    constexpr int RR = GLU ? 2 * R : R;  // matrix rows a block reads
+    constexpr int NR = RR * B + (NIN ? 1 : 0);
+    __shared__ float red[NW][NR];
     const int nb = cols / F::QK;
     const int nu = nb * W::UPB;
     const long long row_bytes = (long long)nb * F::BYTES;
-    const uint8_t* end = w + (long long)rows * row_bytes;
+    const uint8_t* end = w + (long long)(GLU ? 2 * rows : rows) * row_bytes;
     const int row0 = blockIdx.x * R;
-    const uint8_t* wr[R];
+    const uint8_t* wr[RR];
 #pragma unroll
-    for (int r = 0; r < R; ++r) wr[r] = w + (long long)min(row0 + r, rows - 1) * row_bytes;
+    for (int r = 0; r < RR; ++r) {
+        const int rr = min(row0 + (r % R), rows - 1) + (r >= R ? rows : 0);
+        wr[r] = w + (long long)rr * row_bytes;
+    }
+    float ssp = 0.0f;
+    if constexpr (NIN != 0) {
+        for (int i = threadIdx.x; i < cols / 16; i += NT) ssp += fz.ss_in[i];
+    }
     const int8_t* xb[B];
     const float2* sb[B];
 #pragma unroll
@@ -46,16 +81,16 @@ RF_DEVICE void rf_gemv_q8(const uint8_t* RF_RESTRICT w, const int8_t* RF_RESTRIC
         xb[b] = xq + xr;
         sb[b] = xs + (xr >> 4);
     }
-    float acc[R][B];
+    float acc[RR][B];
 #pragma unroll
-    for (int r = 0; r < R; ++r)
+    for (int r = 0; r < RR; ++r)
 #pragma unroll
         for (int b = 0; b < B; ++b) acc[r][b] = 0.0f;
 
     for (int g = threadIdx.x; g < nu; g += NT) {
         const int blk = g / W::UPB, u = g % W::UPB;
 #pragma unroll
-        for (int r = 0; r < R; ++r) {
+        for (int r = 0; r < RR; ++r) {
             uint32_t c[NS][4];
             float a[NS], bo[NS];
             W::template unit<4>(wr[r] + (long long)blk * F::BYTES, u, 0, c, a, bo, end);
@@ -77,18 +112,93 @@ RF_DEVICE void rf_gemv_q8(const uint8_t* RF_RESTRICT w, const int8_t* RF_RESTRIC
     }
     const int lane = threadIdx.x % RF_WAVE, wid = threadIdx.x / RF_WAVE;
 #pragma unroll
-    for (int r = 0; r < R; ++r)
+    for (int r = 0; r < RR; ++r)
 #pragma unroll
         for (int b = 0; b < B; ++b) {
             const float v = rf_wave_sum(acc[r][b]);
             if (lane == 0) red[wid][r * B + b] = v;
         }
-    __syncthreads();
-    for (int t = threadIdx.x; t < R * B; t += NT) {
-        const int r = t / B, b = t % B;
-        float v = 0.0f;
-#pragma unroll
-        for (int k = 0; k < NW; ++k) v += red[k][t];
-        if (row0 + r < rows && b < batch) y[(long long)b * rows + row0 + r] = rf_from_f32<T>(v);
+    if constexpr (NIN != 0) {
+        const float v = rf_wave_sum(ssp);
+        if (lane == 0) red[wid][RR * B] = v;
     }
+    __syncthreads();
+    if constexpr (OUT == 0) {
+        float sc = 1.0f;
+        if constexpr (NIN != 0) {
+            float t = 0.0f;
+#pragma unroll
+            for (int k = 0; k < NW; ++k) t += red[k][RR * B];
+            sc = rsqrtf(t / (float)cols + fz.eps);
+        }
+        for (int t = threadIdx.x; t < R * B; t += NT) {
+            const int r = t / B, b = t % B;
+            float v = 0.0f;
+#pragma unroll
+            for (int k = 0; k < NW; ++k) v += red[k][t];
+            if (row0 + r < rows && b < batch) y[(long long)b * rows + row0 + r] = rf_from_f32<T>(v * sc);
+        }
+    } else {
+        static_assert(B == 1 && 16 % R == 0, "fused gemv_q8 outputs: batch 1, rows per block dividing 16");
+        float sc = 1.0f;
+        if constexpr (NIN != 0) {
+            float t = 0.0f;
+#pragma unroll
+            for (int k = 0; k < NW; ++k) t += red[k][RR];
+            sc = rsqrtf(t / (float)cols + fz.eps);
+        }
+        if (threadIdx.x < R && row0 + (int)threadIdx.x < rows) {
+            const int r = threadIdx.x, row = row0 + r;
+            float v = 0.0f, u = 0.0f;
+#pragma unroll
+            for (int k = 0; k < NW; ++k) {
+                v += red[k][r];
+                if constexpr (GLU) u += red[k][R + r];
+            }
+            if constexpr (GLU) {
+                const float g = rf_to_f32(rf_from_f32<rf_half>(v * sc));
+                const float a = OUT == 3 ? rf_glu_act<2>(g) : rf_glu_act<1>(g);
+                y[row] = rf_from_f32<T>(a * rf_to_f32(rf_from_f32<rf_half>(u * sc)));
+            } else {
+                fz.xres[row] += rf_to_f32(rf_from_f32<rf_half>(v * sc));
+            }
+            __threadfence();  // this row is visible device-wide before the block is counted
+        }
+        __shared__ int s_last;
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            const unsigned prev = atomicAdd(fz.cnt + row0 / 16, (unsigned)R);
+            s_last = ((prev + (unsigned)R) & 15u) == 0u;
+        }
+        __syncthreads();
+        if (!s_last) return;
+        __threadfence();
+        if (threadIdx.x < RF_WAVE) {  // one wave: lanes 0..15 hold the group (16-lane shuffles in rf_q8_put)
+            const int i = (row0 & ~15) + (int)(threadIdx.x & 15u);
+            const bool ok = threadIdx.x < 16 && i < rows;
+            float v = 0.0f, sq = 0.0f;
+            if (ok) {
+                if constexpr (GLU) {
+                    v = rf_h2f_bits(*(const volatile uint16_t*)(y + i));
+                } else {
+                    const float xv = *(const volatile float*)(fz.xres + i);
+                    sq = xv * xv;
+                    v = xv * fz.nw[i];
+                }
+            }
+            rf_q8_put(v, ok, i, fz.oq, fz.os);
+            if constexpr (!GLU) {
+#pragma unroll
+                for (int m = 8; m > 0; m >>= 1) sq += RF_SHFL_XOR(sq, m);
+                if (threadIdx.x == 0) fz.ss_out[i / 16] = sq;
+            }
+        }
+    }
+}
+
+template <typename F, typename T, int B, int R, int NW>
+RF_DEVICE void rf_gemv_q8(const uint8_t* RF_RESTRICT w, const int8_t* RF_RESTRICT xq, const float2* RF_RESTRICT xs,
+                          T* RF_RESTRICT y, int rows, int cols, int batch) {
+    const rf_q8_fuse fz{nullptr, 0.0f, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+    rf_gemv_q8_f<F, T, B, R, NW, 0, 0>(w, xq, xs, y, rows, cols, batch, fz);
 }

@@ -640,3 +640,44 @@ fn q8_activation_reference() {
         assert!(kernel_qk(ty) % 32 == 0, "{f}");
     }
 }
+
+#[test]
+fn q8_fused_specs_and_resid_reference() {
+    use rocmforge::ops::quantized::gemv_q8;
+    let sm90 = rocmforge::gpu::Target::named("sm_90").unwrap();
+    let s = gemv_q8::fused_spec(QuantType::Q4_K, 4096, "resid", None, &sm90).unwrap();
+    assert_eq!(s.uri(), "gemv_q8.q4_K.f16.b1.r4.w4.resid.w32");
+    // the gated form reads a gate and an up row an output row: half the stacked matrix's rows a block
+    let plain = gemv_q8::GemvQ8Config::default_for(QuantType::Q4_K, "f16", 1, 2 * 14336, &sm90);
+    let s = gemv_q8::fused_spec(QuantType::Q4_K, 14336, "norm_silu", None, &sm90).unwrap();
+    assert_eq!(s.int("rows") as usize, (plain.rows / 2).max(1));
+    let cfg = |rows| gemv_q8::GemvQ8Config { rows, waves: 4 };
+    // fused forms: batch 1 and f16 y only; the gated ones within the format's accumulators
+    let e = gemv_q8::spec_fused(QuantType::Q4_0, "f16", 2, cfg(1), "norm", 32)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("batch 1"), "{e}");
+    let e = gemv_q8::spec_fused(QuantType::Q4_0, "f32", 1, cfg(1), "resid", 32)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("f16"), "{e}");
+    assert!(gemv_q8::spec_fused(QuantType::Q2_K, "f16", 1, cfg(4), "norm_gelu", 32).is_err());
+    assert!(gemv_q8::spec_fused(QuantType::Q2_K, "f16", 1, cfg(2), "norm_gelu", 32).is_ok());
+    assert!(gemv_q8::spec_fused(QuantType::Q4_0, "f16", 1, cfg(4), "norm_silu", 32).is_ok());
+    // every format: 3 row counts for norm and resid, 3 (2 for q2_K, q3_K) for each gated form
+    let fused = KernelSpec::enumerate(&gemv_q8::FAMILY, 32)
+        .into_iter()
+        .filter(|s| s.str("fuse") != "none")
+        .count();
+    assert_eq!(fused, 9 * 12 + 2 * 10);
+    // the residual epilogue's reference: x + f16(y), the 8-bit copy of x·w, sums of squares
+    let x = vec![1.0f32; 32];
+    let y: Vec<half::f16> = (0..32).map(|i| half::f16::from_f32(i as f32)).collect();
+    let w = vec![0.5f32; 32];
+    let (xs, q, p, ss) = gemv_q8::resid_ref(&x, &y, &w).unwrap();
+    assert_eq!(xs[5], 6.0);
+    assert_eq!(q[15], 127);
+    assert_eq!(p[1][0], 16.0 / 127.0);
+    assert_eq!(ss[0], (1..=16).map(|v| (v * v) as f32).sum::<f32>());
+    assert!(gemv_q8::resid_ref(&x[..24], &y[..24], &w[..24]).is_err());
+}

@@ -172,3 +172,393 @@ fn bad_input_is_rejected_before_launch() {
         gemv_q8::gemv_q8(&dev, &s, QuantType::Q4_0, &w2, 2, 64, &xq, 4, &mut y2, None).unwrap_err();
     assert!(e.to_string().contains("quantized x"), "{e}");
 }
+
+// ---- the fused forms (gemv_q8_fused): a decode layer's residual add, norm and gated activation ----
+
+fn upload_f32(dev: &Device, v: &[f32]) -> Buffer<f32> {
+    dev.upload(v).unwrap()
+}
+
+/// Codes and per-16 pairs of a batch-1 8-bit buffer of `n` elements.
+fn split_q8(b: &[u8], n: usize) -> (Vec<i8>, Vec<[u32; 2]>) {
+    let q = b[..n].iter().map(|&v| v as i8).collect();
+    let s = b[n..n + n / 2]
+        .chunks_exact(8)
+        .map(|p| {
+            [
+                u32::from_le_bytes(p[..4].try_into().unwrap()),
+                u32::from_le_bytes(p[4..].try_into().unwrap()),
+            ]
+        })
+        .collect();
+    (q, s)
+}
+
+fn bits(v: &[[f32; 2]]) -> Vec<[u32; 2]> {
+    v.iter().map(|p| [p[0].to_bits(), p[1].to_bits()]).collect()
+}
+
+fn quantized(ty: QuantType, rows: usize, cols: usize, seed: u64) -> Vec<u8> {
+    let mut v = rand_f32(rows * cols, seed);
+    v.iter_mut()
+        .enumerate()
+        .for_each(|(j, x)| *x *= [1.0, 0.05, 3.0][(j / cols) % 3]);
+    quant::quantize_to_vec(ty, &v).unwrap()
+}
+
+/// One format and shape through the three fused forms, each against the launches it replaces
+/// (bit for bit where the arithmetic is the same) and the f64 product.
+#[allow(clippy::too_many_arguments)]
+fn check_fused(
+    dev: &Device,
+    ty: QuantType,
+    rows: usize,
+    cols: usize,
+    ff: usize,
+    act: gemv_q8::GluAct,
+    seed: u64,
+) {
+    let s = dev.default_stream();
+    let eps = 1e-5f32;
+    let what = format!("{ty} {rows}x{cols} ff {ff} {act:?}");
+    // ---- resid: y = W x, x_res += f16(y), 8-bit copy of x_res * w and sums of squares
+    let wb = quantized(ty, rows, cols, seed);
+    let w = dev.upload(&wb).unwrap();
+    let xin = rand_f32(cols, seed + 1);
+    let xq = quantize_on_gpu::<f32>(dev, &xin, 1, cols);
+    let xres: Vec<f32> = rand_f32(rows, seed + 2).iter().map(|v| v * 4.0).collect();
+    let nw: Vec<f32> = rand_f32(rows, seed + 3)
+        .iter()
+        .map(|v| 1.0 + 0.5 * v)
+        .collect();
+    let nwb = upload_f32(dev, &nw);
+    let mut y16: Buffer<f16> = dev.alloc(rows).unwrap();
+    y16.fill_bytes(0xff).unwrap();
+    gemv_q8::gemv_q8(dev, &s, ty, &w, rows, cols, &xq, 1, &mut y16, None).unwrap();
+    s.synchronize().unwrap();
+    let (x_want, q_want, s_want, ss_want) =
+        gemv_q8::resid_ref(&xres, &y16.to_vec().unwrap(), &nw).unwrap();
+    let mut cnt: Buffer<u32> = dev.alloc(rows.max(ff) / 16 + 3).unwrap();
+    cnt.fill_bytes(0).unwrap();
+    let mut q1: Buffer<u8> = dev.alloc(gemv_q8::act_bytes(1, rows.max(ff))).unwrap();
+    let mut ss: Buffer<f32> = dev.alloc(rows / 16 + 1).unwrap();
+    let mut xr = upload_f32(dev, &xres);
+    for cfg in GemvQ8Config::candidates(ty, 1) {
+        xr.copy_from_host(&xres).unwrap();
+        q1.fill_bytes(0xa5).unwrap();
+        ss.fill_bytes(0xff).unwrap();
+        let out = gemv_q8::FusedOut::Resid {
+            x: &mut xr,
+            w: &nwb,
+            q8: &mut q1,
+            ss: &mut ss,
+        };
+        gemv_q8::gemv_q8_fused(
+            dev,
+            &s,
+            ty,
+            &w,
+            rows,
+            cols,
+            &xq,
+            None,
+            out,
+            &mut cnt,
+            Some(cfg),
+        )
+        .unwrap();
+        s.synchronize().unwrap();
+        let xg = xr.to_vec().unwrap();
+        for (i, (g, e)) in xg.iter().zip(&x_want).enumerate() {
+            assert_eq!(
+                g.to_bits(),
+                e.to_bits(),
+                "{what} {cfg:?} resid x[{i}]: {g} want {e}"
+            );
+        }
+        let (q, p) = split_q8(&q1.to_vec().unwrap(), rows);
+        assert_eq!(q, q_want, "{what} {cfg:?} resid codes");
+        assert_eq!(p, bits(&s_want), "{what} {cfg:?} resid pairs");
+        let sg = ss.to_vec().unwrap();
+        for (i, e) in ss_want.iter().enumerate() {
+            assert_eq!(
+                sg[i].to_bits(),
+                e.to_bits(),
+                "{what} {cfg:?} sum of squares {i}"
+            );
+        }
+        assert_eq!(
+            sg[rows / 16].to_bits(),
+            u32::MAX,
+            "{what}: a sum past the groups was written"
+        );
+        assert!(
+            cnt.to_vec().unwrap().iter().all(|c| c % 16 == 0),
+            "{what} {cfg:?} counters"
+        );
+    }
+    // ---- norm: W2 (ff2 x rows) on that 8-bit norm output, 1/rms applied in the launch
+    let inv =
+        1.0 / ((ss_want.iter().map(|&v| v as f64).sum::<f64>() / rows as f64 + eps as f64).sqrt());
+    let h: Vec<f32> = x_want
+        .iter()
+        .zip(&nw)
+        .map(|(x, w)| (*x as f64 * *w as f64 * inv) as f32)
+        .collect();
+    let n2 = 2 * ff;
+    let w2b = quantized(ty, n2, rows, seed + 4);
+    let w2 = dev.upload(&w2b).unwrap();
+    let want: Vec<f32> = gemv_q8::gemv_q8_ref(ty, &w2b, n2, rows, &h, 1)
+        .unwrap()
+        .into_iter()
+        .map(|v| v as f32)
+        .collect();
+    let nin = gemv_q8::NormIn { ss: &ss, eps };
+    let mut gu: Buffer<f16> = dev.alloc(n2).unwrap();
+    for cfg in GemvQ8Config::candidates(ty, 1) {
+        gu.fill_bytes(0xff).unwrap();
+        let out = gemv_q8::FusedOut::Plain(&mut gu);
+        gemv_q8::gemv_q8_fused(
+            dev,
+            &s,
+            ty,
+            &w2,
+            n2,
+            rows,
+            &q1,
+            Some(&nin),
+            out,
+            &mut cnt,
+            Some(cfg),
+        )
+        .unwrap();
+        s.synchronize().unwrap();
+        let got: Vec<f32> = gu.to_vec().unwrap().iter().map(|v| v.to_f32()).collect();
+        let e = rel_err(&got, &want);
+        assert!(
+            e <= 4e-3,
+            "{what} {cfg:?} norm: rel err {e} to the f64 product of the normalized row"
+        );
+    }
+    // ---- norm + gated: the same stacked matrix as gate (rows 0..ff) and up, against gated()
+    let mut a_want: Buffer<f16> = dev.alloc(ff).unwrap();
+    let mut q_chain: Buffer<u8> = dev.alloc(gemv_q8::act_bytes(1, ff)).unwrap();
+    let (gt, up) = (gu.view(0, ff).unwrap(), gu.view(ff, ff).unwrap());
+    let gelu = matches!(act, gemv_q8::GluAct::GeluTanh);
+    rocmforge::ops::glue::gated(
+        dev,
+        &s,
+        &gt,
+        &up,
+        &mut a_want,
+        1,
+        ff,
+        gelu,
+        Some(&mut q_chain),
+    )
+    .unwrap();
+    s.synchronize().unwrap();
+    let a_want = a_want.to_vec().unwrap();
+    let (qc, pc) = split_q8(&q_chain.to_vec().unwrap(), ff);
+    let mut a: Buffer<f16> = dev.alloc(ff).unwrap();
+    let mut q3: Buffer<u8> = dev.alloc(gemv_q8::act_bytes(1, ff)).unwrap();
+    // the gated forms read two matrix rows an output row: half the format's accumulators
+    let lim = if matches!(ty, QuantType::Q2_K | QuantType::Q3_K) {
+        2
+    } else {
+        4
+    };
+    for cfg in GemvQ8Config::candidates(ty, 1)
+        .into_iter()
+        .filter(|c| c.rows <= lim)
+    {
+        a.fill_bytes(0xff).unwrap();
+        q3.fill_bytes(0xa5).unwrap();
+        let out = gemv_q8::FusedOut::Glu {
+            act,
+            y: &mut a,
+            q8: &mut q3,
+        };
+        gemv_q8::gemv_q8_fused(
+            dev,
+            &s,
+            ty,
+            &w2,
+            ff,
+            rows,
+            &q1,
+            Some(&nin),
+            out,
+            &mut cnt,
+            Some(cfg),
+        )
+        .unwrap();
+        s.synchronize().unwrap();
+        let ag = a.to_vec().unwrap();
+        for (i, (g, e)) in ag.iter().zip(&a_want).enumerate() {
+            assert_eq!(
+                g.to_bits(),
+                e.to_bits(),
+                "{what} {cfg:?} gated a[{i}]: {g} want {e}"
+            );
+        }
+        let (q, p) = split_q8(&q3.to_vec().unwrap(), ff);
+        assert_eq!(q, qc, "{what} {cfg:?} gated codes");
+        assert_eq!(p, pc, "{what} {cfg:?} gated pairs");
+        assert!(
+            cnt.to_vec().unwrap().iter().all(|c| c % 16 == 0),
+            "{what} {cfg:?} counters"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs a GPU"]
+#[serial_test::serial]
+fn fused_forms_match_the_launches_they_replace() {
+    let dev = device();
+    let before = dev.allocated_bytes();
+    let only = std::env::var("ROCMFORGE_TEST_FORMATS").ok();
+    for (i, name) in gemv_q8::FORMATS.iter().enumerate() {
+        if only
+            .as_ref()
+            .is_some_and(|o| !o.split(',').any(|f| f == *name))
+        {
+            continue;
+        }
+        let ty = QuantType::from_name(name).unwrap();
+        let qk = kernel_qk(ty);
+        // rows: one group of 16, several, the 8B's width; cols: one block, an odd count
+        for (j, &(rows, nb, ff)) in [
+            (16usize, 1usize, 16usize),
+            (48, 3, 80),
+            (1008, 17, 496),
+            (4096, 16 * 256 / qk, 1024),
+        ]
+        .iter()
+        .enumerate()
+        {
+            // the norm's input rows (the next matrix's cols) must hold whole blocks
+            if rows % qk != 0 {
+                continue;
+            }
+            let act = [gemv_q8::GluAct::Silu, gemv_q8::GluAct::GeluTanh][j % 2];
+            check_fused(&dev, ty, rows, nb * qk, ff, act, 100 * i as u64 + j as u64);
+        }
+    }
+    assert_eq!(dev.allocated_bytes(), before);
+}
+
+fn resid_out<'a>(
+    x: &'a mut Buffer<f32>,
+    w: &'a Buffer<f32>,
+    q8: &'a mut Buffer<u8>,
+    ss: &'a mut Buffer<f32>,
+) -> gemv_q8::FusedOut<'a> {
+    gemv_q8::FusedOut::Resid { x, w, q8, ss }
+}
+
+#[test]
+#[ignore = "needs a GPU"]
+#[serial_test::serial]
+fn fused_forms_reject_bad_input() {
+    let dev = device();
+    let s = dev.default_stream();
+    let (rows, cols) = (32usize, 64usize);
+    let w = dev
+        .upload(&quantized(QuantType::Q4_0, rows, cols, 1))
+        .unwrap();
+    let xq: Buffer<u8> = dev.alloc(gemv_q8::act_bytes(1, cols)).unwrap();
+    let mut x: Buffer<f32> = dev.alloc(rows).unwrap();
+    let nw: Buffer<f32> = dev.alloc(rows).unwrap();
+    let mut q8: Buffer<u8> = dev.alloc(gemv_q8::act_bytes(1, rows)).unwrap();
+    let mut ss: Buffer<f32> = dev.alloc(rows / 16).unwrap();
+    let mut y: Buffer<f16> = dev.alloc(rows).unwrap();
+    let mut cnt: Buffer<u32> = dev.alloc(rows / 16).unwrap();
+    let ssn: Buffer<f32> = dev.alloc(cols / 16).unwrap();
+    let nin = gemv_q8::NormIn {
+        ss: &ssn,
+        eps: 1e-6,
+    };
+    let run = |norm: Option<&gemv_q8::NormIn>,
+               out: gemv_q8::FusedOut,
+               rows: usize,
+               cnt: &mut Buffer<u32>| {
+        gemv_q8::gemv_q8_fused(
+            &dev,
+            &s,
+            QuantType::Q4_0,
+            &w,
+            rows,
+            cols,
+            &xq,
+            norm,
+            out,
+            cnt,
+            None,
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    let e = run(
+        Some(&nin),
+        resid_out(&mut x, &nw, &mut q8, &mut ss),
+        rows,
+        &mut cnt,
+    );
+    assert!(e.contains("plain input"), "{e}");
+    let e = run(
+        None,
+        gemv_q8::FusedOut::Glu {
+            act: gemv_q8::GluAct::Silu,
+            y: &mut y,
+            q8: &mut q8,
+        },
+        rows / 2,
+        &mut cnt,
+    );
+    assert!(e.contains("needs a NormIn"), "{e}");
+    let e = run(None, gemv_q8::FusedOut::Plain(&mut y), rows, &mut cnt);
+    assert!(e.contains("gemv_q8 itself"), "{e}");
+    // 8-bit outputs are whole groups of 16 rows (W of 24 rows)
+    let w24 = dev
+        .upload(&quantized(QuantType::Q4_0, 24, cols, 2))
+        .unwrap();
+    let e = gemv_q8::gemv_q8_fused(
+        &dev,
+        &s,
+        QuantType::Q4_0,
+        &w24,
+        24,
+        cols,
+        &xq,
+        None,
+        resid_out(&mut x, &nw, &mut q8, &mut ss),
+        &mut cnt,
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("multiple of 16"), "{e}");
+    // too few counters, too few sums for the norm's input
+    let mut c1: Buffer<u32> = dev.alloc(1).unwrap();
+    let e = run(
+        None,
+        resid_out(&mut x, &nw, &mut q8, &mut ss),
+        rows,
+        &mut c1,
+    );
+    assert!(e.contains("counters"), "{e}");
+    let short: Buffer<f32> = dev.alloc(1).unwrap();
+    let nin2 = gemv_q8::NormIn {
+        ss: &short,
+        eps: 1e-6,
+    };
+    let e = run(
+        Some(&nin2),
+        gemv_q8::FusedOut::Plain(&mut y),
+        rows,
+        &mut cnt,
+    );
+    assert!(e.contains("sums of squares"), "{e}");
+}

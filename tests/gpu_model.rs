@@ -76,7 +76,7 @@ const Q8_AGREE: usize = 240;
 /// Prefill a prompt on both backends (every position's logits), then 256 decode steps feeding the
 /// CPU's greedy token to both; cosine of every prefill logits row ≥ 0.9999, of every decode row ≥
 /// `min_cos`, greedy tokens equal on ≥ `min_agree` steps.
-fn gpu_vs_cpu(path: &PathBuf, min_cos: f64, min_agree: usize, gpu_opts: GpuOptions) {
+fn gpu_vs_cpu(path: &PathBuf, min_cos: f64, min_agree: usize, gpu_opts: GpuOptions) -> usize {
     let _ = common::device();
     let opts = LoadOptions {
         device: DeviceChoice::Cpu,
@@ -154,6 +154,7 @@ fn gpu_vs_cpu(path: &PathBuf, min_cos: f64, min_agree: usize, gpu_opts: GpuOptio
         agree >= min_agree,
         "greedy tokens agree on {agree}/256 steps"
     );
+    k.launches_last_step
 }
 
 #[test]
@@ -163,17 +164,26 @@ fn gpu_equals_cpu_smollm2() {
     gpu_vs_cpu(&smollm(), DECODE_COS, 250, GpuOptions::default());
 }
 
-/// The decode path on 8-bit activations (gemv_q8 with the glue kernels quantizing their outputs),
-/// forced on a model the default keeps on f16.
+/// The decode path on 8-bit activations, forced on a model the default keeps on f16: the fused
+/// path (the residual adds, norms and gated activation in the GEMVs' epilogues, gemv_q8_fused)
+/// and, with the fusions off, gemv_q8 with the glue kernels quantizing their outputs.
 #[test]
 #[ignore = "needs a GPU"]
 #[serial]
 fn gpu_q8_decode_close_to_cpu_smollm2() {
-    let q8 = GpuOptions {
+    let q8 = |fuse| GpuOptions {
         q8: Some(true),
+        fuse,
         ..Default::default()
     };
-    gpu_vs_cpu(&smollm(), Q8_DECODE_COS, Q8_AGREE, q8);
+    let fused = gpu_vs_cpu(&smollm(), Q8_DECODE_COS, Q8_AGREE, q8(None));
+    let plain = gpu_vs_cpu(&smollm(), Q8_DECODE_COS, Q8_AGREE, q8(Some(false)));
+    // the fused path: the two residual norms and the gated activation of each of the 30 layers
+    // are no launches of their own
+    assert!(
+        fused + 3 * 30 <= plain,
+        "launches a step: fused {fused}, unfused {plain}"
+    );
 }
 
 #[test]

@@ -86,6 +86,13 @@ struct Scratch {
     logits: Buffer<f16>,
     /// The current GEMV input quantized to 8 bits (gemv_q8::act_bytes of Q8_MAX_ROWS rows).
     xq: Buffer<u8>,
+    /// The fused 8-bit decode path's second 8-bit buffer (one row; `GpuBackend::fuse_q8`): a
+    /// GEMV's epilogue writes the next input there while its other blocks still read `xq`.
+    xq2: Buffer<u8>,
+    /// Per-16 sums of squares of the residual stream, from a `resid` epilogue to the next norm.
+    ssq: Buffer<f32>,
+    /// The fused epilogues' group counters (zeroed once; multiples of 16 between launches).
+    cnt: Buffer<u32>,
     // step inputs (device side) and outputs
     ids: Buffer<i32>,
     pos: Buffer<i32>,
@@ -144,6 +151,13 @@ pub struct GpuBackend {
     /// kernel is `gemv_wave`: on unless `GpuOptions::fuse` is `Some(false)`, `ROCMFORGE_FUSE=off` or
     /// `ROCMFORGE_FUSE_NORM=off`.
     fuse_norm: bool,
+    /// Single-sequence decode steps on 8-bit activations (the large models) make the residual adds,
+    /// the norms and the gated activation in the GEMVs' epilogues and inputs (`gemv_q8_fused`;
+    /// [`q8_fusable`]): on with [`Self::fuse_norm`].
+    fuse_q8: bool,
+    /// The step last launched ran the fused 8-bit path: its logits GEMV applies the output norm's
+    /// 1/rms.
+    q8_step: std::sync::atomic::AtomicBool,
     /// The JIT generation the graphs were captured at (a landed deferred instance moves it).
     jit_generation: u64,
     /// GEMVs of small steps on 8-bit activations ([`q8_policy`]).
@@ -241,6 +255,52 @@ fn stacks(parts: &[(QuantType, usize)]) -> bool {
 /// of the activation is wanted (`glue::gated` writes it for the down projection's `gemv_q8`).
 fn glu_fusable(q8: bool, fmt: QuantType, k: usize, ff: usize) -> bool {
     !q8 || (!(gemv_q8::supports(fmt) && k % 32 == 0) && ff % 32 != 0)
+}
+
+/// The formats and shapes a layer's decode GEMVs run on, for [`q8_fusable`]: (q/k/v as one stacked
+/// matrix, or each), o, the stacked gate/up (if any) and down.
+#[derive(Clone)]
+struct LayerMats {
+    qkv: Vec<QuantType>,
+    o: QuantType,
+    gate_up: Option<QuantType>,
+    down: QuantType,
+}
+
+impl LayerMats {
+    fn of(l: &Layer) -> LayerMats {
+        LayerMats {
+            qkv: match &l.qkv {
+                Some(f) => vec![f.fmt],
+                None => vec![l.q.fmt, l.k.fmt, l.v.fmt],
+            },
+            o: l.o.fmt,
+            gate_up: l.gate_up.as_ref().map(|f| f.fmt),
+            down: l.down.fmt,
+        }
+    }
+}
+
+/// Whether a model's single-sequence decode steps can take the fused 8-bit path
+/// (`gemv_q8::gemv_q8_fused`): the output and down projections add their result to the residual
+/// stream and write the next norm's 8-bit input (without its 1/rms, which the q/k/v, gate/up and
+/// logits GEMVs apply), and the stacked gate/up GEMV writes the gated activation's. It needs every
+/// GEMV on `gemv_q8`, stacked gate/up matrices, rows of multiples of 32, and no post-norms (Gemma 3's
+/// residual adds a normalized r).
+fn q8_fusable(
+    cfg: &ModelConfig,
+    mut layers: impl Iterator<Item = LayerMats>,
+    out: QuantType,
+) -> bool {
+    let ok = |ty: QuantType| gemv_q8::supports(ty);
+    !cfg.post_norms
+        && [cfg.d_model, cfg.d_ff, cfg.q_dim()]
+            .iter()
+            .all(|n| n % 32 == 0)
+        && ok(out)
+        && layers.all(|l| {
+            l.qkv.iter().all(|&t| ok(t)) && ok(l.o) && ok(l.down) && l.gate_up.is_some_and(ok)
+        })
 }
 
 /// The gated activation of the model's MLP.
@@ -404,6 +464,62 @@ pub fn plan_specs(
             }
         }
     }
+    // the fused 8-bit decode path's instances (GpuBackend::fuse_q8), where q8_fusable holds
+    if q8 && limits.max_batch_tokens >= 2 {
+        let mut mats = Vec::new();
+        for l in 0..cfg.n_layers {
+            let t = |n: &str| g.tensor(&layer_tensor(l, n));
+            let part = |n: &str| t(n).map(|x| (x.ty(), x.bytes().len()));
+            let qkv = [
+                part("attn_q.weight")?,
+                part("attn_k.weight")?,
+                part("attn_v.weight")?,
+            ];
+            let qkv_rows = [cfg.q_dim(), cfg.kv_dim(), cfg.kv_dim()];
+            let qkv: Vec<(QuantType, usize)> = if stacks(&qkv)
+                && limits.max_batch_tokens * cfg.d_ff >= cfg.q_dim() + 2 * cfg.kv_dim()
+            {
+                vec![(qkv[0].0, qkv_rows.iter().sum())]
+            } else {
+                qkv.iter().map(|p| p.0).zip(qkv_rows).collect()
+            };
+            let (gate, up) = (part("ffn_gate.weight")?, part("ffn_up.weight")?);
+            mats.push((
+                LayerMats {
+                    qkv: qkv.iter().map(|p| p.0).collect(),
+                    o: t("attn_output.weight")?.ty(),
+                    gate_up: stacks(&[gate, up]).then_some(gate.0),
+                    down: t("ffn_down.weight")?.ty(),
+                },
+                qkv,
+            ));
+        }
+        let fusable = q8_fusable(cfg, mats.iter().map(|m| m.0.clone()), out_ty);
+        let (d, ff) = (cfg.d_model, cfg.d_ff);
+        let act = match cfg.activation {
+            Activation::GeluTanh => "norm_gelu",
+            _ => "norm_silu",
+        };
+        for (li, (m, qkv)) in mats.iter().enumerate().filter(|_| fusable) {
+            let mut want: Vec<(QuantType, usize, &str)> =
+                vec![(m.o, d, "resid"), (m.down, d, "resid")];
+            if li > 0 {
+                want.extend(qkv.iter().map(|&(ty, n)| (ty, n, "norm")));
+            }
+            if let Some(ty) = m.gate_up {
+                want.push((ty, ff, act));
+            }
+            if li + 1 == cfg.n_layers {
+                want.push((out_ty, cfg.vocab_size, "norm"));
+            }
+            for (ty, n, fuse) in want {
+                let s = gemv_q8::fused_spec(ty, n, fuse, None, target)?;
+                if !v.contains(&s) {
+                    v.push(s);
+                }
+            }
+        }
+    }
     if prefill_blas_policy(target) && limits.max_batch_tokens >= PREFILL_BLAS_MIN_ROWS {
         // the dequantization of the BLAS prefill path
         for &ty in &fmts {
@@ -538,6 +654,9 @@ impl GpuBackend {
             .sum::<usize>()
             + align(LOGIT_ROWS * cfg.vocab_size * 2)
             + align(gemv_q8::act_bytes(Q8_MAX_ROWS, d.max(qd).max(ff)))
+            + align(gemv_q8::act_bytes(1, d.max(qd).max(ff)))
+            + align(d.div_ceil(16) * 4)
+            + align(d.max(ff).div_ceil(16) * 4)
             + 8 * align(ints * 4);
         // the dequantize + BLAS prefill path: its library, and a scratch for the largest layer matrix
         let blas = if prefill_blas_policy(dev.target()) && t >= PREFILL_BLAS_MIN_ROWS {
@@ -757,6 +876,13 @@ impl GpuBackend {
             rows_h: pool.alloc(t * d)?,
             logits: pool.alloc(LOGIT_ROWS * cfg.vocab_size)?,
             xq: pool.alloc(gemv_q8::act_bytes(Q8_MAX_ROWS, d.max(qd).max(ff)))?,
+            xq2: pool.alloc(gemv_q8::act_bytes(1, d.max(qd).max(ff)))?,
+            ssq: pool.alloc(d.div_ceil(16))?,
+            cnt: {
+                let mut c = pool.alloc::<u32>(d.max(ff).div_ceil(16))?;
+                c.fill_bytes(0)?;
+                c
+            },
             ids: pool.alloc(t)?,
             pos: pool.alloc(t)?,
             cu: pool.alloc(sm + 1)?,
@@ -806,6 +932,14 @@ impl GpuBackend {
         };
         let fuse_append = own_switch("ROCMFORGE_FUSE_APPEND");
         let fuse_norm = own_switch("ROCMFORGE_FUSE_NORM");
+        let use_q8 = gpu_opts.q8.unwrap_or_else(|| q8_policy(g));
+        let q8_attn_out = std::env::var("ROCMFORGE_Q8_ATTN_OUT")
+            .map(|v| v != "0" && v != "off")
+            .unwrap_or(true);
+        let fuse_q8 = fuse_norm
+            && use_q8
+            && q8_attn_out
+            && q8_fusable(cfg, layers.iter().map(LayerMats::of), out.fmt);
         Ok(GpuBackend {
             dev: dev.clone(),
             stream,
@@ -835,13 +969,13 @@ impl GpuBackend {
                     .map(|v| v != "0" && v != "off")
                     .unwrap_or(true)
             }),
-            use_q8: gpu_opts.q8.unwrap_or_else(|| q8_policy(g)),
+            use_q8,
             fuse,
             fuse_append,
             fuse_norm,
-            q8_attn_out: std::env::var("ROCMFORGE_Q8_ATTN_OUT")
-                .map(|v| v != "0" && v != "off")
-                .unwrap_or(true),
+            fuse_q8,
+            q8_step: std::sync::atomic::AtomicBool::new(false),
+            q8_attn_out,
             prefill_blas,
             in_decode: std::sync::atomic::AtomicBool::new(false),
         })
@@ -1071,6 +1205,13 @@ impl GpuBackend {
         };
         // the norm the next q/k/v GEMV makes (the previous layer's post-norm weight, if any)
         let mut pending: Option<Option<&Buffer<f32>>> = None;
+        // single-sequence decode steps on 8-bit activations: the residual adds, norms and the gated
+        // activation in the GEMVs (GpuBackend::fuse_q8); `q8_norm` says the 8-bit input in s.xq is
+        // a fused norm's, whose 1/rms the GEMV reading it applies
+        let fq8 = self.fuse_q8 && plan.is_some() && t == 1 && host.all_rows && self.q8(1);
+        self.q8_step
+            .store(fq8, std::sync::atomic::Ordering::Relaxed);
+        let mut q8_norm = false;
         embedding::embed_quant::<f32>(dev, st, self.emb.1, &self.emb.0, d, &ids, &mut x)?;
         glue::resid_norm(
             dev,
@@ -1122,6 +1263,10 @@ impl GpuBackend {
                             xi ^= 1;
                             x = xo;
                         }
+                        None if q8_norm => {
+                            let mut g = s.g.view(0, f.n)?;
+                            self.q8_fused(f, &s.xq, true, gemv_q8::FusedOut::Plain(&mut g))?;
+                        }
                         None => self.lin(f, &h, 1, None, &s.g)?,
                     }
                     let (mut q, mut k, mut v) = (
@@ -1166,6 +1311,16 @@ impl GpuBackend {
                             }
                             xi ^= 1;
                             x = xo;
+                        }
+                        None if q8_norm => {
+                            let mats = [(&l.q, &s.q), (&l.k, &s.k), (&l.v, &s.v)];
+                            for (i, (f, y)) in mats.into_iter().enumerate() {
+                                let mut y = y.view(0, f.n)?;
+                                self.q8_fused(f, &s.xq, true, gemv_q8::FusedOut::Plain(&mut y))?;
+                                if let Some(b) = bias {
+                                    activation::add_bias(dev, st, &mut y, &b[i], f.n)?;
+                                }
+                            }
                         }
                         None => {
                             self.lin(&l.q, &h, t, bias.map(|b| &b[0]), &s.q)?;
@@ -1233,6 +1388,8 @@ impl GpuBackend {
             // the output projection's 8-bit input: written by the decode kernel itself, else by a
             // launch of its own (ROCMFORGE_Q8_ATTN_OUT=off keeps the float GEMV there)
             let mut attn_q8 = match self.q8_attn_out {
+                // (the fused path: into the second buffer, s.xq holds the residual's next input)
+                true if fq8 => Some(s.xq2.view(0, gemv_q8::act_bytes(1, qd))?),
                 true => self.q8_out(t, qd)?,
                 false => None,
             };
@@ -1280,6 +1437,13 @@ impl GpuBackend {
                 }
             }
             let l = &self.layers[li];
+            if fq8 {
+                // the fused 8-bit path: the projection's epilogues carry the residual stream
+                self.launch_q8_mlp(li, &mut x)?;
+                q8_norm = true;
+                launches += 3;
+                continue;
+            }
             if self.q8_attn_out {
                 self.lin(&l.o, &attn, t, None, &s.o)?;
             } else {
@@ -1339,6 +1503,87 @@ impl GpuBackend {
         let mut rh = s.rows_h.view(0, r * d)?;
         glue::gather_rows(dev, st, &h, &rows, r, d, &mut rh)?;
         Ok(launches + 1)
+    }
+
+    /// A fused 8-bit path's GEMV ([`gemv_q8::gemv_q8_fused`]) on `f` from the 8-bit input `xq`, with the
+    /// shared sums of squares and group counters (`norm`: xq is a fused norm's output).
+    fn q8_fused(
+        &self,
+        f: &Linear,
+        xq: &Buffer<u8>,
+        norm: bool,
+        out: gemv_q8::FusedOut,
+    ) -> Result<()> {
+        let s = &self.s;
+        let rows = match out {
+            gemv_q8::FusedOut::Glu { .. } => f.n / 2,
+            _ => f.n,
+        };
+        let ss = s.ssq.view(0, s.ssq.len())?;
+        let n = gemv_q8::NormIn {
+            ss: &ss,
+            eps: self.cfg.rms_eps,
+        };
+        let mut cnt = s.cnt.view(0, s.cnt.len())?;
+        gemv_q8::gemv_q8_fused(
+            &self.dev,
+            &self.stream,
+            f.fmt,
+            &f.w,
+            rows,
+            f.k,
+            xq,
+            norm.then_some(&n),
+            out,
+            &mut cnt,
+            None,
+        )
+    }
+
+    /// Layer `li`'s output projection and MLP on the fused 8-bit path (three launches; the
+    /// attention output's 8-bit copy is in s.xq2): o with the residual add and the ffn norm's input
+    /// into s.xq; gate/up with the gated activation into s.xq2; down with the residual add and the
+    /// next norm's input (the next layer's, or the output norm) into s.xq.
+    fn launch_q8_mlp(&self, li: usize, x: &mut Buffer<f32>) -> Result<()> {
+        let (s, c, l) = (&self.s, &self.cfg, &self.layers[li]);
+        let (d, ff) = (c.d_model, c.d_ff);
+        let gu = l.gate_up.as_ref().ok_or_else(|| {
+            Error::Model("the fused 8-bit path needs the stacked gate/up matrix".into())
+        })?;
+        let (mut q1, mut q2) = (
+            s.xq.view(0, gemv_q8::act_bytes(1, d))?,
+            s.xq2.view(0, gemv_q8::act_bytes(1, ff))?,
+        );
+        let mut ss = s.ssq.view(0, s.ssq.len())?;
+        let o = gemv_q8::FusedOut::Resid {
+            x: &mut *x,
+            w: &l.ffn_norm,
+            q8: &mut q1,
+            ss: &mut ss,
+        };
+        self.q8_fused(&l.o, &s.xq2, false, o)?;
+        let mut a = s.a.view(0, ff)?;
+        let act = match c.activation {
+            Activation::GeluTanh => gemv::GluAct::GeluTanh,
+            _ => gemv::GluAct::Silu,
+        };
+        let glu = gemv_q8::FusedOut::Glu {
+            act,
+            y: &mut a,
+            q8: &mut q2,
+        };
+        self.q8_fused(gu, &s.xq, true, glu)?;
+        let next = match self.layers.get(li + 1) {
+            Some(n) => &n.attn_norm,
+            None => &self.out_norm,
+        };
+        let down = gemv_q8::FusedOut::Resid {
+            x,
+            w: next,
+            q8: &mut q1,
+            ss: &mut ss,
+        };
+        self.q8_fused(&l.down, &s.xq2, false, down)
     }
 
     /// A step's residual add and norm as a launch of its own (`glue::resid_norm`): `x += r'` (r' = r,
@@ -1419,6 +1664,19 @@ impl GpuBackend {
     fn launch_logits(&self, c0: usize, n: usize, all_rows: bool) -> Result<usize> {
         let (d, vocab) = (self.cfg.d_model, self.cfg.vocab_size);
         let lg = self.s.logits.view(0, n * vocab)?;
+        if all_rows && self.q8_step.load(std::sync::atomic::Ordering::Relaxed) {
+            // the fused 8-bit path: the output norm's 8-bit input is in s.xq, 1/rms applied here
+            let mut lg = lg;
+            self.q8_fused(
+                &self.out,
+                &self.s.xq,
+                true,
+                gemv_q8::FusedOut::Plain(&mut lg),
+            )?;
+            let mut am = self.s.amax.view(c0, n)?;
+            sampling::argmax_rows(&self.dev, &self.stream, &lg, n, vocab, &mut am)?;
+            return Ok(2);
+        }
         let (xr, launches) = match all_rows {
             true => (self.s.h.view(c0 * d, n * d)?, 0),
             false => {

@@ -16,6 +16,9 @@ use crate::jit::spec::{any_target, ParamDef, ParamKind};
 use crate::jit::{Family, Jit, KernelSpec};
 use crate::ops::Element;
 use crate::quant::QuantType;
+use half::f16;
+
+pub use super::gemv::GluAct;
 
 /// Formats with an integer decoder (`rf_w8` in `templates/gemv_q8.hip`).
 pub const FORMATS: &[&str] = &[
@@ -31,6 +34,12 @@ pub const ROWS: &[i64] = &[1, 2, 4];
 pub const WAVES: &[i64] = &[4];
 /// Output dtypes.
 pub const DTYPES: &[&str] = &["f32", "f16"];
+/// What a launch does besides `y = W x` ([`Fuse`]; batch 1, f16 y): `none`; `norm`: x is an
+/// RMSNorm's 8-bit output without its 1/rms, applied here from the producer's sums of squares;
+/// `resid`: the residual add and the next RMSNorm's 8-bit output (without 1/rms) from y;
+/// `norm_silu` / `norm_gelu`: `norm`'s input, W is gate and up stacked, y the gated activation
+/// and its 8-bit copy.
+pub const FUSES: &[&str] = &["none", "norm", "resid", "norm_silu", "norm_gelu"];
 
 /// The integer-dot GEMV family: (format, y dtype, compiled batch, rows per block, waves).
 pub static FAMILY: Family = Family {
@@ -44,10 +53,17 @@ pub static FAMILY: Family = Family {
         ParamDef { name: "batch", kind: ParamKind::Int { prefix: "b", values: BATCHES }, doc: "right-hand sides compiled for (calls may pass fewer)" },
         ParamDef { name: "rows", kind: ParamKind::Int { prefix: "r", values: ROWS }, doc: "rows of W per block (tunable; rows x batch <= 8, <= 4 for q2_K/q3_K)" },
         ParamDef { name: "waves", kind: ParamKind::Int { prefix: "w", values: WAVES }, doc: "waves per block" },
+        ParamDef { name: "fuse", kind: ParamKind::Choice { values: FUSES }, doc: "fused input norm / output epilogue (batch 1, f16)" },
     ],
     validate: |s| {
         let (r, b) = (s.int("rows"), s.int("batch"));
         let lim = max_acc(s.str("format"));
+        let fuse = s.str("fuse");
+        if fuse != "none" && (b != 1 || s.str("dtype") != "f16") {
+            return Err(format!("fuse {fuse} is compiled for batch 1 and f16 y only"));
+        }
+        // the gated forms read a gate and an up row for each output row
+        let r = if fuse.starts_with("norm_") { 2 * r } else { r };
         if r * b > lim {
             return Err(format!(
                 "rows {r} x batch {b} exceeds {lim} accumulators per thread for {}",
@@ -177,6 +193,18 @@ pub fn spec(
     cfg: GemvQ8Config,
     wave: u32,
 ) -> Result<KernelSpec> {
+    spec_fused(ty, dtype, batch, cfg, "none", wave)
+}
+
+/// Spec of one gemv_q8 kernel with a fused form ([`FUSES`]).
+pub fn spec_fused(
+    ty: QuantType,
+    dtype: &str,
+    batch: usize,
+    cfg: GemvQ8Config,
+    fuse: &str,
+    wave: u32,
+) -> Result<KernelSpec> {
     KernelSpec::new(
         &FAMILY,
         &[
@@ -185,6 +213,7 @@ pub fn spec(
             ("batch", compiled_batch(batch)?.into()),
             ("rows", (cfg.rows as i64).into()),
             ("waves", (cfg.waves as i64).into()),
+            ("fuse", fuse.into()),
         ],
         wave,
     )
@@ -333,6 +362,281 @@ pub fn gemv_q8<T: Element>(
             (batch as i32).into(),
         ],
     )
+}
+
+/// A fused launch's input: x is the 8-bit output of a `resid` launch ([`FusedOut::Resid`]), an
+/// RMSNorm without its 1/rms, which this launch applies from the producer's per-16 sums of squares.
+pub struct NormIn<'a> {
+    /// The producer's sums of squares, one per 16 elements of the normalized row (`cols / 16`).
+    pub ss: &'a Buffer<f32>,
+    /// The RMSNorm's epsilon: 1/rms = (Σ ss / cols + eps)^(−1/2).
+    pub eps: f32,
+}
+
+/// A fused launch's output (batch 1). The 8-bit copies are whole groups of 16 rows: each is made by
+/// the block that completes it, counted in the caller's `cnt` (zeroed once; it stays a multiple of
+/// 16 between launches).
+pub enum FusedOut<'a> {
+    /// `y` (f16, `rows`), scaled by [`NormIn`]'s 1/rms.
+    Plain(&'a mut Buffer<f16>),
+    /// The residual add and the next norm's input: `x += f16(y)` (the f32 residual stream, in
+    /// place), then `q8` = the 8-bit copy of `x · w` (the norm weight; 1/rms is left to the next
+    /// launch's [`NormIn`]) and `ss` = the sums of squares of `x` per 16 rows.
+    Resid {
+        x: &'a mut Buffer<f32>,
+        w: &'a Buffer<f32>,
+        q8: &'a mut Buffer<u8>,
+        ss: &'a mut Buffer<f32>,
+    },
+    /// W is gate (rows `0..rows`) and up (`rows..2·rows`) stacked: `y = f16(act(f16(gate)) ·
+    /// f16(up))` (`glue::gated`'s arithmetic) and its 8-bit copy `q8`, the down projection's input.
+    Glu {
+        act: GluAct,
+        y: &'a mut Buffer<f16>,
+        q8: &'a mut Buffer<u8>,
+    },
+}
+
+impl FusedOut<'_> {
+    fn fuse(&self, norm: bool) -> Option<&'static str> {
+        match (self, norm) {
+            (FusedOut::Plain(_), true) => Some("norm"),
+            (FusedOut::Resid { .. }, false) => Some("resid"),
+            (
+                FusedOut::Glu {
+                    act: GluAct::Silu, ..
+                },
+                true,
+            ) => Some("norm_silu"),
+            (
+                FusedOut::Glu {
+                    act: GluAct::GeluTanh,
+                    ..
+                },
+                true,
+            ) => Some("norm_gelu"),
+            _ => None,
+        }
+    }
+}
+
+/// The configuration of a fused launch of `rows` output rows: [`GemvQ8Config::default_for`]; the
+/// gated forms read two matrix rows an output row, so they take half the rows per block of the
+/// stacked matrix's plain launch (the same matrix rows a block).
+pub fn fused_config(ty: QuantType, rows: usize, glu: bool, target: &Target) -> GemvQ8Config {
+    match glu {
+        false => GemvQ8Config::default_for(ty, "f16", 1, rows, target),
+        true => {
+            let c = GemvQ8Config::default_for(ty, "f16", 1, 2 * rows, target);
+            GemvQ8Config {
+                rows: (c.rows / 2).max(1),
+                ..c
+            }
+        }
+    }
+}
+
+/// Spec of the fused launch [`gemv_q8_fused`] makes for these arguments.
+pub fn fused_spec(
+    ty: QuantType,
+    rows: usize,
+    fuse: &str,
+    cfg: Option<GemvQ8Config>,
+    target: &Target,
+) -> Result<KernelSpec> {
+    let glu = fuse.starts_with("norm_");
+    let cfg = cfg.unwrap_or_else(|| fused_config(ty, rows, glu, target));
+    spec_fused(ty, "f16", 1, cfg, fuse, target.wave_size)
+}
+
+fn need(what: &str, ok: bool, msg: impl FnOnce() -> String) -> Result<()> {
+    match ok {
+        true => Ok(()),
+        false => Err(Error::op("gemv_q8", format!("{what}: {}", msg()))),
+    }
+}
+
+/// `y = W · x` at batch 1 with a fused input norm and/or output epilogue ([`NormIn`],
+/// [`FusedOut`]); `xq` is the 8-bit x ([`act_bytes`]`(1, cols)`). Every form but `Plain` without
+/// `norm` (which is [`gemv_q8`]) has an instance: `Resid` takes no `norm`, `Glu` needs one.
+#[allow(clippy::too_many_arguments)]
+pub fn gemv_q8_fused(
+    dev: &Device,
+    stream: &Stream,
+    ty: QuantType,
+    w: &Buffer<u8>,
+    rows: usize,
+    cols: usize,
+    xq: &Buffer<u8>,
+    norm: Option<&NormIn>,
+    out: FusedOut,
+    cnt: &mut Buffer<u32>,
+    cfg: Option<GemvQ8Config>,
+) -> Result<()> {
+    let fuse = out.fuse(norm.is_some()).ok_or_else(|| {
+        Error::op(
+            "gemv_q8",
+            match &out {
+                FusedOut::Resid { .. } => "the residual epilogue takes a plain input (no NormIn)",
+                FusedOut::Glu { .. } => "the gated epilogue needs a NormIn input",
+                FusedOut::Plain(_) => "a plain launch without NormIn is gemv_q8 itself",
+            },
+        )
+    })?;
+    let glu = matches!(out, FusedOut::Glu { .. });
+    need("format", supports(ty), || {
+        format!(
+            "{ty} has no integer decoder (formats: {})",
+            FORMATS.join(", ")
+        )
+    })?;
+    check_cols(cols)?;
+    let mat_rows = if glu { 2 * rows } else { rows };
+    check_matrix("gemv_q8", ty, mat_rows, cols, w.len())?;
+    need("rows", rows <= i32::MAX as usize / 2, || {
+        format!("{rows} rows exceed 2^30")
+    })?;
+    need("W", w.device_ptr() % 16 == 0, || {
+        "must start at a 16-byte aligned address".into()
+    })?;
+    need(
+        "x",
+        xq.len() >= act_bytes(1, cols) && xq.device_ptr() % 16 == 0,
+        || {
+            format!(
+                "quantized x must hold {} bytes at a 16-byte aligned address",
+                act_bytes(1, cols)
+            )
+        },
+    )?;
+    let plain = matches!(out, FusedOut::Plain(_));
+    need("rows", plain || rows % 16 == 0, || {
+        format!("{rows} output rows: the 8-bit output needs a multiple of 16")
+    })?;
+    need("counters", plain || cnt.len() >= rows / 16, || {
+        format!("{} counters for {} groups of 16 rows", cnt.len(), rows / 16)
+    })?;
+    let (ss_in, eps) = match norm {
+        Some(n) => {
+            need("norm", n.ss.len() >= cols / 16, || {
+                format!("{} sums of squares for {} groups", n.ss.len(), cols / 16)
+            })?;
+            need("norm", n.eps.is_finite() && n.eps >= 0.0, || {
+                format!("eps {}", n.eps)
+            })?;
+            (n.ss.device_ptr(), n.eps)
+        }
+        None => (0, 0.0),
+    };
+    let q8_ok = |q: &Buffer<u8>| q.len() >= act_bytes(1, rows) && q.device_ptr() % 16 == 0;
+    let q8_msg = || {
+        format!(
+            "the 8-bit output needs {} bytes at a 16-byte aligned address",
+            act_bytes(1, rows)
+        )
+    };
+    // y, residual x, norm weight, 8-bit output, sums of squares out
+    let (y, xres, nw, oq, ss_out) = match &out {
+        FusedOut::Plain(y) => {
+            need("y", y.len() >= rows, || {
+                format!("{} elements for {rows} rows", y.len())
+            })?;
+            (y.device_ptr(), 0, 0, 0, 0)
+        }
+        FusedOut::Resid { x, w, q8, ss } => {
+            need("x", x.len() >= rows && w.len() >= rows, || {
+                format!(
+                    "residual {} and norm weight {} elements for {rows} rows",
+                    x.len(),
+                    w.len()
+                )
+            })?;
+            need("q8", q8_ok(q8), q8_msg)?;
+            need("ss", ss.len() >= rows / 16, || {
+                format!("{} sums for {} groups", ss.len(), rows / 16)
+            })?;
+            (
+                0,
+                x.device_ptr(),
+                w.device_ptr(),
+                q8.device_ptr(),
+                ss.device_ptr(),
+            )
+        }
+        FusedOut::Glu { y, q8, .. } => {
+            need("y", y.len() >= rows, || {
+                format!("{} elements for {rows} rows", y.len())
+            })?;
+            need("q8", q8_ok(q8), q8_msg)?;
+            (y.device_ptr(), 0, 0, q8.device_ptr(), 0)
+        }
+    };
+    let target = dev.target();
+    let spec = fused_spec(ty, rows, fuse, cfg, target)?;
+    let r = spec.int("rows") as usize;
+    let k = Jit::global().kernel(dev, &spec)?;
+    let lc = LaunchConfig {
+        grid: [rows.div_ceil(r) as u32, 1, 1],
+        block: [(spec.int("waves") as u32) * target.wave_size, 1, 1],
+        shared_bytes: 0,
+    };
+    let base = xq.device_ptr();
+    let os = if oq == 0 { 0 } else { oq + rows as u64 };
+    k.launch(
+        stream,
+        lc,
+        &[
+            w.into(),
+            Arg::Ptr(base),
+            Arg::Ptr(base + cols as u64),
+            Arg::Ptr(y),
+            (rows as i32).into(),
+            (cols as i32).into(),
+            Arg::Ptr(ss_in),
+            eps.into(),
+            Arg::Ptr(xres),
+            Arg::Ptr(nw),
+            Arg::Ptr(oq),
+            Arg::Ptr(os),
+            Arg::Ptr(ss_out),
+            cnt.into(),
+        ],
+    )
+}
+
+/// CPU reference of a `resid` launch's outputs from the GEMV's f16 output `y16`: the residual
+/// stream after the add (`x + y16`), the 8-bit copy of `x · w` (codes and per-16 pairs, as
+/// [`quantize_x_ref`]) and the per-16 sums of squares of x (the kernel's 16-lane tree order).
+pub fn resid_ref(
+    x: &[f32],
+    y16: &[f16],
+    w: &[f32],
+) -> Result<(Vec<f32>, Vec<i8>, Vec<[f32; 2]>, Vec<f32>)> {
+    if x.len() != y16.len() || x.len() != w.len() || x.len() % 16 != 0 {
+        return Err(Error::op(
+            "gemv_q8",
+            format!(
+                "resid_ref: x {}, y {}, w {} (equal, a multiple of 16)",
+                x.len(),
+                y16.len(),
+                w.len()
+            ),
+        ));
+    }
+    let xs: Vec<f32> = x.iter().zip(y16).map(|(a, b)| a + b.to_f32()).collect();
+    let v: Vec<f32> = xs.iter().zip(w).map(|(a, b)| a * b).collect();
+    let (q, s) = quantize_x_ref(&v, 1, v.len())?;
+    let ss = xs
+        .chunks_exact(16)
+        .map(|g| {
+            let mut t: Vec<f32> = g.iter().map(|v| v * v).collect();
+            for m in [8, 4, 2, 1] {
+                t = (0..16).map(|l| t[l] + t[l ^ m]).collect();
+            }
+            t[0]
+        })
+        .collect();
+    Ok((xs, q, s, ss))
 }
 
 /// CPU reference of [`quantize_x`]: the int8 codes and the per-16 (d, d·Σq) pairs.
