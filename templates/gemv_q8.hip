@@ -23,16 +23,16 @@ RF_DEVICE void rf_q8_act(const T* RF_RESTRICT x, signed char* RF_RESTRICT xq, fl
     rf_q8_put(i < cols ? rf_to_f32(x[at]) : 0.0f, i < cols, at, xq, xs);
 }
 
-// Fused forms (batch 1, f16 y; docs in ops::quantized::gemv_q8::Fuse). NIN: the input is an RMSNorm
-// whose 1/rms was not applied (a producer's OUT 1 below): every block sums the producer's per-16
-// partial sums of squares (ss_in, cols / 16 of them) and scales its outputs by rsqrt(sum / cols + eps).
-// OUT 1 (resid): xres[row] += f16(y[row]) (the residual stream, f32, in place) and, per 16 rows,
-// the 8-bit copy of xres * nw (the next RMSNorm without its 1/rms: the 16 codes do not depend on a
-// common factor, and their d takes it in the consumer's NIN) with the group's sum of squares in
-// ss_out. OUT 2 / 3: W is gate (rows 0 .. rows - 1) and up (rows .. 2 rows - 1) stacked; y[row] =
-// f16(act(f16(gate)) * f16(up)) (SiLU / GELU-tanh, glue_gated's arithmetic) and its 8-bit copy. The
-// block that completes a group of 16 rows (an atomic count in cnt, which stays a multiple of 16
-// between launches) quantizes it, reading the other blocks' rows back from L2.
+// Fused forms (batch 1, f16 y; docs in ops::quantized::gemv_q8). NIN: the input is an RMSNorm whose 1/rms
+// was not applied (a producer's OUT 1 below): every block sums the producer's per-16 sums of squares
+// (ss_in, cols / 16 of them, loaded before the main loop) and scales its outputs by
+// rsqrt(sum / cols + eps). OUT 1 (resid): xres[row] += f16(y[row]) (the residual stream, f32, in place)
+// and the 8-bit copy of xres * nw (the next RMSNorm without its 1/rms: the 16 codes of a group do not
+// depend on a common factor, and their d takes it in the consumer's NIN), with each group's sum of
+// squares in ss_out. OUT 2 / 3: W is gate (rows 0 .. rows - 1) and up (rows .. 2 rows - 1) stacked;
+// y[row] = f16(act(f16(gate)) * f16(up)) (SiLU / GELU-tanh, glue_gated's arithmetic) and its 8-bit
+// copy. With OUT, a block makes a whole group of 16 rows, so it can quantize them itself: it is
+// S = 16 / R sub-blocks of NW waves (512 threads), each the plain kernel's block on R of the rows.
 struct rf_q8_fuse {
     const float* ss_in;
     float eps;
@@ -41,37 +41,46 @@ struct rf_q8_fuse {
     signed char* oq;
     float2* os;
     float* ss_out;
-    unsigned* cnt;
 };
-
-template <typename F, typename T, int B, int R, int NW>
-RF_DEVICE void rf_gemv_q8(const uint8_t* RF_RESTRICT w, const int8_t* RF_RESTRICT xq, const float2* RF_RESTRICT xs,
-                          T* RF_RESTRICT y, int rows, int cols, int batch);
 
 template <typename F, typename T, int B, int R, int NW, int NIN, int OUT>
 RF_DEVICE void rf_gemv_q8_f(const uint8_t* RF_RESTRICT w, const int8_t* RF_RESTRICT xq, const float2* RF_RESTRICT xs,
-                            T* RF_RESTRICT y, int rows, int cols, int batch, const rf_q8_fuse& fz) {
+                            T* RF_RESTRICT y, int rows, int cols, int batch, const rf_q8_fuse fz) {
     using W = rf_w8<F>;
-    constexpr int NT = NW * RF_WAVE;
+    constexpr int NT = NW * RF_WAVE;  // threads of a sub-block
     constexpr int NS = W::NS;
     constexpr bool GLU = OUT >= 2;
-    constexpr int RR = GLU ? 2 * R : R;  // matrix rows a block reads
+    constexpr int S = OUT != 0 ? 16 / R : 1;
+    constexpr int RR = GLU ? 2 * R : R;  // matrix rows a sub-block reads
     constexpr int NR = RR * B + (NIN ? 1 : 0);
-    __shared__ float red[NW][NR];
+    static_assert(OUT == 0 || (B == 1 && 16 % R == 0), "fused gemv_q8 outputs: batch 1, rows per sub-block dividing 16");
+    __shared__ float red[S][NW][NR];
+    const int sub = S > 1 ? (int)threadIdx.x / NT : 0;
+    const int tid = S > 1 ? (int)threadIdx.x % NT : (int)threadIdx.x;
     const int nb = cols / F::QK;
     const int nu = nb * W::UPB;
     const long long row_bytes = (long long)nb * F::BYTES;
     const uint8_t* end = w + (long long)(GLU ? 2 * rows : rows) * row_bytes;
-    const int row0 = blockIdx.x * R;
+    const int row0 = blockIdx.x * R * S + sub * R;
     const uint8_t* wr[RR];
 #pragma unroll
     for (int r = 0; r < RR; ++r) {
         const int rr = min(row0 + (r % R), rows - 1) + (r >= R ? rows : 0);
         wr[r] = w + (long long)rr * row_bytes;
     }
-    float ssp = 0.0f;
+    // NIN: the producer's sums, loaded now by the whole block and added up after the main loop
+    // (up to 2 a thread in registers; longer rows loop there)
+    constexpr int BT = S * NT;
+    float ss0 = 0.0f, ss1 = 0.0f;
     if constexpr (NIN != 0) {
-        for (int i = threadIdx.x; i < cols / 16; i += NT) ssp += fz.ss_in[i];
+        const int ng = cols / 16, t = threadIdx.x;
+        ss0 = t < ng ? fz.ss_in[t] : 0.0f;
+        ss1 = t + BT < ng ? fz.ss_in[t + BT] : 0.0f;
+    }
+    // OUT 1: the norm weight of the group's 16 rows
+    float nwv = 0.0f;
+    if constexpr (OUT == 1) {
+        if (threadIdx.x < 16) nwv = fz.nw[min((int)(blockIdx.x * 16 + threadIdx.x), rows - 1)];
     }
     const int8_t* xb[B];
     const float2* sb[B];
@@ -87,7 +96,7 @@ RF_DEVICE void rf_gemv_q8_f(const uint8_t* RF_RESTRICT w, const int8_t* RF_RESTR
 #pragma unroll
         for (int b = 0; b < B; ++b) acc[r][b] = 0.0f;
 
-    for (int g = threadIdx.x; g < nu; g += NT) {
+    for (int g = tid; g < nu; g += NT) {
         const int blk = g / W::UPB, u = g % W::UPB;
 #pragma unroll
         for (int r = 0; r < RR; ++r) {
@@ -110,87 +119,72 @@ RF_DEVICE void rf_gemv_q8_f(const uint8_t* RF_RESTRICT w, const int8_t* RF_RESTR
             }
         }
     }
-    const int lane = threadIdx.x % RF_WAVE, wid = threadIdx.x / RF_WAVE;
+    const int lane = tid % RF_WAVE, wid = tid / RF_WAVE;
 #pragma unroll
     for (int r = 0; r < RR; ++r)
 #pragma unroll
         for (int b = 0; b < B; ++b) {
             const float v = rf_wave_sum(acc[r][b]);
-            if (lane == 0) red[wid][r * B + b] = v;
+            if (lane == 0) red[sub][wid][r * B + b] = v;
         }
     if constexpr (NIN != 0) {
-        const float v = rf_wave_sum(ssp);
-        if (lane == 0) red[wid][RR * B] = v;
+        float t = ss0 + ss1;
+        for (int i = threadIdx.x + 2 * BT; i < cols / 16; i += BT) t += fz.ss_in[i];
+        t = rf_wave_sum(t);
+        if (lane == 0) red[sub][wid][RR * B] = t;
     }
     __syncthreads();
-    if constexpr (OUT == 0) {
-        float sc = 1.0f;
-        if constexpr (NIN != 0) {
-            float t = 0.0f;
+    float sc = 1.0f;
+    if constexpr (NIN != 0) {
+        float t = 0.0f;
 #pragma unroll
-            for (int k = 0; k < NW; ++k) t += red[k][RR * B];
-            sc = rsqrtf(t / (float)cols + fz.eps);
-        }
+        for (int j = 0; j < S; ++j)
+#pragma unroll
+            for (int k = 0; k < NW; ++k) t += red[j][k][RR * B];
+        sc = rsqrtf(t / (float)cols + fz.eps);
+    }
+    if constexpr (OUT == 0) {
         for (int t = threadIdx.x; t < R * B; t += NT) {
             const int r = t / B, b = t % B;
             float v = 0.0f;
 #pragma unroll
-            for (int k = 0; k < NW; ++k) v += red[k][t];
+            for (int k = 0; k < NW; ++k) v += red[0][k][t];
             if (row0 + r < rows && b < batch) y[(long long)b * rows + row0 + r] = rf_from_f32<T>(v * sc);
         }
     } else {
-        static_assert(B == 1 && 16 % R == 0, "fused gemv_q8 outputs: batch 1, rows per block dividing 16");
-        float sc = 1.0f;
-        if constexpr (NIN != 0) {
-            float t = 0.0f;
-#pragma unroll
-            for (int k = 0; k < NW; ++k) t += red[k][RR];
-            sc = rsqrtf(t / (float)cols + fz.eps);
-        }
-        if (threadIdx.x < R && row0 + (int)threadIdx.x < rows) {
-            const int r = threadIdx.x, row = row0 + r;
+        __shared__ float vals[16];
+        if (tid < R) {
+            const int row = min(row0 + tid, rows - 1);
             float v = 0.0f, u = 0.0f;
 #pragma unroll
             for (int k = 0; k < NW; ++k) {
-                v += red[k][r];
-                if constexpr (GLU) u += red[k][R + r];
+                v += red[sub][k][tid];
+                if constexpr (GLU) u += red[sub][k][R + tid];
             }
+            float o;
             if constexpr (GLU) {
                 const float g = rf_to_f32(rf_from_f32<rf_half>(v * sc));
                 const float a = OUT == 3 ? rf_glu_act<2>(g) : rf_glu_act<1>(g);
-                y[row] = rf_from_f32<T>(a * rf_to_f32(rf_from_f32<rf_half>(u * sc)));
+                const T h = rf_from_f32<T>(a * rf_to_f32(rf_from_f32<rf_half>(u * sc)));
+                if (row0 + tid < rows) y[row] = h;
+                o = rf_to_f32(h);
             } else {
-                fz.xres[row] += rf_to_f32(rf_from_f32<rf_half>(v * sc));
+                o = fz.xres[row] + rf_to_f32(rf_from_f32<rf_half>(v * sc));
+                if (row0 + tid < rows) fz.xres[row] = o;
             }
-            __threadfence();  // this row is visible device-wide before the block is counted
-        }
-        __shared__ int s_last;
-        __syncthreads();
-        if (threadIdx.x == 0) {
-            const unsigned prev = atomicAdd(fz.cnt + row0 / 16, (unsigned)R);
-            s_last = ((prev + (unsigned)R) & 15u) == 0u;
+            vals[sub * R + tid] = o;
         }
         __syncthreads();
-        if (!s_last) return;
-        __threadfence();
         if (threadIdx.x < RF_WAVE) {  // one wave: lanes 0..15 hold the group (16-lane shuffles in rf_q8_put)
-            const int i = (row0 & ~15) + (int)(threadIdx.x & 15u);
+            const int i = blockIdx.x * 16 + (int)(threadIdx.x & 15u);
             const bool ok = threadIdx.x < 16 && i < rows;
-            float v = 0.0f, sq = 0.0f;
-            if (ok) {
-                if constexpr (GLU) {
-                    v = rf_h2f_bits(*(const volatile uint16_t*)(y + i));
-                } else {
-                    const float xv = *(const volatile float*)(fz.xres + i);
-                    sq = xv * xv;
-                    v = xv * fz.nw[i];
-                }
-            }
-            rf_q8_put(v, ok, i, fz.oq, fz.os);
-            if constexpr (!GLU) {
+            const float o = ok ? vals[threadIdx.x] : 0.0f;
+            rf_q8_put(OUT == 1 ? o * nwv : o, ok, i, fz.oq, fz.os);
+            if constexpr (OUT == 1) {
+                float sq = o * o;
 #pragma unroll
                 for (int m = 8; m > 0; m >>= 1) sq += RF_SHFL_XOR(sq, m);
-                if (threadIdx.x == 0) fz.ss_out[i / 16] = sq;
+                if (threadIdx.x == 0 && i < rows) fz.ss_out[i / 16] = sq;
             }
         }
     }
@@ -199,6 +193,6 @@ RF_DEVICE void rf_gemv_q8_f(const uint8_t* RF_RESTRICT w, const int8_t* RF_RESTR
 template <typename F, typename T, int B, int R, int NW>
 RF_DEVICE void rf_gemv_q8(const uint8_t* RF_RESTRICT w, const int8_t* RF_RESTRICT xq, const float2* RF_RESTRICT xs,
                           T* RF_RESTRICT y, int rows, int cols, int batch) {
-    const rf_q8_fuse fz{nullptr, 0.0f, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+    const rf_q8_fuse fz{nullptr, 0.0f, nullptr, nullptr, nullptr, nullptr, nullptr};
     rf_gemv_q8_f<F, T, B, R, NW, 0, 0>(w, xq, xs, y, rows, cols, batch, fz);
 }

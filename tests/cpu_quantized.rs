@@ -647,10 +647,20 @@ fn q8_fused_specs_and_resid_reference() {
     let sm90 = rocmforge::gpu::Target::named("sm_90").unwrap();
     let s = gemv_q8::fused_spec(QuantType::Q4_K, 4096, "resid", None, &sm90).unwrap();
     assert_eq!(s.uri(), "gemv_q8.q4_K.f16.b1.r4.w4.resid.w32");
-    // the gated form reads a gate and an up row an output row: half the stacked matrix's rows a block
-    let plain = gemv_q8::GemvQ8Config::default_for(QuantType::Q4_K, "f16", 1, 2 * 14336, &sm90);
+    // the forms with an 8-bit output: blocks of 16 rows and 512 threads, resid 4 rows a sub-block,
+    // the gated forms 2 (4 matrix rows); the norm input alone: the plain default
     let s = gemv_q8::fused_spec(QuantType::Q4_K, 14336, "norm_silu", None, &sm90).unwrap();
-    assert_eq!(s.int("rows") as usize, (plain.rows / 2).max(1));
+    assert_eq!((s.int("rows"), s.int("waves")), (2, 2));
+    let s = gemv_q8::fused_spec(QuantType::Q2_K, 14336, "norm_silu", None, &sm90).unwrap();
+    assert_eq!(s.int("rows"), 2);
+    let plain = gemv_q8::GemvQ8Config::default_for(QuantType::Q6_K, "f16", 1, 1024, &sm90);
+    let s = gemv_q8::fused_spec(QuantType::Q6_K, 1024, "norm", None, &sm90).unwrap();
+    assert_eq!(s.int("rows") as usize, plain.rows);
+    let gfx = rocmforge::gpu::Target::named("gfx942").unwrap();
+    let s = gemv_q8::fused_spec(QuantType::Q4_K, 4096, "resid", None, &gfx).unwrap();
+    assert_eq!((s.int("rows"), s.int("waves")), (4, 2));
+    let s = gemv_q8::fused_spec(QuantType::Q2_K, 14336, "norm_silu", None, &gfx).unwrap();
+    assert_eq!((s.int("rows"), s.int("waves")), (2, 1));
     let cfg = |rows| gemv_q8::GemvQ8Config { rows, waves: 4 };
     // fused forms: batch 1 and f16 y only; the gated ones within the format's accumulators
     let e = gemv_q8::spec_fused(QuantType::Q4_0, "f16", 2, cfg(1), "norm", 32)
@@ -662,14 +672,22 @@ fn q8_fused_specs_and_resid_reference() {
         .to_string();
     assert!(e.contains("f16"), "{e}");
     assert!(gemv_q8::spec_fused(QuantType::Q2_K, "f16", 1, cfg(4), "norm_gelu", 32).is_err());
-    assert!(gemv_q8::spec_fused(QuantType::Q2_K, "f16", 1, cfg(2), "norm_gelu", 32).is_ok());
+    let cfg2 = gemv_q8::GemvQ8Config { rows: 2, waves: 2 };
+    assert!(gemv_q8::spec_fused(QuantType::Q2_K, "f16", 1, cfg2, "norm_gelu", 32).is_ok());
     assert!(gemv_q8::spec_fused(QuantType::Q4_0, "f16", 1, cfg(4), "norm_silu", 32).is_ok());
-    // every format: 3 row counts for norm and resid, 3 (2 for q2_K, q3_K) for each gated form
+    // every format, wave32: rows 1, 2, 4 for norm and resid (16 / rows sub-blocks of 512 / 16 *
+    // rows threads) and for each gated form (1, 2 for q2_K, q3_K); the plain instances unchanged
     let fused = KernelSpec::enumerate(&gemv_q8::FAMILY, 32)
         .into_iter()
         .filter(|s| s.str("fuse") != "none")
         .count();
     assert_eq!(fused, 9 * 12 + 2 * 10);
+    let e = gemv_q8::spec_fused(QuantType::Q4_0, "f16", 1, cfg(2), "resid", 32)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("512 threads"), "{e}");
+    let plain = |w| gemv_q8::GemvQ8Config { rows: 4, waves: w };
+    assert!(gemv_q8::spec(QuantType::Q4_0, "f16", 1, plain(2), 32).is_err());
     // the residual epilogue's reference: x + f16(y), the 8-bit copy of x·w, sums of squares
     let x = vec![1.0f32; 32];
     let y: Vec<half::f16> = (0..32).map(|i| half::f16::from_f32(i as f32)).collect();

@@ -206,6 +206,24 @@ fn quantized(ty: QuantType, rows: usize, cols: usize, seed: u64) -> Vec<u8> {
     quant::quantize_to_vec(ty, &v).unwrap()
 }
 
+/// The configurations of a fused form this device's wave size has instances for.
+fn fused_cfgs(dev: &Device, ty: QuantType, fuse: &str) -> Vec<GemvQ8Config> {
+    let mut v = Vec::new();
+    for &rows in gemv_q8::ROWS {
+        for &waves in gemv_q8::FUSED_WAVES {
+            let c = GemvQ8Config {
+                rows: rows as usize,
+                waves: waves as usize,
+            };
+            if gemv_q8::spec_fused(ty, "f16", 1, c, fuse, dev.target().wave_size).is_ok() {
+                v.push(c);
+            }
+        }
+    }
+    assert!(!v.is_empty(), "{ty} {fuse}: no configuration");
+    v
+}
+
 /// One format and shape through the three fused forms, each against the launches it replaces
 /// (bit for bit where the arithmetic is the same) and the f64 product.
 #[allow(clippy::too_many_arguments)]
@@ -238,12 +256,10 @@ fn check_fused(
     s.synchronize().unwrap();
     let (x_want, q_want, s_want, ss_want) =
         gemv_q8::resid_ref(&xres, &y16.to_vec().unwrap(), &nw).unwrap();
-    let mut cnt: Buffer<u32> = dev.alloc(rows.max(ff) / 16 + 3).unwrap();
-    cnt.fill_bytes(0).unwrap();
     let mut q1: Buffer<u8> = dev.alloc(gemv_q8::act_bytes(1, rows.max(ff))).unwrap();
     let mut ss: Buffer<f32> = dev.alloc(rows / 16 + 1).unwrap();
     let mut xr = upload_f32(dev, &xres);
-    for cfg in GemvQ8Config::candidates(ty, 1) {
+    for cfg in fused_cfgs(dev, ty, "resid") {
         xr.copy_from_host(&xres).unwrap();
         q1.fill_bytes(0xa5).unwrap();
         ss.fill_bytes(0xff).unwrap();
@@ -253,20 +269,7 @@ fn check_fused(
             q8: &mut q1,
             ss: &mut ss,
         };
-        gemv_q8::gemv_q8_fused(
-            dev,
-            &s,
-            ty,
-            &w,
-            rows,
-            cols,
-            &xq,
-            None,
-            out,
-            &mut cnt,
-            Some(cfg),
-        )
-        .unwrap();
+        gemv_q8::gemv_q8_fused(dev, &s, ty, &w, rows, cols, &xq, None, out, Some(cfg)).unwrap();
         s.synchronize().unwrap();
         let xg = xr.to_vec().unwrap();
         for (i, (g, e)) in xg.iter().zip(&x_want).enumerate() {
@@ -292,10 +295,6 @@ fn check_fused(
             u32::MAX,
             "{what}: a sum past the groups was written"
         );
-        assert!(
-            cnt.to_vec().unwrap().iter().all(|c| c % 16 == 0),
-            "{what} {cfg:?} counters"
-        );
     }
     // ---- norm: W2 (ff2 x rows) on that 8-bit norm output, 1/rms applied in the launch
     let inv =
@@ -315,23 +314,11 @@ fn check_fused(
         .collect();
     let nin = gemv_q8::NormIn { ss: &ss, eps };
     let mut gu: Buffer<f16> = dev.alloc(n2).unwrap();
-    for cfg in GemvQ8Config::candidates(ty, 1) {
+    for cfg in fused_cfgs(dev, ty, "norm") {
         gu.fill_bytes(0xff).unwrap();
         let out = gemv_q8::FusedOut::Plain(&mut gu);
-        gemv_q8::gemv_q8_fused(
-            dev,
-            &s,
-            ty,
-            &w2,
-            n2,
-            rows,
-            &q1,
-            Some(&nin),
-            out,
-            &mut cnt,
-            Some(cfg),
-        )
-        .unwrap();
+        gemv_q8::gemv_q8_fused(dev, &s, ty, &w2, n2, rows, &q1, Some(&nin), out, Some(cfg))
+            .unwrap();
         s.synchronize().unwrap();
         let got: Vec<f32> = gu.to_vec().unwrap().iter().map(|v| v.to_f32()).collect();
         let e = rel_err(&got, &want);
@@ -362,16 +349,11 @@ fn check_fused(
     let (qc, pc) = split_q8(&q_chain.to_vec().unwrap(), ff);
     let mut a: Buffer<f16> = dev.alloc(ff).unwrap();
     let mut q3: Buffer<u8> = dev.alloc(gemv_q8::act_bytes(1, ff)).unwrap();
-    // the gated forms read two matrix rows an output row: half the format's accumulators
-    let lim = if matches!(ty, QuantType::Q2_K | QuantType::Q3_K) {
-        2
-    } else {
-        4
+    let form = match act {
+        gemv_q8::GluAct::Silu => "norm_silu",
+        gemv_q8::GluAct::GeluTanh => "norm_gelu",
     };
-    for cfg in GemvQ8Config::candidates(ty, 1)
-        .into_iter()
-        .filter(|c| c.rows <= lim)
-    {
+    for cfg in fused_cfgs(dev, ty, form) {
         a.fill_bytes(0xff).unwrap();
         q3.fill_bytes(0xa5).unwrap();
         let out = gemv_q8::FusedOut::Glu {
@@ -379,20 +361,8 @@ fn check_fused(
             y: &mut a,
             q8: &mut q3,
         };
-        gemv_q8::gemv_q8_fused(
-            dev,
-            &s,
-            ty,
-            &w2,
-            ff,
-            rows,
-            &q1,
-            Some(&nin),
-            out,
-            &mut cnt,
-            Some(cfg),
-        )
-        .unwrap();
+        gemv_q8::gemv_q8_fused(dev, &s, ty, &w2, ff, rows, &q1, Some(&nin), out, Some(cfg))
+            .unwrap();
         s.synchronize().unwrap();
         let ag = a.to_vec().unwrap();
         for (i, (g, e)) in ag.iter().zip(&a_want).enumerate() {
@@ -405,10 +375,6 @@ fn check_fused(
         let (q, p) = split_q8(&q3.to_vec().unwrap(), ff);
         assert_eq!(q, qc, "{what} {cfg:?} gated codes");
         assert_eq!(p, pc, "{what} {cfg:?} gated pairs");
-        assert!(
-            cnt.to_vec().unwrap().iter().all(|c| c % 16 == 0),
-            "{what} {cfg:?} counters"
-        );
     }
 }
 
@@ -474,16 +440,12 @@ fn fused_forms_reject_bad_input() {
     let mut q8: Buffer<u8> = dev.alloc(gemv_q8::act_bytes(1, rows)).unwrap();
     let mut ss: Buffer<f32> = dev.alloc(rows / 16).unwrap();
     let mut y: Buffer<f16> = dev.alloc(rows).unwrap();
-    let mut cnt: Buffer<u32> = dev.alloc(rows / 16).unwrap();
     let ssn: Buffer<f32> = dev.alloc(cols / 16).unwrap();
     let nin = gemv_q8::NormIn {
         ss: &ssn,
         eps: 1e-6,
     };
-    let run = |norm: Option<&gemv_q8::NormIn>,
-               out: gemv_q8::FusedOut,
-               rows: usize,
-               cnt: &mut Buffer<u32>| {
+    let run = |norm: Option<&gemv_q8::NormIn>, out: gemv_q8::FusedOut, rows: usize| {
         gemv_q8::gemv_q8_fused(
             &dev,
             &s,
@@ -494,18 +456,12 @@ fn fused_forms_reject_bad_input() {
             &xq,
             norm,
             out,
-            cnt,
             None,
         )
         .unwrap_err()
         .to_string()
     };
-    let e = run(
-        Some(&nin),
-        resid_out(&mut x, &nw, &mut q8, &mut ss),
-        rows,
-        &mut cnt,
-    );
+    let e = run(Some(&nin), resid_out(&mut x, &nw, &mut q8, &mut ss), rows);
     assert!(e.contains("plain input"), "{e}");
     let e = run(
         None,
@@ -515,10 +471,9 @@ fn fused_forms_reject_bad_input() {
             q8: &mut q8,
         },
         rows / 2,
-        &mut cnt,
     );
     assert!(e.contains("needs a NormIn"), "{e}");
-    let e = run(None, gemv_q8::FusedOut::Plain(&mut y), rows, &mut cnt);
+    let e = run(None, gemv_q8::FusedOut::Plain(&mut y), rows);
     assert!(e.contains("gemv_q8 itself"), "{e}");
     // 8-bit outputs are whole groups of 16 rows (W of 24 rows)
     let w24 = dev
@@ -534,31 +489,20 @@ fn fused_forms_reject_bad_input() {
         &xq,
         None,
         resid_out(&mut x, &nw, &mut q8, &mut ss),
-        &mut cnt,
         None,
     )
     .unwrap_err()
     .to_string();
     assert!(e.contains("multiple of 16"), "{e}");
-    // too few counters, too few sums for the norm's input
-    let mut c1: Buffer<u32> = dev.alloc(1).unwrap();
-    let e = run(
-        None,
-        resid_out(&mut x, &nw, &mut q8, &mut ss),
-        rows,
-        &mut c1,
-    );
-    assert!(e.contains("counters"), "{e}");
+    // too short an 8-bit output, too few sums for the norm's input
+    let mut q8s: Buffer<u8> = dev.alloc(rows).unwrap();
+    let e = run(None, resid_out(&mut x, &nw, &mut q8s, &mut ss), rows);
+    assert!(e.contains("8-bit output"), "{e}");
     let short: Buffer<f32> = dev.alloc(1).unwrap();
     let nin2 = gemv_q8::NormIn {
         ss: &short,
         eps: 1e-6,
     };
-    let e = run(
-        Some(&nin2),
-        gemv_q8::FusedOut::Plain(&mut y),
-        rows,
-        &mut cnt,
-    );
+    let e = run(Some(&nin2), gemv_q8::FusedOut::Plain(&mut y), rows);
     assert!(e.contains("sums of squares"), "{e}");
 }

@@ -91,8 +91,6 @@ struct Scratch {
     xq2: Buffer<u8>,
     /// Per-16 sums of squares of the residual stream, from a `resid` epilogue to the next norm.
     ssq: Buffer<f32>,
-    /// The fused epilogues' group counters (zeroed once; multiples of 16 between launches).
-    cnt: Buffer<u32>,
     // step inputs (device side) and outputs
     ids: Buffer<i32>,
     pos: Buffer<i32>,
@@ -291,15 +289,27 @@ fn q8_fusable(
     cfg: &ModelConfig,
     mut layers: impl Iterator<Item = LayerMats>,
     out: QuantType,
+    target: &Target,
 ) -> bool {
     let ok = |ty: QuantType| gemv_q8::supports(ty);
+    // the forms with an 8-bit output have an instance for this target's wave size
+    let form = |ty: QuantType, rows: usize, fuse: &str| {
+        ok(ty) && gemv_q8::fused_spec(ty, rows, fuse, None, target).is_ok()
+    };
+    let glu = match cfg.activation {
+        Activation::GeluTanh => "norm_gelu",
+        Activation::Silu => "norm_silu",
+    };
     !cfg.post_norms
         && [cfg.d_model, cfg.d_ff, cfg.q_dim()]
             .iter()
             .all(|n| n % 32 == 0)
         && ok(out)
         && layers.all(|l| {
-            l.qkv.iter().all(|&t| ok(t)) && ok(l.o) && ok(l.down) && l.gate_up.is_some_and(ok)
+            l.qkv.iter().all(|&t| ok(t))
+                && form(l.o, cfg.d_model, "resid")
+                && form(l.down, cfg.d_model, "resid")
+                && l.gate_up.is_some_and(|t| form(t, cfg.d_ff, glu))
         })
 }
 
@@ -494,7 +504,7 @@ pub fn plan_specs(
                 qkv,
             ));
         }
-        let fusable = q8_fusable(cfg, mats.iter().map(|m| m.0.clone()), out_ty);
+        let fusable = q8_fusable(cfg, mats.iter().map(|m| m.0.clone()), out_ty, target);
         let (d, ff) = (cfg.d_model, cfg.d_ff);
         let act = match cfg.activation {
             Activation::GeluTanh => "norm_gelu",
@@ -656,7 +666,6 @@ impl GpuBackend {
             + align(gemv_q8::act_bytes(Q8_MAX_ROWS, d.max(qd).max(ff)))
             + align(gemv_q8::act_bytes(1, d.max(qd).max(ff)))
             + align(d.div_ceil(16) * 4)
-            + align(d.max(ff).div_ceil(16) * 4)
             + 8 * align(ints * 4);
         // the dequantize + BLAS prefill path: its library, and a scratch for the largest layer matrix
         let blas = if prefill_blas_policy(dev.target()) && t >= PREFILL_BLAS_MIN_ROWS {
@@ -878,11 +887,6 @@ impl GpuBackend {
             xq: pool.alloc(gemv_q8::act_bytes(Q8_MAX_ROWS, d.max(qd).max(ff)))?,
             xq2: pool.alloc(gemv_q8::act_bytes(1, d.max(qd).max(ff)))?,
             ssq: pool.alloc(d.div_ceil(16))?,
-            cnt: {
-                let mut c = pool.alloc::<u32>(d.max(ff).div_ceil(16))?;
-                c.fill_bytes(0)?;
-                c
-            },
             ids: pool.alloc(t)?,
             pos: pool.alloc(t)?,
             cu: pool.alloc(sm + 1)?,
@@ -939,7 +943,7 @@ impl GpuBackend {
         let fuse_q8 = fuse_norm
             && use_q8
             && q8_attn_out
-            && q8_fusable(cfg, layers.iter().map(LayerMats::of), out.fmt);
+            && q8_fusable(cfg, layers.iter().map(LayerMats::of), out.fmt, dev.target());
         Ok(GpuBackend {
             dev: dev.clone(),
             stream,
@@ -1524,7 +1528,6 @@ impl GpuBackend {
             ss: &ss,
             eps: self.cfg.rms_eps,
         };
-        let mut cnt = s.cnt.view(0, s.cnt.len())?;
         gemv_q8::gemv_q8_fused(
             &self.dev,
             &self.stream,
@@ -1535,7 +1538,6 @@ impl GpuBackend {
             xq,
             norm.then_some(&n),
             out,
-            &mut cnt,
             None,
         )
     }

@@ -30,8 +30,10 @@ pub const BATCHES: &[i64] = &[1, 2, 4, 8];
 pub const MAX_BATCH: usize = 8;
 /// Rows of W per block.
 pub const ROWS: &[i64] = &[1, 2, 4];
-/// Waves per block.
+/// Waves per block (per sub-block of the forms with an 8-bit output: [`FUSED_WAVES`]).
 pub const WAVES: &[i64] = &[4];
+/// Waves per sub-block of the forms with an 8-bit output: as many as make a block of 512 threads.
+pub const FUSED_WAVES: &[i64] = &[1, 2, 4];
 /// Output dtypes.
 pub const DTYPES: &[&str] = &["f32", "f16"];
 /// What a launch does besides `y = W x` ([`Fuse`]; batch 1, f16 y): `none`; `norm`: x is an
@@ -52,7 +54,7 @@ pub static FAMILY: Family = Family {
         ParamDef { name: "dtype", kind: ParamKind::Choice { values: DTYPES }, doc: "element type of y" },
         ParamDef { name: "batch", kind: ParamKind::Int { prefix: "b", values: BATCHES }, doc: "right-hand sides compiled for (calls may pass fewer)" },
         ParamDef { name: "rows", kind: ParamKind::Int { prefix: "r", values: ROWS }, doc: "rows of W per block (tunable; rows x batch <= 8, <= 4 for q2_K/q3_K)" },
-        ParamDef { name: "waves", kind: ParamKind::Int { prefix: "w", values: WAVES }, doc: "waves per block" },
+        ParamDef { name: "waves", kind: ParamKind::Int { prefix: "w", values: FUSED_WAVES }, doc: "waves per block (4; per sub-block of the fused forms with an 8-bit output)" },
         ParamDef { name: "fuse", kind: ParamKind::Choice { values: FUSES }, doc: "fused input norm / output epilogue (batch 1, f16)" },
     ],
     validate: |s| {
@@ -61,6 +63,19 @@ pub static FAMILY: Family = Family {
         let fuse = s.str("fuse");
         if fuse != "none" && (b != 1 || s.str("dtype") != "f16") {
             return Err(format!("fuse {fuse} is compiled for batch 1 and f16 y only"));
+        }
+        // a block of the forms with an 8-bit output makes 16 rows: 16 / rows sub-blocks of `waves`
+        // waves, 512 threads (registers for 4 rows x 2 matrices on every target)
+        let waves = s.int("waves");
+        if out_form(fuse) {
+            if 16 / r * waves * s.wave() as i64 != FUSED_BLOCK {
+                return Err(format!(
+                    "fuse {fuse}: 16 / rows {r} sub-blocks of {waves} waves of {} are not {FUSED_BLOCK} threads",
+                    s.wave()
+                ));
+            }
+        } else if waves != 4 {
+            return Err(format!("{waves} waves: the plain and norm forms run 4"));
         }
         // the gated forms read a gate and an up row for each output row
         let r = if fuse.starts_with("norm_") { 2 * r } else { r };
@@ -75,6 +90,14 @@ pub static FAMILY: Family = Family {
     applies: any_target,
     preamble,
 };
+
+/// Threads of a block of the fused forms with an 8-bit output.
+const FUSED_BLOCK: i64 = 512;
+
+/// Whether a fused form writes an 8-bit output (its blocks make whole groups of 16 rows).
+fn out_form(fuse: &str) -> bool {
+    fuse == "resid" || fuse.starts_with("norm_")
+}
 
 /// Most rows × batch accumulators per thread for `format`: the K-quants with four 16-element
 /// segments per lane unit (q2_K, q3_K) need more registers per row and spill above 4 on RDNA3/4.
@@ -373,9 +396,8 @@ pub struct NormIn<'a> {
     pub eps: f32,
 }
 
-/// A fused launch's output (batch 1). The 8-bit copies are whole groups of 16 rows: each is made by
-/// the block that completes it, counted in the caller's `cnt` (zeroed once; it stays a multiple of
-/// 16 between launches).
+/// A fused launch's output (batch 1). The forms with an 8-bit copy run blocks of 16 rows (16 / rows
+/// sub-blocks of the plain kernel's block), which quantize their rows themselves.
 pub enum FusedOut<'a> {
     /// `y` (f16, `rows`), scaled by [`NormIn`]'s 1/rms.
     Plain(&'a mut Buffer<f16>),
@@ -420,19 +442,32 @@ impl FusedOut<'_> {
     }
 }
 
-/// The configuration of a fused launch of `rows` output rows: [`GemvQ8Config::default_for`]; the
-/// gated forms read two matrix rows an output row, so they take half the rows per block of the
-/// stacked matrix's plain launch (the same matrix rows a block).
-pub fn fused_config(ty: QuantType, rows: usize, glu: bool, target: &Target) -> GemvQ8Config {
-    match glu {
-        false => GemvQ8Config::default_for(ty, "f16", 1, rows, target),
-        true => {
-            let c = GemvQ8Config::default_for(ty, "f16", 1, 2 * rows, target);
-            GemvQ8Config {
-                rows: (c.rows / 2).max(1),
-                ..c
-            }
+/// The configuration of a fused launch of `rows` output rows: `norm` takes
+/// [`GemvQ8Config::default_for`]; the forms with an 8-bit output run blocks of 16 rows and 512
+/// threads: `resid` 4 rows a sub-block, the gated forms 2 (4 matrix rows, as the plain kernel's
+/// default on the stacked gate/up matrix), on wave64 never fewer than 2.
+/// `ROCMFORGE_Q8_FUSED_ROWS` overrides the rows of the gated forms (experiments).
+pub fn fused_config(ty: QuantType, rows: usize, fuse: &str, target: &Target) -> GemvQ8Config {
+    if !out_form(fuse) {
+        return GemvQ8Config::default_for(ty, "f16", 1, rows, target);
+    }
+    let glu = fuse.starts_with("norm_");
+    let lim = if glu { max_acc(ty.name()) / 2 } else { 4 };
+    let mut r = if glu { 2 } else { 4 };
+    if glu {
+        if let Some(v) = std::env::var("ROCMFORGE_Q8_FUSED_ROWS")
+            .ok()
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .filter(|v| ROWS.contains(v))
+        {
+            r = v;
         }
+    }
+    let wave = target.wave_size.max(1) as i64;
+    r = r.min(lim).max(16 * wave / FUSED_BLOCK);
+    GemvQ8Config {
+        rows: r as usize,
+        waves: (FUSED_BLOCK / (16 / r * wave)).max(1) as usize,
     }
 }
 
@@ -444,8 +479,7 @@ pub fn fused_spec(
     cfg: Option<GemvQ8Config>,
     target: &Target,
 ) -> Result<KernelSpec> {
-    let glu = fuse.starts_with("norm_");
-    let cfg = cfg.unwrap_or_else(|| fused_config(ty, rows, glu, target));
+    let cfg = cfg.unwrap_or_else(|| fused_config(ty, rows, fuse, target));
     spec_fused(ty, "f16", 1, cfg, fuse, target.wave_size)
 }
 
@@ -470,7 +504,6 @@ pub fn gemv_q8_fused(
     xq: &Buffer<u8>,
     norm: Option<&NormIn>,
     out: FusedOut,
-    cnt: &mut Buffer<u32>,
     cfg: Option<GemvQ8Config>,
 ) -> Result<()> {
     let fuse = out.fuse(norm.is_some()).ok_or_else(|| {
@@ -512,9 +545,6 @@ pub fn gemv_q8_fused(
     let plain = matches!(out, FusedOut::Plain(_));
     need("rows", plain || rows % 16 == 0, || {
         format!("{rows} output rows: the 8-bit output needs a multiple of 16")
-    })?;
-    need("counters", plain || cnt.len() >= rows / 16, || {
-        format!("{} counters for {} groups of 16 rows", cnt.len(), rows / 16)
     })?;
     let (ss_in, eps) = match norm {
         Some(n) => {
@@ -575,9 +605,18 @@ pub fn gemv_q8_fused(
     let spec = fused_spec(ty, rows, fuse, cfg, target)?;
     let r = spec.int("rows") as usize;
     let k = Jit::global().kernel(dev, &spec)?;
+    // the forms with an 8-bit output: blocks of 16 rows, 16 / r sub-blocks
+    let (per_block, subs) = match plain {
+        true => (r, 1),
+        false => (16, 16 / r),
+    };
     let lc = LaunchConfig {
-        grid: [rows.div_ceil(r) as u32, 1, 1],
-        block: [(spec.int("waves") as u32) * target.wave_size, 1, 1],
+        grid: [rows.div_ceil(per_block) as u32, 1, 1],
+        block: [
+            (subs * spec.int("waves") as usize) as u32 * target.wave_size,
+            1,
+            1,
+        ],
         shared_bytes: 0,
     };
     let base = xq.device_ptr();
@@ -599,7 +638,6 @@ pub fn gemv_q8_fused(
             Arg::Ptr(oq),
             Arg::Ptr(os),
             Arg::Ptr(ss_out),
-            cnt.into(),
         ],
     )
 }
