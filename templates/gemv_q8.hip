@@ -77,10 +77,12 @@ RF_DEVICE void rf_gemv_q8_f(const uint8_t* RF_RESTRICT w, const int8_t* RF_RESTR
         ss0 = t < ng ? fz.ss_in[t] : 0.0f;
         ss1 = t + BT < ng ? fz.ss_in[t + BT] : 0.0f;
     }
-    // OUT 1: the norm weight of the group's 16 rows
-    float nwv = 0.0f;
+    // OUT 1: the norm weight of the group's 16 rows, and each row's residual (loads in flight
+    // during the main loop, not in the block's tail)
+    float nwv = 0.0f, xrv = 0.0f;
     if constexpr (OUT == 1) {
         if (threadIdx.x < 16) nwv = fz.nw[min((int)(blockIdx.x * 16 + threadIdx.x), rows - 1)];
+        if (tid < R) xrv = fz.xres[min(row0 + tid, rows - 1)];
     }
     const int8_t* xb[B];
     const float2* sb[B];
@@ -169,7 +171,7 @@ RF_DEVICE void rf_gemv_q8_f(const uint8_t* RF_RESTRICT w, const int8_t* RF_RESTR
                 if (row0 + tid < rows) y[row] = h;
                 o = rf_to_f32(h);
             } else {
-                o = fz.xres[row] + rf_to_f32(rf_from_f32<rf_half>(v * sc));
+                o = xrv + rf_to_f32(rf_from_f32<rf_half>(v * sc));
                 if (row0 + tid < rows) fz.xres[row] = o;
             }
             vals[sub * R + tid] = o;

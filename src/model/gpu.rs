@@ -153,6 +153,9 @@ pub struct GpuBackend {
     /// the norms and the gated activation in the GEMVs' epilogues and inputs (`gemv_q8_fused`;
     /// [`q8_fusable`]): on with [`Self::fuse_norm`].
     fuse_q8: bool,
+    /// The fused 8-bit path's gate/up GEMV makes the gated activation too (the `norm_silu` /
+    /// `norm_gelu` forms; `ROCMFORGE_Q8_FUSED_GLU=on`): off by default, slower on the H200 (docs/PERF.md).
+    q8_glu: bool,
     /// The step last launched ran the fused 8-bit path: its logits GEMV applies the output norm's
     /// 1/rms.
     q8_step: std::sync::atomic::AtomicBool,
@@ -309,8 +312,19 @@ fn q8_fusable(
             l.qkv.iter().all(|&t| ok(t))
                 && form(l.o, cfg.d_model, "resid")
                 && form(l.down, cfg.d_model, "resid")
-                && l.gate_up.is_some_and(|t| form(t, cfg.d_ff, glu))
+                && l.gate_up
+                    .is_some_and(|t| !q8_glu_policy() || form(t, cfg.d_ff, glu))
         })
+}
+
+/// Whether the fused 8-bit path's gate/up GEMV makes the gated activation (`ROCMFORGE_Q8_FUSED_GLU`).
+fn q8_glu_policy() -> bool {
+    matches!(
+        std::env::var("ROCMFORGE_Q8_FUSED_GLU")
+            .as_deref()
+            .map(str::trim),
+        Ok("1") | Ok("on")
+    )
 }
 
 /// The gated activation of the model's MLP.
@@ -517,7 +531,10 @@ pub fn plan_specs(
                 want.extend(qkv.iter().map(|&(ty, n)| (ty, n, "norm")));
             }
             if let Some(ty) = m.gate_up {
-                want.push((ty, ff, act));
+                match q8_glu_policy() {
+                    true => want.push((ty, ff, act)),
+                    false => want.push((ty, 2 * ff, "norm")),
+                }
             }
             if li + 1 == cfg.n_layers {
                 want.push((out_ty, cfg.vocab_size, "norm"));
@@ -978,6 +995,7 @@ impl GpuBackend {
             fuse_append,
             fuse_norm,
             fuse_q8,
+            q8_glu: q8_glu_policy(),
             q8_step: std::sync::atomic::AtomicBool::new(false),
             q8_attn_out,
             prefill_blas,
@@ -1443,9 +1461,8 @@ impl GpuBackend {
             let l = &self.layers[li];
             if fq8 {
                 // the fused 8-bit path: the projection's epilogues carry the residual stream
-                self.launch_q8_mlp(li, &mut x)?;
+                launches += self.launch_q8_mlp(li, &mut x)?;
                 q8_norm = true;
-                launches += 3;
                 continue;
             }
             if self.q8_attn_out {
@@ -1542,11 +1559,12 @@ impl GpuBackend {
         )
     }
 
-    /// Layer `li`'s output projection and MLP on the fused 8-bit path (three launches; the
-    /// attention output's 8-bit copy is in s.xq2): o with the residual add and the ffn norm's input
-    /// into s.xq; gate/up with the gated activation into s.xq2; down with the residual add and the
-    /// next norm's input (the next layer's, or the output norm) into s.xq.
-    fn launch_q8_mlp(&self, li: usize, x: &mut Buffer<f32>) -> Result<()> {
+    /// Layer `li`'s output projection and MLP on the fused 8-bit path (the attention output's 8-bit
+    /// copy is in s.xq2): o with the residual add and the ffn norm's input into s.xq; gate/up with
+    /// the gated activation into s.xq2 (one launch with [`Self::q8_glu`], else the GEMV and
+    /// `glue::gated`); down with the residual add and the next norm's input (the next layer's, or
+    /// the output norm) into s.xq. Returns the launches made.
+    fn launch_q8_mlp(&self, li: usize, x: &mut Buffer<f32>) -> Result<usize> {
         let (s, c, l) = (&self.s, &self.cfg, &self.layers[li]);
         let (d, ff) = (c.d_model, c.d_ff);
         let gu = l.gate_up.as_ref().ok_or_else(|| {
@@ -1565,16 +1583,34 @@ impl GpuBackend {
         };
         self.q8_fused(&l.o, &s.xq2, false, o)?;
         let mut a = s.a.view(0, ff)?;
-        let act = match c.activation {
-            Activation::GeluTanh => gemv::GluAct::GeluTanh,
-            _ => gemv::GluAct::Silu,
+        let launches = if self.q8_glu {
+            let glu = gemv_q8::FusedOut::Glu {
+                act: glu_act(c),
+                y: &mut a,
+                q8: &mut q2,
+            };
+            self.q8_fused(gu, &s.xq, true, glu)?;
+            3
+        } else {
+            // the stacked gate/up GEMV with the norm's 1/rms, then the gated activation and its
+            // 8-bit copy (glue::gated): on the H200 faster than the gated form's blocks of 16 rows
+            let mut u = s.u.view(0, 2 * ff)?;
+            self.q8_fused(gu, &s.xq, true, gemv_q8::FusedOut::Plain(&mut u))?;
+            let (gt, up) = (s.u.view(0, ff)?, s.u.view(ff, ff)?);
+            let gelu = c.activation == Activation::GeluTanh;
+            glue::gated(
+                &self.dev,
+                &self.stream,
+                &gt,
+                &up,
+                &mut a,
+                1,
+                ff,
+                gelu,
+                Some(&mut q2),
+            )?;
+            4
         };
-        let glu = gemv_q8::FusedOut::Glu {
-            act,
-            y: &mut a,
-            q8: &mut q2,
-        };
-        self.q8_fused(gu, &s.xq, true, glu)?;
         let next = match self.layers.get(li + 1) {
             Some(n) => &n.attn_norm,
             None => &self.out_norm,
@@ -1585,7 +1621,8 @@ impl GpuBackend {
             q8: &mut q1,
             ss: &mut ss,
         };
-        self.q8_fused(&l.down, &s.xq2, false, down)
+        self.q8_fused(&l.down, &s.xq2, false, down)?;
+        Ok(launches)
     }
 
     /// A step's residual add and norm as a launch of its own (`glue::resid_norm`): `x += r'` (r' = r,
