@@ -43,6 +43,19 @@ struct rf_q8_fuse {
     float* ss_out;
 };
 
+// A load whose value is used only after the main loop, issued where it stands: the compiler would
+// otherwise sink a plain load to its use, and every block would wait for it in its tail (NVIDIA:
+// inline PTX, which it does not move; elsewhere a plain load).
+RF_DEVICE float rf_q8_ld_early(const float* p) {
+#if defined(RF_NVIDIA)
+    float v;
+    asm volatile("ld.global.f32 %0, [%1];" : "=f"(v) : "l"(p));
+    return v;
+#else
+    return *p;
+#endif
+}
+
 template <typename F, typename T, int B, int R, int NW, int NIN, int OUT>
 RF_DEVICE void rf_gemv_q8_f(const uint8_t* RF_RESTRICT w, const int8_t* RF_RESTRICT xq, const float2* RF_RESTRICT xs,
                             T* RF_RESTRICT y, int rows, int cols, int batch, const rf_q8_fuse fz) {
@@ -74,15 +87,15 @@ RF_DEVICE void rf_gemv_q8_f(const uint8_t* RF_RESTRICT w, const int8_t* RF_RESTR
     float ss0 = 0.0f, ss1 = 0.0f;
     if constexpr (NIN != 0) {
         const int ng = cols / 16, t = threadIdx.x;
-        ss0 = t < ng ? fz.ss_in[t] : 0.0f;
-        ss1 = t + BT < ng ? fz.ss_in[t + BT] : 0.0f;
+        ss0 = t < ng ? rf_q8_ld_early(fz.ss_in + t) : 0.0f;
+        ss1 = t + BT < ng ? rf_q8_ld_early(fz.ss_in + t + BT) : 0.0f;
     }
     // OUT 1: the norm weight of the group's 16 rows, and each row's residual (loads in flight
     // during the main loop, not in the block's tail)
     float nwv = 0.0f, xrv = 0.0f;
     if constexpr (OUT == 1) {
-        if (threadIdx.x < 16) nwv = fz.nw[min((int)(blockIdx.x * 16 + threadIdx.x), rows - 1)];
-        if (tid < R) xrv = fz.xres[min(row0 + tid, rows - 1)];
+        if (threadIdx.x < 16) nwv = rf_q8_ld_early(fz.nw + min((int)(blockIdx.x * 16 + threadIdx.x), rows - 1));
+        if (tid < R) xrv = rf_q8_ld_early(fz.xres + min(row0 + tid, rows - 1));
     }
     const int8_t* xb[B];
     const float2* sb[B];

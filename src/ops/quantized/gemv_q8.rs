@@ -631,6 +631,8 @@ pub fn gemv_q8_fused(
             Arg::Ptr(y),
             (rows as i32).into(),
             (cols as i32).into(),
+            // batch 1 passed at run time: the main loop is then the plain instance's code
+            1i32.into(),
             Arg::Ptr(ss_in),
             eps.into(),
             Arg::Ptr(xres),
