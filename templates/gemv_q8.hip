@@ -25,8 +25,7 @@ RF_DEVICE void rf_q8_act(const T* RF_RESTRICT x, signed char* RF_RESTRICT xq, fl
 
 // Fused forms (batch 1, f16 y; docs in ops::quantized::gemv_q8). NIN: the input is an RMSNorm whose 1/rms
 // was not applied (a producer's OUT 1 below): every block sums the producer's per-16 sums of squares
-// (ss_in, cols / 16 of them, loaded before the main loop) and scales its outputs by
-// rsqrt(sum / cols + eps). OUT 1 (resid): xres[row] += f16(y[row]) (the residual stream, f32, in place)
+// (ss_in, cols / 16 of them) and scales its outputs by rsqrt(sum / cols + eps). OUT 1 (resid): xres[row] += f16(y[row]) (the residual stream, f32, in place)
 // and the 8-bit copy of xres * nw (the next RMSNorm without its 1/rms: the 16 codes of a group do not
 // depend on a common factor, and their d takes it in the consumer's NIN), with each group's sum of
 // squares in ss_out. OUT 2 / 3: W is gate (rows 0 .. rows - 1) and up (rows .. 2 rows - 1) stacked;
@@ -42,19 +41,6 @@ struct rf_q8_fuse {
     float2* os;
     float* ss_out;
 };
-
-// A load whose value is used only after the main loop, issued where it stands: the compiler would
-// otherwise sink a plain load to its use, and every block would wait for it in its tail (NVIDIA:
-// inline PTX, which it does not move; elsewhere a plain load).
-RF_DEVICE float rf_q8_ld_early(const float* p) {
-#if defined(RF_NVIDIA)
-    float v;
-    asm volatile("ld.global.f32 %0, [%1];" : "=f"(v) : "l"(p));
-    return v;
-#else
-    return *p;
-#endif
-}
 
 template <typename F, typename T, int B, int R, int NW, int NIN, int OUT>
 RF_DEVICE void rf_gemv_q8_f(const uint8_t* RF_RESTRICT w, const int8_t* RF_RESTRICT xq, const float2* RF_RESTRICT xs,
@@ -81,21 +67,27 @@ RF_DEVICE void rf_gemv_q8_f(const uint8_t* RF_RESTRICT w, const int8_t* RF_RESTR
         const int rr = min(row0 + (r % R), rows - 1) + (r >= R ? rows : 0);
         wr[r] = w + (long long)rr * row_bytes;
     }
-    // NIN: the producer's sums, loaded now by the whole block and added up after the main loop
-    // (up to 2 a thread in registers; longer rows loop there)
+    // NIN: 1/rms from the producer's sums, before the main loop (H200: 1-2 % faster end to end than
+    // summing them after it, loads issued first by inline PTX, which lost the weights' read-only loads)
     constexpr int BT = S * NT;
-    float ss0 = 0.0f, ss1 = 0.0f;
+    float sc = 1.0f;
     if constexpr (NIN != 0) {
-        const int ng = cols / 16, t = threadIdx.x;
-        ss0 = t < ng ? rf_q8_ld_early(fz.ss_in + t) : 0.0f;
-        ss1 = t + BT < ng ? rf_q8_ld_early(fz.ss_in + t + BT) : 0.0f;
+        __shared__ float s_ss[S * NW];
+        float t = 0.0f;
+        for (int i = threadIdx.x; i < cols / 16; i += BT) t += fz.ss_in[i];
+        t = rf_wave_sum(t);
+        if (threadIdx.x % RF_WAVE == 0) s_ss[threadIdx.x / RF_WAVE] = t;
+        __syncthreads();
+        t = 0.0f;
+#pragma unroll
+        for (int k = 0; k < S * NW; ++k) t += s_ss[k];
+        sc = rsqrtf(t / (float)cols + fz.eps);
     }
-    // OUT 1: the norm weight of the group's 16 rows, and each row's residual (loads in flight
-    // during the main loop, not in the block's tail)
+    // OUT 1: the norm weight of the group's 16 rows, and each row's residual
     float nwv = 0.0f, xrv = 0.0f;
     if constexpr (OUT == 1) {
-        if (threadIdx.x < 16) nwv = rf_q8_ld_early(fz.nw + min((int)(blockIdx.x * 16 + threadIdx.x), rows - 1));
-        if (tid < R) xrv = rf_q8_ld_early(fz.xres + min(row0 + tid, rows - 1));
+        if (threadIdx.x < 16) nwv = fz.nw[min((int)(blockIdx.x * 16 + threadIdx.x), rows - 1)];
+        if (tid < R) xrv = fz.xres[min(row0 + tid, rows - 1)];
     }
     const int8_t* xb[B];
     const float2* sb[B];
@@ -142,22 +134,7 @@ RF_DEVICE void rf_gemv_q8_f(const uint8_t* RF_RESTRICT w, const int8_t* RF_RESTR
             const float v = rf_wave_sum(acc[r][b]);
             if (lane == 0) red[sub][wid][r * B + b] = v;
         }
-    if constexpr (NIN != 0) {
-        float t = ss0 + ss1;
-        for (int i = threadIdx.x + 2 * BT; i < cols / 16; i += BT) t += fz.ss_in[i];
-        t = rf_wave_sum(t);
-        if (lane == 0) red[sub][wid][RR * B] = t;
-    }
     __syncthreads();
-    float sc = 1.0f;
-    if constexpr (NIN != 0) {
-        float t = 0.0f;
-#pragma unroll
-        for (int j = 0; j < S; ++j)
-#pragma unroll
-            for (int k = 0; k < NW; ++k) t += red[j][k][RR * B];
-        sc = rsqrtf(t / (float)cols + fz.eps);
-    }
     if constexpr (OUT == 0) {
         for (int t = threadIdx.x; t < R * B; t += NT) {
             const int r = t / B, b = t % B;
