@@ -5,7 +5,7 @@ python3 -c "import tarfile; tarfile.open('.dev/s14/e.tar.xz').extractall()"
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm --format=csv,noheader
 mkdir -p $OUT/e /tmp/m; R=$PWD; RF=$R/.gpu/bin/rocmforge; T=$R/.gpu/tests; TA=$R/.dev/s14/tasm
 export ROCMFORGE_CACHE_DIR=/tmp/rc RUST_BACKTRACE=1
-( bash docs/runs/s14/e-build-llama-bench.sh .dev/llama.cpp-0c1e570-src.tar.gz /tmp/llama > $OUT/e/llama_build.log 2>&1; echo "build rc=$?" >> $OUT/e/llama_build.log ) &
+( bash docs/runs/s14/e-build-llama-bench.sh .dev/s14/llama.cpp-0c1e570-src.tar.gz /tmp/llama > $OUT/e/llama_build.log 2>&1; echo "build rc=$?" >> $OUT/e/llama_build.log ) &
 BUILD=$!
 ( $RF gguf synth --preset smollm2-135m --type q4_1 --out /tmp/m/s.gguf && $RF gguf synth --preset gemma3-270m --out /tmp/m/g.gguf && $RF gguf synth --preset llama-3-8b --out /tmp/m/l8.gguf && $RF gguf synth --preset llama-3-8b --type q4_0 --out /tmp/m/l8q40.gguf ) > $OUT/e/synth.log 2>&1 &
 SYN=$!
