@@ -257,6 +257,8 @@ fn check_fused(
     let y16 = y16.to_vec().unwrap();
     let (x_want, _, _, ss_want) = gemv_q8::resid_ref(&xres, &y16, &nw).unwrap();
     let zero = vec![f16::ZERO; rows];
+    // another summation order (waves a row) moves y by rounding relative to its largest terms
+    let ymax = y16.iter().fold(0f32, |m, v| m.max(v.to_f32().abs()));
     let mut q1: Buffer<u8> = dev.alloc(gemv_q8::act_bytes(1, rows.max(ff))).unwrap();
     let mut ss: Buffer<f32> = dev.alloc(rows / 16 + 1).unwrap();
     let mut xr = upload_f32(dev, &xres);
@@ -276,11 +278,7 @@ fn check_fused(
         // else within one f16 rounding of y
         let xg = xr.to_vec().unwrap();
         for (i, (g, e)) in xg.iter().zip(&x_want).enumerate() {
-            let tol = if cfg.waves == 4 {
-                0.0
-            } else {
-                y16[i].to_f32().abs() * 2.5e-3 + 1e-6
-            };
+            let tol = if cfg.waves == 4 { 0.0 } else { ymax * 1e-3 };
             assert!(
                 (g - e).abs() <= tol,
                 "{what} {cfg:?} resid x[{i}]: {g} want {e}"
@@ -377,9 +375,11 @@ fn check_fused(
         // row), else within an f16 rounding of gate and of up; the 8-bit copy of its own output
         let ag = a.to_vec().unwrap();
         let gt = gu.to_vec().unwrap();
+        let amax = |v: &[f16]| v.iter().fold(0f32, |m, x| m.max(x.to_f32().abs()));
+        let (gmax, umax) = (amax(&gt[..ff]), amax(&gt[ff..]));
         for (i, (g, e)) in ag.iter().zip(&a_want).enumerate() {
             let (g, e) = (g.to_f32(), e.to_f32());
-            let scale = gt[i].to_f32().abs().max(1.0) * gt[ff + i].to_f32().abs();
+            let scale = gmax.max(1.0) * umax;
             let tol = if cfg.waves == 4 {
                 0.0
             } else {

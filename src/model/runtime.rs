@@ -82,7 +82,8 @@ pub struct GpuOptions {
     pub q8: Option<bool>,
     /// Decode-step fusions that save launches: the gated activation in the gate/up GEMV's epilogue,
     /// the flash-decoding merge and RoPE with the KV append inside the attention launch, the
-    /// residual add and RMSNorm inside the float GEMVs that consume them, all with `Some(true)`,
+    /// residual add and RMSNorm inside the float GEMVs that consume them (on 8-bit activations:
+    /// in the epilogues of the GEMVs that produce the residual), all with `Some(true)`,
     /// none with `Some(false)`; `None`: `ROCMFORGE_FUSE` = `glu`, `merge`, `on` or `off` (and
     /// `ROCMFORGE_FUSE_APPEND=off`, `ROCMFORGE_FUSE_NORM=off`), and unset the GLU epilogue, the
     /// append and the norms always and the in-launch merge with the matrix-core decode kernel.
