@@ -652,15 +652,19 @@ fn q8_fused_specs_and_resid_reference() {
     let s = gemv_q8::fused_spec(QuantType::Q4_K, 14336, "norm_silu", None, &sm90).unwrap();
     assert_eq!((s.int("rows"), s.int("waves")), (2, 2));
     let s = gemv_q8::fused_spec(QuantType::Q2_K, 14336, "norm_silu", None, &sm90).unwrap();
-    assert_eq!(s.int("rows"), 2);
+    assert_eq!(s.int("rows"), 1);
+    let s = gemv_q8::fused_spec(QuantType::Q3_K, 4096, "resid", None, &sm90).unwrap();
+    assert_eq!((s.int("rows"), s.int("waves")), (2, 2));
     let plain = gemv_q8::GemvQ8Config::default_for(QuantType::Q6_K, "f16", 1, 1024, &sm90);
     let s = gemv_q8::fused_spec(QuantType::Q6_K, 1024, "norm", None, &sm90).unwrap();
     assert_eq!(s.int("rows") as usize, plain.rows);
     let gfx = rocmforge::gpu::Target::named("gfx942").unwrap();
     let s = gemv_q8::fused_spec(QuantType::Q4_K, 4096, "resid", None, &gfx).unwrap();
     assert_eq!((s.int("rows"), s.int("waves")), (4, 2));
-    let s = gemv_q8::fused_spec(QuantType::Q2_K, 14336, "norm_silu", None, &gfx).unwrap();
+    let s = gemv_q8::fused_spec(QuantType::Q4_K, 14336, "norm_silu", None, &gfx).unwrap();
     assert_eq!((s.int("rows"), s.int("waves")), (2, 1));
+    // q2_K's gated form would need 1 row a sub-block: 16 sub-blocks of a wave of 64 are 1024 threads
+    assert!(gemv_q8::fused_spec(QuantType::Q2_K, 14336, "norm_silu", None, &gfx).is_err());
     let cfg = |rows| gemv_q8::GemvQ8Config { rows, waves: 4 };
     // fused forms: batch 1 and f16 y only; the gated ones within the format's accumulators
     let e = gemv_q8::spec_fused(QuantType::Q4_0, "f16", 2, cfg(1), "norm", 32)
@@ -671,17 +675,17 @@ fn q8_fused_specs_and_resid_reference() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("f16"), "{e}");
-    assert!(gemv_q8::spec_fused(QuantType::Q2_K, "f16", 1, cfg(4), "norm_gelu", 32).is_err());
     let cfg2 = gemv_q8::GemvQ8Config { rows: 2, waves: 2 };
-    assert!(gemv_q8::spec_fused(QuantType::Q2_K, "f16", 1, cfg2, "norm_gelu", 32).is_ok());
-    assert!(gemv_q8::spec_fused(QuantType::Q4_0, "f16", 1, cfg(4), "norm_silu", 32).is_ok());
+    assert!(gemv_q8::spec_fused(QuantType::Q2_K, "f16", 1, cfg2, "norm_gelu", 32).is_err());
+    assert!(gemv_q8::spec_fused(QuantType::Q4_0, "f16", 1, cfg2, "norm_silu", 32).is_ok());
+    assert!(gemv_q8::spec_fused(QuantType::Q4_0, "f16", 1, cfg(4), "norm_silu", 32).is_err());
     // every format, wave32: rows 1, 2, 4 for norm and resid (16 / rows sub-blocks of 512 / 16 *
-    // rows threads) and for each gated form (1, 2 for q2_K, q3_K); the plain instances unchanged
+    // rows threads; resid 1, 2 for q2_K, q3_K) and 1, 2 for each gated form (1 for q2_K, q3_K)
     let fused = KernelSpec::enumerate(&gemv_q8::FAMILY, 32)
         .into_iter()
         .filter(|s| s.str("fuse") != "none")
         .count();
-    assert_eq!(fused, 9 * 12 + 2 * 10);
+    assert_eq!(fused, 9 * 10 + 2 * 7);
     let e = gemv_q8::spec_fused(QuantType::Q4_0, "f16", 1, cfg(2), "resid", 32)
         .unwrap_err()
         .to_string();

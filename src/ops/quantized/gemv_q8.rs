@@ -77,8 +77,14 @@ pub static FAMILY: Family = Family {
         } else if waves != 4 {
             return Err(format!("{waves} waves: the plain and norm forms run 4"));
         }
-        // the gated forms read a gate and an up row for each output row
-        let r = if fuse.starts_with("norm_") { 2 * r } else { r };
+        // in blocks of 512 threads (fewer registers a thread) the forms with an 8-bit output take
+        // at most half the format's accumulators, the gated ones (a gate and an up row for each
+        // output row) a quarter: more spill on RDNA2
+        let r = match fuse {
+            "resid" => 2 * r,
+            f if f.starts_with("norm_") => 4 * r,
+            _ => r,
+        };
         if r * b > lim {
             return Err(format!(
                 "rows {r} x batch {b} exceeds {lim} accumulators per thread for {}",
@@ -445,14 +451,19 @@ impl FusedOut<'_> {
 /// The configuration of a fused launch of `rows` output rows: `norm` takes
 /// [`GemvQ8Config::default_for`]; the forms with an 8-bit output run blocks of 16 rows and 512
 /// threads: `resid` 4 rows a sub-block, the gated forms 2 (4 matrix rows, as the plain kernel's
-/// default on the stacked gate/up matrix), on wave64 never fewer than 2.
+/// default on the stacked gate/up matrix), half that for q2_K and q3_K, on wave64 never fewer
+/// than 2 (no gated form of q2_K and q3_K there).
 /// `ROCMFORGE_Q8_FUSED_ROWS` overrides the rows of the gated forms (experiments).
 pub fn fused_config(ty: QuantType, rows: usize, fuse: &str, target: &Target) -> GemvQ8Config {
     if !out_form(fuse) {
         return GemvQ8Config::default_for(ty, "f16", 1, rows, target);
     }
     let glu = fuse.starts_with("norm_");
-    let lim = if glu { max_acc(ty.name()) / 2 } else { 4 };
+    // q2_K / q3_K: half the rows (their four segments a unit take more registers)
+    let lim = match glu {
+        true => max_acc(ty.name()) / 4,
+        false => max_acc(ty.name()) / 2,
+    };
     let mut r = if glu { 2 } else { 4 };
     if glu {
         if let Some(v) = std::env::var("ROCMFORGE_Q8_FUSED_ROWS")
