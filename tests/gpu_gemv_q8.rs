@@ -116,22 +116,29 @@ fn check(dev: &Device, ty: QuantType, bytes: &[u8], rows: usize, cols: usize, wh
     }
 }
 
+/// The integer formats with their index, narrowed by ROCMFORGE_TEST_FORMATS=q4_K,q6_K (for
+/// compute-sanitizer and the emulated targets).
+fn test_formats() -> Vec<(usize, QuantType)> {
+    let only = std::env::var("ROCMFORGE_TEST_FORMATS").ok();
+    gemv_q8::FORMATS
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| {
+            !only
+                .as_ref()
+                .is_some_and(|o| !o.split(',').any(|f| f == **n))
+        })
+        .map(|(i, n)| (i, QuantType::from_name(n).unwrap()))
+        .collect()
+}
+
 #[test]
 #[ignore = "needs a GPU"]
 #[serial_test::serial]
 fn every_format_random() {
     let dev = device();
     let before = dev.allocated_bytes();
-    // ROCMFORGE_TEST_FORMATS=q4_K,q6_K narrows the run (for compute-sanitizer)
-    let only = std::env::var("ROCMFORGE_TEST_FORMATS").ok();
-    for (i, name) in gemv_q8::FORMATS.iter().enumerate() {
-        if only
-            .as_ref()
-            .is_some_and(|o| !o.split(',').any(|f| f == *name))
-        {
-            continue;
-        }
-        let ty = QuantType::from_name(name).unwrap();
+    for (i, ty) in test_formats() {
         let qk = kernel_qk(ty);
         let many = if qk >= 256 { 67 } else { 301 };
         for (rows, nb) in [(1usize, 1usize), (17, 3), (1000, 2), (33, 16), (40, many)] {
@@ -411,15 +418,7 @@ fn check_fused(
 fn fused_forms_match_the_launches_they_replace() {
     let dev = device();
     let before = dev.allocated_bytes();
-    let only = std::env::var("ROCMFORGE_TEST_FORMATS").ok();
-    for (i, name) in gemv_q8::FORMATS.iter().enumerate() {
-        if only
-            .as_ref()
-            .is_some_and(|o| !o.split(',').any(|f| f == *name))
-        {
-            continue;
-        }
-        let ty = QuantType::from_name(name).unwrap();
+    for (i, ty) in test_formats() {
         let qk = kernel_qk(ty);
         // rows: one group of 16, several, the 8B's width; cols: one block, an odd count
         for (j, &(rows, nb, ff)) in [
