@@ -25,10 +25,10 @@ RF_DEVICE void rf_q8_act(const T* RF_RESTRICT x, signed char* RF_RESTRICT xq, fl
 
 // Fused forms (batch 1, f16 y; docs in ops::quantized::gemv_q8). NIN: the input is an RMSNorm whose 1/rms
 // was not applied (a producer's OUT 1 below): every block sums the producer's per-16 sums of squares
-// (ss_in, cols / 16 of them) and scales its outputs by rsqrt(sum / cols + eps). OUT 1 (resid): xres[row] += f16(y[row]) (the residual stream, f32, in place)
-// and the 8-bit copy of xres * nw (the next RMSNorm without its 1/rms: the 16 codes of a group do not
-// depend on a common factor, and their d takes it in the consumer's NIN), with each group's sum of
-// squares in ss_out. OUT 2 / 3: W is gate (rows 0 .. rows - 1) and up (rows .. 2 rows - 1) stacked;
+// (ss_in, cols / 16 of them) and scales its outputs by rsqrt(sum / cols + eps). OUT 1 (resid):
+// xres[row] += f16(y[row]) (the residual stream, f32, in place) and the 8-bit copy of xres * nw (the
+// next RMSNorm without its 1/rms: the 16 codes of a group do not depend on a common factor, and their
+// d takes it in the consumer's NIN), with each group's sum of squares in ss_out. OUT 2 / 3: W is gate (rows 0 .. rows - 1) and up (rows .. 2 rows - 1) stacked;
 // y[row] = f16(act(f16(gate)) * f16(up)) (SiLU / GELU-tanh, glue_gated's arithmetic) and its 8-bit
 // copy. With OUT, a block makes a whole group of 16 rows, so it can quantize them itself: it is
 // S = 16 / R sub-blocks of NW waves (512 threads), each the plain kernel's block on R of the rows.
