@@ -299,10 +299,7 @@ fn q8_fusable(
     let form = |ty: QuantType, rows: usize, fuse: &str| {
         ok(ty) && gemv_q8::fused_spec(ty, rows, fuse, None, target).is_ok()
     };
-    let glu = match cfg.activation {
-        Activation::GeluTanh => "norm_gelu",
-        Activation::Silu => "norm_silu",
-    };
+    let glu = q8_glu_form(cfg);
     !cfg.post_norms
         && [cfg.d_model, cfg.d_ff, cfg.q_dim()]
             .iter()
@@ -315,6 +312,14 @@ fn q8_fusable(
                 && l.gate_up
                     .is_some_and(|t| !q8_glu_policy() || form(t, cfg.d_ff, glu))
         })
+}
+
+/// The `gemv_q8` gated form for the model's MLP activation.
+fn q8_glu_form(cfg: &ModelConfig) -> &'static str {
+    match glu_act(cfg) {
+        gemv::GluAct::GeluTanh => "norm_gelu",
+        gemv::GluAct::Silu => "norm_silu",
+    }
 }
 
 /// Whether the fused 8-bit path's gate/up GEMV makes the gated activation (`ROCMFORGE_Q8_FUSED_GLU`).
@@ -520,10 +525,7 @@ pub fn plan_specs(
         }
         let fusable = q8_fusable(cfg, mats.iter().map(|m| m.0.clone()), out_ty, target);
         let (d, ff) = (cfg.d_model, cfg.d_ff);
-        let act = match cfg.activation {
-            Activation::GeluTanh => "norm_gelu",
-            _ => "norm_silu",
-        };
+        let act = q8_glu_form(cfg);
         for (li, (m, qkv)) in mats.iter().enumerate().filter(|_| fusable) {
             let mut want: Vec<(QuantType, usize, &str)> =
                 vec![(m.o, d, "resid"), (m.down, d, "resid")];
