@@ -64,7 +64,9 @@ RF_DEVICE void dec_finish(const float* s_o, const float* s_ml, int b, int kvh, i
     // ---- merge the waves; write the split's part (or, with one split, the output)
     constexpr int NT = NW * RF_WAVE;
     const int nsplit = gridDim.x;
-    for (int e0 = 0; e0 < R * HD; e0 += NT) {
+    // the group's rows past rows_total are skipped, unless the 8-bit copy needs every lane in every pass
+    const int rv = nsplit > 1 || xq == nullptr ? max(0, min(R, rows_total - rg * R)) : R;
+    for (int e0 = 0; e0 < rv * HD; e0 += NT) {
         const int e = e0 + threadIdx.x;
         const int r = min(e / HD, R - 1), d = e % HD, rr = rg * R + r;
         const bool valid = e < R * HD && rr < rows_total;
@@ -108,7 +110,8 @@ RF_DEVICE void dec_finish(const float* s_o, const float* s_ml, int b, int kvh, i
     if (!s_last) return;
     __threadfence();
     constexpr int D4 = HD / 4;
-    for (int e0 = 0; e0 < R * D4; e0 += NT) {
+    const int rm = xq == nullptr ? max(0, min(R, rows_total - rg * R)) : R;
+    for (int e0 = 0; e0 < rm * D4; e0 += NT) {
         const int e = e0 + threadIdx.x;
         const int r = min(e / D4, R - 1), d4 = e % D4, rr = rg * R + r;
         const bool valid = e < R * D4 && rr < rows_total;
@@ -155,14 +158,19 @@ RF_DEVICE void dec_finish(const float* s_o, const float* s_ml, int b, int kvh, i
 // copied, for kv head kvh, and a barrier then orders those stores before the block's loads of them. Every
 // row group's block of the split writes the same values; no other block reads those slots. The condition
 // is uniform over the block, so the barrier is reached by all of its threads or none.
-template <typename T, int HD>
+// SYNC false: the caller's next barrier does that (with the query rows' stores). The items go to the block's
+// threads from the last one down, so the query rows (dealt from wave 0 on, DecQ) rotate on other waves.
+RF_DEVICE bool dec_appends(int rope, int nq, int kv_len, int begin, int end) {
+    return rope >= 0 && max(begin, kv_len - nq) < min(end, kv_len);
+}
+template <typename T, int HD, bool SYNC>
 RF_DEVICE void dec_append(const T* k_new, const T* v_new, const int* pos, int rope, int n_rot, float log2_base, T* k_cache,
                           T* v_cache, const int* bt, int page_size, int b, int nq, int kvh, int hkv, int kv_len, int begin, int end) {
+    if (!dec_appends(rope, nq, kv_len, begin, end)) return;
     const int t0 = max(begin, kv_len - nq), t1 = min(end, kv_len);
-    if (rope < 0 || t0 >= t1) return;
     constexpr int NG = HD / 8;
 #pragma unroll 1
-    for (int i = threadIdx.x; i < (t1 - t0) * NG; i += blockDim.x) {
+    for (int i = (int)(blockDim.x - 1 - threadIdx.x); i < (t1 - t0) * NG; i += blockDim.x) {
         const int slot = t0 + i / NG, g = i % NG;
         const int tok = b * nq + slot - (kv_len - nq);
         const long long src = ((long long)tok * hkv + kvh) * HD;
@@ -175,28 +183,96 @@ RF_DEVICE void dec_append(const T* k_new, const T* v_new, const int* pos, int ro
         else
             kv_put_group<T, 0>(k_new + src, v_new + src, k_cache + dst, v_cache + dst, g, n_rot, ps, log2_base);
     }
-    __syncthreads();
+    if (SYNC) __syncthreads();
 }
 
-// The fused append's RoPE on the block's query rows (rope > 0), in place where the block keeps them in
-// shared memory (R rows, ld elements apart; row r is row group rg's row rg * R + r, of token b * nq +
-// row / G): rope_group's arithmetic, as the append kernel rotates Q in place, one 4-pair group a thread.
-template <typename T>
-RF_DEVICE void dec_rope_rows(T* rows, int ld, int R, int rg, int rows_total, int G, int b, int nq, const int* pos, int rope,
-                             int n_rot, float log2_base) {
-    const int ng = n_rot / 8;
-#pragma unroll 1
-    for (int i = threadIdx.x; i < R * ng; i += blockDim.x) {
-        const int r = i / ng, g = i % ng, rr = rg * R + r;
-        if (rr >= rows_total) continue;
-        T* const row = rows + r * ld;
-        const float ps = (float)pos[b * nq + rr / G];
-        if (rope == 2)
-            rope_group<T, true>(row, row, g, n_rot, ps, log2_base);
-        else
-            rope_group<T, false>(row, row, g, n_rot, ps, log2_base);
+// The block's query rows, loaded into registers and stored into shared memory (sq, R rows ld elements apart),
+// rotated on the way when the append is fused with RoPE (rope > 0; rope_pairs, rope_group's arithmetic).
+// A row is NV = HD / 8 items of 16 bytes: item c < n_rot / 8 is rope group c (normal: elements 8c .. 8c + 7;
+// neox: 4c .. 4c + 3 and n_rot / 2 + 4c .. + 3, two 8-byte loads), a later one elements 8c .. 8c + 7.
+// Where a row's items fit one wave, rows are dealt to the waves in turn (row r to wave r % NW): a row group
+// of a few heads then loads and rotates them on as many waves at once, not all on wave 0 (which made each
+// decode step's attention wait for one wave's sines in a row, with a barrier before and after).
+template <typename T, int HD, int R, int NT>
+struct DecQ {
+    static constexpr int NV = HD / 8, QPT = (R * NV + NT - 1) / NT;
+    uint4 v[QPT];
+    float ps[QPT];
+    RF_DEVICE static void item(int i, int& r, int& c) {
+        if constexpr (RF_WAVE % NV == 0) {
+            constexpr int RPW = RF_WAVE / NV, NW = NT / RF_WAVE;
+            const int lane = (int)threadIdx.x % RF_WAVE, w = (int)threadIdx.x / RF_WAVE;
+            r = (i * RPW + lane / NV) * NW + w;
+            c = lane % NV;
+        } else {
+            const int x = (int)threadIdx.x + i * NT;
+            r = x / NV;
+            c = x % NV;
+        }
     }
-}
+    RF_DEVICE void load(const T* q, int b, int nq, int hq, int kvh, int G, int rg, int rows_total, const int* pos, int rope,
+                        int n_rot) {
+#pragma unroll
+        for (int i = 0; i < QPT; i++) {
+            int r, c;
+            item(i, r, c);
+            const int rr = rg * R + r;
+            v[i] = make_uint4(0, 0, 0, 0);
+            ps[i] = 0.0f;
+            if (r < R && rr < rows_total) {
+                const T* row = q + ((long long)(b * nq + rr / G) * hq + kvh * G + rr % G) * HD;
+                if (rope == 2 && c < n_rot / 8) {
+                    const uint2 lo = *(const uint2*)(row + 4 * c), hi = *(const uint2*)(row + n_rot / 2 + 4 * c);
+                    v[i] = make_uint4(lo.x, lo.y, hi.x, hi.y);
+                } else {
+                    v[i] = ((const uint4*)row)[c];
+                }
+                if (rope > 0) ps[i] = (float)pos[b * nq + rr / G];
+            }
+        }
+    }
+    RF_DEVICE void store(T* sq, int ld, int rg, int rows_total, int rope, int n_rot, float log2_base) {
+#pragma unroll
+        for (int i = 0; i < QPT; i++) {
+            int r, c;
+            item(i, r, c);
+            if (r >= R) continue;
+            const bool grp = rope > 0 && c < n_rot / 8;
+            uint4 u = v[i];
+            if (grp && rg * R + r < rows_total) {
+                float f[8], a[4], bb[4];
+                dec_unpack8(u, f, (T*)nullptr);
+                if (rope == 2) {
+#pragma unroll
+                    for (int j = 0; j < 4; j++) { a[j] = f[j]; bb[j] = f[4 + j]; }
+                } else {
+#pragma unroll
+                    for (int j = 0; j < 4; j++) { a[j] = f[2 * j]; bb[j] = f[2 * j + 1]; }
+                }
+                rope_pairs(a, bb, c, n_rot, ps[i], log2_base);
+                if (rope == 2) {
+#pragma unroll
+                    for (int j = 0; j < 4; j++) { f[j] = a[j]; f[4 + j] = bb[j]; }
+                } else {
+#pragma unroll
+                    for (int j = 0; j < 4; j++) { f[2 * j] = a[j]; f[2 * j + 1] = bb[j]; }
+                }
+                rf_vec4<T> h0, h1;
+#pragma unroll
+                for (int j = 0; j < 4; j++) { h0.v[j] = rf_from_f32<T>(f[j]); h1.v[j] = rf_from_f32<T>(f[4 + j]); }
+                const uint2 p0 = *(const uint2*)&h0, p1 = *(const uint2*)&h1;
+                u = make_uint4(p0.x, p0.y, p1.x, p1.y);
+            }
+            T* const row = sq + r * ld;
+            if (grp && rope == 2) {
+                *(uint2*)(row + 4 * c) = make_uint2(u.x, u.y);
+                *(uint2*)(row + n_rot / 2 + 4 * c) = make_uint2(u.z, u.w);
+            } else {
+                *(uint4*)(row + 8 * c) = u;
+            }
+        }
+    }
+};
 
 template <typename T, int HD, int R>
 RF_DEVICE void attn_decode(const T* RF_RESTRICT q, T* k_cache, T* v_cache,
@@ -235,25 +311,13 @@ RF_DEVICE void attn_decode(const T* RF_RESTRICT q, T* k_cache, T* v_cache,
     const int end = min(begin + split_tokens, kv_len);
     const int* bt = block_tables + (long long)b * max_pages;
     if (rope > 0) {
-        // the rows' loads first, the append's in flight with them (one memory latency, not two in a row)
-        constexpr int QPT = (R * NV + DEC_NW * RF_WAVE - 1) / (DEC_NW * RF_WAVE);
-        uint4 qv[QPT];
-#pragma unroll
-        for (int i = 0; i < QPT; i++) {
-            const int v = threadIdx.x + i * DEC_NW * RF_WAVE, r = v / NV, c = v % NV, rr = rg * R + r;
-            qv[i] = make_uint4(0, 0, 0, 0);
-            if (v < R * NV && rr < rows_total)
-                qv[i] = ((const uint4*)(q + ((long long)(b * nq + rr / G) * hq + kvh * G + rr % G) * HD))[c];
-        }
-        dec_append<T, HD>(k_new, v_new, pos, rope, n_rot, log2_base, k_cache, v_cache, bt, page_size, b, nq, kvh, hkv, kv_len,
-                          begin, end);
-#pragma unroll
-        for (int i = 0; i < QPT; i++) {
-            const int v = threadIdx.x + i * DEC_NW * RF_WAVE;
-            if (v < R * NV) *(uint4*)(sq + (v / NV) * HD + 8 * (v % NV)) = qv[i];
-        }
-        __syncthreads();
-        dec_rope_rows(sq, HD, R, rg, rows_total, G, b, nq, pos, rope, n_rot, log2_base);
+        // the rows' loads first, the append's in flight with them (one memory latency, not two in a row); the
+        // rows rotate in registers on their way to shared memory, and one barrier publishes them and the append
+        DecQ<T, HD, R, DEC_NW * RF_WAVE> qr;
+        qr.load(q, b, nq, hq, kvh, G, rg, rows_total, pos, rope, n_rot);
+        dec_append<T, HD, false>(k_new, v_new, pos, rope, n_rot, log2_base, k_cache, v_cache, bt, page_size, b, nq, kvh, hkv,
+                                 kv_len, begin, end);
+        qr.store(sq, HD, rg, rows_total, rope, n_rot, log2_base);
         __syncthreads();
     }
 #pragma unroll
@@ -283,7 +347,7 @@ RF_DEVICE void attn_decode(const T* RF_RESTRICT q, T* k_cache, T* v_cache,
     const bool p2 = (page_size & (page_size - 1)) == 0;
     const int shift = __ffs(page_size) - 1;
     if (rope == 0)  // the append without RoPE (with it: above)
-        dec_append<T, HD>(k_new, v_new, pos, rope, n_rot, log2_base, k_cache, v_cache, bt, page_size, b, nq, kvh, hkv, kv_len,
+        dec_append<T, HD, true>(k_new, v_new, pos, rope, n_rot, log2_base, k_cache, v_cache, bt, page_size, b, nq, kvh, hkv, kv_len,
                           begin, end);
 
 #if defined(RF_MMA_SYNC)
@@ -488,14 +552,8 @@ RF_DEVICE void attn_decode_mc(const T* RF_RESTRICT q, T* k_cache, T* v_cache,
     const int kv_len = kv_lens[b];
     // Q's rows into registers first: their loads, the first tile's page ids and the fused append's loads
     // are then in flight together (one memory latency where they were three in a row); stored below
-    constexpr int QPT = (R * NV + NW * RF_WAVE - 1) / (NW * RF_WAVE);
-    uint4 qv[QPT];
-#pragma unroll
-    for (int i = 0; i < QPT; i++) {
-        const int v = threadIdx.x + i * NW * RF_WAVE, r = v / NV, c = v % NV, rr = rg * R + r;
-        qv[i] = make_uint4(0, 0, 0, 0);
-        if (v < R * NV && rr < rows_total) qv[i] = ((const uint4*)(q + ((long long)(b * nq + rr / G) * hq + kvh * G + rr % G) * HD))[c];
-    }
+    DecQ<T, HD, R, NW * RF_WAVE> qr;
+    qr.load(q, b, nq, hq, kvh, G, rg, rows_total, pos, rope, n_rot);
     // keys [lo, end) of this split: the earliest row (token 0, at kv_len - nq) sees keys > kv_len - nq - window
     const int begin = split * split_tokens, end = min(begin + split_tokens, kv_len);
     const int lo = window > 0 ? max(begin, kv_len - nq + 1 - window) : begin;
@@ -534,16 +592,13 @@ RF_DEVICE void attn_decode_mc(const T* RF_RESTRICT q, T* k_cache, T* v_cache,
         }
     };
     fetch_pages(0);
-    dec_append<T, HD>(k_new, v_new, pos, rope, n_rot, log2_base, k_cache, v_cache, bt, page_size, b, nq, kvh, hkv, kv_len, begin, end);
-#pragma unroll
-    for (int i = 0; i < QPT; i++) {
-        const int v = threadIdx.x + i * NW * RF_WAVE;
-        if (v < R * NV) *(uint4*)(sQ + (v / NV) * LD + (v % NV) * 8) = qv[i];
-    }
-    if (rope > 0) {  // the fused append's RoPE on the rows just stored (the barrier below publishes them)
-        __syncthreads();
-        dec_rope_rows(sQ, LD, R, rg, rows_total, G, b, nq, pos, rope, n_rot, log2_base);
-    }
+    // the append (on the last waves) and the rows' RoPE (from wave 0 on) side by side; the barrier below
+    // publishes both
+    dec_append<T, HD, false>(k_new, v_new, pos, rope, n_rot, log2_base, k_cache, v_cache, bt, page_size, b, nq, kvh, hkv, kv_len,
+                             begin, end);
+    qr.store(sQ, LD, rg, rows_total, rope, n_rot, log2_base);
+    // a block that appends reads the new rows after the barrier; the others start their copies before it
+    const bool appends = dec_appends(rope, nq, kv_len, begin, end);
 #if defined(RF_MMA_SYNC)
     auto issue = [&](int it) {  // tile it of this wave into stage it % ST (an empty group past the last)
         if (it < nit) {
@@ -563,10 +618,18 @@ RF_DEVICE void attn_decode_mc(const T* RF_RESTRICT q, T* k_cache, T* v_cache,
         rf_cp_async_commit();
         fetch_pages(it + 1);  // issue() runs for it = 0, 1, 2, ... in turn
     };
+    if (!appends) {
 #pragma unroll
-    for (int i = 0; i < ST - 1; i++) issue(i);
+        for (int i = 0; i < ST - 1; i++) issue(i);
+    }
 #endif
-    __syncthreads();  // Q rows stored
+    __syncthreads();  // Q rows (and the appended K/V rows) stored
+#if defined(RF_MMA_SYNC)
+    if (appends) {
+#pragma unroll
+        for (int i = 0; i < ST - 1; i++) issue(i);
+    }
+#endif
 
     float o[MM::ON], m[MM::NSLOT], l[MM::NSLOT];
 #pragma unroll

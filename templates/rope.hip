@@ -24,6 +24,19 @@ RF_DEVICE void rope_sincos(float x, float* s, float* c) {
     __sincosf(r, s, c);
 }
 
+// Rotate the 4 pairs (a[j], b[j]) of group g (pairs 4g .. 4g + 3) in registers: rope_group's arithmetic,
+// shared with the decode kernels, which rotate their query rows as they load them.
+RF_DEVICE void rope_pairs(float* a, float* b, int g, int n_rot, float pos, float log2_base) {
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        float s, c;
+        rope_sincos(pos * rope_inv_freq(4 * g + j, n_rot, log2_base), &s, &c);
+        float x0 = a[j], x1 = b[j];
+        a[j] = x0 * c - x1 * s;
+        b[j] = x0 * s + x1 * c;
+    }
+}
+
 // Rotate the 4 pairs starting at pair 4*g of one head row: read from `x`, write to `y` (may be `x`).
 // normal: elements 8g .. 8g+8; neox: elements 4g .. 4g+4 and n_rot/2 + 4g .. +4.
 template <typename T, bool NEOX>
@@ -38,14 +51,7 @@ RF_DEVICE void rope_group(const T* x, T* y, int g, int n_rot, float pos, float l
         a[0] = rf_to_f32(v0.v[0]); b[0] = rf_to_f32(v0.v[1]); a[1] = rf_to_f32(v0.v[2]); b[1] = rf_to_f32(v0.v[3]);
         a[2] = rf_to_f32(v1.v[0]); b[2] = rf_to_f32(v1.v[1]); a[3] = rf_to_f32(v1.v[2]); b[3] = rf_to_f32(v1.v[3]);
     }
-#pragma unroll
-    for (int j = 0; j < 4; j++) {
-        float s, c;
-        rope_sincos(pos * rope_inv_freq(4 * g + j, n_rot, log2_base), &s, &c);
-        float x0 = a[j], x1 = b[j];
-        a[j] = x0 * c - x1 * s;
-        b[j] = x0 * s + x1 * c;
-    }
+    rope_pairs(a, b, g, n_rot, pos, log2_base);
     if (NEOX) {
         rf_vec4<T> va, vb;
 #pragma unroll
