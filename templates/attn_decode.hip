@@ -110,8 +110,7 @@ RF_DEVICE void dec_finish(const float* s_o, const float* s_ml, int b, int kvh, i
     if (!s_last) return;
     __threadfence();
     constexpr int D4 = HD / 4;
-    const int rm = xq == nullptr ? max(0, min(R, rows_total - rg * R)) : R;
-    for (int e0 = 0; e0 < rm * D4; e0 += NT) {
+    for (int e0 = 0; e0 < R * D4; e0 += NT) {
         const int e = e0 + threadIdx.x;
         const int r = min(e / D4, R - 1), d4 = e % D4, rr = rg * R + r;
         const bool valid = e < R * D4 && rr < rows_total;
@@ -152,47 +151,102 @@ RF_DEVICE void dec_finish(const float* s_o, const float* s_ml, int b, int kvh, i
     }
 }
 
-// The fused append (rope >= 0; the family's preamble brings rope.hip and kv_cache.hip): the new tokens of
-// sequence b (slots kv_len - nq .. kv_len - 1; rows b * nq .. of k_new / v_new, [tokens][hkv][HD]) that fall
-// in this block's split [begin, end) go into the cache, K rotated (rope 1 normal, 2 neox, 0 none), V
-// copied, for kv head kvh, and a barrier then orders those stores before the block's loads of them. Every
-// row group's block of the split writes the same values; no other block reads those slots. The condition
-// is uniform over the block, so the barrier is reached by all of its threads or none.
-// SYNC false: the caller's next barrier does that (with the query rows' stores). The items go to the block's
-// threads from the last one down, so the query rows (dealt from wave 0 on, DecQ) rotate on other waves.
+// A head row as HD / 8 items of 16 bytes, the unit in which the decode kernels load, rotate and store query
+// rows and the fused append's K rows: item c < n_rot / 8 is rope group c (rope_group's: normal, elements
+// 8c .. 8c + 7; neox, 4c .. 4c + 3 and n_rot / 2 + 4c .. + 3), a later one (or any, without RoPE, rope <= 0)
+// elements 8c .. 8c + 7.
+template <typename T>
+RF_DEVICE uint4 dec_ld_item(const T* row, int c, int rope, int n_rot) {
+    if (rope == 2 && c < n_rot / 8) {
+        const uint2 lo = *(const uint2*)(row + 4 * c), hi = *(const uint2*)(row + n_rot / 2 + 4 * c);
+        return make_uint4(lo.x, lo.y, hi.x, hi.y);
+    }
+    return ((const uint4*)row)[c];
+}
+template <typename T>
+RF_DEVICE void dec_st_item(T* row, int c, int rope, int n_rot, uint4 u) {
+    if (rope == 2 && c < n_rot / 8) {
+        *(uint2*)(row + 4 * c) = make_uint2(u.x, u.y);
+        *(uint2*)(row + n_rot / 2 + 4 * c) = make_uint2(u.z, u.w);
+    } else {
+        ((uint4*)row)[c] = u;
+    }
+}
+// Item c rotated by position ps (rope_pairs: rope_group's arithmetic, so the same bits as rope_group).
+template <typename T>
+RF_DEVICE uint4 dec_rope_item(uint4 u, int c, int rope, int n_rot, float ps, float log2_base) {
+    if (rope <= 0 || c >= n_rot / 8) return u;
+    float f[8], a[4], bb[4];
+    dec_unpack8(u, f, (T*)nullptr);
+    if (rope == 2) {
+#pragma unroll
+        for (int j = 0; j < 4; j++) { a[j] = f[j]; bb[j] = f[4 + j]; }
+    } else {
+#pragma unroll
+        for (int j = 0; j < 4; j++) { a[j] = f[2 * j]; bb[j] = f[2 * j + 1]; }
+    }
+    rope_pairs(a, bb, c, n_rot, ps, log2_base);
+    if (rope == 2) {
+#pragma unroll
+        for (int j = 0; j < 4; j++) { f[j] = a[j]; f[4 + j] = bb[j]; }
+    } else {
+#pragma unroll
+        for (int j = 0; j < 4; j++) { f[2 * j] = a[j]; f[2 * j + 1] = bb[j]; }
+    }
+    rf_vec4<T> h0, h1;
+#pragma unroll
+    for (int j = 0; j < 4; j++) { h0.v[j] = rf_from_f32<T>(f[j]); h1.v[j] = rf_from_f32<T>(f[4 + j]); }
+    const uint2 p0 = *(const uint2*)&h0, p1 = *(const uint2*)&h1;
+    return make_uint4(p0.x, p0.y, p1.x, p1.y);
+}
+
+// The fused append (rope >= 0; the family's preamble brings rope.hip): the new tokens of sequence b (rows
+// b * nq .. of k_new / v_new, [tokens][hkv][HD], token j at slot kv_len - nq + j) whose slot falls in this
+// block's split [begin, end) go into the cache, K rotated (rope 1 normal, 2 neox, 0 none), V copied, for kv
+// head kvh; the same bytes as kv_append (kv_cache.hip). An item's loads do not wait for kv_len (the source
+// row does not depend on it): only its slot, page id and stores do. Every row group's block of the split
+// writes the same values; no other block reads those slots. The items go to the block's threads from the last
+// one down, so the query rows (DecQ, dealt from wave 0 on) rotate on other waves meanwhile. SYNC: a barrier
+// then orders the stores before the block's loads of them (reached by all of the block's threads or none);
+// without it, the caller's next barrier does.
+template <typename T, int ROPE>
+RF_DEVICE void dec_put(const T* ks, const T* vs, T* kd, T* vd, int g, int n_rot, const int* pos, float log2_base, bool in) {
+    const uint4 kv = dec_ld_item(ks, g, ROPE, n_rot), vv = ((const uint4*)vs)[g];
+    const float ps = ROPE > 0 ? (float)*pos : 0.0f;
+    if (!in) return;
+    dec_st_item(kd, g, ROPE, n_rot, dec_rope_item<T>(kv, g, ROPE, n_rot, ps, log2_base));
+    ((uint4*)vd)[g] = vv;
+}
 RF_DEVICE bool dec_appends(int rope, int nq, int kv_len, int begin, int end) {
     return rope >= 0 && max(begin, kv_len - nq) < min(end, kv_len);
 }
 template <typename T, int HD, bool SYNC>
 RF_DEVICE void dec_append(const T* k_new, const T* v_new, const int* pos, int rope, int n_rot, float log2_base, T* k_cache,
                           T* v_cache, const int* bt, int page_size, int b, int nq, int kvh, int hkv, int kv_len, int begin, int end) {
-    if (!dec_appends(rope, nq, kv_len, begin, end)) return;
-    const int t0 = max(begin, kv_len - nq), t1 = min(end, kv_len);
+    if (rope < 0) return;
     constexpr int NG = HD / 8;
 #pragma unroll 1
-    for (int i = (int)(blockDim.x - 1 - threadIdx.x); i < (t1 - t0) * NG; i += blockDim.x) {
-        const int slot = t0 + i / NG, g = i % NG;
-        const int tok = b * nq + slot - (kv_len - nq);
+    for (int i = (int)(blockDim.x - 1 - threadIdx.x); i < nq * NG; i += blockDim.x) {
+        const int j = i / NG, g = i % NG, tok = b * nq + j;
         const long long src = ((long long)tok * hkv + kvh) * HD;
-        const long long dst = (((long long)bt[slot / page_size] * hkv + kvh) * page_size + slot % page_size) * HD;
-        const float ps = (float)pos[tok];
+        const int slot = kv_len - nq + j;
+        const bool in = slot >= begin && slot < end;
+        const long long dst = in ? (((long long)bt[slot / page_size] * hkv + kvh) * page_size + slot % page_size) * HD : 0;
         if (rope == 2)
-            kv_put_group<T, 2>(k_new + src, v_new + src, k_cache + dst, v_cache + dst, g, n_rot, ps, log2_base);
+            dec_put<T, 2>(k_new + src, v_new + src, k_cache + dst, v_cache + dst, g, n_rot, pos + tok, log2_base, in);
         else if (rope == 1)
-            kv_put_group<T, 1>(k_new + src, v_new + src, k_cache + dst, v_cache + dst, g, n_rot, ps, log2_base);
+            dec_put<T, 1>(k_new + src, v_new + src, k_cache + dst, v_cache + dst, g, n_rot, pos + tok, log2_base, in);
         else
-            kv_put_group<T, 0>(k_new + src, v_new + src, k_cache + dst, v_cache + dst, g, n_rot, ps, log2_base);
+            dec_put<T, 0>(k_new + src, v_new + src, k_cache + dst, v_cache + dst, g, n_rot, pos + tok, log2_base, in);
     }
-    if (SYNC) __syncthreads();
+    if (SYNC && dec_appends(rope, nq, kv_len, begin, end)) __syncthreads();
 }
 
 // The block's query rows, loaded into registers and stored into shared memory (sq, R rows ld elements apart),
-// rotated on the way when the append is fused with RoPE (rope > 0; rope_pairs, rope_group's arithmetic).
-// A row is NV = HD / 8 items of 16 bytes: item c < n_rot / 8 is rope group c (normal: elements 8c .. 8c + 7;
-// neox: 4c .. 4c + 3 and n_rot / 2 + 4c .. + 3, two 8-byte loads), a later one elements 8c .. 8c + 7.
-// Where a row's items fit one wave, rows are dealt to the waves in turn (row r to wave r % NW): a row group
-// of a few heads then loads and rotates them on as many waves at once, not all on wave 0 (which made each
-// decode step's attention wait for one wave's sines in a row, with a barrier before and after).
+// rotated on the way when the append is fused with RoPE (rope > 0), as items (above). Where a row's items fit
+// one wave, rows are dealt to the waves in turn (row r to wave r % NW): a row group of a few heads then loads
+// and rotates them on as many waves at once, not all on wave 0 (which made each decode step's attention wait
+// for one wave's sines in a row, with a barrier before and after).
 template <typename T, int HD, int R, int NT>
 struct DecQ {
     static constexpr int NV = HD / 8, QPT = (R * NV + NT - 1) / NT;
@@ -221,12 +275,7 @@ struct DecQ {
             ps[i] = 0.0f;
             if (r < R && rr < rows_total) {
                 const T* row = q + ((long long)(b * nq + rr / G) * hq + kvh * G + rr % G) * HD;
-                if (rope == 2 && c < n_rot / 8) {
-                    const uint2 lo = *(const uint2*)(row + 4 * c), hi = *(const uint2*)(row + n_rot / 2 + 4 * c);
-                    v[i] = make_uint4(lo.x, lo.y, hi.x, hi.y);
-                } else {
-                    v[i] = ((const uint4*)row)[c];
-                }
+                v[i] = rope == 2 ? dec_ld_item(row, c, 2, n_rot) : ((const uint4*)row)[c];
                 if (rope > 0) ps[i] = (float)pos[b * nq + rr / G];
             }
         }
@@ -237,39 +286,10 @@ struct DecQ {
             int r, c;
             item(i, r, c);
             if (r >= R) continue;
-            const bool grp = rope > 0 && c < n_rot / 8;
-            uint4 u = v[i];
-            if (grp && rg * R + r < rows_total) {
-                float f[8], a[4], bb[4];
-                dec_unpack8(u, f, (T*)nullptr);
-                if (rope == 2) {
-#pragma unroll
-                    for (int j = 0; j < 4; j++) { a[j] = f[j]; bb[j] = f[4 + j]; }
-                } else {
-#pragma unroll
-                    for (int j = 0; j < 4; j++) { a[j] = f[2 * j]; bb[j] = f[2 * j + 1]; }
-                }
-                rope_pairs(a, bb, c, n_rot, ps[i], log2_base);
-                if (rope == 2) {
-#pragma unroll
-                    for (int j = 0; j < 4; j++) { f[j] = a[j]; f[4 + j] = bb[j]; }
-                } else {
-#pragma unroll
-                    for (int j = 0; j < 4; j++) { f[2 * j] = a[j]; f[2 * j + 1] = bb[j]; }
-                }
-                rf_vec4<T> h0, h1;
-#pragma unroll
-                for (int j = 0; j < 4; j++) { h0.v[j] = rf_from_f32<T>(f[j]); h1.v[j] = rf_from_f32<T>(f[4 + j]); }
-                const uint2 p0 = *(const uint2*)&h0, p1 = *(const uint2*)&h1;
-                u = make_uint4(p0.x, p0.y, p1.x, p1.y);
-            }
-            T* const row = sq + r * ld;
-            if (grp && rope == 2) {
-                *(uint2*)(row + 4 * c) = make_uint2(u.x, u.y);
-                *(uint2*)(row + n_rot / 2 + 4 * c) = make_uint2(u.z, u.w);
-            } else {
-                *(uint4*)(row + 8 * c) = u;
-            }
+            const bool ok = rg * R + r < rows_total;
+            if (rope == 2) dec_st_item(sq + r * ld, c, 2, n_rot, ok ? dec_rope_item<T>(v[i], c, 2, n_rot, ps[i], log2_base) : v[i]);
+            else if (rope == 1) dec_st_item(sq + r * ld, c, 1, n_rot, ok ? dec_rope_item<T>(v[i], c, 1, n_rot, ps[i], log2_base) : v[i]);
+            else dec_st_item(sq + r * ld, c, 0, n_rot, v[i]);
         }
     }
 };
@@ -566,17 +586,24 @@ RF_DEVICE void attn_decode_mc(const T* RF_RESTRICT q, T* k_cache, T* v_cache,
         const int rr = rg * R + MM::slot_row(j, lane);
         lim[j] = rr < rows_total ? kv_len - nq + rr / G : kv_len - 1;
     }
+    // a page of one kv head's rows, and the head's offset in a page (kept 64-bit: as int, gfx90a's hd256 MFMA
+    // instance spilled SGPRs)
     const long long page_stride = (long long)hkv * page_size * HD, head_off = (long long)kvh * page_size * HD;
     const int* bt = block_tables + (long long)b * max_pages;
     const int shift = (page_size & (page_size - 1)) == 0 ? __ffs(page_size) - 1 : -1;
+    // chunk v of a tile is row chunk_row(v) (its key's offset in the tile) and column group chunk_col(v); a
+    // lane's column is the same in every chunk where the wave is a multiple of NV (the row steps then fold)
+    auto chunk_row = [&](int v) { return RF_WAVE % NV == 0 ? lane / NV + (v - lane) / NV : v / NV; };
+    auto chunk_col = [&](int v) { return RF_WAVE % NV == 0 ? lane % NV : v % NV; };
     // the key of chunk v of the tile at kt, and its page; a key past the split's end reads the split's last
     // key (its copy is zero-filled on NVIDIA, zeroed elsewhere)
-    auto chunk_key = [&](int kt, int v) { return min(kt + v / NV, end - 1); };
+    auto chunk_key = [&](int kt, int v) { return min(kt + chunk_row(v), end - 1); };
     auto page_of = [&](int key) { return shift >= 0 ? key >> shift : key / page_size; };
     // element offset (in either cache) of chunk v of the tile at kt, whose key is on page id `page`
     auto chunk_off = [&](int kt, int v, int page) -> long long {
         const int key = chunk_key(kt, v);
-        return (long long)page * page_stride + head_off + (long long)(key - page_of(key) * page_size) * HD + (v % NV) * 8;
+        const int row = shift >= 0 ? key & (page_size - 1) : key % page_size;
+        return (long long)page * page_stride + (head_off + row * HD + chunk_col(v) * 8);
     };
     // The page ids of this lane's chunks of tile it, read one tile ahead: a copy's address then never
     // waits on a block-table load (ncu, eighth session: those loads held up each tile's issue).
@@ -609,9 +636,9 @@ RF_DEVICE void attn_decode_mc(const T* RF_RESTRICT q, T* k_cache, T* v_cache,
                 const int v = lane + i * RF_WAVE;
                 if (CH % RF_WAVE == 0 || v < CH) {
                     const long long off = chunk_off(kt, v, pid[i]);
-                    const int n = kt + v / NV < end ? 16 : 0;
-                    rf_cp_async16(st + (v / NV) * LD + (v % NV) * 8, k_cache + off, n);
-                    rf_cp_async16(st + (BN + v / NV) * LD + (v % NV) * 8, v_cache + off, n);
+                    const int kr = chunk_row(v), n = kt + kr < end ? 16 : 0;
+                    rf_cp_async16(st + kr * LD + chunk_col(v) * 8, k_cache + off, n);
+                    rf_cp_async16(st + (BN + kr) * LD + chunk_col(v) * 8, v_cache + off, n);
                 }
             }
         }

@@ -135,10 +135,10 @@ pub static FAMILY: Family = Family {
     preamble: |_| append_preamble(),
 };
 
-/// What the decode kernels' fused append needs before their body: rope.hip (`rope_group`, which rotates
-/// the block's query rows in shared memory) and kv_cache.hip (`kv_put_group`, the append's cache write).
+/// What the decode kernels' fused append needs before their body: rope.hip (`rope_pairs`, with which they
+/// rotate the block's query rows and the appended K rows as kv_append's `rope_group` does).
 fn append_preamble() -> String {
-    ["rope.hip", "kv_cache.hip"]
+    ["rope.hip"]
         .iter()
         .map(|f| crate::jit::template::template_text(f).unwrap_or_else(|e| format!("#error {e}\n")))
         .collect()
