@@ -235,6 +235,18 @@ fn main() -> rocmforge::Result<()> {
                 } else {
                     f64::NAN
                 };
+                if float && every && batch == 1 {
+                    // the two batch-1 float kernels (the default picks by shape: wave_groups_pay)
+                    let mut all = Vec::new();
+                    for r in [gemv::WAVE_ROWS, gemv::WAVE_GROUP_ROWS] {
+                        let us = float_us(Some(gemv::GemvConfig { rows: r }))?;
+                        all.push(format!("r{r} {us:.2}"));
+                    }
+                    println!(
+                        "  {name} {rows}x{cols} b1 float (us; r8 gemv_wave, r32 gemv_wave_g): {}",
+                        all.join(", ")
+                    );
+                }
                 let pct_of = |us: f64| 100.0 * wbytes / (us * 1e-6) / 1e9 / copy;
                 let pct = pct_of(rot_us);
                 println!(

@@ -1,10 +1,14 @@
 // gemv_wave: the first fused dequant x vector kernel, kept as the batch-1 variant `rows 8` of
 // rocmforge::ops::quantized::gemv (it measured faster at batch 1 than the staged SIMT kernel of
 // gemv.hip for the 32-element formats; see docs/PERF_quant.md).
-// y[b][r] = sum_k W[r][k] * x[b][k]. One wave per R rows, NW waves per block. Each lane takes U
-// consecutive octets (8 elements) per step (a whole block for the 32-element formats), dequantizes
-// them with the format's dequant8 straight from global memory, reads the matching x through L1 and
-// accumulates in f32; a butterfly reduction ends each row.
+// y[b][r] = sum_k W[r][k] * x[b][k]. One group of LG lanes per R rows (LG = the wave: one wave per R
+// rows), NW waves per block. Each lane takes U consecutive octets (8 elements) per step (U = 4: a whole
+// block for the 32-element formats), dequantizes them with the format's dequant8 straight from global
+// memory, reads the matching x through L1 and accumulates in f32; a butterfly reduction over the group
+// ends each row. Groups of a quarter wave with U = 2 (family gemv_wave_g) are for short rows: 576 columns
+// keep 18 of 32 lanes busy one octet group a lane, and the output GEMV of a small model (49152 x 576,
+// 262144 x 640) is bound by issue, not memory (docs/PERF.md, sixteenth session); 8 lanes of 2 octets
+// keep 90-100 % of them busy.
 // GLU (1 SiLU, 2 GELU-tanh): W is [gate; up], 2 * rows rows; a wave takes its R gate rows and the R
 // matching up rows, and writes y = act(gate) * up (rows = rows of y).
 
@@ -113,15 +117,28 @@ RF_DEVICE void rf_load8<rf_bf16>(const rf_bf16* RF_RESTRICT p, float* v) {
     }
 }
 
-template <typename F, typename T, int B, int R, int NW, int GLU>
+// Butterfly sum over aligned groups of L lanes (L = the wave: rf_wave_sum); every lane of a group gets
+// its group's sum.
+template <int L>
+RF_DEVICE float rf_lanes_sum(float v) {
+#pragma unroll
+    for (int m = L / 2; m > 0; m >>= 1) v += RF_SHFL_XOR(v, m);
+    return v;
+}
+
+template <typename F, typename T, int B, int R, int NW, int GLU, int LG = RF_WAVE, int U = 4>
 RF_DEVICE void rf_gemv(const uint8_t* RF_RESTRICT w, const T* RF_RESTRICT x, T* RF_RESTRICT y, int rows, int cols, int batch) {
     static_assert(GLU >= 0 && GLU <= 2, "GLU: 0 none, 1 SiLU, 2 GELU-tanh");
-    constexpr int NR = GLU ? 2 * R : R;  // rows of W per wave (GLU: R gate rows, then their R up rows)
+    static_assert(RF_WAVE % LG == 0 && LG >= 4, "a row group is a power-of-two part of the wave");
+    constexpr int NR = GLU ? 2 * R : R;  // rows of W per group (GLU: R gate rows, then their R up rows)
     constexpr int OPB = F::QK / 8;
-    constexpr int U = 4;  // octets per lane per step
+    constexpr int G = RF_WAVE / LG;  // row groups per wave
     const int lane = threadIdx.x % RF_WAVE, wid = threadIdx.x / RF_WAVE;
-    const int rbase = (blockIdx.x * NW + wid) * R;
-    if (rbase >= rows) return;  // wave-uniform; no block-wide synchronization below
+    const int sl = lane % LG;
+    const int wbase = (blockIdx.x * NW + wid) * G * R;
+    if (wbase >= rows) return;  // wave-uniform; no block-wide synchronization below
+    // a group past the last row reads the last row again (clamped below) and writes nothing
+    const int rbase = wbase + (lane / LG) * R;
     const int n_oct = cols / 8;
     const long long row_bytes = (long long)(cols / F::QK) * F::BYTES;
     const uint8_t* wr[NR];
@@ -139,7 +156,7 @@ RF_DEVICE void rf_gemv(const uint8_t* RF_RESTRICT w, const T* RF_RESTRICT x, T* 
 #pragma unroll
         for (int b = 0; b < B; ++b) acc[r][b] = 0.0f;
 
-    for (int c = lane * U; c < n_oct; c += RF_WAVE * U) {
+    for (int c = sl * U; c < n_oct; c += LG * U) {
         float wv[U][NR][8];
 #pragma unroll
         for (int u = 0; u < U; ++u) {
@@ -172,8 +189,8 @@ RF_DEVICE void rf_gemv(const uint8_t* RF_RESTRICT w, const T* RF_RESTRICT x, T* 
 #pragma unroll
     for (int r = 0; r < NR; ++r)
 #pragma unroll
-        for (int b = 0; b < B; ++b) acc[r][b] = rf_wave_sum(acc[r][b]);
-    if (lane == 0) {
+        for (int b = 0; b < B; ++b) acc[r][b] = rf_lanes_sum<LG>(acc[r][b]);
+    if (sl == 0) {
 #pragma unroll
         for (int r = 0; r < R; ++r)
 #pragma unroll

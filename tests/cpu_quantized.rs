@@ -146,6 +146,47 @@ fn instance_counts_and_uris() {
             }
         }
     }
+    // short rows of tall matrices take gemv_wave_g (rows 32) at batch 1
+    assert!(gemv::wave_groups_pay(49152, 576, 32));
+    assert!(gemv::wave_groups_pay(262144, 640, 32));
+    assert!(gemv::wave_groups_pay(49152, 576, 64));
+    assert!(
+        !gemv::wave_groups_pay(576, 576, 32),
+        "a short matrix stays on gemv_wave"
+    );
+    assert!(
+        !gemv::wave_groups_pay(128256, 4096, 32),
+        "4096 columns keep every lane busy"
+    );
+    assert!(!gemv::wave_groups_pay(14336, 4096, 64));
+    let ds = |ty, b, shape| gemv::GemvConfig::default_for_shape(ty, "f16", b, shape, &sm90).rows;
+    assert_eq!(ds(QuantType::Q4_1, 1, (49152, 576)), gemv::WAVE_GROUP_ROWS);
+    assert_eq!(ds(QuantType::Q8_0, 1, (262144, 640)), gemv::WAVE_GROUP_ROWS);
+    assert_eq!(ds(QuantType::Q4_1, 1, (4096, 4096)), gemv::WAVE_ROWS);
+    assert_eq!(
+        ds(QuantType::Q4_K, 1, (49152, 576)),
+        4,
+        "q4_K's batch-1 kernel is the staged one"
+    );
+    assert_eq!(ds(QuantType::Q4_1, 2, (49152, 576)), 16);
+    let g = gemv::GemvConfig {
+        rows: gemv::WAVE_GROUP_ROWS,
+    };
+    assert_eq!(
+        gemv::spec(QuantType::Q4_1, "f16", 1, g, 32).unwrap().uri(),
+        "gemv_wave_g.q4_1.f16.w32"
+    );
+    for e in [
+        gemv::spec(QuantType::Q4_1, "f16", 3, g, 32).unwrap_err(),
+        gemv::spec_with_glu(QuantType::Q4_1, "f16", 1, g, Some(gemv::GluAct::Silu), 32)
+            .unwrap_err(),
+    ] {
+        assert!(e.to_string().contains("gemv_wave_g"), "{e}");
+    }
+    assert_eq!(
+        KernelSpec::enumerate(&gemv::WAVE_GROUP_FAMILY, 64).len(),
+        21 * 3
+    );
     assert_eq!(dequant::tile_octets(QuantType::Q4_0), 1024);
     assert_eq!(dequant::tile_octets(QuantType::F32), 256);
     assert_eq!(dequant::tile_octets(QuantType::Q8_K), 768);

@@ -387,21 +387,22 @@ pub fn plan_specs(
         v.push(gemv_q8::act_spec("f16", wave)?);
     }
     // rows of every matrix a GEMV runs on, by format (the stacked q/k/v and gate/up too)
-    let mut shapes: Vec<(QuantType, usize)> = Vec::new();
+    let mut shapes: Vec<(QuantType, usize, usize)> = Vec::new();
     for (name, shape) in cfg.tensor_list() {
         if shape.len() == 2 {
             let ty = g.tensor(&name)?.ty();
-            shapes.push((ty, shape[1] as usize));
+            let k = shape[0] as usize;
+            shapes.push((ty, shape[1] as usize, k));
             if name.ends_with("attn_q.weight") {
-                shapes.push((ty, cfg.q_dim() + 2 * cfg.kv_dim()));
+                shapes.push((ty, cfg.q_dim() + 2 * cfg.kv_dim(), k));
             }
             if name.ends_with("ffn_gate.weight") {
-                shapes.push((ty, 2 * cfg.d_ff));
+                shapes.push((ty, 2 * cfg.d_ff, k));
             }
         }
     }
-    shapes.push((out_ty, cfg.vocab_size));
-    for &(ty, n) in &shapes {
+    shapes.push((out_ty, cfg.vocab_size, cfg.d_model));
+    for &(ty, n, _) in &shapes {
         if q8 && gemv_q8::supports(ty) {
             for b in 1..=q8_rows {
                 let c = gemv_q8::GemvQ8Config::default_for(ty, "f16", b, n, target);
@@ -419,6 +420,18 @@ pub fn plan_specs(
             }
             let c = gemv::GemvConfig::default_for(ty, "f16", b, target);
             if let Ok(s) = gemv::spec(ty, "f16", b, c, wave) {
+                if !v.contains(&s) {
+                    v.push(s);
+                }
+            }
+        }
+        // a batch-1 GEMV whose shape takes gemv_wave_g (the output projection of a small model)
+        for &(_, n, k) in shapes.iter().filter(|s| s.0 == ty) {
+            if q8 && gemv_q8::supports(ty) {
+                break;
+            }
+            let c = gemv::GemvConfig::default_for_shape(ty, "f16", 1, (n, k), target);
+            if let Ok(s) = gemv::spec(ty, "f16", 1, c, wave) {
                 if !v.contains(&s) {
                     v.push(s);
                 }

@@ -53,6 +53,10 @@ pub fn gemv_config(spec: &KernelSpec) -> GemvConfig {
         GemvConfig {
             rows: gemv::WAVE_ROWS,
         }
+    } else if spec.family().name == gemv::WAVE_GROUP_FAMILY.name {
+        GemvConfig {
+            rows: gemv::WAVE_GROUP_ROWS,
+        }
     } else {
         GemvConfig {
             rows: spec.int("rows") as usize,

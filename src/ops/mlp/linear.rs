@@ -127,7 +127,7 @@ fn gemv_dispatch(
     use crate::ops::quantized::gemv::{self, GemvConfig};
     use crate::ops::Element;
     let t = dev.target();
-    let mut cfg = GemvConfig::default_for(fmt, f16::DTYPE, m, t);
+    let mut cfg = GemvConfig::default_for_shape(fmt, f16::DTYPE, m, (n, k), t);
     // the default instance may still be compiling in the background: its stand-in runs
     if let Some(fb) = gemv::spec(fmt, f16::DTYPE, m, cfg, t.wave_size)
         .ok()

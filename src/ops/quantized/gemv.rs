@@ -164,6 +164,45 @@ pub static WAVE_FAMILY: Family = Family {
     preamble,
 };
 
+/// Rows per block of the `gemv_wave_g` kernel (a quarter wave per 2 rows, 4 waves), batch 1 only.
+pub const WAVE_GROUP_ROWS: usize = 32;
+
+/// The batch-1 kernel for short rows, variant `rows 32` of gemv: `gemv_wave`'s loop on groups of a
+/// quarter wave, two octets a lane a step (templates/gemv_wave.hip).
+pub static WAVE_GROUP_FAMILY: Family = Family {
+    name: "gemv_wave_g",
+    doc: "y = W x at batch 1, a quarter wave per 2 rows, 2 octets a lane a step (short rows: the output GEMV of small models; gemv's `rows 32` variant)",
+    body: "gemv_wave.hip",
+    instance: "gemv_wave_g.inst",
+    params: &[
+        ParamDef { name: "format", kind: ParamKind::Choice { values: FORMATS }, doc: "block format of W" },
+        ParamDef { name: "dtype", kind: ParamKind::Choice { values: DTYPES }, doc: "element type of x and y" },
+    ],
+    validate: |s| {
+        QuantType::from_name(s.str("format")).map_err(|e| e.to_string())?;
+        Ok(())
+    },
+    applies: any_target,
+    preamble,
+};
+
+/// Share of a wave's lanes busy on a row of `cols` columns: `lanes` lanes a row, `u` octets a lane a
+/// step (the last step of a row may leave some idle).
+fn lane_use(cols: usize, lanes: usize, u: usize) -> f64 {
+    let units = (cols / 8).div_ceil(u).max(1);
+    units as f64 / (units.div_ceil(lanes) * lanes) as f64
+}
+
+/// Whether a batch-1 GEMV of `rows × cols` runs `gemv_wave_g` (rows 32) rather than `gemv_wave`
+/// (rows 8): the matrix is tall (at least 8192 rows: enough blocks of 32 rows to fill the device,
+/// and a GEMV long enough to be bound by issue rather than by latency) and a quarter wave of 2-octet
+/// steps keeps at least a quarter more of the lanes busy than a wave of 4-octet steps (H200,
+/// sixteenth session: 49152 × 576 q4_1 and 262144 × 640 q8_0).
+pub fn wave_groups_pay(rows: usize, cols: usize, wave: u32) -> bool {
+    let w = wave.max(4) as usize;
+    rows >= 8192 && lane_use(cols, w / 4, 2) >= 1.25 * lane_use(cols, w, 4)
+}
+
 fn validate(format: &str, dtype: &str, batch: i64, rows: i64) -> std::result::Result<(), String> {
     QuantType::from_name(format).map_err(|e| e.to_string())?;
     match rows {
@@ -292,6 +331,28 @@ impl GemvConfig {
             .collect();
         if b == 1 {
             c.push(GemvConfig { rows: WAVE_ROWS });
+            c.push(GemvConfig {
+                rows: WAVE_GROUP_ROWS,
+            });
+        }
+        c
+    }
+
+    /// [`Self::default_for`] for a `rows × cols` matrix: at batch 1, `gemv_wave_g` instead of
+    /// `gemv_wave` where [`wave_groups_pay`] (a tuned choice stays as it is).
+    pub fn default_for_shape(
+        ty: QuantType,
+        dtype: &str,
+        batch: usize,
+        (rows, cols): (usize, usize),
+        target: &Target,
+    ) -> GemvConfig {
+        let c = Self::default_for(ty, dtype, batch, target);
+        let tuned = crate::jit::tunedb::gemv_rows(target, ty.name(), dtype, batch).is_some();
+        if c.rows == WAVE_ROWS && !tuned && wave_groups_pay(rows, cols, target.wave_size) {
+            return GemvConfig {
+                rows: WAVE_GROUP_ROWS,
+            };
         }
         c
     }
@@ -337,6 +398,19 @@ pub fn spec_with_glu(
     wave: u32,
 ) -> Result<KernelSpec> {
     let b = instance_batch(cfg.rows as i64, compiled_batch(batch)?);
+    if cfg.rows == WAVE_GROUP_ROWS {
+        if b != 1 || glu.is_some() {
+            return Err(Error::op(
+                "gemv",
+                format!("rows per block {WAVE_GROUP_ROWS} (gemv_wave_g) is for batch 1 without an epilogue, not batch {batch}{}", glu.map_or(String::new(), |g| format!(" with {}", g.name()))),
+            ));
+        }
+        return KernelSpec::new(
+            &WAVE_GROUP_FAMILY,
+            &[("format", ty.name().into()), ("dtype", dtype.into())],
+            wave,
+        );
+    }
     if cfg.rows == WAVE_ROWS {
         if b != 1 {
             return Err(Error::op(
@@ -485,7 +559,7 @@ pub fn gemv<T: Element>(
         x,
         batch,
         y,
-        GemvConfig::default_for(ty, T::DTYPE, batch, dev.target()),
+        GemvConfig::default_for_shape(ty, T::DTYPE, batch, (rows, cols), dev.target()),
     )
 }
 

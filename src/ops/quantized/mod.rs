@@ -21,6 +21,7 @@ pub fn families() -> Vec<&'static Family> {
         &dequant::FAMILY,
         &gemv::FAMILY,
         &gemv::WAVE_FAMILY,
+        &gemv::WAVE_GROUP_FAMILY,
         &gemv_q8::FAMILY,
         &gemv_q8::ACT_FAMILY,
     ]
