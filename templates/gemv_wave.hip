@@ -5,9 +5,9 @@
 // rows), NW waves per block. Each lane takes U consecutive octets (8 elements) per step (U = 4: a whole
 // block for the 32-element formats), dequantizes them with the format's dequant8 straight from global
 // memory, reads the matching x through L1 and accumulates in f32; a butterfly reduction over the group
-// ends each row. Groups of a quarter wave with U = 2 (family gemv_wave_g) are for short rows: 576 columns
-// keep 18 of 32 lanes busy one octet group a lane, and the output GEMV of a small model (49152 x 576,
-// 262144 x 640) is bound by issue, not memory (docs/PERF.md, sixteenth session); 8 lanes of 2 octets
+// ends each row. Smaller groups with U = 2 (family gemv_wave_g, rf_gemv_groups) are for short rows: 576
+// columns keep 18 of 32 lanes busy one octet group a lane, and the output GEMV of a small model (49152 x
+// 576, 262144 x 640) is bound by issue, not memory (docs/PERF.md, sixteenth session); 8 lanes of 2 octets
 // keep 90-100 % of them busy.
 // GLU (1 SiLU, 2 GELU-tanh): W is [gate; up], 2 * rows rows; a wave takes its R gate rows and the R
 // matching up rows, and writes y = act(gate) * up (rows = rows of y).
@@ -125,6 +125,17 @@ RF_DEVICE float rf_lanes_sum(float v) {
     for (int m = L / 2; m > 0; m >>= 1) v += RF_SHFL_XOR(v, m);
     return v;
 }
+
+// gemv_wave_g's row groups for format F, 32 rows a block of 4 waves either way: 8 lanes and 2 rows a
+// group (a quarter wave), or for the formats of 8 bits a weight or more 16 lanes and 4 rows a group
+// (H200, sixteenth session, call F: q8_0 262144 x 640 65.6 us against 67.7, 49152 x 576 17.2 against 20.5;
+// q4_1 and q5_0 are 10-20 % slower so).
+template <typename F>
+struct rf_gemv_groups {
+    static constexpr bool WIDE = F::BYTES >= F::QK;
+    static constexpr int R = WIDE ? 4 : 2;
+    static constexpr int LG = WIDE ? RF_WAVE / 2 : RF_WAVE / 4;
+};
 
 template <typename F, typename T, int B, int R, int NW, int GLU, int LG = RF_WAVE, int U = 4>
 RF_DEVICE void rf_gemv(const uint8_t* RF_RESTRICT w, const T* RF_RESTRICT x, T* RF_RESTRICT y, int rows, int cols, int batch) {

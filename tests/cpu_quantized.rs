@@ -147,18 +147,25 @@ fn instance_counts_and_uris() {
         }
     }
     // short rows of tall matrices take gemv_wave_g (rows 32) at batch 1
-    assert!(gemv::wave_groups_pay(49152, 576, 32));
-    assert!(gemv::wave_groups_pay(262144, 640, 32));
-    assert!(gemv::wave_groups_pay(49152, 576, 64));
+    let (q41, q80) = (QuantType::Q4_1, QuantType::Q8_0);
+    assert!(gemv::wave_groups_pay(q41, 49152, 576, 32));
+    assert!(gemv::wave_groups_pay(q80, 49152, 576, 32));
+    assert!(gemv::wave_groups_pay(q80, 262144, 640, 32));
+    assert!(gemv::wave_groups_pay(q41, 49152, 576, 64));
     assert!(
-        !gemv::wave_groups_pay(576, 576, 32),
+        !gemv::wave_groups_pay(q41, 576, 576, 32),
         "a short matrix stays on gemv_wave"
     );
     assert!(
-        !gemv::wave_groups_pay(128256, 4096, 32),
+        !gemv::wave_groups_pay(q80, 128256, 4096, 32),
         "4096 columns keep every lane busy"
     );
-    assert!(!gemv::wave_groups_pay(14336, 4096, 64));
+    assert!(!gemv::wave_groups_pay(q41, 14336, 4096, 64));
+    // rf_gemv_groups: 8 bits a weight or more take half a wave a group, the rest a quarter
+    assert_eq!(gemv::wave_group_lanes(q80, 32), 16);
+    assert_eq!(gemv::wave_group_lanes(QuantType::F16, 64), 32);
+    assert_eq!(gemv::wave_group_lanes(q41, 32), 8);
+    assert_eq!(gemv::wave_group_lanes(QuantType::Q6_K, 64), 16);
     let ds = |ty, b, shape| gemv::GemvConfig::default_for_shape(ty, "f16", b, shape, &sm90).rows;
     assert_eq!(ds(QuantType::Q4_1, 1, (49152, 576)), gemv::WAVE_GROUP_ROWS);
     assert_eq!(ds(QuantType::Q8_0, 1, (262144, 640)), gemv::WAVE_GROUP_ROWS);

@@ -193,14 +193,25 @@ fn lane_use(cols: usize, lanes: usize, u: usize) -> f64 {
     units as f64 / (units.div_ceil(lanes) * lanes) as f64
 }
 
-/// Whether a batch-1 GEMV of `rows × cols` runs `gemv_wave_g` (rows 32) rather than `gemv_wave`
-/// (rows 8): the matrix is tall (at least 8192 rows: enough blocks of 32 rows to fill the device,
-/// and a GEMV long enough to be bound by issue rather than by latency) and a quarter wave of 2-octet
-/// steps keeps at least a quarter more of the lanes busy than a wave of 4-octet steps (H200,
-/// sixteenth session: 49152 × 576 q4_1 and 262144 × 640 q8_0).
-pub fn wave_groups_pay(rows: usize, cols: usize, wave: u32) -> bool {
+/// Lanes a row group of `gemv_wave_g` has for `ty` (`rf_gemv_groups` in templates/gemv_wave.hip):
+/// half a wave for the formats of 8 bits a weight or more, else a quarter.
+pub fn wave_group_lanes(ty: QuantType, wave: u32) -> usize {
     let w = wave.max(4) as usize;
-    rows >= 8192 && lane_use(cols, w / 4, 2) >= 1.25 * lane_use(cols, w, 4)
+    if ty.block_bytes() >= ty.block_elems() {
+        w / 2
+    } else {
+        w / 4
+    }
+}
+
+/// Whether a batch-1 GEMV of `rows × cols` in `ty` runs `gemv_wave_g` (rows 32) rather than
+/// `gemv_wave` (rows 8): the matrix is tall (at least 8192 rows: enough blocks of 32 rows to fill
+/// the device, and a GEMV long enough to be bound by issue rather than by latency) and the row
+/// groups of 2-octet steps keep at least a quarter more of the lanes busy than a wave of 4-octet
+/// steps (H200, sixteenth session: 49152 × 576 and 262144 × 640 in q4_1, q5_0 and q8_0).
+pub fn wave_groups_pay(ty: QuantType, rows: usize, cols: usize, wave: u32) -> bool {
+    let w = wave.max(4) as usize;
+    rows >= 8192 && lane_use(cols, wave_group_lanes(ty, wave), 2) >= 1.25 * lane_use(cols, w, 4)
 }
 
 fn validate(format: &str, dtype: &str, batch: i64, rows: i64) -> std::result::Result<(), String> {
@@ -349,7 +360,7 @@ impl GemvConfig {
     ) -> GemvConfig {
         let c = Self::default_for(ty, dtype, batch, target);
         let tuned = crate::jit::tunedb::gemv_rows(target, ty.name(), dtype, batch).is_some();
-        if c.rows == WAVE_ROWS && !tuned && wave_groups_pay(rows, cols, target.wave_size) {
+        if c.rows == WAVE_ROWS && !tuned && wave_groups_pay(ty, rows, cols, target.wave_size) {
             return GemvConfig {
                 rows: WAVE_GROUP_ROWS,
             };
