@@ -426,10 +426,8 @@ pub fn plan_specs(
             }
         }
         // a batch-1 GEMV whose shape takes gemv_wave_g (the output projection of a small model)
-        for &(_, n, k) in shapes.iter().filter(|s| s.0 == ty) {
-            if q8 && gemv_q8::supports(ty) {
-                break;
-            }
+        let float_b1 = !(q8 && gemv_q8::supports(ty));
+        for &(_, n, k) in shapes.iter().filter(|s| float_b1 && s.0 == ty) {
             let c = gemv::GemvConfig::default_for_shape(ty, "f16", 1, (n, k), target);
             if let Ok(s) = gemv::spec(ty, "f16", 1, c, wave) {
                 if !v.contains(&s) {

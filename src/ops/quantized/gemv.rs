@@ -164,14 +164,14 @@ pub static WAVE_FAMILY: Family = Family {
     preamble,
 };
 
-/// Rows per block of the `gemv_wave_g` kernel (a quarter wave per 2 rows, 4 waves), batch 1 only.
+/// Rows per block of the `gemv_wave_g` kernel (4 waves of row groups: `rf_gemv_groups`), batch 1 only.
 pub const WAVE_GROUP_ROWS: usize = 32;
 
-/// The batch-1 kernel for short rows, variant `rows 32` of gemv: `gemv_wave`'s loop on groups of a
-/// quarter wave, two octets a lane a step (templates/gemv_wave.hip).
+/// The batch-1 kernel for short rows, variant `rows 32` of gemv: `gemv_wave`'s loop on row groups of
+/// part of a wave ([`wave_group_lanes`]), two octets a lane a step (templates/gemv_wave.hip).
 pub static WAVE_GROUP_FAMILY: Family = Family {
     name: "gemv_wave_g",
-    doc: "y = W x at batch 1, a quarter wave per 2 rows, 2 octets a lane a step (short rows: the output GEMV of small models; gemv's `rows 32` variant)",
+    doc: "y = W x at batch 1, row groups of a quarter wave (2 rows) or, at 8 bits a weight or more, half a wave (4 rows), 2 octets a lane a step (short rows: the output GEMV of small models; gemv's `rows 32` variant)",
     body: "gemv_wave.hip",
     instance: "gemv_wave_g.inst",
     params: &[
@@ -261,8 +261,9 @@ pub(super) fn wave_glu_format(ty: QuantType, glu: &str) -> std::result::Result<(
 /// Launch configuration a caller (or the tuner) may choose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GemvConfig {
-    /// Rows of W per block: 4 (batch 1), 8 (batch 1, the `gemv_wave` kernel), 2 (batch 2..8) or
-    /// 16 (the mma tile, batch 1..8, one instance compiled for 8).
+    /// Rows of W per block: 4 (batch 1), 8 (batch 1, the `gemv_wave` kernel), 32 (batch 1, the
+    /// `gemv_wave_g` kernel), 2 (batch 2..8) or 16 (the mma tile, batch 1..8, one instance compiled
+    /// for 8).
     pub rows: usize,
 }
 
@@ -272,6 +273,28 @@ impl GemvConfig {
     /// exists (NVIDIA sm_80+, f16/bf16, a format of [`MMA_FORMATS`]: docs/PERF.md, fifth session),
     /// else 2 rows.
     pub fn default_for(ty: QuantType, dtype: &str, batch: usize, target: &Target) -> GemvConfig {
+        Self::pick(ty, dtype, batch, None, target)
+    }
+
+    /// [`Self::default_for`] for a `rows × cols` matrix: at batch 1, `gemv_wave_g` instead of
+    /// `gemv_wave` where [`wave_groups_pay`] (a tuned choice stays as it is).
+    pub fn default_for_shape(
+        ty: QuantType,
+        dtype: &str,
+        batch: usize,
+        shape: (usize, usize),
+        target: &Target,
+    ) -> GemvConfig {
+        Self::pick(ty, dtype, batch, Some(shape), target)
+    }
+
+    fn pick(
+        ty: QuantType,
+        dtype: &str,
+        batch: usize,
+        shape: Option<(usize, usize)>,
+        target: &Target,
+    ) -> GemvConfig {
         // A tuned choice from the tuning database (rocmforge tune) wins, if it is still a candidate.
         if let Some(rows) = crate::jit::tunedb::gemv_rows(target, ty.name(), dtype, batch)
             .filter(|&rows| Self::candidates(ty, dtype, batch).contains(&GemvConfig { rows }))
@@ -281,6 +304,8 @@ impl GemvConfig {
         let rows = if batch <= 1 {
             if ty == QuantType::Q4_K {
                 4
+            } else if shape.is_some_and(|(r, c)| wave_groups_pay(ty, r, c, target.wave_size)) {
+                WAVE_GROUP_ROWS
             } else {
                 WAVE_ROWS
             }
@@ -345,25 +370,6 @@ impl GemvConfig {
             c.push(GemvConfig {
                 rows: WAVE_GROUP_ROWS,
             });
-        }
-        c
-    }
-
-    /// [`Self::default_for`] for a `rows × cols` matrix: at batch 1, `gemv_wave_g` instead of
-    /// `gemv_wave` where [`wave_groups_pay`] (a tuned choice stays as it is).
-    pub fn default_for_shape(
-        ty: QuantType,
-        dtype: &str,
-        batch: usize,
-        (rows, cols): (usize, usize),
-        target: &Target,
-    ) -> GemvConfig {
-        let c = Self::default_for(ty, dtype, batch, target);
-        let tuned = crate::jit::tunedb::gemv_rows(target, ty.name(), dtype, batch).is_some();
-        if c.rows == WAVE_ROWS && !tuned && wave_groups_pay(ty, rows, cols, target.wave_size) {
-            return GemvConfig {
-                rows: WAVE_GROUP_ROWS,
-            };
         }
         c
     }
