@@ -122,8 +122,8 @@ fn prefill_ms<T: Element>(
 
 /// Candidates of the pipelined mma_sync sweep at `hd` (bf16, causal): tiles `(bm, bn, nwarp, mt,
 /// qreg)`, the first being today's default, each with the bf16 P split on and off and exp2's FFMA form
-/// off and on; then `ROCMFORGE_BENCH_ATTN_SWEEP` entries `hdN:bm,bn,nwarp,mt,qreg[,psplit[,ffma]]`
-/// (`;`-separated) for this head size.
+/// off and on; then single-stage (`stages` 1) tiles; then `ROCMFORGE_BENCH_ATTN_SWEEP` entries
+/// `hdN:bm,bn,nwarp,mt,qreg[,psplit[,ffma[,stages]]]` (`;`-separated) for this head size.
 fn sweep_candidates(hd: usize) -> std::result::Result<Vec<prefill::PipeConfig>, String> {
     let tiles: &[(usize, usize, usize, usize, bool)] = match hd {
         128 => &[
@@ -166,6 +166,25 @@ fn sweep_candidates(hd: usize) -> std::result::Result<Vec<prefill::PipeConfig>, 
             c.ffma = ffma;
             v.push(c);
         }
+    }
+    // one K and one V buffer (FlashAttention-2's scheme: each copy under the other half's math), Q in
+    // shared memory, FFMA form and bf16 P unsplit
+    let kv1: &[(usize, usize, usize, usize)] = match hd {
+        64 => &[(128, 128, 4, 2), (128, 64, 4, 2)],
+        80 | 96 | 128 => &[(128, 64, 4, 2), (128, 32, 4, 2)],
+        _ => &[
+            (64, 64, 4, 1),
+            (64, 32, 4, 1),
+            (128, 64, 8, 1),
+            (128, 32, 8, 1),
+        ],
+    };
+    for &(bm, bn, nw, mt) in kv1 {
+        let mut c = prefill::PipeConfig::new(bm, bn, nw, mt, false);
+        c.psplit = false;
+        c.ffma = true;
+        c.stages = 1;
+        v.push(c);
     }
     if let Ok(extra) = std::env::var("ROCMFORGE_BENCH_ATTN_SWEEP") {
         for e in extra.split(';').map(str::trim).filter(|e| !e.is_empty()) {
@@ -372,6 +391,11 @@ fn main() -> Result<()> {
 
     // ---- prefill, bf16, MHA, page 64, vs torch SDPA flash / cuDNN
     let path = prefill::native_path(dev.target());
+    // ROCMFORGE_BENCH_PREFILL_HD: comma-separated head sizes whose prefill rows and sweeps run (all if unset)
+    let hd_only: Option<Vec<usize>> = std::env::var("ROCMFORGE_BENCH_PREFILL_HD")
+        .ok()
+        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect());
+    let hd_runs = |hd: usize| hd_only.as_ref().is_none_or(|l| l.contains(&hd));
     // torch flash ms per (b, h, s, hd, causal), for the sweep below
     type Shape = (usize, usize, usize, usize, bool);
     let mut flash: Vec<(Shape, f64)> = Vec::new();
@@ -388,6 +412,9 @@ fn main() -> Result<()> {
     ] {
         if !run("prefill") {
             break;
+        }
+        if !hd_runs(hd) {
+            continue;
         }
         let ms = prefill_ms::<bf16>(&dev, b, h, sq, hd, causal, path)?;
         let flops = 4.0 * (b * h * sq * sq * hd) as f64 * if causal { 0.5 } else { 1.0 };
@@ -459,6 +486,9 @@ fn main() -> Result<()> {
             (4, 32, 4096, 96),
             (4, 16, 4096, 256),
         ] {
+            if !hd_runs(hd) {
+                continue;
+            }
             let fl = flash
                 .iter()
                 .find(|(k, _)| *k == (b, h, sq, hd, true))

@@ -19,6 +19,11 @@
 // 7 % slower, hd64 64x64 1 % slower)
 #define AP_LATE_COPY -1
 #endif
+#ifndef AP_KV1_SPREAD
+// RF_ATTN_KV1 with the tile in one page: the copies' cp.async spread over the k steps of the math they
+// run under (1: ApSpread), or issued together before it (0)
+#define AP_KV1_SPREAD 0
+#endif
 #define AP_RESCALE_LOG2 8.0f  // the pipelined mma.sync loop's lazy-rescale threshold (see there)
 
 // ---------------------------------------------------------------- the shared tile loop
@@ -189,6 +194,16 @@ RF_DEVICE void attn_prefill(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache
 //                   staging in stage 1 at i = 0); then issue KV(i+1) into stage (i+1)&1
 // KV(i) was issued a whole tile earlier, so waiting for V(i) at the top (not before P.V) costs nothing
 // measurable and saves the second barrier per tile.
+//
+// RF_ATTN_KV1 (FlashAttention-2's scheme, for head sizes whose two stages would leave one block an SM):
+// one K buffer and one V buffer, [K: BN rows][V: BN rows][Q: BM rows], each copy running under the other
+// half's math, two barriers per tile. The prologue commits K(0) (with Q); then per tile i:
+//   top:        wait_group 0 (K(i) landed); barrier: K(i) visible, every wave done with P.V(i-1);
+//               issue V(i) into the V buffer; Q.K^T(i); commit V(i); the softmax
+//   before P.V: wait_group 0 (V(i) landed); barrier: V(i) visible, every wave done with Q.K^T(i);
+//               issue K(i+1) into the K buffer; P.V(i); commit K(i+1)
+// With AP_KV1_SPREAD the copies of V(i) and K(i+1) are issued a few chunks a k step inside Q.K^T(i) and
+// P.V(i) (ApSpread; a wave that skips the tile issues them at once), before their commit.
 #if defined(RF_MMA_SYNC)
 // One K/V tile into shared memory: keys kt .. kt + BN - 1, each a row of NV = HD / 8 16-byte chunks, in
 // K and in V. Flat chunk index v = threadIdx.x + it * NT over BN * NV chunks: row r = v / NV, chunk
@@ -206,16 +221,14 @@ RF_DEVICE void attn_prefill(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache
 // MODE 0: a page lookup per row, dividing by page_size; 1: the same with a shift (page_size = 1 <<
 // shift); 2: the whole tile in one page (page_size a multiple of BN: kt is a multiple of BN, so the
 // tile's BN rows are consecutive rows of page kt / page_size), one lookup per tile.
-template <typename T, int HD, int BN, int NT, int MODE>
+// PART: 3 copies K and V, 1 only K, 2 only V (RF_ATTN_KV1's separate commit groups). MODE 2 takes the
+// tile's first row as tb (ap_tile_base).
+template <typename T, int HD, int BN, int NT, int MODE, int PART>
 RF_DEVICE void ap_copy_kv(unsigned dst, const T* RF_RESTRICT k_cache, const T* RF_RESTRICT v_cache, const int* RF_RESTRICT bt,
-                          int kt, int kv_len, int page_size, int shift, int page_stride, int head_off) {
+                          int kt, int kv_len, int page_size, int shift, int page_stride, int head_off, long long tb) {
     constexpr int LD = HD + AP_PAD, NV = HD / 8, N = BN * NV, IT = (N + NT - 1) / NT, VOFF = BN * LD * 2;
     const unsigned t = threadIdx.x;
-    long long tile_base = 0;  // MODE 2: the tile's first row
-    if (MODE == 2) {
-        const int pg = shift >= 0 ? kt >> shift : kt / page_size;
-        tile_base = (long long)bt[pg] * page_stride + (head_off + (kt - pg * page_size) * HD);
-    }
+    const long long tile_base = tb;  // MODE 2: the tile's first row
 #pragma unroll
     for (int it = 0; it < IT; it++) {
         const unsigned v = t + it * NT;
@@ -234,22 +247,56 @@ RF_DEVICE void ap_copy_kv(unsigned dst, const T* RF_RESTRICT k_cache, const T* R
             const unsigned d = NT % NV == 0 ? dst + ((t / NV) * LD + (t % NV) * 8) * 2 + it * (NT / NV) * LD * 2
                                             : dst + (r * LD + c * 8) * 2;
             const int n = key < kv_len ? 16 : 0;
-            rf_cp_async16_s(d, k_cache + off, n);
-            rf_cp_async16_s(d + VOFF, v_cache + off, n);
+            if (PART & 1) rf_cp_async16_s(d, k_cache + off, n);
+            if (PART & 2) rf_cp_async16_s(d + VOFF, v_cache + off, n);
         }
     }
 }
-// shift >= 0: page_size is 1 << shift
-template <typename T, int HD, int BN, int NT>
-RF_DEVICE void ap_copy_kv_tile(unsigned dst, const T* RF_RESTRICT k_cache, const T* RF_RESTRICT v_cache, const int* RF_RESTRICT bt,
-                               int kt, int kv_len, int page_size, int shift, int page_stride, int head_off) {
-    if (page_size % BN == 0)
-        ap_copy_kv<T, HD, BN, NT, 2>(dst, k_cache, v_cache, bt, kt, kv_len, page_size, shift, page_stride, head_off);
-    else if (shift >= 0)
-        ap_copy_kv<T, HD, BN, NT, 1>(dst, k_cache, v_cache, bt, kt, kv_len, page_size, shift, page_stride, head_off);
-    else
-        ap_copy_kv<T, HD, BN, NT, 0>(dst, k_cache, v_cache, bt, kt, kv_len, page_size, shift, page_stride, head_off);
+// The element offset of key kt's row in the cache (kv head included): with page_size a multiple of BN, the
+// first row of the tile at kt (ap_copy_kv's MODE 2); 0 otherwise (not used there, and no load).
+template <int HD, int BN>
+RF_DEVICE long long ap_tile_base(const int* RF_RESTRICT bt, int kt, int page_size, int shift, int page_stride, int head_off) {
+    if (page_size % BN != 0) return 0;
+    const int pg = shift >= 0 ? kt >> shift : kt / page_size;
+    return (long long)bt[pg] * page_stride + (head_off + (kt - pg * page_size) * HD);
 }
+// shift >= 0: page_size is 1 << shift; tb: ap_tile_base of kt
+template <typename T, int HD, int BN, int NT, int PART = 3>
+RF_DEVICE void ap_copy_kv_tile(unsigned dst, const T* RF_RESTRICT k_cache, const T* RF_RESTRICT v_cache, const int* RF_RESTRICT bt,
+                               int kt, int kv_len, int page_size, int shift, int page_stride, int head_off, long long tb) {
+    if (page_size % BN == 0)
+        ap_copy_kv<T, HD, BN, NT, 2, PART>(dst, k_cache, v_cache, bt, kt, kv_len, page_size, shift, page_stride, head_off, tb);
+    else if (shift >= 0)
+        ap_copy_kv<T, HD, BN, NT, 1, PART>(dst, k_cache, v_cache, bt, kt, kv_len, page_size, shift, page_stride, head_off, tb);
+    else
+        ap_copy_kv<T, HD, BN, NT, 0, PART>(dst, k_cache, v_cache, bt, kt, kv_len, page_size, shift, page_stride, head_off, tb);
+}
+
+// One part (K or V) of a tile in one page (MODE 2, NT a multiple of NV) copied a few chunks at a time
+// (AP_KV1_SPREAD): a thread's rows are r0 + it * (NT / NV), so one source pointer and compile-time
+// offsets (cp.async's immediate) and one compare a chunk, about 2 instructions instead of 7. Issued in one
+// burst, those cp.async filled the MIO queue ahead of the ldmatrix of the math (H200, seventeenth
+// session, call D: hd256 2.00 -> 2.22 ms); spread(k, K) issues the chunks of step k of K steps.
+template <typename T, int HD, int BN, int NT>
+struct ApSpread {
+    static constexpr int LD = HD + AP_PAD, NV = HD / 8, N = BN * NV, IT = (N + NT - 1) / NT, RS = NT / NV;
+    const T* src;
+    unsigned d0;
+    int rem;  // chunk it holds a key < kv_len when it * RS < rem
+    RF_DEVICE ApSpread(unsigned dst, const T* RF_RESTRICT cache, int kt, int kv_len, long long tb) {
+        const int r0 = (int)(threadIdx.x / NV), c0 = (int)(threadIdx.x % NV);
+        src = cache + (tb + (r0 * HD + c0 * 8));
+        d0 = dst + (r0 * LD + c0 * 8) * 2;
+        rem = kv_len - kt - r0;
+    }
+    template <int K>
+    RF_DEVICE void spread(int k) const {
+#pragma unroll
+        for (int it = k * IT / K; it < (k + 1) * IT / K; it++)
+            if (N % NT == 0 || (int)(threadIdx.x + it * NT) < N)  // rows past kv_len stay inside the page (not read)
+                rf_cp_async16_s(d0 + it * RS * LD * 2, src + it * RS * HD, it * RS < rem ? 16 : 0);
+    }
+};
 
 // Max of one row slot's SN / 2 values of a lane's S fragment (elements i = 4 q + 2 slot + b), as a
 // tree: the dependent chain is log2(SN / 2) deep instead of SN / 2. ApTree<N> folds the upper N / 2
@@ -291,11 +338,13 @@ RF_DEVICE void attn_prefill_mma(const T* RF_RESTRICT q, const T* RF_RESTRICT k_c
     // stages from the start (QSTAGE0), and tile 0's copy waits until the Q fragments are in registers
     constexpr bool QSTAGE0 = QREG && BM > 2 * BN;
     constexpr bool LATE = AP_LATE_COPY < 0 ? MT * BN * HD >= 16384 : AP_LATE_COPY != 0;
+    constexpr bool KV1 = RF_ATTN_KV1 != 0;  // one K and one V buffer (above)
     static_assert(!QREG || BM <= 4 * BN, "Q is staged in the K/V stages");
+    static_assert(!(KV1 && QREG), "one K/V stage has no second stage to stage Q in");
     typedef MMSync<T, HD, BN> F;  // fragment maps (slot/srow/scol/orow/ocol) and row reductions
     extern __shared__ uint4 ap_smem[];
     T* const sKV = (T*)ap_smem;  // stage st: K at sKV + st * 2 * BN * LD, V BN rows after it
-    T* const sQ = sKV + (!QREG ? 4 : QSTAGE0 ? 0 : 2) * BN * LD;
+    T* const sQ = sKV + (!QREG ? (KV1 ? 2 : 4) : QSTAGE0 ? 0 : 2) * BN * LD;
     const int lane = threadIdx.x % 32, w = threadIdx.x / 32, j8 = lane / 8;
 
     const int b = blockIdx.z, h = blockIdx.y;
@@ -319,8 +368,11 @@ RF_DEVICE void attn_prefill_mma(const T* RF_RESTRICT q, const T* RF_RESTRICT k_c
     const unsigned kv_lane0 = (unsigned)__cvta_generic_to_shared(sKV);  // stage 0's K (byte address)
     // page_size a power of two: its log2, else -1 (ap_copy_kv divides)
     const int shift = (page_size & (page_size - 1)) == 0 ? __ffs(page_size) - 1 : -1;
+    // the current tile's first row in the cache (ap_tile_base: page_size a multiple of BN, else 0)
+    long long tb_c = ap_tile_base<HD, BN>(bt, kv_begin, page_size, shift, page_stride, head_off);
     auto prologue = [&]() {
-        ap_copy_kv_tile<T, HD, BN, NT>(kv_lane0, k_cache, v_cache, bt, kv_begin, kv_len, page_size, shift, page_stride, head_off);
+        ap_copy_kv_tile<T, HD, BN, NT, KV1 ? 1 : 3>(kv_lane0, k_cache, v_cache, bt, kv_begin, kv_len, page_size, shift, page_stride,
+                                                     head_off, tb_c);
         rf_cp_async_commit();
     };
     // Q rows by cp.async too (rows past q_len zero-filled, the address of the block's first row not
@@ -370,17 +422,33 @@ RF_DEVICE void attn_prefill_mma(const T* RF_RESTRICT q, const T* RF_RESTRICT k_c
 
     const unsigned q_lane = (unsigned)__cvta_generic_to_shared(sQ) + ((wrow + lane % 16) * LD + (lane / 16) * 8) * 2;
     int st = 0;
-    for (int kt = kv_begin; kt < kv_end; kt += BN, st ^= 1) {
-        rf_cp_async_wait<0>();  // KV(kt) of this thread landed
-        __syncthreads();        // ... of every thread; every wave is done with stage st ^ 1
+    for (int kt = kv_begin; kt < kv_end; kt += BN, st ^= KV1 ? 0 : 1) {  // KV1: always "stage" 0
+        rf_cp_async_wait<0>();  // KV(kt) (KV1: K(kt)) of this thread landed
+        __syncthreads();        // ... of every thread; every wave is done with stage st ^ 1 (KV1: with V)
         const int kn = kt + BN;
+        // every key of the tile hidden from every row of this wave (causal: all in the future; window: all
+        // too old): the wave skips the tile (its m, l, o stay as they are, which is what -inf scores give)
+        const bool live = !(CAUSAL && kt > whi) && !(window > 0 && kt + BN - 1 <= wlo - window);
+        // KV1 + AP_KV1_SPREAD: the next tile's first row, loaded here, half a tile before K(kn)'s copy; V(kt)'s
+        // copy spread over Q.K^T's k steps where the wave runs them and the tile is in one page
+        constexpr bool SPREAD = KV1 && AP_KV1_SPREAD && NT % NV == 0;
+        const bool one_page = page_size % BN == 0;
+        const long long tb_n = SPREAD && kn < kv_end ? ap_tile_base<HD, BN>(bt, kn, page_size, shift, page_stride, head_off) : 0;
+        const bool spread_v = SPREAD && one_page && live;
+        const ApSpread<T, HD, BN, NT> sv(kv_lane0 + BN * LD * 2, v_cache, kt, kv_len, tb_c);
+        if (KV1 && !spread_v) {  // V(kt) under Q.K^T and the softmax
+            ap_copy_kv_tile<T, HD, BN, NT, 2>(kv_lane0, k_cache, v_cache, bt, kt, kv_len, page_size, shift, page_stride, head_off,
+                                              SPREAD ? tb_c : ap_tile_base<HD, BN>(bt, kt, page_size, shift, page_stride, head_off));
+            rf_cp_async_commit();
+        }
         auto issue_next = [&]() {
             if (kn < kv_end)
                 ap_copy_kv_tile<T, HD, BN, NT>(kv_lane0 + (st ^ 1) * (2 * BN * LD * 2), k_cache, v_cache, bt, kn, kv_len, page_size,
-                                               shift, page_stride, head_off);
+                                               shift, page_stride, head_off,
+                                               ap_tile_base<HD, BN>(bt, kn, page_size, shift, page_stride, head_off));
             rf_cp_async_commit();
         };
-        if (!LATE) {
+        if (!LATE && !KV1) {
             issue_next();
             RF_SYNC_WAVE();  // (as before P.V: the copy's address registers die before Q.K^T starts)
         }
@@ -388,9 +456,6 @@ RF_DEVICE void attn_prefill_mma(const T* RF_RESTRICT q, const T* RF_RESTRICT k_c
         // V, transposed: keys lane % 8 + (j8 % 2) * 8, column half j8 / 2); fragments add constants
         const unsigned k_lane = kv_lane0 + st * (2 * BN * LD * 2) + ((lane % 8 + (j8 / 2) * 8) * LD + (j8 % 2) * 8) * 2;
         const unsigned v_lane = kv_lane0 + st * (2 * BN * LD * 2) + BN * LD * 2 + ((lane % 8 + (j8 % 2) * 8) * LD + (j8 / 2) * 8) * 2;
-        // every key of the tile hidden from every row of this wave (causal: all in the future; window: all
-        // too old): the wave skips the tile (its m, l, o stay as they are, which is what -inf scores give)
-        const bool live = !(CAUSAL && kt > whi) && !(window > 0 && kt + BN - 1 <= wlo - window);
 
         float s[MT][SN];
         if (live) {
@@ -401,6 +466,7 @@ RF_DEVICE void attn_prefill_mma(const T* RF_RESTRICT q, const T* RF_RESTRICT k_c
                 for (int i = 0; i < SN; i++) s[t][i] = 0.0f;
 #pragma unroll
             for (int kk = 0; kk < KT; kk++) {
+                if (spread_v) sv.template spread<KT>(kk);
                 uint32_t qa[MT][4];
 #pragma unroll
                 for (int t = 0; t < MT; t++) {
@@ -425,7 +491,8 @@ RF_DEVICE void attn_prefill_mma(const T* RF_RESTRICT q, const T* RF_RESTRICT k_c
         }
         // LATE: the next tile's copy is issued once Q.K^T is: its block-table loads wait under the mma
         // instead of in front of them (the copy then has the softmax and P.V to land in, not the tile)
-        if (LATE) issue_next();
+        if (LATE && !KV1) issue_next();
+        if (spread_v) rf_cp_async_commit();  // V(kt), spread over Q.K^T
         if (live) {
             // scores in log2 units (or, folded, in raw units: log2 units once multiplied by mul)
             if (softcap > 0.0f) {
@@ -488,11 +555,25 @@ RF_DEVICE void attn_prefill_mma(const T* RF_RESTRICT q, const T* RF_RESTRICT k_c
                 for (int i = 0; i < SN; i++) l[t][F::slot(i)] += s[t][i];
             }
         }
+        const bool spread_k = SPREAD && one_page && live && kn < kv_end;
+        const ApSpread<T, HD, BN, NT> sk(kv_lane0, k_cache, kn, kv_len, tb_n);
+        if (KV1) {
+            rf_cp_async_wait<0>();  // V(kt) of this thread landed
+            __syncthreads();        // ... of every thread; every wave is done with K(kt)
+            if (!spread_k) {  // K(kt + BN) under P.V (an empty group after the last tile)
+                if (kn < kv_end)
+                    ap_copy_kv_tile<T, HD, BN, NT, 1>(kv_lane0, k_cache, v_cache, bt, kn, kv_len, page_size, shift, page_stride,
+                                                      head_off,
+                                                      SPREAD ? tb_n : ap_tile_base<HD, BN>(bt, kn, page_size, shift, page_stride, head_off));
+                rf_cp_async_commit();
+            }
+        }
         RF_SYNC_WAVE();  // keeps ptxas from hoisting P.V's fragment loads into the softmax (registers)
         if (live) {
             // O += P V (as MMSync::pv, each V fragment feeding MT m tiles; bf16 P as hi + lo)
 #pragma unroll
             for (int kk = 0; kk < NB; kk++) {
+                if (spread_k) sk.template spread<NB>(kk);
                 uint32_t pa[MT][4], pl[MT][4];
 #pragma unroll
                 for (int t = 0; t < MT; t++)
@@ -518,6 +599,8 @@ RF_DEVICE void attn_prefill_mma(const T* RF_RESTRICT q, const T* RF_RESTRICT k_c
                 }
             }
         }
+        if (spread_k) rf_cp_async_commit();  // K(kn), spread over P.V
+        tb_c = tb_n;
     }
     // the last tile committed an empty group: nothing is in flight here
 

@@ -423,7 +423,7 @@ fn spec_validation() {
         // chunk v % NV; with NT % NV == 0 spelled row thread / NV + it * NT / NV, chunk thread % NV)
         // covering every 16-byte chunk of a BN-key tile exactly once
         for t in [prefill::tiles("mma_sync", hd, 32), small.tiles(hd)] {
-            if t.stages != 2 {
+            if !t.pipe {
                 continue;
             }
             assert_eq!(t.bm, 16 * t.mt * t.nwarp, "hd{hd}: {t:?}");
@@ -432,7 +432,11 @@ fn spec_validation() {
                 "hd{hd}: {t:?}"
             );
             let (ld, nv, nt) = (hd + 8, hd / 8, t.nwarp * 32);
-            let rows = 4 * t.bn + if t.qreg { 0 } else { t.bm };
+            assert!(
+                (1..=2).contains(&t.stages) && !(t.qreg && t.stages == 1),
+                "hd{hd}: {t:?}"
+            );
+            let rows = 2 * t.stages * t.bn + if t.qreg { 0 } else { t.bm };
             assert_eq!(t.shared, rows * ld * 2, "hd{hd}: {t:?}");
             let mut seen = vec![0u32; t.bn * nv];
             for thread in 0..nt {

@@ -604,7 +604,7 @@ fn prefill_scalar_path_matches_reference() {
 
 /// Configurations of the pipelined mma_sync loop other than the defaults: the bench's sweep candidates
 /// at hd64 / hd128 (each with the bf16 P split on and off, exp2's FFMA form off and on), two generic
-/// ones at every head size (spilling ones too: slower, still exact).
+/// ones at every head size (spilling ones too: slower, still exact), two with one K/V stage.
 fn pipe_configs(hd: usize) -> Vec<prefill::PipeConfig> {
     let tiles: Vec<(usize, usize, usize, usize, bool)> = match hd {
         128 => vec![
@@ -627,6 +627,16 @@ fn pipe_configs(hd: usize) -> Vec<prefill::PipeConfig> {
             let mut c = prefill::PipeConfig::new(bm, bn, nw, mt, qreg);
             c.psplit = psplit;
             c.ffma = ffma;
+            if c != prefill::PipeConfig::default_for(hd) {
+                v.push(c);
+            }
+        }
+    }
+    // one K and one V buffer (stages 1), bf16 P split and FFMA form both ways
+    for (bm, bn, nw, mt) in [(64, 64, 4, 1), (128, 32, 4, 2)] {
+        for (psplit, ffma) in [(true, false), (false, true)] {
+            let mut c = prefill::PipeConfig::new(bm, bn, nw, mt, false);
+            (c.psplit, c.ffma, c.stages) = (psplit, ffma, 1);
             if c != prefill::PipeConfig::default_for(hd) {
                 v.push(c);
             }

@@ -97,7 +97,7 @@ fn preamble_of(t: &Tiles, psplit: bool, ffma: bool, rpf: bool) -> String {
     let defines = format!(
         "#define RF_ATTN_BM {}\n#define RF_ATTN_BN {}\n#define RF_ATTN_NWARP {}\n#define RF_ATTN_LPR {}\n\
          #define RF_ATTN_CSPLIT {}\n#define RF_ATTN_MT {}\n#define RF_ATTN_QREG {}\n#define RF_ATTN_PIPE {}\n\
-         #define RF_ATTN_PSPLIT {}\n#define RF_ATTN_FFMA {}\n#define RF_ATTN_RPF {}\n",
+         #define RF_ATTN_PSPLIT {}\n#define RF_ATTN_FFMA {}\n#define RF_ATTN_RPF {}\n#define RF_ATTN_KV1 {}\n",
         t.bm,
         t.bn,
         t.nwarp,
@@ -105,10 +105,11 @@ fn preamble_of(t: &Tiles, psplit: bool, ffma: bool, rpf: bool) -> String {
         t.csplit,
         t.mt,
         t.qreg as u8,
-        (t.stages > 1) as u8,
+        t.pipe as u8,
         psplit as u8,
         ffma as u8,
-        rpf as u8
+        rpf as u8,
+        (t.pipe && t.stages == 1) as u8
     );
     defines + &super::mm_header()
 }
@@ -193,6 +194,14 @@ pub static PIPE_FAMILY: Family = Family {
             },
             doc: "exp2 of s * c - m * c in one FFMA, scores left unscaled (positive scale, no soft-cap)",
         },
+        ParamDef {
+            name: "stages",
+            kind: ParamKind::Int {
+                prefix: "s",
+                values: &[1, 2],
+            },
+            doc: "K/V stages: 2 = K+V double buffer, 1 = one K and one V buffer (FlashAttention-2's scheme)",
+        },
     ],
     validate: |s| {
         if s.wave() != 32 {
@@ -249,8 +258,12 @@ pub struct Tiles {
     pub mt: usize,
     /// mma_sync pipeline: Q fragments kept in registers (Q staged in K/V stage 1: bm <= 2 * bn).
     pub qreg: bool,
-    /// K/V shared-memory stages: 2 = the cp.async pipeline of the mma_sync path
-    /// (`attn_prefill_mma`); 1 = the shared tile loop (every other path).
+    /// The mma_sync path's pipelined tile loop (`attn_prefill_mma`, cp.async copies); else the shared
+    /// tile loop (every other path).
+    pub pipe: bool,
+    /// K/V shared-memory stages. Pipelined loop: 2 = a K+V double buffer, 1 = one K and one V buffer
+    /// each copied under the other's math (FlashAttention-2's scheme, `RF_ATTN_KV1`). Shared tile
+    /// loop: 1.
     pub stages: usize,
     /// Dynamic shared memory bytes.
     pub shared: usize,
@@ -311,6 +324,7 @@ pub fn tiles_for(path: &str, hd: usize, wave: u32, pipe: bool) -> Tiles {
         csplit,
         mt: 1,
         qreg: false,
+        pipe: false,
         stages: 1,
         shared: (bm + 2 * bn) * ld * 2 + nwarp * scratch,
     }
@@ -339,6 +353,10 @@ pub struct PipeConfig {
     /// multiply per score and a subtract (FlashAttention-2's form). Applies with a positive scale and no
     /// soft-cap; otherwise the kernel keeps the multiply.
     pub ffma: bool,
+    /// K/V stages: 2 (a double buffer of K and V tiles, one barrier a tile) or 1 (one K and one V
+    /// buffer, each copied under the other half's math, two barriers a tile: FlashAttention-2's
+    /// scheme, for large head sizes where two stages leave one block an SM). 1 needs Q in shared memory.
+    pub stages: usize,
 }
 
 impl PipeConfig {
@@ -361,16 +379,18 @@ impl PipeConfig {
         // and 0.627 for 128x64 8w mt 1 (the fourth session's choice); with Q in registers 128x128
         // spills. hd80 / hd96 (call F): the same 128x64 4w mt 2 Q-in-shared-memory FFMA shape, 1.209 /
         // 1.323 ms vs 1.409 / 1.590 for the 128x32 tiles they had (67584 / 79872 bytes, under sm_86's
-        // 99 KiB). hd256 keeps 64x32 4w mt 1 (2.34 ms; 64x64 needs 169 KiB, one block per SM: 2.86).
+        // 99 KiB). hd256 (seventeenth session, call A): FA2's 64x64 4w mt 1 with one K and one V buffer
+        // (stages 1, 101376 bytes: two blocks an SM) 2.00 ms vs 2.33 for 64x32 with two stages (the two
+        // stages of 64x64 need 169 KiB, one block an SM: 2.87).
         //
         // bf16 P is not split into hi + lo (psplit off): rounding P to bf16 as torch's kernels do
         // measured 2.06e-3 against an f64 reference vs torch's own bf16 SDPA 2.07e-3 (the issue's bar
         // is 1.25x torch's), and the split cost 10-15 % of the time.
-        let (bm, bn, nwarp, mt, qreg, ffma) = match hd {
-            64 => (128, 128, 4, 2, false, true),
-            80 | 96 => (128, 64, 4, 2, false, true),
-            128 => (128, 64, 4, 2, false, true),
-            _ => (64, 32, 4, 1, false, false),
+        let (bm, bn, nwarp, mt, qreg, ffma, stages) = match hd {
+            64 => (128, 128, 4, 2, false, true, 2),
+            80 | 96 => (128, 64, 4, 2, false, true, 2),
+            128 => (128, 64, 4, 2, false, true, 2),
+            _ => (64, 64, 4, 1, false, true, 1),
         };
         PipeConfig {
             bm,
@@ -380,11 +400,13 @@ impl PipeConfig {
             qreg,
             psplit: false,
             ffma,
+            stages,
         }
     }
 
     /// The default at `hd` if its shared memory fits `limit` bytes, else the first smaller
-    /// configuration that does (hd128: 128x32 tiles, 69632 bytes, for the 99 KiB of sm_86 / sm_89);
+    /// configuration that does (hd128: 128x32 tiles, 69632 bytes, for the 99 KiB of sm_86 / sm_89;
+    /// hd256: 64x32 with one K/V stage, 67584 bytes);
     /// None when nothing fits.
     pub fn fitting(hd: usize, limit: usize) -> Option<PipeConfig> {
         let d = PipeConfig::default_for(hd);
@@ -405,6 +427,7 @@ impl PipeConfig {
             qreg,
             psplit: true,
             ffma: false,
+            stages: 2,
         }
     }
 
@@ -418,6 +441,7 @@ impl PipeConfig {
             qreg: s.flag("qreg"),
             psplit: s.flag("psplit"),
             ffma: s.flag("ffma"),
+            stages: s.int("stages") as usize,
         }
     }
 
@@ -429,7 +453,7 @@ impl PipeConfig {
 
     /// The block tiling (launch geometry and shared memory) of this configuration at `hd`.
     pub fn tiles(&self, hd: usize) -> Tiles {
-        let rows = 4 * self.bn + if self.qreg { 0 } else { self.bm };
+        let rows = 2 * self.stages * self.bn + if self.qreg { 0 } else { self.bm };
         Tiles {
             bm: self.bm,
             bn: self.bn,
@@ -438,7 +462,8 @@ impl PipeConfig {
             csplit: 1,
             mt: self.mt,
             qreg: self.qreg,
-            stages: 2,
+            pipe: true,
+            stages: self.stages,
             shared: rows * (hd + 8) * 2,
         }
     }
@@ -468,6 +493,14 @@ impl PipeConfig {
         if c.bn % 16 != 0 {
             return Err(format!("bn {} must be a multiple of 16", c.bn));
         }
+        if !(1..=2).contains(&c.stages) {
+            return Err(format!("stages {} must be 1 or 2", c.stages));
+        }
+        if c.qreg && c.stages == 1 {
+            return Err(
+                "qreg stages Q in the second K/V stage; one stage (stages 1) has none".into(),
+            );
+        }
         if c.qreg && c.bm > 4 * c.bn {
             return Err(format!(
                 "qreg stages Q in the K/V stages: needs bm {} <= 4 * bn {}",
@@ -483,13 +516,13 @@ impl PipeConfig {
         Ok(())
     }
 
-    /// Parse `bm,bn,nwarp,mt,qreg[,psplit[,ffma]]` (flags as 0/1, true/false, on/off, yes/no; psplit
-    /// defaults to on, ffma to off), e.g. `128,64,4,2,0` or `64,64,4,1,1,0,1`.
+    /// Parse `bm,bn,nwarp,mt,qreg[,psplit[,ffma[,stages]]]` (flags as 0/1, true/false, on/off, yes/no;
+    /// psplit defaults to on, ffma to off, stages to 2), e.g. `128,64,4,2,0` or `64,64,4,1,0,0,1,1`.
     pub fn parse(text: &str) -> std::result::Result<PipeConfig, String> {
         let f: Vec<&str> = text.split(',').map(str::trim).collect();
-        if !(5..=7).contains(&f.len()) {
+        if !(5..=8).contains(&f.len()) {
             return Err(format!(
-                "`{text}`: {} fields; expected bm,bn,nwarp,mt,qreg[,psplit[,ffma]]",
+                "`{text}`: {} fields; expected bm,bn,nwarp,mt,qreg[,psplit[,ffma[,stages]]]",
                 f.len()
             ));
         }
@@ -511,23 +544,25 @@ impl PipeConfig {
             qreg: flag(4, "qreg", false)?,
             psplit: flag(5, "psplit", true)?,
             ffma: flag(6, "ffma", false)?,
+            stages: if f.len() > 7 { num(7, "stages")? } else { 2 },
         })
     }
 }
 
 impl std::fmt::Display for PipeConfig {
-    /// `128x64 8w mt1 qreg split fmul`
+    /// `128x64 8w mt1 qreg split fmul` (one K/V stage: ` kv1` after it)
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{}x{} {}w mt{} {} {} {}",
+            "{}x{} {}w mt{} {} {} {}{}",
             self.bm,
             self.bn,
             self.nwarp,
             self.mt,
             if self.qreg { "qreg" } else { "qsmem" },
             if self.psplit { "split" } else { "nosplit" },
-            if self.ffma { "ffma" } else { "fmul" }
+            if self.ffma { "ffma" } else { "fmul" },
+            if self.stages == 1 { " kv1" } else { "" }
         )
     }
 }
@@ -629,7 +664,7 @@ pub fn spec_on(
 /// [`spec`] with an explicit pipelined mma_sync configuration (`None`: the path's default tiles and
 /// `ROCMFORGE_ATTN_PIPELINE`, not `ROCMFORGE_ATTN_TILES`). `Some` needs path `mma_sync`; it is the
 /// default instance ([`FAMILY`]) when equal to the default, else a [`PIPE_FAMILY`] one (its URI names
-/// the tiles, e.g. `attn_prefill_mma.hd128.bf16.causal.m128.n64.x4.t2.qsmem.nosplit.fmul.w32`).
+/// the tiles, e.g. `attn_prefill_mma.hd128.bf16.causal.m128.n64.x4.t2.qsmem.nosplit.fmul.s2.w32`).
 pub fn spec_with(
     head_dim: usize,
     dtype: &str,
@@ -679,6 +714,7 @@ pub fn spec_with(
             ("qreg", c.qreg.into()),
             ("psplit", c.psplit.into()),
             ("ffma", c.ffma.into()),
+            ("stages", c.stages.into()),
         ],
         wave,
     )
@@ -942,7 +978,8 @@ mod tests {
         for bad in [
             "",
             "128,64,4,2",
-            "128,64,4,2,0,1,1,1",
+            "128,64,4,2,0,1,1,2,1",
+            "128,64,4,2,0,1,1,x",
             "128,x,4,2,0",
             "128,64,4,2,maybe",
         ] {
@@ -1017,6 +1054,15 @@ mod tests {
         assert!(parse_tiles_var("hd100:64,64,4,1,1", 64).is_err());
         assert!(parse_tiles_var("hdx:64,64,4,1,1", 64).is_err());
         assert!(parse_tiles_var("128,64,4,2", 64).is_err());
+        // one K/V stage: an eighth field; it needs Q in shared memory
+        let kv1 = parse_tiles_var("hd256:64,64,4,1,0,0,1,1", 256)
+            .unwrap()
+            .unwrap();
+        assert_eq!((kv1.stages, kv1.ffma, kv1.qreg), (1, true, false));
+        assert_eq!(kv1.tiles(256).shared, (2 * 64 + 64) * 264 * 2);
+        assert!(kv1.to_string().ends_with(" kv1"), "{kv1}");
+        assert!(parse_tiles_var("64,64,4,1,1,0,1,1", 256).is_err());
+        assert!(parse_tiles_var("64,64,4,1,0,0,1,3", 256).is_err());
     }
 
     #[test]
@@ -1030,7 +1076,7 @@ mod tests {
         let s = spec_with(128, "bf16", true, "mma_sync", 32, Some(c)).unwrap();
         assert_eq!(
             s.uri(),
-            "attn_prefill_mma.hd128.bf16.causal.m128.n64.x4.t2.qsmem.nosplit.fmul.w32"
+            "attn_prefill_mma.hd128.bf16.causal.m128.n64.x4.t2.qsmem.nosplit.fmul.s2.w32"
         );
         assert_eq!(spec_tiles(&s), c.tiles(128));
         assert_eq!(spec_tiles(&s).shared, (4 * 64 + 128) * 136 * 2);
