@@ -21,8 +21,15 @@
 #endif
 #ifndef AP_KV1_SPREAD
 // RF_ATTN_KV1 with the tile in one page: the copies' cp.async spread over the k steps of the math they
-// run under (1: ApSpread), or issued together before it (0)
+// run under (1: ApSpread), or issued together before it (0). An experiment, refuted and kept for
+// re-measurement: H200, seventeenth session, call E: hd256 2.142 / 2.134 ms against 2.057 / 2.069
 #define AP_KV1_SPREAD 0
+#endif
+#ifndef AP_QK_PIPE
+// the pipelined mma_sync loop's Q.K^T reads step k + 1's fragments before step k's mma (1), or each K
+// fragment just before its mma (0). H200, seventeenth session, call E: hd256 1.991 / 1.972 ms against
+// 2.057 / 2.069, hd128 even (causal) to 1 % faster (full); no spills on sm_80 / sm_90
+#define AP_QK_PIPE 1
 #endif
 #define AP_RESCALE_LOG2 8.0f  // the pipelined mma.sync loop's lazy-rescale threshold (see there)
 
@@ -202,8 +209,12 @@ RF_DEVICE void attn_prefill(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache
 //               issue V(i) into the V buffer; Q.K^T(i); commit V(i); the softmax
 //   before P.V: wait_group 0 (V(i) landed); barrier: V(i) visible, every wave done with Q.K^T(i);
 //               issue K(i+1) into the K buffer; P.V(i); commit K(i+1)
-// With AP_KV1_SPREAD the copies of V(i) and K(i+1) are issued a few chunks a k step inside Q.K^T(i) and
-// P.V(i) (ApSpread; a wave that skips the tile issues them at once), before their commit.
+// With AP_KV1_SPREAD (an experiment, off) the copies of V(i) and K(i+1) are issued a few chunks a k step
+// inside Q.K^T(i) and P.V(i) (ApSpread; a wave that skips the tile issues them at once), before their commit.
+// Tried and refuted (H200, seventeenth session, calls B-E): V(i)'s copy issued after Q.K^T (2.11 against
+// 2.03 ms at hd256); the copies from one source pointer a thread with compile-time offsets issued together
+// (a fifth fewer instructions, but their cp.async back to back filled the MIO queue ahead of the ldmatrix:
+// 2.22 against 2.00 ms), and the same spread over the math (AP_KV1_SPREAD: 2.14 against 2.06 ms).
 #if defined(RF_MMA_SYNC)
 // One K/V tile into shared memory: keys kt .. kt + BN - 1, each a row of NV = HD / 8 16-byte chunks, in
 // K and in V. Flat chunk index v = threadIdx.x + it * NT over BN * NV chunks: row r = v / NV, chunk
@@ -464,6 +475,36 @@ RF_DEVICE void attn_prefill_mma(const T* RF_RESTRICT q, const T* RF_RESTRICT k_c
             for (int t = 0; t < MT; t++)
 #pragma unroll
                 for (int i = 0; i < SN; i++) s[t][i] = 0.0f;
+#if AP_QK_PIPE
+            // the fragments of k step kk + 1 (Q and every K column block) are read while step kk's mma run
+            uint32_t fq[2][MT][4], fk[2][NB][4];
+            auto frags = [&](int kk, int b) {
+#pragma unroll
+                for (int t = 0; t < MT; t++) {
+                    if (QREG) {
+#pragma unroll
+                        for (int x = 0; x < 4; x++) fq[b][t][x] = qf[t][kk][x];
+                    } else {
+                        ap_ldsm_x4_s(fq[b][t], q_lane + (t * 16 * LD + kk * 16) * 2);
+                    }
+                }
+#pragma unroll
+                for (int np = 0; np < NB; np++) ap_ldsm_x4_s(fk[b][np], k_lane + (np * 16 * LD + kk * 16) * 2);
+            };
+            frags(0, 0);
+#pragma unroll
+            for (int kk = 0; kk < KT; kk++) {
+                if (spread_v) sv.template spread<KT>(kk);
+                if (kk + 1 < KT) frags(kk + 1, (kk + 1) & 1);
+#pragma unroll
+                for (int np = 0; np < NB; np++)
+#pragma unroll
+                    for (int t = 0; t < MT; t++) {
+                        ap_mma(s[t] + (2 * np) * 4, fq[kk & 1][t], fk[kk & 1][np][0], fk[kk & 1][np][1], (T*)nullptr);
+                        ap_mma(s[t] + (2 * np + 1) * 4, fq[kk & 1][t], fk[kk & 1][np][2], fk[kk & 1][np][3], (T*)nullptr);
+                    }
+            }
+#else
 #pragma unroll
             for (int kk = 0; kk < KT; kk++) {
                 if (spread_v) sv.template spread<KT>(kk);
@@ -488,6 +529,7 @@ RF_DEVICE void attn_prefill_mma(const T* RF_RESTRICT q, const T* RF_RESTRICT k_c
                     }
                 }
             }
+#endif
         }
         // LATE: the next tile's copy is issued once Q.K^T is: its block-table loads wait under the mma
         // instead of in front of them (the copy then has the softmax and P.V to land in, not the tile)
