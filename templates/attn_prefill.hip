@@ -206,9 +206,9 @@ RF_DEVICE void attn_prefill(const T* RF_RESTRICT q, const T* RF_RESTRICT k_cache
 // one K buffer and one V buffer, [K: BN rows][V: BN rows][Q: BM rows], each copy running under the other
 // half's math, two barriers per tile. The prologue commits K(0) (with Q); then per tile i:
 //   top:        wait_group 0 (K(i) landed); barrier: K(i) visible, every wave done with P.V(i-1);
-//               issue V(i) into the V buffer; Q.K^T(i); commit V(i); the softmax
+//               issue and commit V(i) into the V buffer; Q.K^T(i) and the softmax
 //   before P.V: wait_group 0 (V(i) landed); barrier: V(i) visible, every wave done with Q.K^T(i);
-//               issue K(i+1) into the K buffer; P.V(i); commit K(i+1)
+//               issue and commit K(i+1) into the K buffer (an empty group after the last tile); P.V(i)
 // With AP_KV1_SPREAD (an experiment, off) the copies of V(i) and K(i+1) are issued a few chunks a k step
 // inside Q.K^T(i) and P.V(i) (ApSpread; a wave that skips the tile issues them at once), before their commit.
 // Tried and refuted (H200, seventeenth session, calls B-E): V(i)'s copy issued after Q.K^T (2.11 against
@@ -440,8 +440,10 @@ RF_DEVICE void attn_prefill_mma(const T* RF_RESTRICT q, const T* RF_RESTRICT k_c
         // every key of the tile hidden from every row of this wave (causal: all in the future; window: all
         // too old): the wave skips the tile (its m, l, o stay as they are, which is what -inf scores give)
         const bool live = !(CAUSAL && kt > whi) && !(window > 0 && kt + BN - 1 <= wlo - window);
-        // KV1 + AP_KV1_SPREAD: the next tile's first row, loaded here, half a tile before K(kn)'s copy; V(kt)'s
-        // copy spread over Q.K^T's k steps where the wave runs them and the tile is in one page
+        // KV1 + AP_KV1_SPREAD (an experiment, off; the rest of it compiles away): the next tile's first row,
+        // loaded here, half a tile before K(kn)'s copy; V(kt)'s copy spread over Q.K^T's k steps where the wave
+        // runs them and the tile is in one page. Kept in place rather than removed: without it ptxas allocates
+        // the default kernel's registers differently from the text timed and tested in call E.
         constexpr bool SPREAD = KV1 && AP_KV1_SPREAD && NT % NV == 0;
         const bool one_page = page_size % BN == 0;
         const long long tb_n = SPREAD && kn < kv_end ? ap_tile_base<HD, BN>(bt, kn, page_size, shift, page_stride, head_off) : 0;
